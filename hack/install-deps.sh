@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the build, the tests, the demo and the benchmarks need.
+# Idempotent: packages already present are skipped by apt-get. A fresh machine has none of them.
+set -euo pipefail
+
+PACKAGES=(
+  # build: libcontainer links libseccomp
+  pkg-config libseccomp-dev
+  # test images and runtime tests
+  busybox-static jq iproute2 util-linux procps
+  # peers the tests and benchmarks compare against
+  runc crun skopeo umoci
+  # the local registry the image tests start on 127.0.0.1
+  docker-registry apache2-utils
+  # benchmarks
+  hyperfine time strace
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+
+if [ "${#missing[@]}" -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# docker-registry's package starts a system service on :5000; the tests start their own on a random port.
+if command -v service >/dev/null 2>&1; then service docker-registry stop >/dev/null 2>&1 || true; fi
+pkill -x docker-registry 2>/dev/null || true
+echo "install-deps: all packages present"

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The one test command (README, .ci/run): installs system packages, builds both binaries,
+# then runs every unit, integration and conformance test. Must run as root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "hack/test.sh: the tests create containers, mounts and users: run as root" >&2
+  exit 1
+fi
+
+bash hack/install-deps.sh
+
+export CARGO_TERM_COLOR=never
+cargo build --workspace --bins
+export RUNTIME_BIN="$PWD/target/debug/runtime"
+export IMGTOOL_BIN="$PWD/target/debug/imgtool"
+
+# Unit tests of the crates, then the spec tests that drive the binaries.
+cargo test --workspace --no-fail-fast -- --test-threads="${TEST_THREADS:-4}"

@@ -1,0 +1,1 @@
+//! Busybox bundles for runtime tests (owned by the runtime test work).

@@ -1,0 +1,6 @@
+//! Shared harness for the integration tests in `tests/`: locating the built binaries,
+//! making busybox bundles, starting a local registry, and guards that clean up on drop.
+
+pub mod bins;
+pub mod bundle;
+pub mod registry;
