@@ -1,0 +1,78 @@
+//! The command line, shaped like runc's so that containerd, podman and dockerd can call us
+//! unchanged.
+
+mod go_flags;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+pub use go_flags::normalize_go_style_flags;
+
+use crate::commands;
+
+/// Global options, accepted before or after the subcommand as runc does.
+#[derive(Parser, Debug)]
+#[command(
+    name = "runtime",
+    about = "An OCI runtime: runs containers from OCI bundles, a drop-in replacement for runc",
+    disable_version_flag = true
+)]
+pub struct Cli {
+    /// Root directory for the containers' state.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+
+    /// Write log messages to FILE instead of stderr.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+
+    /// Log format: text or json (one logrus-style object per line).
+    #[arg(long = "log-format", global = true, default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+
+    /// Enable debug logging.
+    #[arg(long, global = true)]
+    pub debug: bool,
+
+    /// Manage cgroups through systemd instead of cgroupfs.
+    #[arg(long = "systemd-cgroup", global = true)]
+    pub systemd_cgroup: bool,
+
+    /// Rootless mode: true, false or auto (decided from the caller's uid).
+    #[arg(long, global = true, default_value = "auto", value_parser = ["true", "false", "auto"])]
+    pub rootless: String,
+
+    /// Accepted for runc compatibility (criu path); unused.
+    #[arg(long, global = true, hide = true)]
+    pub criu: Option<String>,
+
+    /// Print the version and the runtime-spec version.
+    #[arg(short = 'v', long = "version")]
+    pub version: bool,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create a container (it waits for `start` before running the user process).
+    Create(commands::create::CreateArgs),
+    /// Run the user process of a created container.
+    Start(commands::start::StartArgs),
+    /// Create and start a container, and wait for it unless detached.
+    Run(commands::run::RunArgs),
+    /// Print the state of a container as JSON.
+    State(commands::state::StateArgs),
+    /// Send a signal to the container's init process (or all its processes).
+    Kill(commands::kill::KillArgs),
+    /// Delete a container and everything it holds.
+    Delete(commands::delete::DeleteArgs),
+    /// List the containers under the state root.
+    List(commands::list::ListArgs),
+    /// Write a default config.json for a new bundle.
+    Spec(commands::spec::SpecArgs),
+    /// Print the features this build supports, as runtime-spec features JSON.
+    Features(commands::features::FeaturesArgs),
+}

@@ -1,0 +1,231 @@
+//! `create`: set up a container from a bundle; its process waits for `start`.
+
+use std::fs;
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use libcontainer::container::builder::ContainerBuilder;
+use libcontainer::container::Container;
+use libcontainer::oci_spec::runtime::Spec;
+use libcontainer::syscall::syscall::SyscallType;
+use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+
+use crate::cli::Cli;
+use crate::container::{self, cgroup_default};
+
+/// Options shared by `create` and `run`.
+#[derive(Args, Debug, Clone)]
+pub struct CreateOpts {
+    /// Path to the bundle directory (holding config.json and the root filesystem).
+    #[arg(short = 'b', long, default_value = ".", value_name = "DIR")]
+    pub bundle: PathBuf,
+    /// AF_UNIX socket to which the pseudoterminal master is sent (terminal: true).
+    #[arg(long = "console-socket", value_name = "PATH")]
+    pub console_socket: Option<PathBuf>,
+    /// File to write the container init's pid to.
+    #[arg(long = "pid-file", value_name = "PATH")]
+    pub pid_file: Option<PathBuf>,
+    /// Do not use pivot_root to jail the process inside the rootfs.
+    #[arg(long = "no-pivot")]
+    pub no_pivot: bool,
+    /// Do not create a new session keyring for the container.
+    #[arg(long = "no-new-keyring")]
+    pub no_new_keyring: bool,
+    /// Pass N additional file descriptors (from fd 3) to the container.
+    #[arg(long = "preserve-fds", default_value_t = 0, value_name = "N")]
+    pub preserve_fds: i32,
+    /// AF_UNIX socket to which a pidfd of the container init is sent.
+    #[arg(long = "pidfd-socket", value_name = "PATH")]
+    pub pidfd_socket: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct CreateArgs {
+    #[command(flatten)]
+    pub opts: CreateOpts,
+    /// The container id, unique under the state root.
+    pub id: String,
+}
+
+pub fn run(cli: &Cli, args: CreateArgs) -> Result<()> {
+    create_container(cli, &args.opts, &args.id, true)?;
+    Ok(())
+}
+
+/// Reads and checks config.json before libcontainer touches anything, so a bad bundle gets
+/// an error naming the file and the problem, and nothing is created.
+fn load_bundle_spec(bundle: &Path) -> Result<(PathBuf, Spec)> {
+    let bundle = fs::canonicalize(bundle)
+        .with_context(|| format!("bundle {} does not exist", bundle.display()))?;
+    let config = bundle.join("config.json");
+    let text = fs::read(&config).with_context(|| format!("cannot read {}", config.display()))?;
+    let spec: Spec =
+        serde_json::from_slice(&text).with_context(|| format!("invalid {}", config.display()))?;
+    if !spec.version().starts_with("1.") {
+        bail!(
+            "invalid {}: ociVersion {:?} is not a 1.x runtime-spec version",
+            config.display(),
+            spec.version()
+        );
+    }
+    let Some(root) = spec.root() else {
+        bail!("invalid {}: root is missing", config.display());
+    };
+    let rootfs = if root.path().is_absolute() {
+        root.path().clone()
+    } else {
+        bundle.join(root.path())
+    };
+    if !rootfs.is_dir() {
+        bail!(
+            "invalid {}: root.path {} is not a directory",
+            config.display(),
+            rootfs.display()
+        );
+    }
+    let Some(process) = spec.process() else {
+        bail!("invalid {}: process is missing", config.display());
+    };
+    if process.args().as_ref().is_none_or(|a| a.is_empty()) {
+        bail!(
+            "invalid {}: process.args must not be empty",
+            config.display()
+        );
+    }
+    if !process.cwd().is_absolute() {
+        bail!(
+            "invalid {}: process.cwd {:?} must be an absolute path",
+            config.display(),
+            process.cwd()
+        );
+    }
+    if spec.linux().is_none() {
+        bail!("invalid {}: linux is missing", config.display());
+    }
+    Ok((bundle, spec))
+}
+
+/// Creates the container and leaves it `created`. On any failure everything this call made
+/// (state directory, cgroup) is removed again.
+pub fn create_container(cli: &Cli, opts: &CreateOpts, id: &str, detach: bool) -> Result<Container> {
+    container::validate_id(id)?;
+    let root = container::state_root(cli);
+    let (bundle, spec) = load_bundle_spec(&opts.bundle)?;
+    fs::create_dir_all(&root)
+        .with_context(|| format!("cannot create the state root {}", root.display()))?;
+    // Held until this function returns: a concurrent create of the same id fails below
+    // instead of racing libcontainer's non-exclusive directory creation.
+    let _claim = container::claim_id(&root, id)?;
+    let dir = container::container_dir(&root, id);
+    if dir.exists() {
+        bail!("container {id} already exists");
+    }
+    let systemd = cli.systemd_cgroup;
+    let result = build(&root, &bundle, opts, id, detach, systemd).and_then(|container| {
+        if cgroup_default::applies(&spec, systemd) {
+            cgroup_default::rename_to_runc_default(&dir, id)?;
+        }
+        if let Some(socket) = &opts.pidfd_socket {
+            send_pidfd(&container, socket)?;
+        }
+        Ok(container)
+    });
+    match result {
+        Ok(container) => Ok(container),
+        Err(err) => {
+            remove_leftovers(&root, id);
+            Err(err)
+        }
+    }
+}
+
+fn build(
+    root: &Path,
+    bundle: &Path,
+    opts: &CreateOpts,
+    id: &str,
+    detach: bool,
+    systemd: bool,
+) -> Result<Container> {
+    let container = ContainerBuilder::new(id.to_string(), SyscallType::default())
+        .with_root_path(root)?
+        .with_pid_file(opts.pid_file.as_ref())?
+        .with_console_socket(opts.console_socket.as_ref())
+        .with_preserved_fds(opts.preserve_fds)
+        .validate_id()?
+        .as_init(bundle)
+        .with_systemd(systemd)
+        .with_detach(detach)
+        .with_no_pivot(opts.no_pivot)
+        .build()
+        .map_err(|e| anyhow::anyhow!("{}", error_chain(&e)))
+        .with_context(|| format!("cannot create container {id}"))?;
+    Ok(container)
+}
+
+/// libcontainer's errors nest; the user wants the whole story on one line.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut parts = vec![err.to_string()];
+    let mut source = err.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.join(": ")
+}
+
+/// Removes whatever a failed create left: the init (if it was forked), the state
+/// directory and the cgroup under both names.
+fn remove_leftovers(root: &Path, id: &str) {
+    let dir = container::container_dir(root, id);
+    if let Ok(mut c) = Container::load(dir.clone()) {
+        let _ = c.delete(true);
+    }
+    let _ = fs::remove_dir_all(&dir);
+    for name in [id.to_string(), format!(":youki:{id}")] {
+        for mount in cgroup_v1_and_v2_roots() {
+            let _ = fs::remove_dir(mount.join(&name));
+        }
+    }
+}
+
+fn cgroup_v1_and_v2_roots() -> Vec<PathBuf> {
+    let Ok(entries) = fs::read_dir("/sys/fs/cgroup") else {
+        return Vec::new();
+    };
+    entries.filter_map(|e| e.ok().map(|e| e.path())).collect()
+}
+
+/// Sends a pidfd of the container init over the `--pidfd-socket`, as runc 1.2 does.
+fn send_pidfd(container: &Container, socket: &Path) -> Result<()> {
+    let pid = container
+        .pid()
+        .context("the container has no init pid to send")?;
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
+    if fd < 0 {
+        bail!("pidfd_open: {}", std::io::Error::last_os_error());
+    }
+    // SAFETY: fd was just returned by the kernel and belongs to nobody else.
+    let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) };
+    let stream = UnixStream::connect(socket)
+        .with_context(|| format!("cannot connect to pidfd socket {}", socket.display()))?;
+    let fds = [fd.as_raw_fd()];
+    let name = format!("{}", pid);
+    let iov = [std::io::IoSlice::new(name.as_bytes())];
+    sendmsg::<()>(
+        stream.as_raw_fd(),
+        &iov,
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::empty(),
+        None,
+    )
+    .with_context(|| format!("cannot send the pidfd to {}", socket.display()))?;
+    Ok(())
+}

@@ -1,0 +1,11 @@
+//! One file per command, each with its clap arguments and a `run` function.
+
+pub mod create;
+pub mod delete;
+pub mod features;
+pub mod kill;
+pub mod list;
+pub mod run;
+pub mod spec;
+pub mod start;
+pub mod state;

@@ -1,0 +1,79 @@
+//! A default cgroup like runc's. Without `linux.cgroupsPath`, libcontainer names the cgroup
+//! `:youki:<id>` (a systemd slice spelling) even under cgroupfs. runc's default is `/<id>`
+//! below each hierarchy's root. After libcontainer has created the container we rename its
+//! cgroup directories (cgroup v1 allows renaming within the same parent, which this is) and
+//! record the new path where libcontainer reads it back on kill, pause and delete.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use libcontainer::config::YoukiConfig;
+use libcontainer::oci_spec::runtime::Spec;
+
+/// libcontainer's name for a container without a cgroups path.
+fn libcontainer_default_name(id: &str) -> String {
+    format!(":youki:{id}")
+}
+
+/// True when this container's cgroup is ours to name: no cgroupsPath and not systemd.
+pub fn applies(spec: &Spec, systemd: bool) -> bool {
+    !systemd
+        && spec
+            .linux()
+            .as_ref()
+            .is_none_or(|l| l.cgroups_path().is_none())
+}
+
+/// Mount points of every cgroup hierarchy (v1 controllers and the v2 unified mount).
+fn cgroup_mounts() -> Vec<PathBuf> {
+    let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
+    text.lines()
+        .filter_map(|line| {
+            let (pre, post) = line.split_once(" - ")?;
+            let fstype = post.split_whitespace().next()?;
+            if fstype != "cgroup" && fstype != "cgroup2" {
+                return None;
+            }
+            pre.split_whitespace().nth(4).map(PathBuf::from)
+        })
+        .collect()
+}
+
+/// Renames `:youki:<id>` to `<id>` in every hierarchy where libcontainer made it, then
+/// records `/<id>` in the container's saved config. A hierarchy where `<id>` already
+/// exists keeps libcontainer's name, and the saved path is left alone in that case so
+/// that every later operation still finds the cgroup.
+pub fn rename_to_runc_default(container_dir: &Path, id: &str) -> Result<()> {
+    let from = libcontainer_default_name(id);
+    let mut renamed = Vec::new();
+    for mount in cgroup_mounts() {
+        let src = mount.join(&from);
+        if !src.is_dir() {
+            continue;
+        }
+        let dst = mount.join(id);
+        match std::fs::rename(&src, &dst) {
+            Ok(()) => renamed.push((src, dst)),
+            Err(err) => {
+                // Undo what was renamed so all hierarchies agree on one name.
+                for (src, dst) in renamed.into_iter().rev() {
+                    let _ = std::fs::rename(&dst, &src);
+                }
+                tracing::warn!(?src, ?dst, %err, "keeping libcontainer's cgroup name");
+                return Ok(());
+            }
+        }
+    }
+    if renamed.is_empty() {
+        return Ok(());
+    }
+    let mut config = YoukiConfig::load(container_dir)
+        .with_context(|| format!("cannot read the saved config of container {id}"))?;
+    config.cgroup_path = PathBuf::from(format!("/{id}"));
+    config
+        .save(container_dir)
+        .with_context(|| format!("cannot record the cgroup of container {id}"))?;
+    Ok(())
+}
