@@ -1,6 +1,7 @@
 //! Shared harness for the integration tests in `tests/`: locating the built binaries,
-//! making busybox bundles, starting a local registry, and guards that clean up on drop.
+//! making busybox bundles, driving the runtime with guards that clean up on drop.
 
 pub mod bins;
 pub mod bundle;
+pub mod container;
 pub mod registry;

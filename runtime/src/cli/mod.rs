@@ -39,8 +39,9 @@ pub struct Cli {
     #[arg(long = "systemd-cgroup", global = true)]
     pub systemd_cgroup: bool,
 
-    /// Rootless mode: true, false or auto (decided from the caller's uid).
-    #[arg(long, global = true, default_value = "auto", value_parser = ["true", "false", "auto"])]
+    /// Rootless mode: true, false or auto (decided from the caller's uid). Given before the
+    /// command, as runc takes it; `spec --rootless` is a different flag.
+    #[arg(long, default_value = "auto", value_parser = ["true", "false", "auto"])]
     pub rootless: String,
 
     /// Accepted for runc compatibility (criu path); unused.
