@@ -105,7 +105,24 @@ fn load_bundle_spec(bundle: &Path) -> Result<(PathBuf, Spec)> {
     if spec.linux().is_none() {
         bail!("invalid {}: linux is missing", config.display());
     }
+    ensure_cwd(&rootfs, process.cwd())?;
     Ok((bundle, spec))
+}
+
+/// runc creates a missing working directory; libcontainer fails with a bare syscall error.
+/// The path is resolved inside the rootfs (symlinks cannot lead out of it).
+fn ensure_cwd(rootfs: &Path, cwd: &Path) -> Result<()> {
+    let inside = safe_path::scoped_join(rootfs, cwd).with_context(|| {
+        format!(
+            "process.cwd {} cannot be resolved in the rootfs",
+            cwd.display()
+        )
+    })?;
+    if !inside.exists() {
+        fs::create_dir_all(&inside)
+            .with_context(|| format!("cannot create process.cwd {}", cwd.display()))?;
+    }
+    Ok(())
 }
 
 /// Creates the container and leaves it `created`. On any failure everything this call made
