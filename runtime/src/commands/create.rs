@@ -14,7 +14,7 @@ use libcontainer::syscall::syscall::SyscallType;
 use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
 
 use crate::cli::Cli;
-use crate::container::{self, cgroup_default};
+use crate::container::{self, cgroup_default, shadow_bundle};
 
 /// Options shared by `create` and `run`.
 #[derive(Args, Debug, Clone)]
@@ -141,7 +141,18 @@ pub fn create_container(cli: &Cli, opts: &CreateOpts, id: &str, detach: bool) ->
         bail!("container {id} already exists");
     }
     let systemd = cli.systemd_cgroup;
-    let result = build(&root, &bundle, opts, id, detach, systemd).and_then(|container| {
+    let shadow = shadow_bundle::needed(&spec)
+        .then(|| shadow_bundle::write(&root, id, &bundle, &spec))
+        .transpose()?;
+    let lib_bundle = shadow.as_deref().unwrap_or(&bundle);
+    let built = build(&root, lib_bundle, opts, id, detach, systemd);
+    if let Some(dir) = &shadow {
+        let _ = fs::remove_dir_all(dir);
+    }
+    let result = built.and_then(|mut container| {
+        if shadow.is_some() {
+            shadow_bundle::restore_bundle_path(&mut container, &bundle)?;
+        }
         if cgroup_default::applies(&spec, systemd) {
             cgroup_default::rename_to_runc_default(&dir, id)?;
         }
@@ -205,6 +216,7 @@ fn remove_leftovers(root: &Path, id: &str) {
         let _ = c.delete(true);
     }
     let _ = fs::remove_dir_all(&dir);
+    let _ = fs::remove_file(container::lock_path(root, id));
     for name in [id.to_string(), format!(":youki:{id}")] {
         for mount in cgroup_v1_and_v2_roots() {
             let _ = fs::remove_dir(mount.join(&name));

@@ -13,7 +13,7 @@ use signal_hook::consts::signal::*;
 use signal_hook::iterator::Signals;
 
 use crate::cli::Cli;
-use crate::commands::create::{create_container, error_chain, CreateOpts};
+use crate::commands::create::{create_container, CreateOpts};
 use crate::container;
 
 #[derive(Args, Debug)]
@@ -43,10 +43,9 @@ const FORWARDED: &[i32] = &[
 pub fn run(cli: &Cli, args: RunArgs) -> Result<i32> {
     if args.detach {
         let mut c = create_container(cli, &args.opts, &args.id, true)?;
-        if let Err(err) = c.start() {
+        if let Err(err) = container::start::start(&mut c) {
             let _ = c.delete(true);
-            return Err(anyhow::anyhow!("{}", error_chain(&err)))
-                .with_context(|| format!("cannot start container {}", args.id));
+            return Err(err).with_context(|| format!("cannot start container {}", args.id));
         }
         return Ok(0);
     }
@@ -69,10 +68,9 @@ pub fn run(cli: &Cli, args: RunArgs) -> Result<i32> {
             let _ = std::fs::remove_file(container::lock_path(&root, &args.id));
         }
     };
-    if let Err(err) = c.start() {
+    if let Err(err) = container::start::start(&mut c) {
         cleanup(false);
-        return Err(anyhow::anyhow!("{}", error_chain(&err)))
-            .with_context(|| format!("cannot start container {}", args.id));
+        return Err(err).with_context(|| format!("cannot start container {}", args.id));
     }
     let init = c.pid().context("the container has no init pid")?;
 

@@ -5,7 +5,6 @@ use clap::Args;
 use libcontainer::container::ContainerStatus;
 
 use crate::cli::Cli;
-use crate::commands::create::error_chain;
 use crate::container;
 
 #[derive(Args, Debug)]
@@ -26,8 +25,7 @@ pub fn run(cli: &Cli, args: StartArgs) -> Result<()> {
             other.to_string().to_lowercase()
         ),
     }
-    c.start()
-        .map_err(|e| anyhow::anyhow!("{}", error_chain(&e)))
+    container::start::start(&mut c)
         .with_context(|| format!("cannot start container {}", args.id))?;
     Ok(())
 }

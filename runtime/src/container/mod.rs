@@ -3,6 +3,8 @@
 
 pub mod cgroup_default;
 pub mod exe_protect;
+pub mod shadow_bundle;
+pub mod start;
 pub mod status;
 
 use std::path::{Path, PathBuf};
