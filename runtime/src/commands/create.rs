@@ -14,7 +14,7 @@ use libcontainer::syscall::syscall::SyscallType;
 use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
 
 use crate::cli::Cli;
-use crate::container::{self, cgroup_default, shadow_bundle};
+use crate::container::{self, cgroup_default, rootless_cgroups, shadow_bundle};
 
 /// Options shared by `create` and `run`.
 #[derive(Args, Debug, Clone)]
@@ -141,6 +141,12 @@ pub fn create_container(cli: &Cli, opts: &CreateOpts, id: &str, detach: bool) ->
         bail!("container {id} already exists");
     }
     let systemd = cli.systemd_cgroup;
+    // Rootless on cgroup v1: no cgroup is really made, so there is none to rename either.
+    let cgroups_hidden = rootless_cgroups::needs_hiding();
+    if cgroups_hidden {
+        let cgroups_path = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone());
+        rootless_cgroups::hide_cgroup_v1(&libcontainer::utils::get_cgroup_path(&cgroups_path, id))?;
+    }
     let shadow = shadow_bundle::needed(&spec)
         .then(|| shadow_bundle::write(&root, id, &bundle, &spec))
         .transpose()?;
@@ -153,7 +159,7 @@ pub fn create_container(cli: &Cli, opts: &CreateOpts, id: &str, detach: bool) ->
         if shadow.is_some() {
             shadow_bundle::restore_bundle_path(&mut container, &bundle)?;
         }
-        if cgroup_default::applies(&spec, systemd) {
+        if !cgroups_hidden && cgroup_default::applies(&spec, systemd) {
             cgroup_default::rename_to_runc_default(&dir, id)?;
         }
         if let Some(socket) = &opts.pidfd_socket {
@@ -212,6 +218,7 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
 /// directory and the cgroup under both names.
 fn remove_leftovers(root: &Path, id: &str) {
     let dir = container::container_dir(root, id);
+    rootless_cgroups::clear_mirror();
     if let Ok(mut c) = Container::load(dir.clone()) {
         let _ = c.delete(true);
     }

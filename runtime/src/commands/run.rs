@@ -62,6 +62,7 @@ pub fn run(cli: &Cli, args: RunArgs) -> Result<i32> {
     let root = container::state_root(cli);
     let cleanup = |keep: bool| {
         if !keep {
+            container::rootless_cgroups::clear_mirror();
             if let Ok(mut c) = container::load(&root, &args.id) {
                 let _ = c.delete(true);
             }

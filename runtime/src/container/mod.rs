@@ -3,6 +3,7 @@
 
 pub mod cgroup_default;
 pub mod exe_protect;
+pub mod rootless_cgroups;
 pub mod shadow_bundle;
 pub mod start;
 pub mod status;
@@ -27,15 +28,6 @@ pub fn state_root(cli: &Cli) -> PathBuf {
     match std::env::var_os("XDG_RUNTIME_DIR") {
         Some(dir) if !dir.is_empty() => PathBuf::from(dir).join("runtime"),
         _ => PathBuf::from(format!("/tmp/runtime-{}", geteuid())),
-    }
-}
-
-/// Whether to act rootless: `--rootless true|false`, or `auto` = not running as root.
-pub fn is_rootless(cli: &Cli) -> bool {
-    match cli.rootless.as_str() {
-        "true" => true,
-        "false" => false,
-        _ => !geteuid().is_root(),
     }
 }
 
