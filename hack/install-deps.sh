@@ -13,7 +13,7 @@ PACKAGES=(
   # the local registry the image tests start on 127.0.0.1
   docker-registry apache2-utils
   # benchmarks
-  hyperfine time strace
+  hyperfine time strace bc
 )
 
 missing=()

@@ -4,4 +4,3 @@
 pub mod bins;
 pub mod bundle;
 pub mod container;
-pub mod registry;

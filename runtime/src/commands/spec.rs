@@ -32,6 +32,7 @@ pub fn run(_cli: &Cli, args: SpecArgs) -> Result<()> {
         Spec::default()
     };
     spec.set_version(libcontainer::oci_spec::runtime::VERSION.to_string());
+    spec.set_hostname(Some("runtime".to_string()));
     if let Some(process) = spec.process_mut() {
         // runc's starting point: an interactive shell.
         process.set_terminal(Some(true));
