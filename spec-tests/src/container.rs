@@ -134,7 +134,7 @@ pub fn capture(mut cmd: Command) -> Outcome {
     cmd.stdout(out.try_clone().expect("dup"))
         .stderr(err.try_clone().expect("dup"));
     let status = cmd.status().expect("spawn");
-    let mut read = |f: &mut std::fs::File| {
+    let read = |f: &mut std::fs::File| {
         let mut s = String::new();
         f.rewind().expect("rewind");
         let _ = f.read_to_string(&mut s);

@@ -60,7 +60,9 @@ fn every_namespace_type_is_new_when_asked_for() {
 #[test]
 fn namespaces_not_listed_are_shared_with_the_host() {
     let mut b = Bundle::busybox();
-    b.set("/linux/namespaces", json!([{"type": "mount"}]));
+    // A hostname needs a private UTS namespace, so the config drops it.
+    b.set("/linux/namespaces", json!([{"type": "mount"}]))
+        .remove("/hostname");
     let ns = container_ns(&mut b, "nsfew");
     for kind in ["pid", "net", "ipc", "uts"] {
         assert_eq!(ns[kind], host_ns(kind), "{kind} should be the host's");
