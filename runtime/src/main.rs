@@ -56,6 +56,11 @@ fn dispatch(cli: &Cli, command: Command) -> anyhow::Result<i32> {
         Command::Kill(a) => done(commands::kill::run(cli, a)),
         Command::Delete(a) => done(commands::delete::run(cli, a)),
         Command::List(a) => done(commands::list::run(cli, a)),
+        Command::Pause(a) => done(commands::pause::run(cli, a)),
+        Command::Resume(a) => done(commands::resume::run(cli, a)),
+        Command::Ps(a) => done(commands::ps::run(cli, a)),
+        Command::Update(a) => done(commands::update::run(cli, a)),
+        Command::Events(a) => done(commands::events::run(cli, a)),
         Command::Spec(a) => done(commands::spec::run(cli, a)),
         Command::Features(a) => done(commands::features::run(cli, a)),
     }

@@ -72,6 +72,16 @@ pub enum Command {
     Delete(commands::delete::DeleteArgs),
     /// List the containers under the state root.
     List(commands::list::ListArgs),
+    /// Freeze every process of a running container.
+    Pause(commands::pause::PauseArgs),
+    /// Thaw a paused container.
+    Resume(commands::resume::ResumeArgs),
+    /// List the processes of a container.
+    Ps(commands::ps::PsArgs),
+    /// Change the resource limits of a running container.
+    Update(commands::update::UpdateArgs),
+    /// Container statistics and OOM notifications as JSON events.
+    Events(commands::events::EventsArgs),
     /// Write a default config.json for a new bundle.
     Spec(commands::spec::SpecArgs),
     /// Print the features this build supports, as runtime-spec features JSON.

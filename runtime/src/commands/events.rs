@@ -1,0 +1,216 @@
+//! `events`: container statistics and OOM notifications in runc's envelope
+//! `{"type":"stats"|"oom","id":...,"data":{...}}`, the shape containerd's shim decodes.
+//! `--stats` prints one stats event; otherwise stats stream every `--interval` and an
+//! `oom` event is printed whenever the kernel OOM-kills a process in the container.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use libcgroups::common::{create_cgroup_manager, AnyCgroupManager, CgroupConfig, CgroupManager};
+use libcgroups::stats::{BlkioDeviceStat, MemoryData, Stats};
+use libcontainer::config::YoukiConfig;
+use libcontainer::container::ContainerStatus;
+use serde_json::{json, Value};
+
+use crate::cli::Cli;
+use crate::container;
+
+#[derive(Args, Debug)]
+pub struct EventsArgs {
+    /// Print one stats event and exit.
+    #[arg(long)]
+    pub stats: bool,
+    /// Interval between stats events when streaming (e.g. 5s, 500ms).
+    #[arg(long, default_value = "5s")]
+    pub interval: String,
+    /// The container id.
+    pub id: String,
+}
+
+/// Parses Go-style durations as runc takes them: "5s", "500ms", "1m", "2".
+fn parse_interval(text: &str) -> Result<Duration> {
+    let t = text.trim();
+    let (num, unit) = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map_or((t, "s"), |i| (&t[..i], &t[i..]));
+    let n: f64 = num
+        .parse()
+        .with_context(|| format!("invalid --interval {text:?}"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => bail!("invalid --interval {text:?}: unit must be ms, s, m or h"),
+    };
+    if secs <= 0.0 {
+        bail!("--interval must be positive");
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn memory_entry(m: &MemoryData) -> Value {
+    json!({"limit": m.limit, "usage": m.usage, "max": m.max_usage, "failcnt": m.fail_count})
+}
+
+fn blkio_entries(list: &[BlkioDeviceStat]) -> Value {
+    list.iter()
+        .map(|e| json!({"major": e.major, "minor": e.minor, "op": e.op_type.clone().unwrap_or_default(), "value": e.value}))
+        .collect()
+}
+
+/// libcgroups' stats in runc's `types.Stats` JSON shape.
+fn runc_stats(s: &Stats) -> Value {
+    let hugetlb: serde_json::Map<String, Value> = s
+        .hugetlb
+        .iter()
+        .map(|(size, h)| {
+            (
+                size.clone(),
+                json!({"usage": h.usage, "max": h.max_usage, "failcnt": h.fail_count}),
+            )
+        })
+        .collect();
+    json!({
+        "cpu": {
+            "usage": {
+                "total": s.cpu.usage.usage_total,
+                "percpu": s.cpu.usage.per_core_usage_total,
+                "percpu_kernel": s.cpu.usage.per_core_usage_kernel,
+                "percpu_user": s.cpu.usage.per_core_usage_user,
+                "kernel": s.cpu.usage.usage_kernel,
+                "user": s.cpu.usage.usage_user
+            },
+            "throttling": {
+                "periods": s.cpu.throttling.periods,
+                "throttledPeriods": s.cpu.throttling.throttled_periods,
+                "throttledTime": s.cpu.throttling.throttled_time
+            }
+        },
+        "memory": {
+            "cache": s.memory.cache,
+            "usage": memory_entry(&s.memory.memory),
+            "swap": memory_entry(&s.memory.memswap),
+            "kernel": memory_entry(&s.memory.kernel),
+            "kernelTCP": memory_entry(&s.memory.kernel_tcp),
+            "raw": s.memory.stats
+        },
+        "pids": {"current": s.pids.current, "limit": s.pids.limit},
+        "blkio": {
+            "ioServiceBytesRecursive": blkio_entries(&s.blkio.service_bytes),
+            "ioServicedRecursive": blkio_entries(&s.blkio.serviced),
+            "ioQueueRecursive": blkio_entries(&s.blkio.queued),
+            "ioServiceTimeRecursive": blkio_entries(&s.blkio.service_time),
+            "ioWaitTimeRecursive": blkio_entries(&s.blkio.wait_time),
+            "ioMergedRecursive": blkio_entries(&s.blkio.merged),
+            "ioTimeRecursive": blkio_entries(&s.blkio.time),
+            "sectorsRecursive": blkio_entries(&s.blkio.sectors)
+        },
+        "hugetlb": hugetlb
+    })
+}
+
+/// The OOM-kill counter of the container's memory cgroup (v1 memory.oom_control or v2
+/// memory.events), if the kernel exposes one.
+fn oom_kills(memory_dir: &Path) -> Option<u64> {
+    ["memory.oom_control", "memory.events"]
+        .iter()
+        .find_map(|f| {
+            std::fs::read_to_string(memory_dir.join(f))
+                .ok()?
+                .lines()
+                .find_map(|l| {
+                    l.strip_prefix("oom_kill ")
+                        .and_then(|v| v.trim().parse().ok())
+                })
+        })
+}
+
+/// The container's memory cgroup directory under v1 or v2.
+fn memory_dir(cgroup_path: &Path) -> PathBuf {
+    let rel = cgroup_path.strip_prefix("/").unwrap_or(cgroup_path);
+    let v1 = Path::new("/sys/fs/cgroup/memory").join(rel);
+    if v1.exists() {
+        v1
+    } else {
+        Path::new("/sys/fs/cgroup").join(rel)
+    }
+}
+
+fn print_event(kind: &str, id: &str, data: Option<Value>) {
+    let mut event = json!({"type": kind, "id": id});
+    if let Some(d) = data {
+        event["data"] = d;
+    }
+    println!("{event}");
+}
+
+fn stats_of(manager: &AnyCgroupManager, id: &str) -> Result<Value> {
+    let stats = manager
+        .stats()
+        .with_context(|| format!("cannot read the statistics of container {id}"))?;
+    Ok(runc_stats(&stats))
+}
+
+pub fn run(cli: &Cli, args: EventsArgs) -> Result<()> {
+    let interval = parse_interval(&args.interval)?;
+    let root = container::state_root(cli);
+    let c = container::load(&root, &args.id)?;
+    if c.status() == ContainerStatus::Stopped {
+        bail!("container {} is not running", args.id);
+    }
+    let config = YoukiConfig::load(&c.root)
+        .with_context(|| format!("cannot read the saved config of container {}", args.id))?;
+    let manager = create_cgroup_manager(CgroupConfig {
+        cgroup_path: config.cgroup_path.clone(),
+        systemd_cgroup: c.systemd(),
+        container_name: args.id.clone(),
+    })
+    .with_context(|| format!("cannot open the cgroup of container {}", args.id))?;
+    if args.stats {
+        print_event("stats", &args.id, Some(stats_of(&manager, &args.id)?));
+        return Ok(());
+    }
+    let mem = memory_dir(&config.cgroup_path);
+    let mut ooms = oom_kills(&mem).unwrap_or(0);
+    let mut next_stats = Instant::now();
+    loop {
+        if let Some(n) = oom_kills(&mem) {
+            if n > ooms {
+                print_event("oom", &args.id, None);
+                ooms = n;
+            }
+        }
+        if Instant::now() >= next_stats {
+            match stats_of(&manager, &args.id) {
+                Ok(data) => print_event("stats", &args.id, Some(data)),
+                Err(_) if container::load(&root, &args.id).is_err() => return Ok(()),
+                Err(e) => return Err(e),
+            }
+            next_stats = Instant::now() + interval;
+        }
+        // Streaming ends when the container has stopped or been deleted.
+        match container::load(&root, &args.id) {
+            Ok(c) if c.status() != ContainerStatus::Stopped => {}
+            _ => return Ok(()),
+        }
+        std::thread::sleep(Duration::from_millis(100).min(interval));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_interval;
+    use std::time::Duration;
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(parse_interval("5s").unwrap(), Duration::from_secs(5));
+        assert_eq!(parse_interval("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_interval("2").unwrap(), Duration::from_secs(2));
+        assert!(parse_interval("0s").is_err());
+        assert!(parse_interval("5x").is_err());
+    }
+}

@@ -1,0 +1,30 @@
+//! `resume`: thaw a paused container.
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use libcontainer::container::ContainerStatus;
+
+use crate::cli::Cli;
+use crate::commands::create::error_chain;
+use crate::container;
+
+#[derive(Args, Debug)]
+pub struct ResumeArgs {
+    /// The container id.
+    pub id: String,
+}
+
+pub fn run(cli: &Cli, args: ResumeArgs) -> Result<()> {
+    let root = container::state_root(cli);
+    let mut c = container::load(&root, &args.id)?;
+    if c.status() != ContainerStatus::Paused {
+        bail!(
+            "container {} is not paused: {}",
+            args.id,
+            c.status().to_string().to_lowercase()
+        );
+    }
+    c.resume()
+        .map_err(|e| anyhow::anyhow!("{}", error_chain(&e)))
+        .with_context(|| format!("cannot resume container {}", args.id))
+}

@@ -1,0 +1,193 @@
+//! Managing a running container: ps, pause/resume, update (flags, -r FILE, -r -,
+//! --resources=FILE) with the new limits visible in the cgroup files, events (stats and OOM).
+
+use std::io::Write;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use spec_tests::bundle::Bundle;
+use spec_tests::container::Runtime;
+
+const T: Duration = Duration::from_secs(10);
+
+fn start_detached(rt: &Runtime, b: &Bundle, id: &str) -> i64 {
+    rt.exec(&["run", "-d", "--bundle", &b.path().to_string_lossy(), id])
+        .ok();
+    rt.wait_status(id, "running", T)["pid"].as_i64().unwrap()
+}
+
+fn cgroup_file(ctrl: &str, id: &str, file: &str) -> String {
+    std::fs::read_to_string(Path::new("/sys/fs/cgroup").join(ctrl).join(id).join(file))
+        .unwrap_or_else(|e| panic!("{ctrl}/{id}/{file}: {e}"))
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn ps_lists_the_container_processes() {
+    let rt = Runtime::new();
+    let c = rt.guard("ps");
+    let mut b = Bundle::busybox();
+    b.sh("sleep 30 & sleep 31 & wait");
+    let init = start_detached(&rt, &b, c.id());
+    // Wait until both children exist.
+    let mut pids: Vec<i64> = Vec::new();
+    for _ in 0..100 {
+        let out = rt.exec(&["ps", "--format", "json", c.id()]).ok();
+        pids = serde_json::from_str(&out.stdout).unwrap();
+        if pids.len() == 3 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(pids.len(), 3, "{pids:?}");
+    assert!(pids.contains(&init));
+    let table = rt.exec(&["ps", c.id()]).ok().stdout;
+    assert!(table.lines().next().unwrap().contains("PID"), "{table}");
+    assert_eq!(table.lines().count(), 4, "{table}");
+    let custom = rt.exec(&["ps", c.id(), "-o", "pid,comm"]).ok().stdout;
+    assert!(
+        custom
+            .lines()
+            .skip(1)
+            .any(|l| l.trim_end().ends_with("sleep")),
+        "{custom}"
+    );
+}
+
+#[test]
+fn pause_and_resume() {
+    let rt = Runtime::new();
+    let c = rt.guard("pause");
+    let mut b = Bundle::busybox();
+    b.sh("while true; do date +%s%N > /dev/null; done");
+    start_detached(&rt, &b, c.id());
+    rt.exec(&["pause", c.id()]).ok();
+    assert_eq!(rt.state(c.id()).unwrap()["status"], "paused");
+    assert_eq!(cgroup_file("freezer", c.id(), "freezer.state"), "FROZEN");
+    let again = rt.exec(&["pause", c.id()]);
+    assert_ne!(again.code, 0);
+    assert!(again.stderr.contains("paused"), "{again:?}");
+    rt.exec(&["resume", c.id()]).ok();
+    assert_eq!(rt.state(c.id()).unwrap()["status"], "running");
+    assert_eq!(cgroup_file("freezer", c.id(), "freezer.state"), "THAWED");
+    assert_ne!(rt.exec(&["resume", c.id()]).code, 0);
+    // A paused container can be deleted with --force.
+    rt.exec(&["pause", c.id()]).ok();
+    rt.exec(&["delete", "--force", c.id()]).ok();
+    assert!(rt.state(c.id()).is_none());
+}
+
+#[test]
+fn update_by_flags_and_by_resources_json() {
+    let rt = Runtime::new();
+    let c = rt.guard("update");
+    let mut b = Bundle::busybox();
+    b.args(&["sleep", "30"]);
+    start_detached(&rt, &b, c.id());
+    rt.exec(&[
+        "update",
+        "--memory",
+        "64m",
+        "--cpu-share",
+        "300",
+        "--cpu-quota=25000",
+        "--cpu-period",
+        "100000",
+        "--pids-limit",
+        "40",
+        c.id(),
+    ])
+    .ok();
+    assert_eq!(
+        cgroup_file("memory", c.id(), "memory.limit_in_bytes"),
+        "67108864"
+    );
+    assert_eq!(cgroup_file("cpu", c.id(), "cpu.shares"), "300");
+    assert_eq!(cgroup_file("cpu", c.id(), "cpu.cfs_quota_us"), "25000");
+    assert_eq!(cgroup_file("pids", c.id(), "pids.max"), "40");
+
+    let file = b.path().join("res.json");
+    std::fs::write(&file, json!({"memory": {"limit": 33554432}}).to_string()).unwrap();
+    rt.exec(&["update", "-r", &file.to_string_lossy(), c.id()])
+        .ok();
+    assert_eq!(
+        cgroup_file("memory", c.id(), "memory.limit_in_bytes"),
+        "33554432"
+    );
+
+    std::fs::write(&file, json!({"pids": {"limit": 20}}).to_string()).unwrap();
+    rt.exec(&["update", &format!("--resources={}", file.display()), c.id()])
+        .ok();
+    assert_eq!(cgroup_file("pids", c.id(), "pids.max"), "20");
+
+    let mut child = rt
+        .command()
+        .args(["update", "-r", "-", c.id()])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(json!({"cpu": {"shares": 700}}).to_string().as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    assert_eq!(cgroup_file("cpu", c.id(), "cpu.shares"), "700");
+
+    let bad = rt.exec(&["update", "--memory", "lots", c.id()]);
+    assert_ne!(bad.code, 0);
+    assert!(bad.stderr.contains("--memory"), "{bad:?}");
+}
+
+#[test]
+fn events_stats_and_oom() {
+    let rt = Runtime::new();
+    let c = rt.guard("events");
+    let mut b = Bundle::busybox();
+    b.set(
+        "/linux/resources/memory",
+        json!({"limit": 16777216, "swap": 16777216}),
+    )
+    .sh("sleep 1; head -c 200000000 /dev/zero | tail > /dev/null; sleep 30");
+    start_detached(&rt, &b, c.id());
+    let one: Value =
+        serde_json::from_str(&rt.exec(&["events", "--stats", c.id()]).ok().stdout).unwrap();
+    assert_eq!(one["type"], "stats");
+    assert_eq!(one["id"], c.id());
+    assert_eq!(one["data"]["memory"]["usage"]["limit"], 16777216);
+    assert!(one["data"]["cpu"]["usage"]["total"].as_u64().unwrap() > 0);
+    assert!(one["data"]["pids"]["current"].as_u64().unwrap() >= 1);
+
+    let out_file = b.path().join("events.out");
+    let mut stream = rt
+        .command()
+        .args(["events", "--interval", "200ms", c.id()])
+        .stdout(std::fs::File::create(&out_file).unwrap())
+        .spawn()
+        .unwrap();
+    let mut saw_oom = false;
+    for _ in 0..100 {
+        std::thread::sleep(Duration::from_millis(100));
+        let text = std::fs::read_to_string(&out_file).unwrap();
+        if text
+            .lines()
+            .any(|l| serde_json::from_str::<Value>(l).is_ok_and(|v| v["type"] == "oom"))
+        {
+            saw_oom = true;
+            break;
+        }
+    }
+    // Deleting the container ends the stream.
+    rt.exec(&["delete", "--force", c.id()]).ok();
+    let status = stream.wait().unwrap();
+    assert!(status.success());
+    assert!(
+        saw_oom,
+        "no oom event: {}",
+        std::fs::read_to_string(&out_file).unwrap()
+    );
+}
