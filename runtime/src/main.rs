@@ -29,18 +29,27 @@ fn main() {
         let _ = Cli::command().print_help();
         std::process::exit(1);
     };
-    if matches!(command, Command::Create(_) | Command::Run(_)) {
+    if matches!(
+        command,
+        Command::Create(_) | Command::Run(_) | Command::Exec(_)
+    ) {
         if let Err(err) = container::exe_protect::ensure_protected() {
             log.error(&format!("{err:#}"));
             std::process::exit(1);
         }
     }
     log.install_debug_subscriber();
+    // runc's exec reports its own failures as 255, apart from the process's statuses.
+    let failure_code = if matches!(command, Command::Exec(_)) {
+        255
+    } else {
+        1
+    };
     match dispatch(&cli, command) {
         Ok(code) => std::process::exit(code),
         Err(err) => {
             log.error(&format!("{err:#}"));
-            std::process::exit(1);
+            std::process::exit(failure_code);
         }
     }
 }
@@ -60,6 +69,7 @@ fn dispatch(cli: &Cli, command: Command) -> anyhow::Result<i32> {
         Command::Resume(a) => done(commands::resume::run(cli, a)),
         Command::Ps(a) => done(commands::ps::run(cli, a)),
         Command::Update(a) => done(commands::update::run(cli, a)),
+        Command::Exec(a) => commands::exec::run(cli, a),
         Command::Events(a) => done(commands::events::run(cli, a)),
         Command::Spec(a) => done(commands::spec::run(cli, a)),
         Command::Features(a) => done(commands::features::run(cli, a)),

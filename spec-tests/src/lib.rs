@@ -4,3 +4,4 @@
 pub mod bins;
 pub mod bundle;
 pub mod container;
+pub mod sockets;

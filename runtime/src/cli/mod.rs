@@ -80,6 +80,8 @@ pub enum Command {
     Ps(commands::ps::PsArgs),
     /// Change the resource limits of a running container.
     Update(commands::update::UpdateArgs),
+    /// Run a new process inside a running container.
+    Exec(commands::exec::ExecArgs),
     /// Container statistics and OOM notifications as JSON events.
     Events(commands::events::EventsArgs),
     /// Write a default config.json for a new bundle.

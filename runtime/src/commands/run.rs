@@ -1,16 +1,10 @@
 //! `run`: create and start a container, then (unless `-d`) wait for it, forwarding signals,
 //! and exit with its status (128+N when killed by signal N).
 //!
-//! The wait never hangs: the signal handlers, SIGCHLD's among them, are installed before
-//! the container init is forked, so an init that exits at once still wakes us, and every
-//! wake-up reaps with `waitpid(WNOHANG)` rather than trusting one signal per child.
+//! The wait is `container::wait`'s: it never hangs and forwards signals.
 
 use anyhow::{Context, Result};
 use clap::Args;
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-use nix::unistd::Pid;
-use signal_hook::consts::signal::*;
-use signal_hook::iterator::Signals;
 
 use crate::cli::Cli;
 use crate::commands::create::{create_container, CreateOpts};
@@ -33,12 +27,6 @@ pub struct RunArgs {
     pub id: String,
 }
 
-/// Signals passed on to the container init while we wait for it.
-const FORWARDED: &[i32] = &[
-    SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGALRM, SIGWINCH, SIGCONT, SIGTSTP,
-    SIGTTIN, SIGTTOU, SIGPIPE,
-];
-
 /// Returns the exit status the runtime itself should exit with.
 pub fn run(cli: &Cli, args: RunArgs) -> Result<i32> {
     if args.detach {
@@ -50,13 +38,7 @@ pub fn run(cli: &Cli, args: RunArgs) -> Result<i32> {
         return Ok(0);
     }
 
-    if !args.no_subreaper {
-        // SAFETY: prctl with integer arguments; it only changes this process's attributes.
-        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
-    }
-    let mut wanted = FORWARDED.to_vec();
-    wanted.push(SIGCHLD);
-    let mut signals = Signals::new(&wanted).context("cannot install signal handlers")?;
+    let mut signals = container::wait::install_signal_handlers(!args.no_subreaper)?;
 
     let mut c = create_container(cli, &args.opts, &args.id, false)?;
     let root = container::state_root(cli);
@@ -75,31 +57,7 @@ pub fn run(cli: &Cli, args: RunArgs) -> Result<i32> {
     }
     let init = c.pid().context("the container has no init pid")?;
 
-    let status = 'wait: loop {
-        if let Some(code) = reap(init) {
-            break 'wait code;
-        }
-        for sig in signals.wait() {
-            if sig == SIGCHLD {
-                continue;
-            }
-            // SAFETY: kill(2) with a pid and signal number; no memory is involved.
-            unsafe { libc::kill(init.as_raw(), sig) };
-        }
-    };
+    let status = container::wait::wait_forwarding(&mut signals, init);
     cleanup(args.keep);
     Ok(status)
-}
-
-/// Reaps every exited child; returns the init's exit status once it has exited.
-fn reap(init: Pid) -> Option<i32> {
-    let mut result = None;
-    loop {
-        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(pid, code)) if pid == init => result = Some(code),
-            Ok(WaitStatus::Signaled(pid, sig, _)) if pid == init => result = Some(128 + sig as i32),
-            Ok(WaitStatus::StillAlive) | Err(_) => return result,
-            Ok(_) => {}
-        }
-    }
 }

@@ -3,10 +3,12 @@
 
 pub mod cgroup_default;
 pub mod exe_protect;
+pub mod exec_cgroup;
 pub mod rootless_cgroups;
 pub mod shadow_bundle;
 pub mod start;
 pub mod status;
+pub mod wait;
 
 use std::path::{Path, PathBuf};
 
