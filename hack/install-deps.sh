@@ -10,6 +10,8 @@ PACKAGES=(
   busybox-static jq iproute2 util-linux procps
   # peers the tests and benchmarks compare against
   runc crun skopeo umoci
+  # real clients of the runtime
+  containerd
   # the local registry the image tests start on 127.0.0.1
   docker-registry apache2-utils
   # benchmarks

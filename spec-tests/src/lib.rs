@@ -4,4 +4,5 @@
 pub mod bins;
 pub mod bundle;
 pub mod container;
+pub mod containerd;
 pub mod sockets;

@@ -1,0 +1,187 @@
+//! A private containerd for client tests: its own config, root, state and socket in a temp
+//! directory (CRI disabled), started by the test and stopped on drop, with a busybox image
+//! built offline (umoci + skopeo from Debian) and imported.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+use crate::container::{capture, Outcome};
+
+/// Image name the tests run.
+pub const IMAGE: &str = "localhost/spec-busybox:latest";
+
+pub struct Containerd {
+    dir: TempDir,
+    daemon: Child,
+    namespace: String,
+}
+
+impl Containerd {
+    /// Starts containerd and imports the busybox image; None (with the reason printed)
+    /// only when the containerd binary is not installed.
+    pub fn start(namespace: &str) -> Option<Self> {
+        if Command::new("containerd")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            eprintln!("SKIP: containerd is not installed (hack/install-deps.sh installs it)");
+            return None;
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("spec-ctd-")
+            .tempdir()
+            .expect("tempdir");
+        let d = dir.path();
+        let config = format!(
+            "version = 2\nroot = \"{root}\"\nstate = \"{state}\"\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
+             [grpc]\n  address = \"{sock}\"\n[ttrpc]\n  address = \"{sock}.ttrpc\"\n",
+            root = d.join("root").display(),
+            state = d.join("state").display(),
+            sock = d.join("ctd.sock").display(),
+        );
+        std::fs::write(d.join("config.toml"), config).expect("write containerd config");
+        let log = std::fs::File::create(d.join("containerd.log")).expect("log file");
+        let daemon = Command::new("containerd")
+            .arg("--config")
+            .arg(d.join("config.toml"))
+            .stdout(log.try_clone().expect("dup"))
+            .stderr(log)
+            .spawn()
+            .expect("start containerd");
+        let ctd = Self {
+            dir,
+            daemon,
+            namespace: namespace.to_string(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while ctd.ctr(&["version"]).code != 0 {
+            assert!(
+                Instant::now() < deadline,
+                "containerd did not come up: {}",
+                ctd.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let archive = busybox_docker_archive(ctd.dir.path());
+        let out = ctd.ctr(&["images", "import", &archive.to_string_lossy()]);
+        assert_eq!(out.code, 0, "image import: {out:?}");
+        Some(ctd)
+    }
+
+    /// `ctr --address … -n NS ARGS…`, output captured through files.
+    pub fn ctr(&self, args: &[&str]) -> Outcome {
+        let mut cmd = Command::new("ctr");
+        cmd.arg("--address")
+            .arg(self.dir.path().join("ctd.sock"))
+            .args(["--connect-timeout", "5s", "-n", &self.namespace])
+            .args(args)
+            .stdin(Stdio::null());
+        capture(cmd)
+    }
+
+    /// Runs ctr under script(1) so it has a terminal (for `-t`).
+    pub fn ctr_with_tty(&self, args: &[&str]) -> Outcome {
+        let mut line = format!(
+            "ctr --address {} --connect-timeout 5s -n {}",
+            self.dir.path().join("ctd.sock").display(),
+            self.namespace
+        );
+        for a in args {
+            line.push(' ');
+            line.push_str(&shell_quote(a));
+        }
+        let mut cmd = Command::new("script");
+        cmd.args(["-qec", &line, "/dev/null"]).stdin(Stdio::null());
+        capture(cmd)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("containerd.log")).unwrap_or_default()
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// A docker-archive of busybox made offline: umoci builds the OCI image from the
+/// busybox-static rootfs, skopeo writes it as an archive ctr can import.
+fn busybox_docker_archive(dir: &Path) -> PathBuf {
+    let rootfs = dir.join("img-rootfs");
+    let bin = rootfs.join("bin");
+    std::fs::create_dir_all(&bin).expect("rootfs");
+    std::fs::copy("/bin/busybox", bin.join("busybox")).expect("copy busybox");
+    let list = Command::new("/bin/busybox")
+        .arg("--list")
+        .output()
+        .expect("busybox --list");
+    for applet in String::from_utf8_lossy(&list.stdout).lines() {
+        if applet != "busybox" {
+            let _ = std::os::unix::fs::symlink("busybox", bin.join(applet));
+        }
+    }
+    let layout = dir.join("img");
+    let image = format!("{}:latest", layout.display());
+    let run = |cmd: &mut Command| {
+        let out = cmd.output().expect("spawn");
+        assert!(
+            out.status.success(),
+            "{cmd:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(Command::new("umoci")
+        .args(["init", "--layout"])
+        .arg(&layout));
+    run(Command::new("umoci").args(["new", "--image", &image]));
+    run(Command::new("umoci")
+        .args(["insert", "--rootless", "--image", &image])
+        .arg(&rootfs)
+        .arg("/"));
+    run(Command::new("umoci").args(["config", "--image", &image, "--config.cmd", "sh"]));
+    let archive = dir.join("busybox.tar");
+    run(Command::new("skopeo").args([
+        "copy",
+        "-q",
+        &format!("oci:{image}"),
+        &format!("docker-archive:{}:{IMAGE}", archive.display()),
+    ]));
+    archive
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        // Remove what the namespace still holds, then stop the daemon and unmount leftovers.
+        let tasks = self.ctr(&["task", "ls", "-q"]).stdout;
+        for t in tasks.lines() {
+            let _ = self.ctr(&["task", "kill", "-s", "KILL", t]);
+            let _ = self.ctr(&["task", "delete", "--force", t]);
+        }
+        for c in self.ctr(&["container", "ls", "-q"]).stdout.lines() {
+            let _ = self.ctr(&["container", "delete", c]);
+        }
+        let _ = self.daemon.kill();
+        let _ = self.daemon.wait();
+        // The shim's per-namespace runtime root, empty once every container is deleted.
+        let _ = std::fs::remove_dir(Path::new("/run/containerd/runc").join(&self.namespace));
+        let root = self.dir.path().to_string_lossy().to_string();
+        let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+        let mut under: Vec<&str> = mounts
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(1))
+            .filter(|m| m.starts_with(&root))
+            .collect();
+        under.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in under {
+            let _ = Command::new("umount").arg("-l").arg(m).status();
+        }
+    }
+}
