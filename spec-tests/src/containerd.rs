@@ -112,9 +112,9 @@ fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
 
-/// A docker-archive of busybox made offline: umoci builds the OCI image from the
+/// A docker-archive of busybox made offline (shared with the podman harness): umoci builds the OCI image from the
 /// busybox-static rootfs, skopeo writes it as an archive ctr can import.
-fn busybox_docker_archive(dir: &Path) -> PathBuf {
+pub fn busybox_docker_archive(dir: &Path) -> PathBuf {
     let rootfs = dir.join("img-rootfs");
     let bin = rootfs.join("bin");
     std::fs::create_dir_all(&bin).expect("rootfs");

@@ -5,4 +5,5 @@ pub mod bins;
 pub mod bundle;
 pub mod container;
 pub mod containerd;
+pub mod podman;
 pub mod sockets;

@@ -1,0 +1,112 @@
+//! Podman 4.3 + conmon (Debian) with its storage, run root and configuration in a temp
+//! directory, driving a chosen runtime with `--runtime`. The image is the offline busybox
+//! archive the containerd harness builds.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use tempfile::TempDir;
+
+use crate::container::{capture, Outcome};
+
+pub const IMAGE: &str = "localhost/spec-busybox:latest";
+
+pub struct Podman {
+    dir: TempDir,
+    runtime: String,
+}
+
+impl Podman {
+    /// Prepares the private configuration and loads the image; None (with the reason
+    /// printed) only when podman is not installed.
+    pub fn new(runtime: &Path) -> Option<Self> {
+        if Command::new("podman").arg("--version").output().is_err() {
+            eprintln!("SKIP: podman is not installed (hack/install-deps.sh installs it)");
+            return None;
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("spec-podman-")
+            .tempdir()
+            .expect("tempdir");
+        // This host's hard limits (nofile 20000) are below podman's defaults, and there is
+        // no network to configure: conmon and the runtime must fit inside both.
+        let conf = format!(
+            "[containers]\nnetns = \"none\"\ndefault_ulimits = [\"nofile=1024:1024\", \"nproc=1024:1024\"]\n\
+             log_driver = \"k8s-file\"\n[engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n\
+             events_logfile_path = \"{}\"\nruntime_supports_json = [\"runtime\", \"runc\", \"crun\"]\n",
+            dir.path().join("events.log").display()
+        );
+        std::fs::write(dir.path().join("containers.conf"), conf).expect("containers.conf");
+        let pm = Self {
+            dir,
+            runtime: runtime.to_string_lossy().into_owned(),
+        };
+        let archive = crate::containerd::busybox_docker_archive(pm.dir.path());
+        pm.podman(&["load", "-q", "-i", &archive.to_string_lossy()])
+            .ok();
+        Some(pm)
+    }
+
+    fn base(&self) -> Vec<String> {
+        let d = self.dir.path();
+        vec![
+            "--root".into(),
+            d.join("storage").display().to_string(),
+            "--runroot".into(),
+            d.join("run").display().to_string(),
+            "--tmpdir".into(),
+            d.join("tmp").display().to_string(),
+            "--storage-driver".into(),
+            "vfs".into(),
+            "--runtime".into(),
+            self.runtime.clone(),
+        ]
+    }
+
+    /// `podman GLOBALS ARGS…`, output captured through files.
+    pub fn podman(&self, args: &[&str]) -> Outcome {
+        let mut cmd = Command::new("podman");
+        cmd.env("CONTAINERS_CONF", self.dir.path().join("containers.conf"))
+            .args(self.base())
+            .args(args)
+            .stdin(Stdio::null());
+        capture(cmd)
+    }
+
+    /// Runs podman under script(1) so it has a terminal (for `-t`).
+    pub fn podman_with_tty(&self, args: &[&str]) -> Outcome {
+        let quote = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
+        let mut line = String::from("podman");
+        for a in self
+            .base()
+            .iter()
+            .map(String::as_str)
+            .chain(args.iter().copied())
+        {
+            line.push(' ');
+            line.push_str(&quote(a));
+        }
+        let mut cmd = Command::new("script");
+        cmd.env("CONTAINERS_CONF", self.dir.path().join("containers.conf"))
+            .args(["-qec", &line, "/dev/null"])
+            .stdin(Stdio::null());
+        capture(cmd)
+    }
+}
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        let _ = self.podman(&["rm", "-af", "-t", "0"]);
+        let root = self.dir.path().to_string_lossy().to_string();
+        let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+        let mut under: Vec<&str> = mounts
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(1))
+            .filter(|m| m.starts_with(&root))
+            .collect();
+        under.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in under {
+            let _ = Command::new("umount").arg("-l").arg(m).status();
+        }
+    }
+}
