@@ -55,6 +55,15 @@ pub fn run(cli: &Cli, args: CreateArgs) -> Result<()> {
     Ok(())
 }
 
+/// Whether the bundle's process asks for a terminal (read without validating: create
+/// reports a bad config itself).
+pub fn bundle_wants_terminal(bundle: &Path) -> bool {
+    std::fs::read(bundle.join("config.json"))
+        .ok()
+        .and_then(|t| serde_json::from_slice::<serde_json::Value>(&t).ok())
+        .is_some_and(|v| v["process"]["terminal"] == serde_json::Value::Bool(true))
+}
+
 /// Reads and checks config.json before libcontainer touches anything, so a bad bundle gets
 /// an error naming the file and the problem, and nothing is created.
 fn load_bundle_spec(bundle: &Path) -> Result<(PathBuf, Spec)> {

@@ -17,6 +17,7 @@ use nix::unistd::Pid;
 
 use crate::cli::Cli;
 use crate::commands::create::error_chain;
+use crate::container::tty_proxy::{ConsoleReceiver, Relay};
 use crate::container::{self, exec_cgroup};
 
 #[derive(Args, Debug)]
@@ -198,6 +199,19 @@ pub fn run(cli: &Cli, args: ExecArgs) -> Result<i32> {
     std::fs::write(&process_file, serde_json::to_vec(&process)?)
         .with_context(|| format!("cannot write {}", process_file.display()))?;
 
+    // A terminal with nobody to hand it to: we take the master and relay it ourselves.
+    let console =
+        if process.terminal() == Some(true) && !args.detach && args.console_socket.is_none() {
+            Some(ConsoleReceiver::listen(
+                &c.root.join(format!("exec-{}.console", std::process::id())),
+            )?)
+        } else {
+            None
+        };
+    let console_socket = console
+        .as_ref()
+        .map(|r| r.path().to_path_buf())
+        .or_else(|| args.console_socket.clone());
     let mut signals = if args.detach {
         None
     } else {
@@ -212,11 +226,12 @@ pub fn run(cli: &Cli, args: ExecArgs) -> Result<i32> {
         .with_root_path(&root)
         .and_then(|b| b.with_pid_file(args.pid_file.as_ref()))
         .map(|b| {
-            b.with_console_socket(args.console_socket.as_ref())
+            b.with_console_socket(console_socket.as_ref())
                 .with_preserved_fds(args.preserve_fds)
                 .as_tenant()
                 .with_process(Some(&process_file))
-                .with_detach(args.detach)
+                // libcontainer's "detach" only decides whether a console socket is allowed.
+                .with_detach(args.detach || console_socket.is_some())
                 .with_ignore_paused(args.ignore_paused)
                 .with_sub_cgroup(sub_cgroup)
         })
@@ -229,8 +244,18 @@ pub fn run(cli: &Cli, args: ExecArgs) -> Result<i32> {
     if let Ok(config) = YoukiConfig::load(&c.root) {
         exec_cgroup::adopt_stray(&args.id, &config.cgroup_path)?;
     }
-    match signals.as_mut() {
-        None => Ok(0),
-        Some(signals) => Ok(container::wait::wait_forwarding(signals, pid)),
+    let relay = match console {
+        Some(receiver) => Some(Relay::start(receiver)?),
+        None => None,
+    };
+    let status = match signals.as_mut() {
+        None => 0,
+        Some(signals) => {
+            container::wait::wait_forwarding(signals, pid, relay.as_ref().map(Relay::master_fd))
+        }
+    };
+    if let Some(r) = relay {
+        r.finish();
     }
+    Ok(status)
 }

@@ -7,8 +7,9 @@ use anyhow::{Context, Result};
 use clap::Args;
 
 use crate::cli::Cli;
-use crate::commands::create::{create_container, CreateOpts};
+use crate::commands::create::{bundle_wants_terminal, create_container, CreateOpts};
 use crate::container;
+use crate::container::tty_proxy::{ConsoleReceiver, Relay};
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
@@ -39,9 +40,21 @@ pub fn run(cli: &Cli, args: RunArgs) -> Result<i32> {
     }
 
     let mut signals = container::wait::install_signal_handlers(!args.no_subreaper)?;
-
-    let mut c = create_container(cli, &args.opts, &args.id, false)?;
     let root = container::state_root(cli);
+
+    // A terminal with nobody to hand it to: we take the master and relay it ourselves.
+    let mut opts = args.opts.clone();
+    let console = if opts.console_socket.is_none() && bundle_wants_terminal(&opts.bundle) {
+        std::fs::create_dir_all(&root)
+            .with_context(|| format!("cannot create the state root {}", root.display()))?;
+        let receiver = ConsoleReceiver::listen(&root.join(format!(".{}.console", args.id)))?;
+        opts.console_socket = Some(receiver.path().to_path_buf());
+        Some(receiver)
+    } else {
+        None
+    };
+    // libcontainer's "detach" only decides whether a console socket is allowed.
+    let mut c = create_container(cli, &opts, &args.id, console.is_some())?;
     let cleanup = |keep: bool| {
         if !keep {
             container::rootless_cgroups::clear_mirror();
@@ -56,8 +69,15 @@ pub fn run(cli: &Cli, args: RunArgs) -> Result<i32> {
         return Err(err).with_context(|| format!("cannot start container {}", args.id));
     }
     let init = c.pid().context("the container has no init pid")?;
-
-    let status = container::wait::wait_forwarding(&mut signals, init);
+    let relay = match console {
+        Some(receiver) => Some(Relay::start(receiver)?),
+        None => None,
+    };
+    let status =
+        container::wait::wait_forwarding(&mut signals, init, relay.as_ref().map(Relay::master_fd));
+    if let Some(r) = relay {
+        r.finish();
+    }
     cleanup(args.keep);
     Ok(status)
 }

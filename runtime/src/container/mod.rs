@@ -8,6 +8,7 @@ pub mod rootless_cgroups;
 pub mod shadow_bundle;
 pub mod start;
 pub mod status;
+pub mod tty_proxy;
 pub mod wait;
 
 use std::path::{Path, PathBuf};

@@ -29,14 +29,19 @@ pub fn install_signal_handlers(subreaper: bool) -> Result<Signals> {
 }
 
 /// Waits for `pid`, forwarding signals to it; returns its exit status, 128+N when it was
-/// killed by signal N.
-pub fn wait_forwarding(signals: &mut Signals, pid: Pid) -> i32 {
+/// killed by signal N. With `terminal` (a pty master the runtime relays), a window change
+/// resizes that terminal instead, and the kernel tells the container's foreground group.
+pub fn wait_forwarding(signals: &mut Signals, pid: Pid, terminal: Option<i32>) -> i32 {
     loop {
         if let Some(code) = reap(pid) {
             return code;
         }
         for sig in signals.wait() {
             if sig == SIGCHLD {
+                continue;
+            }
+            if let (SIGWINCH, Some(master)) = (sig, terminal) {
+                super::tty_proxy::copy_window_size(master);
                 continue;
             }
             // SAFETY: kill(2) with a pid and signal number; no memory is involved.
