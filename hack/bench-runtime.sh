@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Benchmark (not a test): `run` of /bin/true in a busybox bundle, this runtime vs crun and
-# runc measured in the same run with hyperfine, printing each median, the ratio to crun and
-# peak RSS. crun 1.8 refuses this host's cgroup hybrid mode while cgroup2 lists a
+# Benchmark (not a test): this runtime vs crun and runc measured in the same run with
+# hyperfine: `run` of /bin/true in a busybox bundle (median, ratio to crun, peak RSS),
+# `exec` of /bin/true in a running container, and `ctr run --rm` through containerd's runc
+# v2 shim with --runc-binary. crun 1.8 refuses this host's cgroup hybrid mode while cgroup2 lists a
 # controller, so every runtime is measured inside `unshare -m` with /sys/fs/cgroup/unified
 # unmounted there (the host is unchanged).
 # usage: hack/bench-runtime.sh [RUNS]   (default 100)
@@ -17,6 +18,14 @@ ours="$PWD/target/release/runtime"
 work=$(mktemp -d /tmp/bench-runtime.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 hack/make-busybox-bundle.sh "$work/bundle" "$ours" -- /bin/true >/dev/null
+hack/make-busybox-bundle.sh "$work/sleeper" "$ours" -- sleep 3600 >/dev/null
+# A busybox image for containerd, made offline.
+mkdir -p "$work/img-rootfs/bin"
+cp /bin/busybox "$work/img-rootfs/bin/"
+for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -sf busybox "$work/img-rootfs/bin/$a"; done
+umoci init --layout "$work/img" && umoci new --image "$work/img:latest"
+umoci insert --rootless --image "$work/img:latest" "$work/img-rootfs" / >/dev/null
+skopeo copy -q "oci:$work/img:latest" "docker-archive:$work/bb.tar:localhost/bench-busybox:latest"
 
 export ours work runs
 unshare -m bash -euo pipefail -c '
@@ -32,12 +41,52 @@ unshare -m bash -euo pipefail -c '
   for name in ours crun runc; do
     /usr/bin/time -f "%M" -o "$work/rss-$name" ${bin[$name]} --root $work/root-$name run -b $work/bundle rss-$name
   done
+
+  # exec of /bin/true into a running container.
+  cmds=()
+  for name in ours crun runc; do
+    ${bin[$name]} --root $work/root-$name run -d -b $work/sleeper sleeper-$name
+    cmds+=(-n "$name" "${bin[$name]} --root $work/root-$name exec sleeper-$name /bin/true")
+  done
+  hyperfine -N --warmup 5 --runs "$runs" --export-json "$work/exec.json" "${cmds[@]}" >/dev/null
+  for name in ours crun runc; do ${bin[$name]} --root $work/root-$name delete -f sleeper-$name; done
+
+  # ctr run --rm through containerd and the runc v2 shim.
+  cat > $work/ctd.toml <<EOF2
+version = 2
+root = "$work/ctd/root"
+state = "$work/ctd/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "$work/ctd/sock"
+EOF2
+  containerd --config $work/ctd.toml >$work/ctd.log 2>&1 &
+  ctd_pid=$!
+  ctr="ctr --address $work/ctd/sock --connect-timeout 10s -n bench"
+  for _ in $(seq 100); do $ctr version >/dev/null 2>&1 && break; sleep 0.1; done
+  $ctr images import $work/bb.tar >/dev/null
+  cmds=()
+  for name in ours crun runc; do
+    cmds+=(-n "$name" "$ctr run --rm --runc-binary ${bin[$name]} localhost/bench-busybox:latest ctr-$name /bin/true")
+  done
+  hyperfine -N --warmup 3 --runs "$(( runs < 30 ? runs : 30 ))" --export-json "$work/ctr.json" "${cmds[@]}" >/dev/null
+  kill $ctd_pid; wait $ctd_pid 2>/dev/null || true
+  umount -R "$work/ctd" 2>/dev/null || true
 '
 
-crun_median=$(jq -r '.results[] | select(.command=="crun") | .median' "$work/result.json")
-printf '%-6s %12s %12s %14s\n' runtime "median(ms)" "vs crun" "peak RSS(KiB)"
-for name in ours crun runc; do
-  median=$(jq -r --arg n "$name" '.results[] | select(.command==$n) | .median' "$work/result.json")
-  printf '%-6s %12.2f %11.2fx %14s\n' "$name" "$(echo "$median*1000" | bc -l)" \
-    "$(echo "$median/$crun_median" | bc -l)" "$(cat "$work/rss-$name")"
-done
+median() { jq -r --arg n "$2" '.results[] | select(.command==$n) | .median' "$work/$1"; }
+report() {
+  local file=$1 title=$2 crun_median
+  crun_median=$(median "$file" crun)
+  echo "== $title"
+  printf '%-6s %12s %10s %14s\n' runtime "median(ms)" "vs crun" "peak RSS(KiB)"
+  for name in ours crun runc; do
+    local m rss="-"
+    m=$(median "$file" "$name")
+    [ "$file" = result.json ] && rss=$(cat "$work/rss-$name")
+    printf '%-6s %12.2f %9.2fx %14s\n' "$name" "$(echo "$m*1000" | bc -l)" "$(echo "$m/$crun_median" | bc -l)" "$rss"
+  done
+}
+report result.json "run /bin/true"
+report exec.json "exec /bin/true into a running container"
+report ctr.json "ctr run --rm (containerd 1.6, runc v2 shim)"
