@@ -96,3 +96,27 @@ fn cve_2019_5736_container_cannot_rewrite_the_runtime_binary() {
         "runtime binary changed"
     );
 }
+
+#[test]
+fn exec_processes_are_confined_by_the_container_seccomp_profile() {
+    let rt = Runtime::new();
+    let mut b = Bundle::busybox();
+    // A writable root, so EPERM can only come from the filter.
+    b.set("/root/readonly", json!(false))
+        .set("/process/noNewPrivileges", json!(false))
+        .set("/linux/seccomp", deny_mkdir(1))
+        .args(&["sleep", "30"]);
+    let c = rt.guard("execseccomp");
+    rt.exec(&["run", "-d", "--bundle", &b.path().to_string_lossy(), c.id()])
+        .ok();
+    rt.wait_status(c.id(), "running", std::time::Duration::from_secs(10));
+    let out = rt.exec(&[
+        "exec",
+        c.id(),
+        "sh",
+        "-c",
+        "grep Seccomp: /proc/self/status; mkdir /x 2>&1",
+    ]);
+    assert!(out.stdout.contains("Seccomp:\t2"), "{out:?}");
+    assert!(out.stdout.contains("Operation not permitted"), "{out:?}");
+}

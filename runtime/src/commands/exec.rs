@@ -11,12 +11,13 @@ use clap::Args;
 use libcontainer::config::YoukiConfig;
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::container::ContainerStatus;
-use libcontainer::oci_spec::runtime::{Process, Spec};
+use libcontainer::oci_spec::runtime::{LinuxSeccomp, Process, Spec};
 use libcontainer::syscall::syscall::SyscallType;
 use nix::unistd::Pid;
 
 use crate::cli::Cli;
 use crate::commands::create::error_chain;
+use crate::container::exec_seccomp::SeccompExecutor;
 use crate::container::tty_proxy::{ConsoleReceiver, Relay};
 use crate::container::{self, exec_cgroup};
 
@@ -177,6 +178,14 @@ fn build_process(args: &ExecArgs, bundle: &std::path::Path) -> Result<Process> {
     Ok(process)
 }
 
+/// The container's seccomp profile, which libcontainer's exec would leave out.
+fn container_seccomp(bundle: &std::path::Path) -> Result<Option<LinuxSeccomp>> {
+    let config = bundle.join("config.json");
+    let spec = Spec::load(&config)
+        .with_context(|| format!("cannot read the container's {}", config.display()))?;
+    Ok(spec.linux().as_ref().and_then(|l| l.seccomp().clone()))
+}
+
 /// Runs the command; returns the exit status (the process's, or 0 when detached).
 pub fn run(cli: &Cli, args: ExecArgs) -> Result<i32> {
     let root = container::state_root(cli);
@@ -192,6 +201,7 @@ pub fn run(cli: &Cli, args: ExecArgs) -> Result<i32> {
         ),
     }
     let process = build_process(&args, c.bundle())?;
+    let seccomp = container_seccomp(c.bundle())?;
     if process.terminal() == Some(true) && args.detach && args.console_socket.is_none() {
         bail!("exec --tty --detach needs --console-socket");
     }
@@ -226,6 +236,10 @@ pub fn run(cli: &Cli, args: ExecArgs) -> Result<i32> {
         .with_root_path(&root)
         .and_then(|b| b.with_pid_file(args.pid_file.as_ref()))
         .map(|b| {
+            let b = match seccomp {
+                Some(profile) => b.with_executor(SeccompExecutor { profile }),
+                None => b,
+            };
             b.with_console_socket(console_socket.as_ref())
                 .with_preserved_fds(args.preserve_fds)
                 .as_tenant()

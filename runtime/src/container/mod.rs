@@ -4,6 +4,7 @@
 pub mod cgroup_default;
 pub mod exe_protect;
 pub mod exec_cgroup;
+pub mod exec_seccomp;
 pub mod rootless_cgroups;
 pub mod shadow_bundle;
 pub mod start;
