@@ -11,7 +11,7 @@ PACKAGES=(
   # peers the tests and benchmarks compare against
   runc crun skopeo umoci
   # real clients of the runtime
-  containerd podman conmon uidmap bsdutils
+  containerd podman conmon uidmap bsdutils docker.io
   # the local registry the image tests start on 127.0.0.1
   docker-registry apache2-utils
   # benchmarks
@@ -29,7 +29,10 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-# docker-registry's package starts a system service on :5000; the tests start their own on a random port.
-if command -v service >/dev/null 2>&1; then service docker-registry stop >/dev/null 2>&1 || true; fi
+# Packages may start system services (docker-registry on :5000, docker, containerd); the
+# tests start private instances of their own, so stop any system ones.
+if command -v service >/dev/null 2>&1; then
+  for svc in docker-registry docker containerd; do service "$svc" stop >/dev/null 2>&1 || true; done
+fi
 pkill -x docker-registry 2>/dev/null || true
 echo "install-deps: all packages present"

@@ -5,5 +5,6 @@ pub mod bins;
 pub mod bundle;
 pub mod container;
 pub mod containerd;
+pub mod docker;
 pub mod podman;
 pub mod sockets;

@@ -1,0 +1,132 @@
+//! A private dockerd (Debian's docker.io) for client tests: data root, exec root, pid file
+//! and socket in a temp directory, no bridge or iptables (loopback-only machine), vfs
+//! storage, and the runtime under test registered as `under-test`.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+use crate::container::{capture, Outcome};
+
+pub const IMAGE: &str = "localhost/spec-busybox:latest";
+pub const RUNTIME_NAME: &str = "under-test";
+
+pub struct Dockerd {
+    dir: TempDir,
+    daemon: Child,
+}
+
+impl Dockerd {
+    /// Starts dockerd with `runtime` registered and loads the busybox image; None (with
+    /// the reason printed) only when dockerd is not installed.
+    pub fn start(runtime: &Path) -> Option<Self> {
+        if Command::new("dockerd").arg("--version").output().is_err() {
+            eprintln!("SKIP: dockerd is not installed (hack/install-deps.sh installs docker.io)");
+            return None;
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("spec-docker-")
+            .tempdir()
+            .expect("tempdir");
+        let d = dir.path();
+        let config = serde_json::json!({
+            "data-root": d.join("data"),
+            "exec-root": d.join("exec"),
+            "pidfile": d.join("docker.pid"),
+            "hosts": [format!("unix://{}", d.join("docker.sock").display())],
+            "bridge": "none",
+            "iptables": false,
+            "ip6tables": false,
+            "storage-driver": "vfs",
+            "runtimes": {RUNTIME_NAME: {"path": runtime}},
+            "default-ulimits": {"nofile": {"Name": "nofile", "Hard": 1024, "Soft": 1024}}
+        });
+        std::fs::write(d.join("daemon.json"), config.to_string()).expect("daemon.json");
+        let log = std::fs::File::create(d.join("dockerd.log")).expect("log");
+        let daemon = Command::new("dockerd")
+            .arg("--config-file")
+            .arg(d.join("daemon.json"))
+            .stdout(log.try_clone().expect("dup"))
+            .stderr(log)
+            .spawn()
+            .expect("start dockerd");
+        let dk = Self { dir, daemon };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while dk.docker(&["version"]).code != 0 {
+            assert!(
+                Instant::now() < deadline,
+                "dockerd did not come up: {}",
+                dk.log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let archive = crate::containerd::busybox_docker_archive(dk.dir.path());
+        dk.docker(&["load", "-q", "-i", &archive.to_string_lossy()])
+            .ok();
+        Some(dk)
+    }
+
+    fn host(&self) -> String {
+        format!("unix://{}", self.dir.path().join("docker.sock").display())
+    }
+
+    /// `docker -H … ARGS…`, output captured through files.
+    pub fn docker(&self, args: &[&str]) -> Outcome {
+        let mut cmd = Command::new("/usr/bin/docker");
+        cmd.arg("-H")
+            .arg(self.host())
+            .args(args)
+            .stdin(Stdio::null());
+        capture(cmd)
+    }
+
+    /// Runs docker under script(1) so it has a terminal (for `-t`).
+    pub fn docker_with_tty(&self, args: &[&str]) -> Outcome {
+        let quote = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
+        let mut line = format!("/usr/bin/docker -H {}", quote(&self.host()));
+        for a in args {
+            line.push(' ');
+            line.push_str(&quote(a));
+        }
+        let mut cmd = Command::new("script");
+        cmd.args(["-qec", &line, "/dev/null"]).stdin(Stdio::null());
+        capture(cmd)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("dockerd.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Dockerd {
+    fn drop(&mut self) {
+        let _ = self.docker(&["rm", "-f", "-v", "dk-d"]);
+        // SIGTERM lets dockerd stop the containerd it manages.
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.daemon.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.daemon.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.daemon.kill();
+        let _ = self.daemon.wait();
+        let root = self.dir.path().to_string_lossy().to_string();
+        let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+        let mut under: Vec<&str> = mounts
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(1))
+            .filter(|m| m.starts_with(&root))
+            .collect();
+        under.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in under {
+            let _ = Command::new("umount").arg("-l").arg(m).status();
+        }
+    }
+}
