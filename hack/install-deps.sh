@@ -11,7 +11,7 @@ PACKAGES=(
   # peers the tests and benchmarks compare against
   runc crun skopeo umoci
   # real clients of the runtime
-  containerd podman conmon uidmap bsdutils docker.io
+  containerd podman conmon uidmap bsdutils docker.io criu
   # the local registry the image tests start on 127.0.0.1
   docker-registry apache2-utils
   # benchmarks

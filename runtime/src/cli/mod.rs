@@ -82,6 +82,8 @@ pub enum Command {
     Update(commands::update::UpdateArgs),
     /// Run a new process inside a running container.
     Exec(commands::exec::ExecArgs),
+    /// Checkpoint a running container with CRIU.
+    Checkpoint(commands::checkpoint::CheckpointArgs),
     /// Container statistics and OOM notifications as JSON events.
     Events(commands::events::EventsArgs),
     /// Write a default config.json for a new bundle.

@@ -1,5 +1,6 @@
 //! One file per command, each with its clap arguments and a `run` function.
 
+pub mod checkpoint;
 pub mod create;
 pub mod delete;
 pub mod events;
