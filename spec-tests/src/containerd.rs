@@ -83,20 +83,20 @@ impl Containerd {
         capture(cmd)
     }
 
-    /// Runs ctr under script(1) so it has a terminal (for `-t`).
+    /// Runs ctr with a terminal (for `-t`).
     pub fn ctr_with_tty(&self, args: &[&str]) -> Outcome {
-        let mut line = format!(
-            "ctr --address {} --connect-timeout 5s -n {}",
-            self.dir.path().join("ctd.sock").display(),
-            self.namespace
-        );
-        for a in args {
-            line.push(' ');
-            line.push_str(&shell_quote(a));
-        }
-        let mut cmd = Command::new("script");
-        cmd.args(["-qec", &line, "/dev/null"]).stdin(Stdio::null());
-        capture(cmd)
+        let sock = self.dir.path().join("ctd.sock");
+        let sock = sock.to_string_lossy();
+        let base = [
+            "ctr",
+            "--address",
+            &sock,
+            "--connect-timeout",
+            "5s",
+            "-n",
+            &self.namespace,
+        ];
+        crate::host::in_terminal(&[&base[..], args].concat(), &[])
     }
 
     pub fn log(&self) -> String {
@@ -106,10 +106,6 @@ impl Containerd {
     pub fn root(&self) -> PathBuf {
         self.dir.path().join("root")
     }
-}
-
-fn shell_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "'\\''"))
 }
 
 /// A docker-archive of busybox made offline (shared with the podman harness): umoci builds the OCI image from the
@@ -172,16 +168,6 @@ impl Drop for Containerd {
         let _ = self.daemon.wait();
         // The shim's per-namespace runtime root, empty once every container is deleted.
         let _ = std::fs::remove_dir(Path::new("/run/containerd/runc").join(&self.namespace));
-        let root = self.dir.path().to_string_lossy().to_string();
-        let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
-        let mut under: Vec<&str> = mounts
-            .lines()
-            .filter_map(|l| l.split_whitespace().nth(1))
-            .filter(|m| m.starts_with(&root))
-            .collect();
-        under.sort_by_key(|m| std::cmp::Reverse(m.len()));
-        for m in under {
-            let _ = Command::new("umount").arg("-l").arg(m).status();
-        }
+        crate::host::unmount_under(self.dir.path());
     }
 }

@@ -82,17 +82,10 @@ impl Dockerd {
         capture(cmd)
     }
 
-    /// Runs docker under script(1) so it has a terminal (for `-t`).
+    /// Runs docker with a terminal (for `-t`).
     pub fn docker_with_tty(&self, args: &[&str]) -> Outcome {
-        let quote = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
-        let mut line = format!("/usr/bin/docker -H {}", quote(&self.host()));
-        for a in args {
-            line.push(' ');
-            line.push_str(&quote(a));
-        }
-        let mut cmd = Command::new("script");
-        cmd.args(["-qec", &line, "/dev/null"]).stdin(Stdio::null());
-        capture(cmd)
+        let host = self.host();
+        crate::host::in_terminal(&[&["/usr/bin/docker", "-H", &host][..], args].concat(), &[])
     }
 
     pub fn log(&self) -> String {
@@ -117,16 +110,6 @@ impl Drop for Dockerd {
         }
         let _ = self.daemon.kill();
         let _ = self.daemon.wait();
-        let root = self.dir.path().to_string_lossy().to_string();
-        let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
-        let mut under: Vec<&str> = mounts
-            .lines()
-            .filter_map(|l| l.split_whitespace().nth(1))
-            .filter(|m| m.starts_with(&root))
-            .collect();
-        under.sort_by_key(|m| std::cmp::Reverse(m.len()));
-        for m in under {
-            let _ = Command::new("umount").arg("-l").arg(m).status();
-        }
+        crate::host::unmount_under(self.dir.path());
     }
 }

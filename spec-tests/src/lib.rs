@@ -6,5 +6,6 @@ pub mod bundle;
 pub mod container;
 pub mod containerd;
 pub mod docker;
+pub mod host;
 pub mod podman;
 pub mod sockets;

@@ -73,40 +73,20 @@ impl Podman {
         capture(cmd)
     }
 
-    /// Runs podman under script(1) so it has a terminal (for `-t`).
+    /// Runs podman with a terminal (for `-t`).
     pub fn podman_with_tty(&self, args: &[&str]) -> Outcome {
-        let quote = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
-        let mut line = String::from("podman");
-        for a in self
-            .base()
-            .iter()
-            .map(String::as_str)
-            .chain(args.iter().copied())
-        {
-            line.push(' ');
-            line.push_str(&quote(a));
-        }
-        let mut cmd = Command::new("script");
-        cmd.env("CONTAINERS_CONF", self.dir.path().join("containers.conf"))
-            .args(["-qec", &line, "/dev/null"])
-            .stdin(Stdio::null());
-        capture(cmd)
+        let base = self.base();
+        let mut argv: Vec<&str> = vec!["podman"];
+        argv.extend(base.iter().map(String::as_str));
+        argv.extend_from_slice(args);
+        let conf = self.dir.path().join("containers.conf");
+        crate::host::in_terminal(&argv, &[("CONTAINERS_CONF", conf.as_path())])
     }
 }
 
 impl Drop for Podman {
     fn drop(&mut self) {
         let _ = self.podman(&["rm", "-af", "-t", "0"]);
-        let root = self.dir.path().to_string_lossy().to_string();
-        let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
-        let mut under: Vec<&str> = mounts
-            .lines()
-            .filter_map(|l| l.split_whitespace().nth(1))
-            .filter(|m| m.starts_with(&root))
-            .collect();
-        under.sort_by_key(|m| std::cmp::Reverse(m.len()));
-        for m in under {
-            let _ = Command::new("umount").arg("-l").arg(m).status();
-        }
+        crate::host::unmount_under(self.dir.path());
     }
 }

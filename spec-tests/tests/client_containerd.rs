@@ -132,14 +132,8 @@ fn containerd_runs_containers_on_our_runtime() {
 
 #[test]
 fn containerd_runs_containers_on_runc() {
-    let runc = std::process::Command::new("sh")
-        .args(["-c", "command -v runc"])
-        .output()
-        .unwrap();
-    let path = String::from_utf8_lossy(&runc.stdout).trim().to_string();
-    assert!(
-        !path.is_empty(),
-        "runc is not installed (hack/install-deps.sh installs it)"
+    scenario(
+        &spec_tests::host::runc(),
+        &format!("runc-{}", std::process::id()),
     );
-    scenario(Path::new(&path), &format!("runc-{}", std::process::id()));
 }

@@ -1,27 +1,18 @@
 //! `run -t` and `exec -t` with no console socket, in a terminal (script(1) provides one):
 //! the runtime relays the container's terminal itself, sized like the caller's.
 
-use std::process::Command;
-
 use serde_json::json;
 use spec_tests::bundle::Bundle;
-use spec_tests::container::{capture, Runtime};
+use spec_tests::container::Runtime;
 
-/// Runs `runtime --root R ARGS` inside script(1) with a 33x77 terminal.
+/// Runs `runtime --root R ARGS` in a 33x77 terminal.
 fn in_terminal(rt: &Runtime, args: &[&str]) -> spec_tests::container::Outcome {
-    let quote = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
-    let mut line = format!(
-        "stty rows 33 cols 77; {} --root {}",
-        quote(&rt.bin().to_string_lossy()),
-        quote(&rt.root().to_string_lossy())
-    );
-    for a in args {
-        line.push(' ');
-        line.push_str(&quote(a));
-    }
-    let mut cmd = Command::new("script");
-    cmd.args(["-qec", &line, "/dev/null"]);
-    capture(cmd)
+    let bin = rt.bin().to_string_lossy();
+    let root = rt.root().to_string_lossy();
+    spec_tests::host::in_terminal(
+        &[&[bin.as_ref(), "--root", root.as_ref()][..], args].concat(),
+        &[],
+    )
 }
 
 #[test]

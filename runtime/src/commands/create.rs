@@ -234,17 +234,10 @@ fn remove_leftovers(root: &Path, id: &str) {
     let _ = fs::remove_dir_all(&dir);
     let _ = fs::remove_file(container::lock_path(root, id));
     for name in [id.to_string(), format!(":youki:{id}")] {
-        for mount in cgroup_v1_and_v2_roots() {
-            let _ = fs::remove_dir(mount.join(&name));
+        for mount in container::cgroup_mounts::all() {
+            let _ = fs::remove_dir(mount.path.join(&name));
         }
     }
-}
-
-fn cgroup_v1_and_v2_roots() -> Vec<PathBuf> {
-    let Ok(entries) = fs::read_dir("/sys/fs/cgroup") else {
-        return Vec::new();
-    };
-    entries.filter_map(|e| e.ok().map(|e| e.path())).collect()
 }
 
 /// Sends a pidfd of the container init over the `--pidfd-socket`, as runc 1.2 does.

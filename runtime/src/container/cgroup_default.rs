@@ -24,23 +24,6 @@ pub fn applies(spec: &Spec, systemd: bool) -> bool {
             .is_none_or(|l| l.cgroups_path().is_none())
 }
 
-/// Mount points of every cgroup hierarchy (v1 controllers and the v2 unified mount).
-fn cgroup_mounts() -> Vec<PathBuf> {
-    let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return Vec::new();
-    };
-    text.lines()
-        .filter_map(|line| {
-            let (pre, post) = line.split_once(" - ")?;
-            let fstype = post.split_whitespace().next()?;
-            if fstype != "cgroup" && fstype != "cgroup2" {
-                return None;
-            }
-            pre.split_whitespace().nth(4).map(PathBuf::from)
-        })
-        .collect()
-}
-
 /// Renames `:youki:<id>` to `<id>` in every hierarchy where libcontainer made it, then
 /// records `/<id>` in the container's saved config. A hierarchy where `<id>` already
 /// exists keeps libcontainer's name, and the saved path is left alone in that case so
@@ -48,7 +31,8 @@ fn cgroup_mounts() -> Vec<PathBuf> {
 pub fn rename_to_runc_default(container_dir: &Path, id: &str) -> Result<()> {
     let from = libcontainer_default_name(id);
     let mut renamed = Vec::new();
-    for mount in cgroup_mounts() {
+    for mount in super::cgroup_mounts::all() {
+        let mount = mount.path;
         let src = mount.join(&from);
         if !src.is_dir() {
             continue;

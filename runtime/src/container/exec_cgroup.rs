@@ -4,22 +4,9 @@
 //! that stray cgroup into the container's real one and remove the stray directories, so
 //! exec'd processes are limited, frozen and killed with the rest of the container.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result};
-
-/// Cgroup v1/v2 mount points from /proc/self/mountinfo.
-fn cgroup_mounts() -> Vec<PathBuf> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    text.lines()
-        .filter_map(|line| {
-            let (pre, post) = line.split_once(" - ")?;
-            let fstype = post.split_whitespace().next()?;
-            (fstype == "cgroup" || fstype == "cgroup2").then_some(())?;
-            pre.split_whitespace().nth(4).map(PathBuf::from)
-        })
-        .collect()
-}
 
 /// Moves the processes of `:youki:<id>` into `target` (the container's cgroup path, as
 /// recorded in its saved config) in every hierarchy, then removes the stray cgroup.
@@ -29,7 +16,8 @@ pub fn adopt_stray(id: &str, target: &Path) -> Result<()> {
         return Ok(());
     }
     let rel = target.strip_prefix("/").unwrap_or(target);
-    for mount in cgroup_mounts() {
+    for mount in super::cgroup_mounts::all() {
+        let mount = mount.path;
         let stray = mount.join(&stray_name);
         let dest = mount.join(rel);
         if !stray.is_dir() || !dest.is_dir() {

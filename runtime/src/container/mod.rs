@@ -2,6 +2,7 @@
 //! and the corrections libcontainer leaves to its caller (true status, default cgroup).
 
 pub mod cgroup_default;
+pub mod cgroup_mounts;
 pub mod exe_protect;
 pub mod exec_cgroup;
 pub mod exec_seccomp;

@@ -37,16 +37,14 @@ pub fn needs_hiding() -> bool {
 
 /// Each v1 controller mount under /sys/fs/cgroup with the names of the files in its root.
 fn v1_mounts_and_files() -> Vec<(PathBuf, Vec<(String, Vec<u8>)>)> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    text.lines()
-        .filter_map(|line| {
-            let (pre, post) = line.split_once(" - ")?;
-            (post.split_whitespace().next()? == "cgroup").then_some(())?;
-            let mp = PathBuf::from(pre.split_whitespace().nth(4)?);
+    super::cgroup_mounts::all()
+        .into_iter()
+        .filter(|m| m.v1)
+        .filter_map(|m| {
             // Names, and the values of the cpuset files libcontainer copies from the parent.
             // Nothing else is copied: a mirrored cgroup.procs listing host pids would have
             // libcontainer signal them when it removes the cgroup.
-            let files = std::fs::read_dir(&mp)
+            let files = std::fs::read_dir(&m.path)
                 .ok()?
                 .flatten()
                 .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
@@ -60,7 +58,7 @@ fn v1_mounts_and_files() -> Vec<(PathBuf, Vec<(String, Vec<u8>)>)> {
                     (name, value)
                 })
                 .collect();
-            Some((mp, files))
+            Some((m.path, files))
         })
         .collect()
 }

@@ -1,0 +1,54 @@
+//! Small host-side helpers the client harnesses share: a terminal for commands that need
+//! one, unmounting what a daemon left under its directory, and finding runc.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::container::{capture, Outcome};
+
+/// Quotes a word for sh.
+fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// Runs `argv` inside script(1), which gives it a terminal (33 rows by 77 columns), with
+/// the extra environment `env`; output captured.
+pub fn in_terminal(argv: &[&str], env: &[(&str, &Path)]) -> Outcome {
+    let words: Vec<String> = argv.iter().map(|a| quote(a)).collect();
+    let line = format!("stty rows 33 cols 77; {}", words.join(" "));
+    let mut cmd = Command::new("script");
+    cmd.args(["-qec", &line, "/dev/null"]).stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    capture(cmd)
+}
+
+/// Lazily unmounts every mount at or below `dir`, deepest first.
+pub fn unmount_under(dir: &Path) {
+    let root = dir.to_string_lossy().to_string();
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    let mut under: Vec<&str> = mounts
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .filter(|m| m.starts_with(&root))
+        .collect();
+    under.sort_by_key(|m| std::cmp::Reverse(m.len()));
+    for m in under {
+        let _ = Command::new("umount").arg("-l").arg(m).status();
+    }
+}
+
+/// runc from PATH, the reference runtime the client scenarios also run on.
+pub fn runc() -> PathBuf {
+    let out = Command::new("sh")
+        .args(["-c", "command -v runc"])
+        .output()
+        .expect("sh");
+    let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(
+        !path.is_empty(),
+        "runc is not installed (hack/install-deps.sh installs it)"
+    );
+    PathBuf::from(path)
+}
