@@ -1,0 +1,3 @@
+//! imgtool's library: the pieces the `imgtool` commands are built from.
+
+pub mod layer;

@@ -1,0 +1,319 @@
+//! Layer application: every entry type and whiteout kind, and hostile archives that must
+//! not write outside the root (a sentinel directory beside it must stay untouched).
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+
+use imgtool::layer::{apply_layer, ApplyError, ApplyOptions};
+use tar::{Builder, EntryType, Header};
+
+const OPTS: ApplyOptions = ApplyOptions {
+    preserve_owners: true,
+};
+
+/// Builds a layer tar from (path, type, data-or-link-target, mode) records.
+struct Layer(Builder<Vec<u8>>);
+
+impl Layer {
+    fn new() -> Self {
+        Self(Builder::new(Vec::new()))
+    }
+    fn header(kind: EntryType, mode: u32) -> Header {
+        let mut h = Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_mode(mode);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(1_000_000);
+        h.set_size(0);
+        h
+    }
+    /// Appends with the path written raw into the header (the tar crate's safe setters
+    /// refuse `..` and absolute paths, which hostile layers use).
+    fn raw(mut self, mut h: Header, path: &str, data: &[u8]) -> Self {
+        let name = &mut h.as_old_mut().name;
+        name.fill(0);
+        name[..path.len()].copy_from_slice(path.as_bytes());
+        h.set_size(data.len() as u64);
+        h.set_cksum();
+        self.0.append(&h, data).unwrap();
+        self
+    }
+    fn file(self, path: &str, data: &str, mode: u32) -> Self {
+        self.raw(
+            Self::header(EntryType::Regular, mode),
+            path,
+            data.as_bytes(),
+        )
+    }
+    fn dir(self, path: &str, mode: u32) -> Self {
+        self.raw(Self::header(EntryType::Directory, mode), path, b"")
+    }
+    fn link(self, kind: EntryType, path: &str, target: &str) -> Self {
+        let mut h = Self::header(kind, 0o777);
+        let ln = &mut h.as_old_mut().linkname;
+        ln.fill(0);
+        ln[..target.len()].copy_from_slice(target.as_bytes());
+        self.raw(h, path, b"")
+    }
+    fn node(self, kind: EntryType, path: &str, major: u32, minor: u32) -> Self {
+        let mut h = Self::header(kind, 0o640);
+        h.set_device_major(major).unwrap();
+        h.set_device_minor(minor).unwrap();
+        self.raw(h, path, b"")
+    }
+    fn bytes(self) -> Vec<u8> {
+        self.0.into_inner().unwrap()
+    }
+}
+
+/// A root inside a parent with a sentinel directory beside it.
+struct Scene {
+    parent: tempfile::TempDir,
+}
+
+impl Scene {
+    fn new() -> Self {
+        let parent = tempfile::tempdir().unwrap();
+        std::fs::create_dir(parent.path().join("root")).unwrap();
+        std::fs::create_dir(parent.path().join("outside")).unwrap();
+        std::fs::write(parent.path().join("outside/keep"), "keep").unwrap();
+        Self { parent }
+    }
+    fn root(&self) -> std::path::PathBuf {
+        self.parent.path().join("root")
+    }
+    fn apply(&self, layer: Layer) -> Result<usize, ApplyError> {
+        apply_layer(&self.root(), layer.bytes().as_slice(), OPTS)
+    }
+    /// The sentinel is exactly as it was and nothing new appeared beside the root.
+    fn assert_outside_untouched(&self) {
+        let outside = self.parent.path().join("outside");
+        let names: Vec<_> = std::fs::read_dir(&outside)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(names, ["keep"], "something was written outside the root");
+        assert_eq!(
+            std::fs::read_to_string(outside.join("keep")).unwrap(),
+            "keep"
+        );
+        let beside: Vec<_> = std::fs::read_dir(self.parent.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(beside.len(), 2, "{beside:?}");
+        assert!(!Path::new("/escaped-by-layer-test").exists());
+    }
+}
+
+#[test]
+fn every_entry_type_with_metadata() {
+    let s = Scene::new();
+    let layer = Layer::new()
+        .dir("etc", 0o755)
+        .file("etc/conf", "hello", 0o640)
+        .file("bin/tool", "#!/bin/sh\n", 0o4755)
+        .link(EntryType::Symlink, "etc/link", "conf")
+        .link(EntryType::Link, "etc/hard", "etc/conf")
+        .node(EntryType::Fifo, "run/fifo", 0, 0)
+        .node(EntryType::Char, "dev/null2", 1, 3)
+        .dir("ro", 0o555)
+        .file("ro/inside", "x", 0o444);
+    s.apply(layer).unwrap();
+    let r = s.root();
+    assert_eq!(
+        std::fs::read_to_string(r.join("etc/conf")).unwrap(),
+        "hello"
+    );
+    let meta = std::fs::metadata(r.join("etc/conf")).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o7777, 0o640);
+    assert_eq!(meta.mtime(), 1_000_000);
+    assert_eq!(
+        std::fs::metadata(r.join("bin/tool"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777,
+        0o4755
+    );
+    assert_eq!(
+        std::fs::read_link(r.join("etc/link")).unwrap(),
+        Path::new("conf")
+    );
+    assert_eq!(
+        std::fs::metadata(r.join("etc/hard")).unwrap().ino(),
+        meta.ino()
+    );
+    use std::os::unix::fs::FileTypeExt;
+    assert!(std::fs::symlink_metadata(r.join("run/fifo"))
+        .unwrap()
+        .file_type()
+        .is_fifo());
+    let dev = std::fs::symlink_metadata(r.join("dev/null2")).unwrap();
+    assert!(dev.file_type().is_char_device());
+    assert_eq!(dev.rdev(), libc::makedev(1, 3));
+    // A read-only directory still received its contents (mode set last).
+    assert_eq!(
+        std::fs::metadata(r.join("ro"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o555
+    );
+    assert_eq!(std::fs::read_to_string(r.join("ro/inside")).unwrap(), "x");
+}
+
+#[test]
+fn whiteouts_opaque_dirs_and_hardlinks_to_lower_layers() {
+    let s = Scene::new();
+    s.apply(
+        Layer::new()
+            .file("a/keep", "1", 0o644)
+            .file("a/gone", "2", 0o644)
+            .file("opq/old1", "3", 0o644)
+            .file("opq/sub/old2", "4", 0o644)
+            .file("lower/target", "lower", 0o644),
+    )
+    .unwrap();
+    s.apply(
+        Layer::new()
+            .file("a/.wh.gone", "", 0o644)
+            .file("opq/new", "5", 0o644)
+            .file("opq/.wh..wh..opq", "", 0o644)
+            .link(EntryType::Link, "upper/hard", "lower/target")
+            .file("a/.wh.never-existed", "", 0o644),
+    )
+    .unwrap();
+    let r = s.root();
+    assert!(r.join("a/keep").exists());
+    assert!(!r.join("a/gone").exists());
+    assert!(
+        !r.join("a/.wh.gone").exists(),
+        "whiteout markers are not written"
+    );
+    let opq: Vec<_> = std::fs::read_dir(r.join("opq"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(opq, ["new"], "opaque dir keeps only this layer's entries");
+    assert_eq!(
+        std::fs::read_to_string(r.join("upper/hard")).unwrap(),
+        "lower"
+    );
+}
+
+#[test]
+fn a_file_replaces_a_directory_and_back() {
+    let s = Scene::new();
+    s.apply(Layer::new().file("x/y", "1", 0o644)).unwrap();
+    s.apply(Layer::new().file("x", "now a file", 0o644))
+        .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(s.root().join("x")).unwrap(),
+        "now a file"
+    );
+    s.apply(Layer::new().dir("x", 0o755).file("x/z", "2", 0o644))
+        .unwrap();
+    assert!(s.root().join("x/z").is_file());
+}
+
+#[test]
+fn hostile_layers_never_write_outside_the_root() {
+    let cases: Vec<(&str, Layer)> = vec![
+        (
+            "dot-dot path",
+            Layer::new().file("../outside/evil", "x", 0o644),
+        ),
+        (
+            "nested dot-dot",
+            Layer::new().file("a/../../outside/evil", "x", 0o644),
+        ),
+        (
+            "absolute path",
+            Layer::new().file("/outside-abs-evil", "x", 0o644),
+        ),
+        (
+            "symlinked parent",
+            Layer::new()
+                .link(EntryType::Symlink, "l", "../outside")
+                .file("l/evil", "x", 0o644),
+        ),
+        ("absolute symlinked parent", {
+            Layer::new().link(EntryType::Symlink, "abs", "/").file(
+                "abs/escaped-by-layer-test",
+                "x",
+                0o644,
+            )
+        }),
+        ("symlink chain", {
+            Layer::new()
+                .link(EntryType::Symlink, "c1", "c2/..")
+                .link(EntryType::Symlink, "c2", "../..")
+                .file("c1/outside/evil", "x", 0o644)
+        }),
+        (
+            "hardlink out",
+            Layer::new().link(EntryType::Link, "h", "../outside/keep"),
+        ),
+        (
+            "hardlink to /etc/passwd",
+            Layer::new()
+                .link(EntryType::Link, "p", "/etc/passwd")
+                .file("p", "overwritten", 0o644),
+        ),
+        ("whiteout of ..", Layer::new().file("a/.wh...", "", 0o644)),
+        (
+            "whiteout through a symlink",
+            Layer::new()
+                .link(EntryType::Symlink, "w", "../outside")
+                .file("w/.wh.keep", "", 0o644),
+        ),
+        (
+            "opaque through a symlink",
+            Layer::new()
+                .link(EntryType::Symlink, "o", "../outside")
+                .file("o/.wh..wh..opq", "", 0o644),
+        ),
+        ("dir replaced by symlink then written", {
+            Layer::new()
+                .dir("d", 0o755)
+                .link(EntryType::Symlink, "d", "../outside")
+                .file("d/evil", "x", 0o644)
+        }),
+        ("symlink to a device path written through", {
+            Layer::new()
+                .link(EntryType::Symlink, "s", "/outside/keep")
+                .file("s", "replaced link only", 0o644)
+        }),
+    ];
+    let passwd = std::fs::read("/etc/passwd").unwrap();
+    for (name, layer) in cases {
+        let s = Scene::new();
+        let result = s.apply(layer);
+        s.assert_outside_untouched();
+        if let Err(e) = &result {
+            // A refusal must say which entry and why.
+            assert!(e.to_string().contains("layer entry"), "{name}: {e}");
+        }
+        assert_eq!(
+            std::fs::read("/etc/passwd").unwrap(),
+            passwd,
+            "{name}: /etc/passwd changed"
+        );
+    }
+}
+
+#[test]
+fn a_climbing_path_is_refused_with_its_name() {
+    let s = Scene::new();
+    let err = s
+        .apply(Layer::new().file("../../x", "x", 0o644))
+        .unwrap_err();
+    assert!(err.to_string().contains("../../x"), "{err}");
+    assert!(err.to_string().contains("climbs above the root"), "{err}");
+}
