@@ -62,6 +62,13 @@ impl Layer {
         h.set_device_minor(minor).unwrap();
         self.raw(h, path, b"")
     }
+    fn xattr_file(mut self, path: &str, key: &str, value: &[u8]) -> Self {
+        let record = format!("SCHILY.xattr.{key}");
+        self.0
+            .append_pax_extensions([(record.as_str(), value)])
+            .unwrap();
+        self.file(path, "with xattr", 0o644)
+    }
     fn bytes(self) -> Vec<u8> {
         self.0.into_inner().unwrap()
     }
@@ -316,4 +323,25 @@ fn a_climbing_path_is_refused_with_its_name() {
         .unwrap_err();
     assert!(err.to_string().contains("../../x"), "{err}");
     assert!(err.to_string().contains("climbs above the root"), "{err}");
+}
+
+#[test]
+fn xattrs_from_pax_records() {
+    let s = Scene::new();
+    s.apply(Layer::new().xattr_file("x", "user.spec", b"value"))
+        .unwrap();
+    let path = std::ffi::CString::new(s.root().join("x").to_string_lossy().as_bytes()).unwrap();
+    let name = c"user.spec";
+    let mut buf = [0u8; 32];
+    // SAFETY: getxattr writes at most buf.len() bytes into buf.
+    let n = unsafe {
+        libc::getxattr(
+            path.as_ptr(),
+            name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    assert_eq!(n, 5, "{}", std::io::Error::last_os_error());
+    assert_eq!(&buf[..5], b"value");
 }

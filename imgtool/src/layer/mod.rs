@@ -41,3 +41,46 @@ impl Compression {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+
+    use super::Compression;
+
+    #[test]
+    fn media_types() {
+        use Compression::*;
+        let cases = [
+            ("application/vnd.oci.image.layer.v1.tar+gzip", Some(Gzip)),
+            ("application/vnd.oci.image.layer.v1.tar+zstd", Some(Zstd)),
+            ("application/vnd.oci.image.layer.v1.tar", Some(None)),
+            (
+                "application/vnd.docker.image.rootfs.diff.tar.gzip",
+                Some(Gzip),
+            ),
+            ("application/vnd.oci.image.config.v1+json", Option::None),
+        ];
+        for (mt, want) in cases {
+            assert_eq!(Compression::from_media_type(mt), want, "{mt}");
+        }
+    }
+
+    #[test]
+    fn decoders_round_trip() {
+        let data = b"layer bytes".repeat(100);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&data).unwrap();
+        let gz = gz.finish().unwrap();
+        let zs = zstd::encode_all(&data[..], 3).unwrap();
+        for (c, blob) in [
+            (Compression::Gzip, gz),
+            (Compression::Zstd, zs),
+            (Compression::None, data.clone()),
+        ] {
+            let mut out = Vec::new();
+            c.decoder(&blob[..]).unwrap().read_to_end(&mut out).unwrap();
+            assert_eq!(out, data, "{c:?}");
+        }
+    }
+}
