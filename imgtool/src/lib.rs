@@ -1,3 +1,4 @@
 //! imgtool's library: the pieces the `imgtool` commands are built from.
 
+pub mod bundle;
 pub mod layer;
