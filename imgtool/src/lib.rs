@@ -2,4 +2,5 @@
 
 pub mod bundle;
 pub mod layer;
+pub mod reference;
 pub mod store;

@@ -1,10 +1,17 @@
-//! `imgtool`: pulls OCI images into a local store and unpacks them into runtime bundles.
-//! Not implemented yet (tracked in the imgtool issues): the binary says so and fails, so
-//! no script can mistake it for a working tool.
+//! `imgtool`: pulls OCI images into a local store, unpacks them into runtime bundles,
+//! and turns bundles back into images. One file per command in `commands/`; the pieces
+//! they are built from (store, layers, registry, bundles) live in the library.
+
+mod commands;
+
+use clap::Parser;
 
 fn main() {
-    eprintln!(
-        "imgtool: not implemented yet (pull, bundle and the store are tracked as open issues)"
-    );
-    std::process::exit(1);
+    let cli = commands::Cli::parse();
+    if let Err(err) = cli.run() {
+        // One line a user can act on: the error and its causes, outermost first.
+        let chain: Vec<String> = err.chain().map(|c| c.to_string()).collect();
+        eprintln!("imgtool: {}", chain.join(": "));
+        std::process::exit(1);
+    }
 }

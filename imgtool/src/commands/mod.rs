@@ -1,0 +1,112 @@
+//! The command line: global options and one module per subcommand.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use imgtool::store::Store;
+
+pub mod bundle;
+pub mod gc;
+pub mod images;
+pub mod inspect;
+pub mod pull;
+pub mod rm;
+pub mod tag;
+pub mod unbundle;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "imgtool",
+    version,
+    about = "Pulls OCI images into a local store and unpacks them into runtime bundles"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub globals: Globals,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command understands.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Globals {
+    /// The image store (an OCI image layout). Default: /var/lib/imgtool for root,
+    /// $XDG_DATA_HOME/imgtool otherwise.
+    #[arg(long, global = true, env = "IMGTOOL_STORE", value_name = "DIR")]
+    pub store: Option<PathBuf>,
+    /// Registry settings (insecure registries, mirrors). Default:
+    /// /etc/imgtool/registries.json for root, $XDG_CONFIG_HOME/imgtool/registries.json otherwise.
+    #[arg(long, global = true, env = "IMGTOOL_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Registry credentials in docker's config.json format. Default:
+    /// $DOCKER_CONFIG/config.json, else ~/.docker/config.json.
+    #[arg(long, global = true, env = "REGISTRY_AUTH_FILE", value_name = "FILE")]
+    pub authfile: Option<PathBuf>,
+    /// No progress output.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+impl Globals {
+    /// The store directory these options select.
+    pub fn store_dir(&self) -> PathBuf {
+        if let Some(dir) = &self.store {
+            return dir.clone();
+        }
+        if nix_is_root() {
+            return PathBuf::from("/var/lib/imgtool");
+        }
+        let data = std::env::var_os("XDG_DATA_HOME")
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+            .unwrap_or_else(|| home_dir().join(".local/share"));
+        data.join("imgtool")
+    }
+
+    /// Opens (creating if needed) the selected store.
+    pub fn open_store(&self) -> Result<Store> {
+        let dir = self.store_dir();
+        Store::open(&dir).with_context(|| format!("cannot open the image store {}", dir.display()))
+    }
+}
+
+fn nix_is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// $HOME, or / when unset (as a last resort for daemons without one).
+pub fn home_dir() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/"))
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    Pull(pull::Pull),
+    Images(images::Images),
+    Inspect(inspect::Inspect),
+    Tag(tag::Tag),
+    Rm(rm::Rm),
+    Gc(gc::Gc),
+    Bundle(bundle::Bundle),
+    Unbundle(unbundle::Unbundle),
+}
+
+impl Cli {
+    pub fn run(self) -> Result<()> {
+        let g = &self.globals;
+        match self.command {
+            Command::Pull(c) => c.run(g),
+            Command::Images(c) => c.run(g),
+            Command::Inspect(c) => c.run(g),
+            Command::Tag(c) => c.run(g),
+            Command::Rm(c) => c.run(g),
+            Command::Gc(c) => c.run(g),
+            Command::Bundle(c) => c.run(g),
+            Command::Unbundle(c) => c.run(g),
+        }
+    }
+}
