@@ -8,4 +8,5 @@ pub mod containerd;
 pub mod docker;
 pub mod host;
 pub mod podman;
+pub mod registry;
 pub mod sockets;
