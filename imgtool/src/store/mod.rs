@@ -12,6 +12,9 @@ use std::path::{Path, PathBuf};
 use oci_spec::image::{Descriptor, ImageIndex, ImageIndexBuilder, MediaType};
 use sha2::{Digest as _, Sha256};
 
+mod archive_support;
+pub use archive_support::{BlobWriter, WrittenBlob};
+
 /// The annotation carrying a tag in index.json.
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
