@@ -263,6 +263,23 @@ fn docker_archive_is_loaded_by_docker_and_runs() {
     ]);
     assert_eq!(out.code, 0, "{out:?}\n{}", dk.log());
     assert_eq!(out.stdout, "saved-for-docker\n");
+
+    // What `docker save` writes loads back as the same image.
+    let from_docker = s.path("from-docker.tar");
+    dk.docker(&[
+        "save",
+        "-o",
+        from_docker.to_str().unwrap(),
+        "localhost/arch-dk:v1",
+    ])
+    .ok();
+    let store2 = s.path("store2");
+    let out = s
+        .imgtool_in(&store2, &["load", "-i", from_docker.to_str().unwrap()])
+        .ok();
+    assert_eq!(out.stdout, "Loaded image: localhost/arch-dk:v1\n");
+    let raw = s.skopeo(&store2, "localhost/arch-dk:v1", "--raw");
+    assert_eq!(raw["config"]["digest"].as_str().unwrap(), config_digest);
 }
 
 #[test]
@@ -415,6 +432,30 @@ fn skopeo_docker_archive_loads() {
         .as_array()
         .unwrap()
         .contains(&Value::from("FROM=skopeo")));
+    // An archive without a name loads untagged, printed by its manifest digest.
+    let unnamed = s.path("unnamed.tar");
+    run(Command::new("skopeo").args([
+        "copy",
+        "-q",
+        &format!("oci:{}:localhost/arch-sk:v1", s.store().display()),
+        &format!("docker-archive:{}", unnamed.display()),
+    ]));
+    let store4 = s.path("store4");
+    let out = s
+        .imgtool_in(&store4, &["load", "-i", unnamed.to_str().unwrap()])
+        .ok();
+    let index = s.index(&store4);
+    let entry = &index["manifests"][0];
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 1);
+    assert!(entry["annotations"]["org.opencontainers.image.ref.name"].is_null());
+    assert_eq!(
+        out.stdout,
+        format!(
+            "Loaded image: {} (untagged)\n",
+            entry["digest"].as_str().unwrap()
+        )
+    );
+
     // Our docker-archive of it, loaded again: still the same config.
     let again = s.path("again.tar");
     s.imgtool_in(
@@ -783,6 +824,15 @@ fn import_applies_every_change_instruction() {
         serde_json::json!(["/bin/sh", "-c", "echo $HOME"])
     );
     assert_eq!(cfg["history"][0]["comment"], "from a tar");
+
+    let out = s.imgtool(&[
+        "save",
+        "localhost/not-there:v1",
+        "-o",
+        s.path("x.tar").to_str().unwrap(),
+    ]);
+    assert_one_line_error(&out, "localhost/not-there:v1");
+    assert!(!s.path("x.tar").exists(), "a failed save leaves no file");
 
     // Bad input: one line naming it, nothing tagged, nothing left in the store's temp dir.
     let before = s.tags(&s.store());
