@@ -193,7 +193,7 @@ pub fn write(store: &Store, images: &[SaveImage], out: impl Write) -> Result<(),
     let mut manifest = Vec::new();
     let mut repositories: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     for img in images {
-        let config_name = format!("{}.json", hex_of(&img.config.digest().to_string()));
+        let config_name = format!("{}.json", hex_of(img.config.digest().as_ref()));
         if written.insert(config_name.clone()) {
             append_member(
                 &mut tar,
@@ -259,7 +259,7 @@ fn append_layer<W: Write>(
             layer.digest()
         ))
     })?;
-    let blob = open_blob(store, &layer.digest().to_string())?;
+    let blob = open_blob(store, layer.digest().as_ref())?;
     let size = blob.metadata().map_err(io)?.len();
     if compression == Compression::None {
         return append_member(tar, name, size, blob).map_err(io);

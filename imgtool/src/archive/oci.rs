@@ -160,7 +160,7 @@ pub fn load(store: &Store, archive: &ArchiveReader) -> Result<Vec<LoadedImage>, 
         store_blob(store, archive, &config, "config")?;
         // The manifest last: once it is stored, everything it references is.
         store.put_blob(
-            &manifest_desc.digest().to_string(),
+            manifest_desc.digest().as_ref(),
             manifest_bytes.len() as u64,
             &manifest_bytes[..],
         )?;

@@ -85,7 +85,7 @@ fn read_image(store: &Store, manifest: Descriptor) -> Result<SaveImage, ArchiveE
     let mut doc: Value;
     let mut depth = 0;
     loop {
-        let bytes = read_blob(store, &manifest.digest().to_string())?;
+        let bytes = read_blob(store, manifest.digest().as_ref())?;
         doc = serde_json::from_slice(&bytes)
             .map_err(|e| image_err(format!("manifest {}: {e}", manifest.digest())))?;
         let mt = manifest.media_type().to_string();
@@ -110,7 +110,7 @@ fn read_image(store: &Store, manifest: Descriptor) -> Result<SaveImage, ArchiveE
         .map(|a| a.iter().map(|l| parse_descriptor(l, "layer")).collect())
         .transpose()?
         .unwrap_or_default();
-    let config_bytes = read_blob(store, &config.digest().to_string())?;
+    let config_bytes = read_blob(store, config.digest().as_ref())?;
     let cfg: Value = serde_json::from_slice(&config_bytes)
         .map_err(|e| image_err(format!("config {}: {e}", config.digest())))?;
     let diff_ids: Vec<String> = cfg["rootfs"]["diff_ids"]

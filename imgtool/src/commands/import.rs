@@ -106,7 +106,6 @@ impl Import {
                 std::io::copy(&mut entry, &mut std::io::sink()).map_err(bad)?;
                 entries += 1;
             }
-            drop(archive);
             // The end-of-archive blocks and any padding belong to the layer too.
             std::io::copy(&mut tee, &mut std::io::sink()).map_err(bad)?;
             if entries == 0 {

@@ -271,9 +271,7 @@ mod tests {
         for c in [Compression::None, Compression::Gzip, Compression::Zstd] {
             let layer = store_layer(&store, &data[..], c).unwrap();
             assert_eq!(layer.diff_id, want_diff, "{c:?}");
-            let path = store
-                .blob_path(&layer.descriptor.digest().to_string())
-                .unwrap();
+            let path = store.blob_path(layer.descriptor.digest().as_ref()).unwrap();
             let blob = std::fs::read(&path).unwrap();
             assert_eq!(blob.len() as u64, layer.descriptor.size());
             assert_eq!(
@@ -312,8 +310,7 @@ mod tests {
             again.manifest.digest(),
             "deterministic"
         );
-        let bytes =
-            std::fs::read(store.blob_path(&img.config.digest().to_string()).unwrap()).unwrap();
+        let bytes = std::fs::read(store.blob_path(img.config.digest().as_ref()).unwrap()).unwrap();
         let parsed: ImageConfiguration = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(parsed.rootfs().diff_ids(), &vec![layer.diff_id.clone()]);
         assert_eq!(
