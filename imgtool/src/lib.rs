@@ -2,5 +2,6 @@
 
 pub mod bundle;
 pub mod layer;
+pub mod mount;
 pub mod reference;
 pub mod store;
