@@ -11,3 +11,4 @@ pub mod images;
 pub mod podman;
 pub mod registry;
 pub mod sockets;
+pub mod tree;
