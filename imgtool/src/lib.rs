@@ -1,6 +1,8 @@
 //! imgtool's library: the pieces the `imgtool` commands are built from.
 
+pub mod archive;
 pub mod bundle;
+pub mod image;
 pub mod layer;
 pub mod mount;
 pub mod reference;

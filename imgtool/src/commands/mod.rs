@@ -7,11 +7,15 @@ use clap::{Parser, Subcommand};
 use imgtool::store::Store;
 
 pub mod bundle;
+pub mod export;
 pub mod gc;
 pub mod images;
+pub mod import;
 pub mod inspect;
+pub mod load;
 pub mod pull;
 pub mod rm;
+pub mod save;
 pub mod tag;
 pub mod unbundle;
 
@@ -93,6 +97,10 @@ pub enum Command {
     Gc(gc::Gc),
     Bundle(bundle::Bundle),
     Unbundle(unbundle::Unbundle),
+    Save(save::Save),
+    Load(load::Load),
+    Export(export::Export),
+    Import(import::Import),
 }
 
 impl Cli {
@@ -107,6 +115,10 @@ impl Cli {
             Command::Gc(c) => c.run(g),
             Command::Bundle(c) => c.run(g),
             Command::Unbundle(c) => c.run(g),
+            Command::Save(c) => c.run(g),
+            Command::Load(c) => c.run(g),
+            Command::Export(c) => c.run(g),
+            Command::Import(c) => c.run(g),
         }
     }
 }

@@ -12,11 +12,13 @@ use std::path::{Path, PathBuf};
 use oci_spec::image::{Descriptor, ImageIndex, ImageIndexBuilder, MediaType};
 use sha2::{Digest as _, Sha256};
 
+mod archive_support;
 pub mod bundles;
 pub mod gc;
 pub mod layers;
 pub mod read;
 
+pub use archive_support::{BlobWriter, WrittenBlob};
 pub use read::{host_architecture, LoadedImage, StoredImage};
 
 /// The annotation carrying a tag in index.json.
