@@ -2,6 +2,7 @@
 
 pub mod archive;
 pub mod bundle;
+pub mod commit;
 pub mod image;
 pub mod layer;
 pub mod mount;

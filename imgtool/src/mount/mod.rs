@@ -19,7 +19,9 @@ pub enum MountError {
 const MAX_OPTIONS: usize = 4095;
 
 /// Mounts an overlay at `target`: `lowers` from the TOP layer down (overlayfs order),
-/// `upper` and `work` on the same filesystem as each other.
+/// `upper` and `work` on the same filesystem as each other. Directory renames and
+/// metadata-only copy-ups are turned off, so every upper directory is a self-contained
+/// changeset: what a later layer build or commit reads from it is the whole truth.
 pub fn mount_overlay(
     lowers: &[PathBuf],
     upper: &Path,
@@ -33,7 +35,7 @@ pub fn mount_overlay(
             .join(":")
     };
     let options = format!(
-        "lowerdir={},upperdir={},workdir={},index=off",
+        "lowerdir={},upperdir={},workdir={},index=off,redirect_dir=off,metacopy=off",
         join(lowers),
         escape(&upper.to_string_lossy()),
         escape(&work.to_string_lossy())
@@ -62,6 +64,35 @@ fn escape(path: &str) -> String {
     path.replace('\\', "\\\\")
         .replace(':', "\\:")
         .replace(',', "\\,")
+}
+
+/// Mounts a read-only overlay of `lowers` (top first) at `target`.
+pub fn mount_overlay_readonly(lowers: &[PathBuf], target: &Path) -> Result<(), MountError> {
+    let options = format!(
+        "lowerdir={}",
+        lowers
+            .iter()
+            .map(|d| escape(&d.to_string_lossy()))
+            .collect::<Vec<_>>()
+            .join(":")
+    );
+    if options.len() > MAX_OPTIONS {
+        return Err(MountError::TooManyLayers {
+            layers: lowers.len(),
+            len: options.len(),
+        });
+    }
+    mount(
+        Some("overlay"),
+        target,
+        Some("overlay"),
+        MsFlags::MS_RDONLY,
+        Some(options.as_str()),
+    )
+    .map_err(|errno| MountError::Mount {
+        target: target.to_path_buf(),
+        errno,
+    })
 }
 
 /// Unmounts `target`; a target that is not mounted is fine.
