@@ -60,13 +60,17 @@ impl ArchiveReader {
             let mut archive = tar::Archive::new(&file);
             let entries = archive
                 .entries_with_seek()
-                .map_err(|e| ArchiveError::NotAnArchive(e.to_string()))?;
+                .map_err(|_| ArchiveError::NotAnArchive("it is not a tar file".into()))?;
             for entry in entries {
-                let entry = entry.map_err(|e| {
+                // The tar crate's messages quote the raw header bytes: not for a terminal.
+                let entry = entry.map_err(|_| {
                     if members.is_empty() {
-                        ArchiveError::NotAnArchive(e.to_string())
+                        ArchiveError::NotAnArchive("it is not a tar file".into())
                     } else {
-                        ArchiveError::Corrupt(format!("bad tar header: {e}"))
+                        ArchiveError::Corrupt(format!(
+                            "a bad tar header after {} members",
+                            members.len()
+                        ))
                     }
                 })?;
                 let raw = entry.path_bytes();

@@ -89,8 +89,15 @@ impl Import {
                 inner: plain,
                 sink: &mut layer,
             };
-            let bad =
-                |e: std::io::Error| anyhow!("import: {label} is not a valid tar archive: {e}");
+            // The tar crate's messages may quote raw header bytes: keep only plain text.
+            let bad = |e: std::io::Error| {
+                let msg = e.to_string();
+                if msg.chars().all(|c| c.is_ascii_graphic() || c == ' ') {
+                    anyhow!("import: {label} is not a valid tar archive: {msg}")
+                } else {
+                    anyhow!("import: {label} is not a valid tar archive")
+                }
+            };
             let mut archive = tar::Archive::new(&mut tee);
             let mut entries = 0usize;
             for entry in archive.entries().map_err(bad)? {
