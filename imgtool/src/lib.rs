@@ -2,7 +2,9 @@
 
 pub mod archive;
 pub mod bundle;
+pub mod commit;
 pub mod image;
 pub mod layer;
+pub mod mount;
 pub mod reference;
 pub mod store;

@@ -7,6 +7,8 @@ pub mod container;
 pub mod containerd;
 pub mod docker;
 pub mod host;
+pub mod images;
 pub mod podman;
 pub mod registry;
 pub mod sockets;
+pub mod tree;

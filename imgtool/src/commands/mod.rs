@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 use imgtool::store::Store;
 
 pub mod bundle;
+pub mod commit;
 pub mod export;
 pub mod gc;
 pub mod images;
@@ -96,6 +97,7 @@ pub enum Command {
     Rm(rm::Rm),
     Gc(gc::Gc),
     Bundle(bundle::Bundle),
+    Commit(commit::Commit),
     Unbundle(unbundle::Unbundle),
     Save(save::Save),
     Load(load::Load),
@@ -114,6 +116,7 @@ impl Cli {
             Command::Rm(c) => c.run(g),
             Command::Gc(c) => c.run(g),
             Command::Bundle(c) => c.run(g),
+            Command::Commit(c) => c.run(g),
             Command::Unbundle(c) => c.run(g),
             Command::Save(c) => c.run(g),
             Command::Load(c) => c.run(g),
