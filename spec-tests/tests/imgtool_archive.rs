@@ -347,6 +347,44 @@ fn oci_archive_is_read_by_skopeo() {
     .ok();
     assert_eq!(out.stdout, "Loaded image: localhost/arch-oci:v1\n");
     assert_eq!(s.skopeo(&other, "localhost/arch-oci:v1", "--raw"), ours);
+
+    // Two names of one image: both in the index, both loaded.
+    s.imgtool(&["tag", "localhost/arch-oci:v1", "localhost/arch-oci:also"])
+        .ok();
+    let both = s.path("both.tar");
+    s.imgtool(&[
+        "save",
+        "--format",
+        "oci-archive",
+        "localhost/arch-oci:v1",
+        "localhost/arch-oci:also",
+        "-o",
+        both.to_str().unwrap(),
+    ])
+    .ok();
+    let out = capture({
+        let mut c = Command::new("skopeo");
+        c.args([
+            "inspect",
+            "--raw",
+            &format!("oci-archive:{}:localhost/arch-oci:also", both.display()),
+        ]);
+        c
+    })
+    .ok();
+    assert_eq!(serde_json::from_str::<Value>(&out.stdout).unwrap(), ours);
+    let store3 = s.path("store3");
+    let out = s
+        .imgtool_in(&store3, &["load", "-i", both.to_str().unwrap()])
+        .ok();
+    assert_eq!(
+        out.stdout,
+        "Loaded image: localhost/arch-oci:v1\nLoaded image: localhost/arch-oci:also\n"
+    );
+    assert_eq!(
+        s.tags(&store3),
+        ["localhost/arch-oci:also", "localhost/arch-oci:v1"]
+    );
 }
 
 #[test]
@@ -1080,7 +1118,17 @@ fn a_load_killed_midway_leaves_a_working_store() {
         s.skopeo(&s.store(), "localhost/earlier:v1", "--raw"),
         earlier
     );
-    // Loading again succeeds.
+    // gc clears what the killed load left; loading again succeeds.
+    s.imgtool(&["gc"]).ok();
+    assert_eq!(
+        std::fs::read_dir(&tmp).unwrap().count(),
+        0,
+        "gc left temp files"
+    );
+    assert_eq!(
+        s.skopeo(&s.store(), "localhost/earlier:v1", "--raw"),
+        earlier
+    );
     let out = s.imgtool(&["load", "-i", archive.to_str().unwrap()]).ok();
     assert_eq!(out.stdout, "Loaded image: localhost/big:v1\n");
     let cfg = s.skopeo(&s.store(), "localhost/big:v1", "--config");

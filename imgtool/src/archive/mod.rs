@@ -141,6 +141,8 @@ pub fn detect(archive: &ArchiveReader) -> Result<Format, ArchiveError> {
 
 /// Loads every image of the archive in `input` into `store`, then tags them all at once.
 pub fn load(store: &Store, input: File) -> Result<(Format, Vec<LoadedImage>), ArchiveError> {
+    // gc must not take blobs stored but not yet tagged, nor our temp files.
+    let _op = store.lock_operation()?;
     let file = seekable_archive(store, input)?;
     let archive = ArchiveReader::index(file)?;
     let format = detect(&archive)?;

@@ -83,6 +83,8 @@ impl Import {
             .with_context(|| format!("import: cannot read {label}"))?;
 
         let store = g.open_store()?;
+        // gc must not take the layer before the image is tagged.
+        let _op = store.lock_operation().context("import")?;
         let mut layer = build::LayerWriter::new(&store, self.compression).context("import")?;
         {
             let mut tee = Tee {

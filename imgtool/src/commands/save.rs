@@ -29,6 +29,8 @@ pub struct Save {
 impl Save {
     pub fn run(self, g: &Globals) -> Result<()> {
         let store = g.open_store()?;
+        // gc must not remove blobs of an image untagged while it is being saved.
+        let _op = store.lock_operation().context("save")?;
         let images = save::resolve(&store, &self.refs).context("save")?;
         let mut out = Output::create(self.output.as_deref()).map_err(|e| anyhow!("save: {e}"))?;
         save::write(&store, &images, self.format, out.writer()).context("save")?;
