@@ -143,6 +143,8 @@ fn read_image(store: &Store, manifest: Descriptor) -> Result<SaveImage, ArchiveE
 /// distinct manifest, each with all the names given for it.
 pub fn resolve(store: &Store, refs: &[String]) -> Result<Vec<SaveImage>, ArchiveError> {
     let mut images: Vec<SaveImage> = Vec::new();
+    // The digest each image was found by (an index's, when a name points at one).
+    let mut found_by: Vec<String> = Vec::new();
     for input in refs {
         let r = reference::parse(input).map_err(image_err)?;
         let (desc, name) = match r.digest() {
@@ -158,13 +160,11 @@ pub fn resolve(store: &Store, refs: &[String]) -> Result<Vec<SaveImage>, Archive
             }
         };
         let digest = desc.digest().to_string();
-        let pos = match images.iter().position(|i| {
-            i.manifest.digest().to_string() == digest
-                || i.names.iter().any(|n| Some(n) == name.as_ref())
-        }) {
+        let pos = match found_by.iter().position(|d| *d == digest) {
             Some(p) => p,
             None => {
                 images.push(read_image(store, desc)?);
+                found_by.push(digest);
                 images.len() - 1
             }
         };
