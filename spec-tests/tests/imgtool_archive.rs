@@ -1138,3 +1138,50 @@ fn a_load_killed_midway_leaves_a_working_store() {
         ["localhost/big:v1", "localhost/earlier:v1"]
     );
 }
+
+#[test]
+fn outputs_are_written_through_devices_and_symlinks_never_replaced() {
+    let s = Scene::new();
+    s.import_busybox("localhost/out:v1", &[]);
+    // A private null device: an output that is not a regular file is written to, not
+    // renamed over.
+    let null = s.path("null");
+    run(Command::new("mknod").arg(&null).args(["c", "1", "3"]));
+    s.imgtool(&["save", "localhost/out:v1", "-o", null.to_str().unwrap()])
+        .ok();
+    let bundle = s.path("bundle");
+    std::fs::create_dir(&bundle).unwrap();
+    s.busybox_rootfs("bundle/rootfs");
+    s.imgtool(&[
+        "export",
+        bundle.to_str().unwrap(),
+        "-o",
+        null.to_str().unwrap(),
+    ])
+    .ok();
+    assert!(std::fs::symlink_metadata(&null)
+        .unwrap()
+        .file_type()
+        .is_char_device());
+    // A symlink to a file: the file gets the archive, the link stays a link.
+    let real = s.path("real.tar");
+    let link = s.path("link.tar");
+    std::fs::write(&real, b"old").unwrap();
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    s.imgtool(&["save", "localhost/out:v1", "-o", link.to_str().unwrap()])
+        .ok();
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    let listing = run(Command::new("tar").arg("-tf").arg(&real));
+    assert!(listing.contains("manifest.json"), "{listing}");
+    // A directory is refused with one line.
+    let out = s.imgtool(&[
+        "save",
+        "localhost/out:v1",
+        "-o",
+        s.dir.path().to_str().unwrap(),
+    ]);
+    assert_one_line_error(&out, "is a directory");
+}

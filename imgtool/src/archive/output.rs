@@ -9,6 +9,9 @@ use std::path::{Path, PathBuf};
 pub struct Output {
     dest: Option<PathBuf>,
     tmp: Option<tempfile::NamedTempFile>,
+    /// An existing non-regular destination (`/dev/null`, a fifo): written in place, never
+    /// replaced by a rename.
+    direct: Option<std::fs::File>,
 }
 
 impl Output {
@@ -22,9 +25,28 @@ impl Output {
                 Ok(Self {
                     dest: None,
                     tmp: None,
+                    direct: None,
                 })
             }
             Some(p) => {
+                if let Ok(meta) = std::fs::metadata(p) {
+                    if meta.is_dir() {
+                        return Err(format!("{} is a directory", p.display()));
+                    }
+                    if !meta.is_file() {
+                        let f = std::fs::OpenOptions::new()
+                            .write(true)
+                            .open(p)
+                            .map_err(|e| format!("cannot open {}: {e}", p.display()))?;
+                        return Ok(Self {
+                            dest: None,
+                            tmp: None,
+                            direct: Some(f),
+                        });
+                    }
+                }
+                // A symlink to a file: the file it points to is replaced, not the link.
+                let p = &std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
                 let dir = match p.parent() {
                     Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
                     _ => PathBuf::from("."),
@@ -41,6 +63,7 @@ impl Output {
                 Ok(Self {
                     dest: Some(p.to_path_buf()),
                     tmp: Some(tmp),
+                    direct: None,
                 })
             }
         }
@@ -48,6 +71,9 @@ impl Output {
 
     /// A buffered writer; flush it (or drop the tar builder that owns it) before `commit`.
     pub fn writer(&mut self) -> Box<dyn Write + '_> {
+        if let Some(f) = &mut self.direct {
+            return Box::new(BufWriter::with_capacity(1 << 17, f));
+        }
         match &mut self.tmp {
             Some(t) => Box::new(BufWriter::with_capacity(1 << 17, t.as_file_mut())),
             None => Box::new(BufWriter::with_capacity(1 << 17, std::io::stdout().lock())),
@@ -57,6 +83,9 @@ impl Output {
     /// Makes a written file appear under its name (a failed write never calls this: the
     /// temp file is removed on drop and an existing file of that name is untouched).
     pub fn commit(self) -> Result<(), String> {
+        if self.direct.is_some() {
+            return Ok(());
+        }
         let (Some(tmp), Some(dest)) = (self.tmp, self.dest) else {
             return std::io::stdout()
                 .flush()
