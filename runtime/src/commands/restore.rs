@@ -161,8 +161,8 @@ pub fn run(cli: &Cli, args: RestoreArgs) -> Result<i32> {
         console_socket,
         what: &what,
     };
-    let c = match attempt.restore() {
-        Ok(c) => c,
+    let (c, terminal_sent) = match attempt.restore() {
+        Ok(restored) => restored,
         Err(err) => {
             undo(&root, &id, &manager);
             return Err(err);
@@ -184,7 +184,11 @@ pub fn run(cli: &Cli, args: RestoreArgs) -> Result<i32> {
         return Ok(0);
     }
 
-    let relay = receiver.map(Relay::start).transpose()?;
+    // Only a terminal CRIU handed over can be relayed (waiting for one never sent would hang).
+    let relay = receiver
+        .filter(|_| terminal_sent)
+        .map(Relay::start)
+        .transpose()?;
     let signals = signals
         .as_mut()
         .context("no signal handlers to wait with")?;
@@ -308,7 +312,8 @@ struct Attempt<'a> {
 impl Attempt<'_> {
     /// Creates the state and cgroup, restores through CRIU and records the restored init.
     /// The cgroup visit and the rootfs bind mount end when this returns, either way.
-    fn restore(self) -> Result<Container> {
+    /// Returns the container and whether CRIU handed over a terminal.
+    fn restore(self) -> Result<(Container, bool)> {
         let Checked {
             bundle,
             spec,
@@ -372,18 +377,18 @@ impl Attempt<'_> {
             hook_state: c.state.clone(),
             console_socket: self.console_socket.clone(),
         };
-        let pid = criu_restore::restore(request, self.what)?;
+        let restored = criu_restore::restore(request, self.what)?;
         drop(criu_root);
         drop(visit);
 
-        c.set_pid(pid).set_status(ContainerStatus::Running);
+        c.set_pid(restored.pid).set_status(ContainerStatus::Running);
         // The restored process started during the restore: "created" follows it, so the
         // status check (which refuses an init younger than its container) accepts it.
         c.state.created = Some(chrono::Utc::now());
         c.save()
             .map_err(|e| anyhow::anyhow!("{}", error_chain(&e)))
             .with_context(|| format!("{}: cannot record the restored process", self.what))?;
-        Ok(c)
+        Ok((c, restored.terminal_sent))
     }
 }
 

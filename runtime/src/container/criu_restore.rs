@@ -67,14 +67,23 @@ struct Notifications {
     state_dir: PathBuf,
     console_socket: Option<PathBuf>,
     restored_pid: Option<i32>,
+    terminal_sent: bool,
     failure: Option<String>,
+}
+
+/// What a successful restore reports.
+pub struct Restored {
+    /// The restored init, a child of the runtime (CRIU restores it as its sibling).
+    pub pid: i32,
+    /// Whether CRIU handed over a terminal (sent on to the console socket).
+    pub terminal_sent: bool,
 }
 
 static NOTIFICATIONS: Mutex<Option<Notifications>> = Mutex::new(None);
 
-/// Restores the checkpoint; returns the restored init's pid, or one line saying why not
+/// Restores the checkpoint; returns the restored init, or one line saying why not
 /// (CRIU's own reason from its log when it has one).
-pub fn restore(req: Request<'_>, what: &str) -> Result<i32> {
+pub fn restore(req: Request<'_>, what: &str) -> Result<Restored> {
     let images = File::open(req.images)
         .with_context(|| format!("{what}: cannot open {}", req.images.display()))?;
     let work = req
@@ -130,6 +139,7 @@ pub fn restore(req: Request<'_>, what: &str) -> Result<i32> {
         state_dir: req.state_dir.to_path_buf(),
         console_socket: req.console_socket,
         restored_pid: None,
+        terminal_sent: false,
         failure: None,
     });
     // A log left by an earlier attempt must not pass for this one's reason.
@@ -146,9 +156,13 @@ pub fn restore(req: Request<'_>, what: &str) -> Result<i32> {
     if let Err(e) = result {
         return Err(criu::failure(what, &e.to_string(), &log));
     }
-    notes
+    let pid = notes
         .restored_pid
-        .with_context(|| format!("{what}: criu did not report the restored process"))
+        .with_context(|| format!("{what}: criu did not report the restored process"))?;
+    Ok(Restored {
+        pid,
+        terminal_sent: notes.terminal_sent,
+    })
 }
 
 fn lock() -> std::sync::MutexGuard<'static, Option<Notifications>> {
@@ -170,7 +184,7 @@ fn on_notify(script: &str, notify: &Criu_notify, fd: Option<RawFd>) -> i32 {
             notes.restored_pid = Some(notify.pid());
             Ok(())
         }
-        "orphan-pts-master" => send_terminal(notes, fd),
+        "orphan-pts-master" => send_terminal(notes, fd).map(|()| notes.terminal_sent = true),
         _ => Ok(()),
     };
     match outcome {
@@ -358,9 +372,11 @@ fn inherited_stdio(images: &Path) -> Result<Vec<(OwnedFd, String)>> {
 }
 
 /// The options rust-criu cannot put into the request, as a CRIU config file named by
-/// `CRIU_CONFIG_FILE` while it exists (removed, and the variable unset, when dropped).
+/// `CRIU_CONFIG_FILE` while it exists. A config file the caller named there already is
+/// kept: its lines come first. Dropping removes the file and puts the variable back.
 struct ExtraConfig {
     path: PathBuf,
+    previous: Option<std::ffi::OsString>,
 }
 
 impl ExtraConfig {
@@ -398,17 +414,26 @@ impl ExtraConfig {
         }) {
             bail!("cannot pass {bad:?} to criu: the value holds a blank, quote or '#'");
         }
+        let previous = std::env::var_os("CRIU_CONFIG_FILE");
+        let mut text = previous
+            .as_ref()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .map(|t| t + "\n")
+            .unwrap_or_default();
+        text += &(lines.join("\n") + "\n");
         let path = req.state_dir.join("criu.conf");
-        std::fs::write(&path, lines.join("\n") + "\n")
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
         std::env::set_var("CRIU_CONFIG_FILE", &path);
-        Ok(Self { path })
+        Ok(Self { path, previous })
     }
 }
 
 impl Drop for ExtraConfig {
     fn drop(&mut self) {
-        std::env::remove_var("CRIU_CONFIG_FILE");
+        match &self.previous {
+            Some(value) => std::env::set_var("CRIU_CONFIG_FILE", value),
+            None => std::env::remove_var("CRIU_CONFIG_FILE"),
+        }
         let _ = std::fs::remove_file(&self.path);
     }
 }
