@@ -96,3 +96,56 @@ fn join_below(base: &Path, rel: &Path) -> PathBuf {
         .filter(|c| matches!(c, std::path::Component::Normal(_)))
         .fold(base.to_path_buf(), |p, c| p.join(c))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mount(path: &str, v1: bool, root: &str, options: &[&str]) -> CgroupMount {
+        CgroupMount {
+            path: PathBuf::from(path),
+            v1,
+            root: PathBuf::from(root),
+            options: options.iter().map(|o| o.to_string()).collect(),
+        }
+    }
+
+    fn own(controllers: &[&str], path: &str) -> OwnCgroup {
+        OwnCgroup {
+            controllers: controllers.iter().map(|c| c.to_string()).collect(),
+            path: PathBuf::from(path),
+        }
+    }
+
+    #[test]
+    fn a_cgroup_is_found_under_the_mount_of_its_hierarchy() {
+        let cpu = mount(
+            "/sys/fs/cgroup/cpu,cpuacct",
+            true,
+            "/",
+            &["rw", "cpu", "cpuacct"],
+        );
+        let unified = mount("/sys/fs/cgroup/unified", false, "/", &["rw", "nsdelegate"]);
+        let mine = own(&["cpu", "cpuacct"], "/a/b");
+        assert_eq!(
+            dir_of(&cpu, &mine),
+            Some(PathBuf::from("/sys/fs/cgroup/cpu,cpuacct/a/b"))
+        );
+        assert_eq!(dir_of(&unified, &mine), None);
+        assert_eq!(
+            dir_of(&unified, &own(&[], "/x")),
+            Some(PathBuf::from("/sys/fs/cgroup/unified/x"))
+        );
+        assert_eq!(dir_of(&cpu, &own(&["memory"], "/a")), None);
+    }
+
+    #[test]
+    fn a_mount_of_a_sub_cgroup_shows_paths_relative_to_its_root() {
+        let mem = mount("/sys/fs/cgroup/memory", true, "/outer", &["rw", "memory"]);
+        assert_eq!(
+            dir_of(&mem, &own(&["memory"], "/outer/inner")),
+            Some(PathBuf::from("/sys/fs/cgroup/memory/inner"))
+        );
+        assert_eq!(dir_of(&mem, &own(&["memory"], "/elsewhere")), None);
+    }
+}
