@@ -242,6 +242,12 @@ fn bad_input_gets_one_line_and_leaves_nothing() {
             vec!["-b", &bundle, "--image-path", "/nonexistent/images"],
             vec!["/nonexistent/images", "does not exist"],
         ),
+        // runc's default when the path is left empty: ./checkpoint (none here).
+        (
+            vec!["-b", &bundle, "--image-path="],
+            vec!["image path checkpoint (the default) does not exist"],
+        ),
+        (vec!["-b", &bundle], vec!["checkpoint (the default)"]),
         (
             vec!["-b", &bundle, "--image-path", &empty],
             vec![&empty, "inventory.img"],
@@ -342,24 +348,52 @@ fn a_criu_failure_is_one_line_with_criu_s_reason_and_leaves_nothing() {
         return;
     }
     let rt = Runtime::new();
-    let b = Bundle::busybox();
-    let bundle = b.path().to_string_lossy().to_string();
-    let images = placeholder_images(b.path());
-    let images_s = images.to_string_lossy().to_string();
-    let work = b.path().join("work");
-    let work_s = work.to_string_lossy().to_string();
     let id = spec_tests::container::unique_id("rcriu");
-    let attempts: Vec<(Vec<&str>, PathBuf)> = vec![
+    let plain = Bundle::busybox();
+    let mut tty = Bundle::busybox();
+    tty.set("/process/terminal", json!(true));
+    // A cgroup of the config's choosing must go too.
+    let own_cgroup = format!("{id}-cg");
+    let mut custom = Bundle::busybox();
+    custom.set("/linux/cgroupsPath", json!(format!("/{own_cgroup}")));
+    let scratch = tempfile::tempdir().unwrap();
+    let pid_file = scratch.path().join("restored.pid");
+    let pid_file_s = pid_file.to_string_lossy().to_string();
+    let work = scratch.path().join("work");
+    let work_s = work.to_string_lossy().to_string();
+    let socket_s = scratch
+        .path()
+        .join("console.sock")
+        .to_string_lossy()
+        .to_string();
+    let images = placeholder_images(scratch.path());
+    let images_s = images.to_string_lossy().to_string();
+
+    let attempts: Vec<(&Bundle, Vec<&str>, PathBuf)> = vec![
         // containerd's foreground call.
-        (vec!["-no-subreaper"], images.join("restore.log")),
+        (&plain, vec!["-no-subreaper"], images.join("restore.log")),
         (
-            vec!["-d", "--pid-file", "/tmp/never-written.pid"],
+            &plain,
+            vec!["-d", "--pid-file", &pid_file_s],
             images.join("restore.log"),
         ),
-        (vec!["--work-path", &work_s], work.join("restore.log")),
+        (
+            &plain,
+            vec!["--work-path", &work_s],
+            work.join("restore.log"),
+        ),
+        // A terminal relayed by the runtime itself (its socket must go), or handed out.
+        (&tty, vec![], images.join("restore.log")),
+        (
+            &tty,
+            vec!["-d", "--console-socket", &socket_s],
+            images.join("restore.log"),
+        ),
+        (&custom, vec!["-d"], images.join("restore.log")),
     ];
-    for (flags, log) in attempts {
-        let mut args = vec!["restore", "-b", &bundle, "--image-path", &images_s];
+    for (bundle, flags, log) in attempts {
+        let bundle_s = bundle.path().to_string_lossy().to_string();
+        let mut args = vec!["restore", "-b", &bundle_s, "--image-path", &images_s];
         args.extend(&flags);
         args.push(&id);
         let out = rt.exec(&args);
@@ -381,13 +415,25 @@ fn a_criu_failure_is_one_line_with_criu_s_reason_and_leaves_nothing() {
             );
         }
         assert!(log.exists(), "no CRIU log at {}", log.display());
-        assert!(!Path::new("/tmp/never-written.pid").exists());
+        assert!(!pid_file.exists(), "a pid file for a failed restore");
         assert_nothing_left(&rt, &id);
+        assert!(
+            cgroup_dirs_named(&own_cgroup).is_empty(),
+            "{own_cgroup} left behind"
+        );
         assert!(rt.state(&id).is_none());
+        // Not even the id's lock or the runtime's own console socket stays.
+        let leftovers: Vec<_> = std::fs::read_dir(rt.root())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .filter(|n| n.contains(&id))
+            .collect();
+        assert!(leftovers.is_empty(), "{flags:?} left {leftovers:?}");
+        // The rootfs is the bundle's again: nothing is mounted over it or beside it.
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        assert!(!mounts.contains(&*bundle.path().to_string_lossy()));
     }
-    // The rootfs is the bundle's again: nothing is mounted over it or beside it.
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    assert!(!mounts.contains(&*b.path().to_string_lossy()));
 }
 
 #[test]

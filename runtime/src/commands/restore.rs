@@ -7,6 +7,7 @@
 //! flags, id, CRIU); after that, a failure removes all the attempt made: the state
 //! directory, the cgroup and the rootfs bind mount CRIU restored into.
 
+use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -30,9 +31,9 @@ pub struct RestoreArgs {
     /// AF_UNIX socket which receives the master end of the restored process's terminal.
     #[arg(long = "console-socket", value_name = "PATH")]
     pub console_socket: Option<PathBuf>,
-    /// Directory holding the checkpoint images (default: ./checkpoint).
-    #[arg(long = "image-path", value_name = "DIR")]
-    pub image_path: Option<PathBuf>,
+    /// Directory holding the checkpoint images (default, also when empty: ./checkpoint).
+    #[arg(long = "image-path", value_name = "DIR", value_parser = clap::builder::OsStringValueParser::new())]
+    pub image_path: Option<OsString>,
     /// Directory for CRIU's log and work files (default: the image directory).
     #[arg(long = "work-path", value_name = "DIR")]
     pub work_path: Option<PathBuf>,
@@ -278,23 +279,23 @@ fn check(cli: &Cli, args: &RestoreArgs, what: &str) -> Result<Checked> {
 
 /// The image directory: `--image-path`, or `./checkpoint` as runc defaults; it must hold
 /// a checkpoint (CRIU's inventory.img).
-fn check_images(image_path: Option<&Path>) -> Result<PathBuf> {
-    let given = image_path
-        .filter(|p| !p.as_os_str().is_empty())
-        .map_or_else(|| PathBuf::from("checkpoint"), Path::to_path_buf);
-    if !given.exists() {
-        bail!("image path {} does not exist", given.display());
+fn check_images(image_path: Option<&OsStr>) -> Result<PathBuf> {
+    let given = image_path.filter(|p| !p.is_empty());
+    let (path, default) = match given {
+        Some(p) => (PathBuf::from(p), ""),
+        None => (PathBuf::from("checkpoint"), " (the default)"),
+    };
+    let shown = format!("{}{default}", path.display());
+    if !path.exists() {
+        bail!("image path {shown} does not exist");
     }
-    if !given.is_dir() {
-        bail!("image path {} is not a directory", given.display());
+    if !path.is_dir() {
+        bail!("image path {shown} is not a directory");
     }
-    if !given.join("inventory.img").is_file() {
-        bail!(
-            "image path {} holds no checkpoint (no inventory.img)",
-            given.display()
-        );
+    if !path.join("inventory.img").is_file() {
+        bail!("image path {shown} holds no checkpoint (no inventory.img)");
     }
-    fs::canonicalize(&given).with_context(|| format!("cannot resolve {}", given.display()))
+    fs::canonicalize(&path).with_context(|| format!("cannot resolve {}", path.display()))
 }
 
 /// One restore attempt: what it creates is undone by [`undo`] when it fails.
