@@ -226,6 +226,15 @@ fn bad_input_gets_one_line_and_leaves_nothing() {
     let mut tty = Bundle::busybox();
     tty.set("/process/terminal", json!(true));
     let tty_path = tty.path().to_string_lossy().to_string();
+    let mut netns = Bundle::busybox();
+    let mut namespaces = netns.config["linux"]["namespaces"].clone();
+    for ns in namespaces.as_array_mut().unwrap() {
+        if ns["type"] == "network" {
+            ns["path"] = json!("/nonexistent/netns");
+        }
+    }
+    netns.set("/linux/namespaces", namespaces);
+    let netns_path = netns.path().to_string_lossy().to_string();
     let _ = &mut malformed;
 
     let id = spec_tests::container::unique_id("rbad");
@@ -270,6 +279,10 @@ fn bad_input_gets_one_line_and_leaves_nothing() {
                 "nocolon",
             ],
             vec!["--lsm-profile", "TYPE:NAME"],
+        ),
+        (
+            vec!["-b", &netns_path, "--image-path", &images],
+            vec!["/nonexistent/netns", "does not exist"],
         ),
         (
             vec!["-b", &tty_path, "--image-path", &images, "-d"],

@@ -243,6 +243,21 @@ fn check(cli: &Cli, args: &RestoreArgs, what: &str) -> Result<Checked> {
             bail!("invalid --lsm-profile {profile:?}: use TYPE:NAME");
         }
     }
+    let namespaces = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .into_iter()
+        .flatten();
+    for ns in namespaces {
+        if let Some(path) = ns.path().as_ref().filter(|p| !p.exists()) {
+            bail!(
+                "{what}: the {} namespace {} does not exist",
+                ns.typ(),
+                path.display()
+            );
+        }
+    }
     let cgroupns_path = spec
         .linux()
         .as_ref()
@@ -325,7 +340,7 @@ impl Attempt<'_> {
         } = self.checked;
         let id = &self.args.id;
         fs::create_dir(self.dir)
-            .with_context(|| format!("cannot create {}", self.dir.display()))?;
+            .with_context(|| format!("{}: cannot create {}", self.what, self.dir.display()))?;
         let mut c = Container::new(id, ContainerStatus::Creating, None, bundle, self.dir)
             .map_err(|e| anyhow::anyhow!("{}", error_chain(&e)))
             .with_context(|| format!("{}: cannot record its state", self.what))?;
@@ -345,14 +360,19 @@ impl Attempt<'_> {
             .with_context(|| format!("{}: cannot record its config", self.what))?;
 
         if let Some(work) = &self.args.work_path {
-            fs::create_dir_all(work)
-                .with_context(|| format!("cannot create the work path {}", work.display()))?;
+            fs::create_dir_all(work).with_context(|| {
+                format!(
+                    "{}: cannot create the work path {}",
+                    self.what,
+                    work.display()
+                )
+            })?;
         }
-        criu_restore::make_mountpoints(spec, rootfs, bundle)?;
+        criu_restore::make_mountpoints(spec, rootfs, bundle).context(self.what.to_string())?;
         let resources = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
         let visit =
             CgroupVisit::enter(self.manager, resources).with_context(|| self.what.to_string())?;
-        let criu_root = CriuRoot::mount(rootfs, self.dir)?;
+        let criu_root = CriuRoot::mount(rootfs, self.dir).context(self.what.to_string())?;
         let flags = criu_restore::Flags {
             tcp_established: self.args.tcp_established,
             ext_unix_sk: self.args.ext_unix_sk,

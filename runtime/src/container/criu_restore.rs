@@ -116,22 +116,24 @@ pub fn restore(req: Request<'_>, what: &str) -> Result<Restored> {
     c.set_orphan_pts_master(true);
     c.set_auto_dedup(req.flags.auto_dedup);
     c.set_lazy_pages(req.flags.lazy_pages);
-    for (key, val) in external_mounts(req.spec, req.bundle, req.cgroup_path)? {
+    for (key, val) in
+        external_mounts(req.spec, req.bundle, req.cgroup_path).context(what.to_string())?
+    {
         c.set_external_mount(key, val);
     }
     // Kept open until CRIU is done: it inherits them.
     let mut inherited: Vec<OwnedFd> = Vec::new();
-    for (fd, key) in external_namespaces(req.spec)? {
+    for (fd, key) in external_namespaces(req.spec).context(what.to_string())? {
         c.add_inherit_fd(fd.as_raw_fd(), key)
             .map_err(|e| anyhow::anyhow!("{what}: {e}"))?;
         inherited.push(fd);
     }
-    for (fd, key) in inherited_stdio(req.images)? {
+    for (fd, key) in inherited_stdio(req.images).context(what.to_string())? {
         c.add_inherit_fd(fd.as_raw_fd(), key)
             .map_err(|e| anyhow::anyhow!("{what}: {e}"))?;
         inherited.push(fd);
     }
-    let config = ExtraConfig::write(&req)?;
+    let config = ExtraConfig::write(&req).context(what.to_string())?;
 
     *lock() = Some(Notifications {
         hooks: req.spec.hooks().clone(),
