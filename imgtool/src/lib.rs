@@ -3,4 +3,5 @@
 pub mod bundle;
 pub mod layer;
 pub mod reference;
+pub mod registry;
 pub mod store;
