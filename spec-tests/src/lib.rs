@@ -7,6 +7,7 @@ pub mod container;
 pub mod containerd;
 pub mod docker;
 pub mod host;
+pub mod images;
 pub mod podman;
 pub mod registry;
 pub mod sockets;
