@@ -6,6 +6,7 @@ pub mod bundle;
 pub mod container;
 pub mod containerd;
 pub mod docker;
+pub mod faulty_proxy;
 pub mod host;
 pub mod images;
 pub mod podman;

@@ -37,7 +37,7 @@ pub enum RegistryError {
         repository: String,
         hint: String,
     },
-    #[error("{reference}: not found in registry {registry} (unknown tag, digest or repository)")]
+    #[error("not found in registry {registry} (unknown tag, digest or repository)")]
     NotFound { reference: String, registry: String },
     #[error("blob {digest} from registry {registry} is corrupt: {message}")]
     Corrupt {
@@ -45,7 +45,7 @@ pub enum RegistryError {
         registry: String,
         message: String,
     },
-    #[error("{reference}: no image for platform {platform} (available: {available})")]
+    #[error("no image for platform {platform} in the index (available: {available})")]
     NoPlatform {
         reference: String,
         platform: String,
@@ -53,7 +53,7 @@ pub enum RegistryError {
     },
     #[error("invalid platform {0:?}: expected os/arch[/variant], e.g. linux/amd64")]
     BadPlatform(String),
-    #[error("{reference}: {message}")]
+    #[error("{message}")]
     BadManifest { reference: String, message: String },
     #[error("registry {registry}: {message}")]
     Protocol { registry: String, message: String },
