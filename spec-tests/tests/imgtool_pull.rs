@@ -494,6 +494,10 @@ fn registry_stopped_mid_pull_is_retried_then_a_clear_error() {
         "names the registry: {stderr}"
     );
     assert!(stderr.contains("cannot reach registry"), "{stderr}");
+    assert!(
+        stderr.contains("gave up after 5 attempts"),
+        "retried: {stderr}"
+    );
     env.assert_nothing_tagged_nor_left();
 }
 

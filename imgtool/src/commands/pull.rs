@@ -44,11 +44,12 @@ impl Pull {
             .enable_all()
             .build()
             .context("cannot start the async runtime")?;
-        let pulled = runtime
-            .block_on(pull_image(
-                &store, &reference, &config, &auth, &opts, &progress,
-            ))
-            .with_context(|| format!("pull {}", reference::store_name(&reference)))?;
+        let result = runtime.block_on(pull_image(
+            &store, &reference, &config, &auth, &opts, &progress,
+        ));
+        progress.done();
+        let pulled =
+            result.with_context(|| format!("pull {}", reference::store_name(&reference)))?;
         println!("{} {}", pulled.name, pulled.manifest.digest());
         Ok(())
     }

@@ -7,7 +7,7 @@ use oci_client::client::BlobResponse;
 
 use super::client::Connection;
 use super::progress::BlobProgress;
-use super::retry::{classify, digest_failure, root_cause, transient, RetryPolicy};
+use super::retry::{classify, digest_failure, gave_up, root_cause, transient, RetryPolicy};
 use super::RegistryError;
 use crate::store::ingest::BlobWriter;
 use crate::store::{Store, StoreError};
@@ -43,7 +43,7 @@ pub async fn fetch_blob(
             Err(Attempt::Fatal(e)) => return Err(e),
             Err(Attempt::Transient { err, throttled }) => {
                 if attempt >= policy.attempts {
-                    return Err(err);
+                    return Err(gave_up(err, attempt));
                 }
                 progress.message(&format!("retrying: {err}"));
                 tokio::time::sleep(policy.delay(attempt, throttled)).await;

@@ -29,6 +29,14 @@ impl Progress {
         Self { multi: None }
     }
 
+    /// Ends the bars' output: the terminal cursor moves below them, so what is printed
+    /// next starts on its own line.
+    pub fn done(&self) {
+        if self.multi.is_some() {
+            eprintln!();
+        }
+    }
+
     /// A bar for a blob of `size` bytes labelled `label` (a short digest).
     pub fn blob(&self, label: &str, size: u64) -> BlobProgress {
         let bar = self.multi.as_ref().map(|m| {

@@ -16,7 +16,7 @@ use super::config::{Endpoint, RegistriesConfig};
 use super::download::fetch_blob;
 use super::platform::{available, PlatformSpec};
 use super::progress::{short_digest, Progress};
-use super::retry::{classify, transient, RetryPolicy};
+use super::retry::{classify, gave_up, transient, RetryPolicy};
 use super::RegistryError;
 use crate::reference::{store_name, Reference};
 use crate::store::Store;
@@ -161,7 +161,8 @@ where
                         tokio::time::sleep(policy.delay(attempt, throttled)).await;
                         attempt += 1;
                     }
-                    _ => return Err(err),
+                    Some(_) => return Err(gave_up(err, attempt)),
+                    None => return Err(err),
                 }
             }
         }

@@ -53,6 +53,24 @@ impl RetryPolicy {
     }
 }
 
+/// Notes in a transient error that it persisted through `attempts` tries.
+pub fn gave_up(err: RegistryError, attempts: u32) -> RegistryError {
+    if attempts < 2 {
+        return err;
+    }
+    match err {
+        RegistryError::Unreachable { registry, message } => RegistryError::Unreachable {
+            registry,
+            message: format!("{message} (gave up after {attempts} attempts)"),
+        },
+        RegistryError::Protocol { registry, message } => RegistryError::Protocol {
+            registry,
+            message: format!("{message} (gave up after {attempts} attempts)"),
+        },
+        other => other,
+    }
+}
+
 /// Whether an oci-client error is worth retrying, and whether it was a 429.
 pub fn transient(e: &OciDistributionError) -> Option<bool> {
     match e {
