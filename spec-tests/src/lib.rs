@@ -11,4 +11,5 @@ pub mod host;
 pub mod images;
 pub mod podman;
 pub mod registry;
+pub mod registry_variants;
 pub mod sockets;

@@ -13,6 +13,7 @@ use spec_tests::bins;
 use spec_tests::faulty_proxy::{Fault, FaultyProxy};
 use spec_tests::images::{self, Compression, Image, Layer};
 use spec_tests::registry::{free_port, Registry};
+use spec_tests::registry_variants::{TokenServer, VariantRegistry};
 use tempfile::TempDir;
 
 /// A store, a registries config and a docker config dir of one test, all in a temp dir,
@@ -165,16 +166,20 @@ fn push(reg: &Registry, image: &Image, repo_tag: &str) {
 /// recompression of uncompressed layers (`--preserve-digests`), which a plain skopeo copy
 /// to a registry would do.
 fn push_exact(reg: &Registry, layout: &Path, tag: &str, repo_tag: &str) {
-    let out = Command::new("skopeo")
-        .args([
-            "copy",
-            "-q",
-            "--all",
-            "--preserve-digests",
-            "--dest-tls-verify=false",
-        ])
+    skopeo_push(&reg.host(), None, layout, tag, repo_tag);
+}
+
+/// skopeo copy of `oci:LAYOUT:TAG` to `docker://HOST/REPO_TAG`, with credentials if given.
+fn skopeo_push(host: &str, creds: Option<&str>, layout: &Path, tag: &str, repo_tag: &str) {
+    let mut cmd = Command::new("skopeo");
+    cmd.args(["copy", "-q", "--all", "--preserve-digests"])
+        .arg("--dest-tls-verify=false");
+    if let Some(c) = creds {
+        cmd.arg(format!("--dest-creds={c}"));
+    }
+    let out = cmd
         .arg(format!("oci:{}:{tag}", layout.display()))
-        .arg(format!("docker://{}/{repo_tag}", reg.host()))
+        .arg(format!("docker://{host}/{repo_tag}"))
         .output()
         .expect("skopeo");
     assert!(
@@ -215,29 +220,10 @@ fn first_layer(manifest: &Value) -> String {
 }
 
 fn write_auth_file(path: &Path, key: &str, user: &str, password: &str) {
-    use std::io::Write as _;
-    let mut enc = Vec::new();
-    // base64 of user:password, by hand to avoid a dependency for one line.
-    let raw = format!("{user}:{password}");
-    let table = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    for chunk in raw.as_bytes().chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
-        for i in 0..4 {
-            if i <= chunk.len() {
-                enc.push(table[(n >> (18 - 6 * i) & 63) as usize]);
-            } else {
-                enc.push(b'=');
-            }
-        }
-    }
-    let config = json!({"auths": {key: {"auth": String::from_utf8(enc).unwrap()}}});
-    let mut f = std::fs::File::create(path).unwrap();
-    f.write_all(config.to_string().as_bytes()).unwrap();
+    use base64::Engine as _;
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    let config = json!({"auths": {key: {"auth": auth}}});
+    std::fs::write(path, config.to_string()).unwrap();
 }
 
 #[test]
@@ -683,4 +669,53 @@ fn a_cut_download_resumes_with_a_range_request() {
     );
     assert_eq!(env.skopeo_inspect(&name)["Digest"], want);
     assert!(env.tmp_files().is_empty());
+}
+
+#[test]
+fn https_registry_with_a_self_signed_certificate_is_pulled_as_insecure() {
+    let reg = VariantRegistry::with_tls();
+    let dir = tempfile::tempdir().unwrap();
+    let want = Image::busybox().write_layout(dir.path(), "t");
+    skopeo_push(&reg.host(), None, dir.path(), "t", "busybox:latest");
+    // Loopback is insecure by default: TLS is detected and the certificate not checked.
+    let env = Env::new();
+    let (_, digest) = env.pull_ok(&[&format!("{}/busybox", reg.host())]);
+    assert_eq!(digest, want, "{}", reg.log());
+}
+
+#[test]
+fn bearer_token_auth_through_a_token_server() {
+    let tokens = TokenServer::start("alice", "s3cret", &["private"]);
+    let reg = VariantRegistry::with_token_auth(&tokens);
+    let dir = tempfile::tempdir().unwrap();
+    let want = Image::busybox().write_layout(dir.path(), "t");
+    skopeo_push(
+        &reg.host(),
+        Some("alice:s3cret"),
+        dir.path(),
+        "t",
+        "private:latest",
+    );
+    let reference = format!("{}/private", reg.host());
+
+    let env = Env::new();
+    let good = env.dir.path().join("auth.json");
+    write_auth_file(&good, &reg.host(), "alice", "s3cret");
+    let (_, digest) = env.pull_ok(&["--authfile", good.to_str().unwrap(), &reference]);
+    assert_eq!(digest, want, "{}", reg.log());
+
+    let env = Env::new();
+    let err = env.pull_err(&[&reference]);
+    assert!(
+        err.contains("unauthorized") && err.contains(&reg.host()),
+        "{err}"
+    );
+    let bad = env.dir.path().join("bad.json");
+    write_auth_file(&bad, &reg.host(), "alice", "wrong");
+    let err = env.pull_err(&["--authfile", bad.to_str().unwrap(), &reference]);
+    assert!(
+        err.contains("unauthorized") && err.contains("rejected"),
+        "{err}"
+    );
+    env.assert_nothing_tagged_nor_left();
 }
