@@ -235,7 +235,7 @@ fn pull_by_tag_stores_what_the_registry_serves_for_skopeo_and_umoci() {
     let (name, digest) = env.pull_ok(&[&format!("{}/busybox", reg.host())]);
     assert_eq!(name, format!("{}/busybox:latest", reg.host()));
     assert_eq!(digest, want);
-    assert_eq!(env.tags(), [name.clone()]);
+    assert_eq!(env.tags(), std::slice::from_ref(&name));
     assert_eq!(env.skopeo_inspect(&name)["Digest"], want);
     assert!(env.tmp_files().is_empty());
 
@@ -517,7 +517,7 @@ fn kill_9_mid_pull_leaves_a_consistent_store_and_the_next_pull_succeeds() {
 
     assert_eq!(
         env.tags(),
-        [first.clone()],
+        std::slice::from_ref(&first),
         "index.json valid, only the earlier tag"
     );
     env.skopeo_inspect(&first);

@@ -29,7 +29,7 @@ const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+
 const ACCEPT: &[&str] = &[OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST];
 
 /// Options of one pull.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct PullOptions {
     /// The platform to pick from an index (default: the host's).
     pub platform: Option<PlatformSpec>,
@@ -37,16 +37,6 @@ pub struct PullOptions {
     pub insecure: bool,
     /// Retries for the registry itself (mirrors get fewer).
     pub retry: RetryPolicy,
-}
-
-impl Default for PullOptions {
-    fn default() -> Self {
-        Self {
-            platform: None,
-            insecure: false,
-            retry: RetryPolicy::default(),
-        }
-    }
 }
 
 /// The result of a pull.
