@@ -13,3 +13,4 @@ pub mod podman;
 pub mod registry;
 pub mod registry_variants;
 pub mod sockets;
+pub mod tree;
