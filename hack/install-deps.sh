@@ -14,6 +14,8 @@ PACKAGES=(
   containerd podman conmon uidmap bsdutils docker.io criu
   # the local registry the image tests start on 127.0.0.1
   docker-registry apache2-utils
+  # self-signed certificates and token signing for the HTTPS and bearer-token registries
+  openssl
   # benchmarks
   hyperfine time strace bc
 )

@@ -7,4 +7,5 @@ pub mod image;
 pub mod layer;
 pub mod mount;
 pub mod reference;
+pub mod registry;
 pub mod store;

@@ -4,6 +4,8 @@
 //! live in index.json (`org.opencontainers.image.ref.name`), rewritten the same way under
 //! an exclusive flock so concurrent imgtool processes never lose or corrupt an update.
 
+pub mod ingest;
+
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
