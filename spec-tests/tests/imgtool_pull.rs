@@ -719,3 +719,72 @@ fn bearer_token_auth_through_a_token_server() {
     );
     env.assert_nothing_tagged_nor_left();
 }
+
+#[test]
+fn docker_schema2_image_is_stored_unchanged_and_bundles() {
+    let reg = Registry::start();
+    let dir = tempfile::tempdir().unwrap();
+    Image::busybox().write_layout(dir.path(), "t");
+    let out = Command::new("skopeo")
+        .args(["copy", "-q", "--format", "v2s2", "--dest-tls-verify=false"])
+        .arg(format!("oci:{}:t", dir.path().display()))
+        .arg(format!("docker://{}/docker:latest", reg.host()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (manifest, want) = registry_manifest(&reg, "docker:latest");
+    assert_eq!(
+        manifest["mediaType"],
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
+    let env = Env::new();
+    let (name, digest) = env.pull_ok(&[&format!("{}/docker", reg.host())]);
+    assert_eq!(digest, want, "the Docker manifest is kept byte for byte");
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(env.store().join("index.json")).unwrap()).unwrap();
+    assert_eq!(
+        index["manifests"][0]["mediaType"],
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
+    let bundle = env.dir.path().join("bundle");
+    let out = env
+        .cmd()
+        .args(["bundle", &name])
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(bundle.join("rootfs/bin/busybox").is_file());
+}
+
+#[test]
+fn server_errors_and_throttling_are_retried() {
+    let reg = Registry::start();
+    push(&reg, &Image::busybox(), "busybox:latest");
+    let (manifest, want) = registry_manifest(&reg, "busybox:latest");
+    let layer = first_layer(&manifest);
+    for (fault, target) in [
+        (Fault::Status(503), "/manifests/latest".to_string()),
+        (Fault::Status(429), layer.clone()),
+        (Fault::Status(502), layer),
+    ] {
+        let proxy = FaultyProxy::start(reg.port(), fault, &target);
+        let env = Env::new();
+        let (_, digest) = env.pull_ok(&[&format!("{}/busybox", proxy.host())]);
+        assert_eq!(digest, want, "{fault:?}");
+        let asked = proxy
+            .requests()
+            .iter()
+            .filter(|r| r.starts_with("GET ") && r.contains(&target))
+            .count();
+        assert_eq!(asked, 2, "{fault:?} on {target}: asked again once");
+    }
+}
