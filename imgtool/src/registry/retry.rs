@@ -141,12 +141,6 @@ pub fn classify(
         registry: registry.to_string(),
     };
     match e {
-        OciDistributionError::RequestError(r) if r.is_connect() || r.is_timeout() => {
-            RegistryError::Unreachable {
-                registry: registry.to_string(),
-                message: root_cause(r),
-            }
-        }
         OciDistributionError::RequestError(r) => RegistryError::Unreachable {
             registry: registry.to_string(),
             message: root_cause(r),
