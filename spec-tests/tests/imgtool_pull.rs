@@ -788,3 +788,51 @@ fn server_errors_and_throttling_are_retried() {
         assert_eq!(asked, 2, "{fault:?} on {target}: asked again once");
     }
 }
+
+#[test]
+fn gc_waits_for_a_pull_in_flight() {
+    let reg = Registry::start();
+    push(&reg, &Image::busybox(), "busybox:latest");
+    let (manifest, _) = registry_manifest(&reg, "busybox:latest");
+    let layer = first_layer(&manifest);
+    let mut proxy = FaultyProxy::start(reg.port(), Fault::StallAfter(64 * 1024), &layer);
+    let env = Env::new();
+    let pull = env
+        .cmd()
+        .args(["pull", &format!("{}/busybox", proxy.host())])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _pull = ChildGuard(pull);
+    assert!(
+        proxy.wait_stalled(Duration::from_secs(30)),
+        "pull under way"
+    );
+    let gc = env.cmd().arg("gc").stdout(Stdio::null()).spawn().unwrap();
+    let mut gc = ChildGuard(gc);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        gc.0.try_wait().unwrap().is_none(),
+        "gc waits while a pull is in flight"
+    );
+    assert_eq!(
+        env.tmp_files().len(),
+        1,
+        "the partial download is still there"
+    );
+    proxy.shutdown(); // the pull fails and ends; then gc runs
+    let status = gc.0.wait().unwrap();
+    assert!(status.success());
+    env.assert_nothing_tagged_nor_left();
+}
+
+/// Kills a child process left running when a test fails.
+struct ChildGuard(std::process::Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

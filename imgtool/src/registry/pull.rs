@@ -61,6 +61,9 @@ pub async fn pull_image(
     opts: &PullOptions,
     progress: &Progress,
 ) -> Result<Pulled, RegistryError> {
+    // Until the tag is written, the blobs and temp files of this pull are unreferenced:
+    // keep gc out for the whole pull.
+    let _op = store.lock_operation()?;
     let mut last_err = None;
     for endpoint in config.endpoints(reference.registry(), opts.insecure) {
         let policy = if endpoint.is_mirror {
