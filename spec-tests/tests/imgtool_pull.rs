@@ -322,6 +322,20 @@ fn per_registry_mirror_down_falls_back_to_origin_and_a_live_mirror_is_used() {
     let (name, digest) = env.pull_ok(&[&format!("{origin_host}/busybox")]);
     assert_eq!(name, format!("{origin_host}/busybox:latest"));
     assert_eq!(digest, want);
+
+    // Everything down: the error names the registry and the mirrors tried.
+    let mut mirror = mirror;
+    mirror.stop();
+    let env = Env::new();
+    env.write_config(json!({ "mirrors": mirrors }));
+    let err = env.pull_err(&[&format!("{origin_host}/busybox")]);
+    assert!(
+        err.contains(&format!("cannot reach registry {origin_host}")),
+        "{err}"
+    );
+    assert!(err.contains(dead.trim_start_matches("http://")), "{err}");
+    assert!(err.contains(&mirror.host()), "{err}");
+    env.assert_nothing_tagged_nor_left();
 }
 
 #[test]

@@ -123,12 +123,9 @@ impl RegistriesConfig {
                 });
             }
         }
-        let host = if registry == "docker.io" {
-            // docker.io's API lives at registry-1.docker.io (index.docker.io redirects).
-            "index.docker.io".to_string()
-        } else {
-            registry.to_string()
-        };
+        // docker.io's API host (index.docker.io) is chosen by oci-client; errors and
+        // credentials use the name users know.
+        let host = registry.to_string();
         let transport = if force_insecure || self.is_insecure(registry) {
             Transport::Insecure
         } else {
@@ -285,7 +282,7 @@ mod tests {
         assert_eq!(e[0].host, "127.0.0.1:9000");
         assert_eq!(e[0].transport, Transport::Http);
         assert!(e[0].is_mirror);
-        assert_eq!(e[1].host, "index.docker.io");
+        assert_eq!(e[1].host, "docker.io");
         assert_eq!(e[1].transport, Transport::Https);
         let e = c.endpoints("reg.test:5000", false);
         let got: Vec<_> = e.iter().map(|e| (e.host.as_str(), e.transport)).collect();

@@ -59,6 +59,12 @@ pub enum RegistryError {
     Protocol { registry: String, message: String },
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The registry's own failure, after its mirrors failed too.
+    #[error("{error} (mirrors tried first: {mirrors})")]
+    AfterMirrors {
+        error: Box<RegistryError>,
+        mirrors: String,
+    },
 }
 
 impl RegistryError {

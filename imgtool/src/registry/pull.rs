@@ -65,6 +65,7 @@ pub async fn pull_image(
     // keep gc out for the whole pull.
     let _op = store.lock_operation()?;
     let mut last_err = None;
+    let mut mirror_errors = Vec::new();
     for endpoint in config.endpoints(reference.registry(), opts.insecure) {
         let policy = if endpoint.is_mirror {
             RetryPolicy::mirror()
@@ -75,13 +76,22 @@ pub async fn pull_image(
             Ok(p) => return Ok(p),
             Err(e) if e.is_local() => return Err(e),
             // A mirror that fails in any way falls back to the next endpoint.
+            Err(e) if endpoint.is_mirror => mirror_errors.push(format!("{}: {e}", endpoint.host)),
             Err(e) => last_err = Some(e),
         }
     }
-    Err(last_err.unwrap_or_else(|| RegistryError::Protocol {
+    let err = last_err.unwrap_or_else(|| RegistryError::Protocol {
         registry: reference.registry().to_string(),
         message: "no endpoint to pull from".into(),
-    }))
+    });
+    if mirror_errors.is_empty() {
+        Err(err)
+    } else {
+        Err(RegistryError::AfterMirrors {
+            error: Box::new(err),
+            mirrors: mirror_errors.join("; "),
+        })
+    }
 }
 
 /// The fields that tell manifests and indexes apart.
