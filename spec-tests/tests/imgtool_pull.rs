@@ -73,6 +73,11 @@ impl Env {
             "imgtool pull {args:?} failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        assert!(
+            out.stderr.is_empty(),
+            "no progress output when stderr is not a terminal: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let stdout = String::from_utf8(out.stdout).unwrap();
         let lines: Vec<&str> = stdout.lines().collect();
         assert_eq!(lines.len(), 1, "one line on stdout: {stdout:?}");
