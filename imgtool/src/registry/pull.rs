@@ -183,7 +183,7 @@ async fn pull_from(
 ) -> Result<Pulled, RegistryError> {
     let conn = connect(reference, endpoint, auth).await?;
     let name = store_name(reference);
-    let (raw, digest) = retrying(&conn, policy, &name, || {
+    let (raw, digest) = retrying(&conn, policy, "image", || {
         conn.client
             .pull_manifest_raw(&conn.reference, &conn.auth, ACCEPT)
     })
@@ -212,7 +212,8 @@ async fn pull_from(
             let by_digest = conn
                 .reference
                 .clone_with_digest(chosen.digest().to_string());
-            let (m_raw, m_digest) = retrying(&conn, policy, &name, || {
+            let what = format!("manifest {}", chosen.digest());
+            let (m_raw, m_digest) = retrying(&conn, policy, &what, || {
                 conn.client
                     .pull_manifest_raw(&by_digest, &conn.auth, ACCEPT)
             })
@@ -228,7 +229,7 @@ async fn pull_from(
             };
             if m_raw.len() as u64 != chosen.size() {
                 return Err(RegistryError::Corrupt {
-                    digest: m_digest,
+                    what: format!("manifest {m_digest}"),
                     registry: conn.host().to_string(),
                     message: format!(
                         "manifest is {} bytes, the index says {}",
@@ -271,7 +272,7 @@ async fn pull_from(
     let stored = store.put_bytes(MediaType::from(manifest_type.as_str()), &manifest_raw)?;
     if stored.digest().to_string() != manifest_digest {
         return Err(RegistryError::Corrupt {
-            digest: manifest_digest,
+            what: format!("manifest {manifest_digest}"),
             registry: conn.host().to_string(),
             message: format!("manifest content has digest {}", stored.digest()),
         });
