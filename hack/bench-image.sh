@@ -27,6 +27,8 @@ mkdir -p "$cache"
 if [ ! -f "$cache/debian-minbase.tar" ]; then
   rm -rf "$cache/rootfs.tmp"
   debootstrap --variant=minbase bookworm "$cache/rootfs.tmp" http://deb.debian.org/debian >/dev/null
+  # As Debian's published images: no package lists or downloaded packages.
+  rm -rf "$cache"/rootfs.tmp/var/lib/apt/lists/* "$cache"/rootfs.tmp/var/cache/apt/archives/*.deb
   tar -C "$cache/rootfs.tmp" --numeric-owner --xattrs -cf "$cache/debian-minbase.tar.tmp" .
   mv "$cache/debian-minbase.tar.tmp" "$cache/debian-minbase.tar"
   rm -rf "$cache/rootfs.tmp"
