@@ -19,6 +19,8 @@ pub enum Fault {
     /// Send the response head and N body bytes, then hold the connection open until
     /// [`FaultyProxy::shutdown`].
     StallAfter(usize),
+    /// Answer with this HTTP status (and `Retry-After: 1`) instead of forwarding.
+    Status(u16),
 }
 
 struct Shared {
@@ -136,6 +138,10 @@ fn read_head(s: &mut TcpStream) -> std::io::Result<(String, Vec<u8>)> {
             return Err(std::io::Error::other("closed before the head ended"));
         }
         buf.extend_from_slice(&chunk[..n]);
+        if !buf[0].is_ascii_uppercase() {
+            // Not HTTP (a TLS client hello from a scheme probe): give up at once.
+            return Err(std::io::Error::other("not an HTTP request"));
+        }
     }
 }
 
@@ -162,6 +168,13 @@ fn handle(mut client: TcpStream, s: &Shared) -> std::io::Result<()> {
         && !s.fired.swap(true, Ordering::SeqCst);
     let fault = if matches { Some(s.fault) } else { None };
 
+    if let Some(Fault::Status(code)) = fault {
+        write!(
+            client,
+            "HTTP/1.1 {code} Injected\r\nContent-Length: 0\r\nRetry-After: 1\r\nConnection: close\r\n\r\n"
+        )?;
+        return Ok(());
+    }
     let mut upstream = TcpStream::connect(("127.0.0.1", s.upstream))?;
     let mut out = request_line + "\r\n";
     for h in headers {
@@ -174,7 +187,7 @@ fn handle(mut client: TcpStream, s: &Shared) -> std::io::Result<()> {
     let (resp_head, mut body) = read_head(&mut upstream)?;
     client.write_all(resp_head.as_bytes())?;
     match fault {
-        None => {
+        None | Some(Fault::Status(_)) => {
             client.write_all(&body)?;
             std::io::copy(&mut upstream, &mut client)?;
         }

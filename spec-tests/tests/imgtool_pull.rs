@@ -73,6 +73,11 @@ impl Env {
             "imgtool pull {args:?} failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        assert!(
+            out.stderr.is_empty(),
+            "no progress output when stderr is not a terminal: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let stdout = String::from_utf8(out.stdout).unwrap();
         let lines: Vec<&str> = stdout.lines().collect();
         assert_eq!(lines.len(), 1, "one line on stdout: {stdout:?}");
@@ -322,6 +327,20 @@ fn per_registry_mirror_down_falls_back_to_origin_and_a_live_mirror_is_used() {
     let (name, digest) = env.pull_ok(&[&format!("{origin_host}/busybox")]);
     assert_eq!(name, format!("{origin_host}/busybox:latest"));
     assert_eq!(digest, want);
+
+    // Everything down: the error names the registry and the mirrors tried.
+    let mut mirror = mirror;
+    mirror.stop();
+    let env = Env::new();
+    env.write_config(json!({ "mirrors": mirrors }));
+    let err = env.pull_err(&[&format!("{origin_host}/busybox")]);
+    assert!(
+        err.contains(&format!("cannot reach registry {origin_host}")),
+        "{err}"
+    );
+    assert!(err.contains(dead.trim_start_matches("http://")), "{err}");
+    assert!(err.contains(&mirror.host()), "{err}");
+    env.assert_nothing_tagged_nor_left();
 }
 
 #[test]
@@ -718,4 +737,121 @@ fn bearer_token_auth_through_a_token_server() {
         "{err}"
     );
     env.assert_nothing_tagged_nor_left();
+}
+
+#[test]
+fn docker_schema2_image_is_stored_unchanged_and_bundles() {
+    let reg = Registry::start();
+    let dir = tempfile::tempdir().unwrap();
+    Image::busybox().write_layout(dir.path(), "t");
+    let out = Command::new("skopeo")
+        .args(["copy", "-q", "--format", "v2s2", "--dest-tls-verify=false"])
+        .arg(format!("oci:{}:t", dir.path().display()))
+        .arg(format!("docker://{}/docker:latest", reg.host()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (manifest, want) = registry_manifest(&reg, "docker:latest");
+    assert_eq!(
+        manifest["mediaType"],
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
+    let env = Env::new();
+    let (name, digest) = env.pull_ok(&[&format!("{}/docker", reg.host())]);
+    assert_eq!(digest, want, "the Docker manifest is kept byte for byte");
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(env.store().join("index.json")).unwrap()).unwrap();
+    assert_eq!(
+        index["manifests"][0]["mediaType"],
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
+    let bundle = env.dir.path().join("bundle");
+    let out = env
+        .cmd()
+        .args(["bundle", &name])
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(bundle.join("rootfs/bin/busybox").is_file());
+}
+
+#[test]
+fn server_errors_and_throttling_are_retried() {
+    let reg = Registry::start();
+    push(&reg, &Image::busybox(), "busybox:latest");
+    let (manifest, want) = registry_manifest(&reg, "busybox:latest");
+    let layer = first_layer(&manifest);
+    for (fault, target) in [
+        (Fault::Status(503), "/manifests/latest".to_string()),
+        (Fault::Status(429), layer.clone()),
+        (Fault::Status(502), layer),
+    ] {
+        let proxy = FaultyProxy::start(reg.port(), fault, &target);
+        let env = Env::new();
+        let (_, digest) = env.pull_ok(&[&format!("{}/busybox", proxy.host())]);
+        assert_eq!(digest, want, "{fault:?}");
+        let asked = proxy
+            .requests()
+            .iter()
+            .filter(|r| r.starts_with("GET ") && r.contains(&target))
+            .count();
+        assert_eq!(asked, 2, "{fault:?} on {target}: asked again once");
+    }
+}
+
+#[test]
+fn gc_waits_for_a_pull_in_flight() {
+    let reg = Registry::start();
+    push(&reg, &Image::busybox(), "busybox:latest");
+    let (manifest, _) = registry_manifest(&reg, "busybox:latest");
+    let layer = first_layer(&manifest);
+    let mut proxy = FaultyProxy::start(reg.port(), Fault::StallAfter(64 * 1024), &layer);
+    let env = Env::new();
+    let pull = env
+        .cmd()
+        .args(["pull", &format!("{}/busybox", proxy.host())])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _pull = ChildGuard(pull);
+    assert!(
+        proxy.wait_stalled(Duration::from_secs(30)),
+        "pull under way"
+    );
+    let gc = env.cmd().arg("gc").stdout(Stdio::null()).spawn().unwrap();
+    let mut gc = ChildGuard(gc);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        gc.0.try_wait().unwrap().is_none(),
+        "gc waits while a pull is in flight"
+    );
+    assert_eq!(
+        env.tmp_files().len(),
+        1,
+        "the partial download is still there"
+    );
+    proxy.shutdown(); // the pull fails and ends; then gc runs
+    let status = gc.0.wait().unwrap();
+    assert!(status.success());
+    env.assert_nothing_tagged_nor_left();
+}
+
+/// Kills a child process left running when a test fails.
+struct ChildGuard(std::process::Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

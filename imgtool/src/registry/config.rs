@@ -62,6 +62,13 @@ impl RegistriesConfig {
             Err(e) => return Err(bad(e.to_string())),
         };
         let config: Self = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        for entry in &config.insecure_registries {
+            if entry.contains("://") || entry.is_empty() {
+                return Err(bad(format!(
+                    "insecure registry {entry:?}: expected host[:port] or a CIDR network, without a scheme"
+                )));
+            }
+        }
         for url in config
             .registry_mirrors
             .iter()
@@ -80,10 +87,15 @@ impl RegistriesConfig {
         }
     }
 
-    /// Whether `registry` (`host[:port]`) is insecure: listed in the config, or on loopback
-    /// (localhost, 127.0.0.0/8, ::1), as docker treats those.
+    /// Whether `registry` (`host[:port]`) is insecure: listed in the config (by name, or
+    /// by a CIDR network containing its IP, as docker allows), or on loopback (localhost,
+    /// 127.0.0.0/8, ::1), as docker treats those.
     pub fn is_insecure(&self, registry: &str) -> bool {
-        is_loopback(registry) || self.insecure_registries.iter().any(|r| r == registry)
+        is_loopback(registry)
+            || self
+                .insecure_registries
+                .iter()
+                .any(|entry| entry == registry || in_network(entry, registry))
     }
 
     /// Where to fetch images of `registry` from, in order: its mirrors, then itself.
@@ -111,12 +123,9 @@ impl RegistriesConfig {
                 });
             }
         }
-        let host = if registry == "docker.io" {
-            // docker.io's API lives at registry-1.docker.io (index.docker.io redirects).
-            "index.docker.io".to_string()
-        } else {
-            registry.to_string()
-        };
+        // docker.io's API host (index.docker.io) is chosen by oci-client; errors and
+        // credentials use the name users know.
+        let host = registry.to_string();
         let transport = if force_insecure || self.is_insecure(registry) {
             Transport::Insecure
         } else {
@@ -172,17 +181,49 @@ fn parse_mirror_url(url: &str) -> Result<(bool, String), String> {
     Ok((https, host.to_string()))
 }
 
-/// True for `localhost`, 127.0.0.0/8 and ::1, with or without a port.
-pub fn is_loopback(registry: &str) -> bool {
-    let host = if let Some(rest) = registry.strip_prefix('[') {
+/// The host of `host[:port]` (`[v6]:port` too).
+fn host_part(registry: &str) -> &str {
+    if let Some(rest) = registry.strip_prefix('[') {
         rest.split(']').next().unwrap_or("")
+    } else if registry.matches(':').count() > 1 {
+        registry // a bare IPv6 address
     } else {
         match registry.rsplit_once(':') {
             Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
             _ => registry,
         }
-    };
+    }
+}
+
+/// True for `localhost`, 127.0.0.0/8 and ::1, with or without a port.
+pub fn is_loopback(registry: &str) -> bool {
+    let host = host_part(registry);
     host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Whether `registry`'s host is an IP address inside the CIDR network `cidr`.
+fn in_network(cidr: &str, registry: &str) -> bool {
+    let Some((net, bits)) = cidr.split_once('/') else {
+        return false;
+    };
+    let (Ok(net), Ok(bits), Ok(ip)) = (
+        net.parse::<IpAddr>(),
+        bits.parse::<u32>(),
+        host_part(registry).parse::<IpAddr>(),
+    ) else {
+        return false;
+    };
+    match (net, ip) {
+        (IpAddr::V4(n), IpAddr::V4(i)) if bits <= 32 => {
+            let mask = u32::MAX.checked_shl(32 - bits).unwrap_or(0);
+            u32::from(n) & mask == u32::from(i) & mask
+        }
+        (IpAddr::V6(n), IpAddr::V6(i)) if bits <= 128 => {
+            let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
+            u128::from(n) & mask == u128::from(i) & mask
+        }
+        _ => false,
+    }
 }
 
 #[cfg(test)]
@@ -211,6 +252,24 @@ mod tests {
     }
 
     #[test]
+    fn insecure_by_name_or_network() {
+        let c: RegistriesConfig = serde_json::from_str(
+            r#"{"insecure-registries":["reg.test:5000","10.1.0.0/16","fd00::/8"]}"#,
+        )
+        .unwrap();
+        assert!(c.is_insecure("reg.test:5000"));
+        assert!(!c.is_insecure("reg.test:5001"));
+        assert!(c.is_insecure("10.1.2.3:5000"));
+        assert!(!c.is_insecure("10.2.0.1:5000"));
+        assert!(c.is_insecure("[fd00::1]:5000"));
+        assert!(!c.is_insecure("docker.io"));
+        assert!(c.is_insecure("127.0.0.1:1"));
+        let all: RegistriesConfig =
+            serde_json::from_str(r#"{"insecure-registries":["0.0.0.0/0"]}"#).unwrap();
+        assert!(all.is_insecure("192.168.1.1"));
+    }
+
+    #[test]
     fn endpoints_mirrors_first() {
         let c: RegistriesConfig = serde_json::from_str(
             r#"{"insecure-registries":["reg.test:5000"],
@@ -223,7 +282,7 @@ mod tests {
         assert_eq!(e[0].host, "127.0.0.1:9000");
         assert_eq!(e[0].transport, Transport::Http);
         assert!(e[0].is_mirror);
-        assert_eq!(e[1].host, "index.docker.io");
+        assert_eq!(e[1].host, "docker.io");
         assert_eq!(e[1].transport, Transport::Https);
         let e = c.endpoints("reg.test:5000", false);
         let got: Vec<_> = e.iter().map(|e| (e.host.as_str(), e.transport)).collect();
@@ -248,6 +307,12 @@ mod tests {
         let msg = RegistriesConfig::load(&p).unwrap_err().to_string();
         assert!(
             msg.contains("r.json") && msg.contains("invalid type"),
+            "{msg}"
+        );
+        std::fs::write(&p, r#"{"insecure-registries": ["http://x:5000"]}"#).unwrap();
+        let msg = RegistriesConfig::load(&p).unwrap_err().to_string();
+        assert!(
+            msg.contains("http://x:5000") && msg.contains("scheme"),
             "{msg}"
         );
         std::fs::write(&p, r#"{"registry-mirrors": ["ftp://x"]}"#).unwrap();

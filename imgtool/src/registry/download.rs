@@ -61,14 +61,14 @@ pub async fn fetch_blob(
 fn corrupt_or_store(conn: &Connection, digest: &str, e: StoreError) -> RegistryError {
     match e {
         StoreError::DigestMismatch { actual, .. } => RegistryError::Corrupt {
-            digest: digest.to_string(),
+            what: format!("blob {digest}"),
             registry: conn.host().to_string(),
             message: format!("its content has digest {actual}"),
         },
         StoreError::SizeMismatch {
             expected, actual, ..
         } => RegistryError::Corrupt {
-            digest: digest.to_string(),
+            what: format!("blob {digest}"),
             registry: conn.host().to_string(),
             message: format!("expected {expected} bytes, got {actual}"),
         },
@@ -88,7 +88,7 @@ async fn one_attempt(
             &e,
             conn.host(),
             conn.reference.repository(),
-            digest,
+            &format!("blob {digest}"),
             &conn.unauthorized_hint(),
         );
         match transient(&e) {
@@ -128,7 +128,7 @@ async fn one_attempt(
             Err(e) => {
                 if let Some(message) = digest_failure(&e) {
                     return Err(Attempt::Fatal(RegistryError::Corrupt {
-                        digest: digest.to_string(),
+                        what: format!("blob {digest}"),
                         registry: conn.host().to_string(),
                         message,
                     }));

@@ -37,11 +37,13 @@ pub enum RegistryError {
         repository: String,
         hint: String,
     },
-    #[error("not found in registry {registry} (unknown tag, digest or repository)")]
+    /// `reference` is what was asked for: "image" (a tag or digest), "blob DIGEST", ….
+    #[error("{reference} not found in registry {registry}")]
     NotFound { reference: String, registry: String },
-    #[error("blob {digest} from registry {registry} is corrupt: {message}")]
+    /// `what` is "blob sha256:…" or "manifest NAME".
+    #[error("{what} from registry {registry} is corrupt: {message}")]
     Corrupt {
-        digest: String,
+        what: String,
         registry: String,
         message: String,
     },
@@ -59,6 +61,12 @@ pub enum RegistryError {
     Protocol { registry: String, message: String },
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The registry's own failure, after its mirrors failed too.
+    #[error("{error} (mirrors tried first: {mirrors})")]
+    AfterMirrors {
+        error: Box<RegistryError>,
+        mirrors: String,
+    },
 }
 
 impl RegistryError {

@@ -61,7 +61,11 @@ pub async fn pull_image(
     opts: &PullOptions,
     progress: &Progress,
 ) -> Result<Pulled, RegistryError> {
+    // Until the tag is written, the blobs and temp files of this pull are unreferenced:
+    // keep gc out for the whole pull.
+    let _op = store.lock_operation()?;
     let mut last_err = None;
+    let mut mirror_errors = Vec::new();
     for endpoint in config.endpoints(reference.registry(), opts.insecure) {
         let policy = if endpoint.is_mirror {
             RetryPolicy::mirror()
@@ -72,13 +76,22 @@ pub async fn pull_image(
             Ok(p) => return Ok(p),
             Err(e) if e.is_local() => return Err(e),
             // A mirror that fails in any way falls back to the next endpoint.
+            Err(e) if endpoint.is_mirror => mirror_errors.push(format!("{}: {e}", endpoint.host)),
             Err(e) => last_err = Some(e),
         }
     }
-    Err(last_err.unwrap_or_else(|| RegistryError::Protocol {
+    let err = last_err.unwrap_or_else(|| RegistryError::Protocol {
         registry: reference.registry().to_string(),
         message: "no endpoint to pull from".into(),
-    }))
+    });
+    if mirror_errors.is_empty() {
+        Err(err)
+    } else {
+        Err(RegistryError::AfterMirrors {
+            error: Box::new(err),
+            mirrors: mirror_errors.join("; "),
+        })
+    }
 }
 
 /// The fields that tell manifests and indexes apart.
@@ -170,7 +183,7 @@ async fn pull_from(
 ) -> Result<Pulled, RegistryError> {
     let conn = connect(reference, endpoint, auth).await?;
     let name = store_name(reference);
-    let (raw, digest) = retrying(&conn, policy, &name, || {
+    let (raw, digest) = retrying(&conn, policy, "image", || {
         conn.client
             .pull_manifest_raw(&conn.reference, &conn.auth, ACCEPT)
     })
@@ -199,7 +212,8 @@ async fn pull_from(
             let by_digest = conn
                 .reference
                 .clone_with_digest(chosen.digest().to_string());
-            let (m_raw, m_digest) = retrying(&conn, policy, &name, || {
+            let what = format!("manifest {}", chosen.digest());
+            let (m_raw, m_digest) = retrying(&conn, policy, &what, || {
                 conn.client
                     .pull_manifest_raw(&by_digest, &conn.auth, ACCEPT)
             })
@@ -215,7 +229,7 @@ async fn pull_from(
             };
             if m_raw.len() as u64 != chosen.size() {
                 return Err(RegistryError::Corrupt {
-                    digest: m_digest,
+                    what: format!("manifest {m_digest}"),
                     registry: conn.host().to_string(),
                     message: format!(
                         "manifest is {} bytes, the index says {}",
@@ -258,7 +272,7 @@ async fn pull_from(
     let stored = store.put_bytes(MediaType::from(manifest_type.as_str()), &manifest_raw)?;
     if stored.digest().to_string() != manifest_digest {
         return Err(RegistryError::Corrupt {
-            digest: manifest_digest,
+            what: format!("manifest {manifest_digest}"),
             registry: conn.host().to_string(),
             message: format!("manifest content has digest {}", stored.digest()),
         });

@@ -119,12 +119,13 @@ pub fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
         .unwrap_or(msg)
 }
 
-/// Maps an oci-client error for `what` (a reference or blob) at `registry`.
+/// Maps an oci-client error about `what` ("image", "blob DIGEST") at
+/// `registry`.
 pub fn classify(
     e: &OciDistributionError,
     registry: &str,
     repository: &str,
-    reference: &str,
+    what: &str,
     unauthorized_hint: &str,
 ) -> RegistryError {
     let protocol = |message: String| RegistryError::Protocol {
@@ -137,16 +138,10 @@ pub fn classify(
         hint: unauthorized_hint.to_string(),
     };
     let not_found = || RegistryError::NotFound {
-        reference: reference.to_string(),
+        reference: what.to_string(),
         registry: registry.to_string(),
     };
     match e {
-        OciDistributionError::RequestError(r) if r.is_connect() || r.is_timeout() => {
-            RegistryError::Unreachable {
-                registry: registry.to_string(),
-                message: root_cause(r),
-            }
-        }
         OciDistributionError::RequestError(r) => RegistryError::Unreachable {
             registry: registry.to_string(),
             message: root_cause(r),
@@ -191,7 +186,7 @@ pub fn classify(
             }
         }
         OciDistributionError::DigestError(d) => RegistryError::Corrupt {
-            digest: reference.to_string(),
+            what: what.to_string(),
             registry: registry.to_string(),
             message: d.to_string(),
         },
