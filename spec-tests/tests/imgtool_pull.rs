@@ -740,7 +740,7 @@ fn bearer_token_auth_through_a_token_server() {
 }
 
 #[test]
-fn docker_schema2_image_is_stored_unchanged_and_bundles() {
+fn docker_schema2_image_is_stored_as_oci_and_bundles() {
     let reg = Registry::start();
     let dir = tempfile::tempdir().unwrap();
     Image::busybox().write_layout(dir.path(), "t");
@@ -762,13 +762,54 @@ fn docker_schema2_image_is_stored_unchanged_and_bundles() {
     );
     let env = Env::new();
     let (name, digest) = env.pull_ok(&[&format!("{}/docker", reg.host())]);
-    assert_eq!(digest, want, "the Docker manifest is kept byte for byte");
+    assert_ne!(digest, want, "the Docker manifest is stored converted");
     let index: Value =
         serde_json::from_slice(&std::fs::read(env.store().join("index.json")).unwrap()).unwrap();
     assert_eq!(
         index["manifests"][0]["mediaType"],
-        "application/vnd.docker.distribution.manifest.v2+json"
+        "application/vnd.oci.image.manifest.v1+json"
     );
+    // The same blobs: config and layers keep their registry digests.
+    let stored: Value = serde_json::from_slice(
+        &std::fs::read(
+            env.store()
+                .join("blobs/sha256")
+                .join(&digest["sha256:".len()..]),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(stored["config"]["digest"], manifest["config"]["digest"]);
+    assert_eq!(
+        stored["layers"][0]["digest"],
+        manifest["layers"][0]["digest"]
+    );
+    assert_eq!(
+        stored["layers"][0]["mediaType"],
+        "application/vnd.oci.image.layer.v1.tar+gzip"
+    );
+    // skopeo and umoci read it from the store.
+    for cmd in [
+        vec![
+            "skopeo".to_string(),
+            "inspect".into(),
+            format!("oci:{}:{name}", env.store().display()),
+        ],
+        vec![
+            "umoci".to_string(),
+            "unpack".into(),
+            "--image".into(),
+            format!("{}:{name}", env.store().display()),
+            env.dir.path().join("umoci").display().to_string(),
+        ],
+    ] {
+        let out = Command::new(&cmd[0]).args(&cmd[1..]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{cmd:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     let bundle = env.dir.path().join("bundle");
     let out = env
         .cmd()

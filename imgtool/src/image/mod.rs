@@ -3,3 +3,4 @@
 
 pub mod build;
 pub mod change;
+pub mod docker;

@@ -9,6 +9,7 @@ use futures_util::{StreamExt, TryStreamExt};
 use oci_client::errors::OciDistributionError;
 use oci_spec::image::{Descriptor, ImageManifest, MediaType, Platform, PlatformBuilder};
 use serde::Deserialize;
+use sha2::{Digest as _, Sha256};
 
 use super::auth::AuthFile;
 use super::client::{connect, Connection, PARALLEL_DOWNLOADS};
@@ -269,14 +270,27 @@ async fn pull_from(
         .try_collect::<Vec<()>>()
         .await?;
 
-    let stored = store.put_bytes(MediaType::from(manifest_type.as_str()), &manifest_raw)?;
-    if stored.digest().to_string() != manifest_digest {
+    let served = format!("sha256:{}", hex::encode(Sha256::digest(&manifest_raw)));
+    if served != manifest_digest {
         return Err(RegistryError::Corrupt {
             what: format!("manifest {manifest_digest}"),
             registry: conn.host().to_string(),
-            message: format!("manifest content has digest {}", stored.digest()),
+            message: format!("manifest content has digest {served}"),
         });
     }
+    // A Docker manifest is stored as the OCI manifest of the same blobs: the store is an
+    // OCI layout that skopeo and umoci read.
+    let stored = if manifest_type == DOCKER_MANIFEST {
+        let oci = crate::image::docker::manifest_to_oci(&manifest_raw).map_err(|e| {
+            RegistryError::BadManifest {
+                reference: name.clone(),
+                message: e.to_string(),
+            }
+        })?;
+        store.put_bytes(MediaType::ImageManifest, &oci)?
+    } else {
+        store.put_bytes(MediaType::from(manifest_type.as_str()), &manifest_raw)?
+    };
     let mut tagged = stored;
     if platform.is_none() {
         platform = config_platform(store, manifest.config().digest().as_ref());
