@@ -6,6 +6,7 @@ pub mod cgroup_mounts;
 pub mod exe_protect;
 pub mod exec_cgroup;
 pub mod exec_seccomp;
+pub mod path_lookup;
 pub mod rootless_cgroups;
 pub mod shadow_bundle;
 pub mod start;
