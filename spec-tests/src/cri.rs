@@ -456,8 +456,42 @@ impl Drop for CriContainerd {
                 nix::sys::signal::Signal::SIGKILL,
             );
         }
+        // Containers whose shim was killed above are still in the pods' cgroups.
+        kill_cgroup_tree(&self.cgroup_parent);
         crate::host::unmount_under(self.dir.path());
         remove_cgroup_tree(&self.cgroup_parent);
+    }
+}
+
+/// SIGKILLs every process in the cgroup `path` or below it, in any hierarchy, and waits
+/// (briefly) for the cgroups to empty.
+fn kill_cgroup_tree(path: &str) {
+    let procs_files = || {
+        let mut files = Vec::new();
+        for hierarchy in cgroup_hierarchies() {
+            let mut dirs = Vec::new();
+            collect_dirs(&hierarchy.join(path.trim_start_matches('/')), &mut dirs);
+            files.extend(dirs.into_iter().map(|d| d.join("cgroup.procs")));
+        }
+        files
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut any = false;
+        for file in procs_files() {
+            let procs = std::fs::read_to_string(&file).unwrap_or_default();
+            for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                any = true;
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+        if !any || Instant::now() > deadline {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
