@@ -14,6 +14,8 @@ PACKAGES=(
   containerd podman conmon uidmap bsdutils docker.io criu
   # the local registry the image tests start on 127.0.0.1
   docker-registry apache2-utils
+  # self-signed certificates and token signing for the HTTPS and bearer-token registries
+  openssl
   # benchmarks
   hyperfine time strace bc
 )
@@ -34,5 +36,6 @@ fi
 if command -v service >/dev/null 2>&1; then
   for svc in docker-registry docker containerd; do service "$svc" stop >/dev/null 2>&1 || true; done
 fi
-pkill -x docker-registry 2>/dev/null || true
+# Only the packaged service's instance (its config under /etc): never a test's private registry.
+pkill -f "docker-registry serve /etc/docker/registry/config.yml" 2>/dev/null || true
 echo "install-deps: all packages present"

@@ -1,6 +1,11 @@
 //! imgtool's library: the pieces the `imgtool` commands are built from.
 
+pub mod archive;
 pub mod bundle;
+pub mod commit;
+pub mod image;
 pub mod layer;
+pub mod mount;
 pub mod reference;
+pub mod registry;
 pub mod store;

@@ -70,6 +70,7 @@ fn dispatch(cli: &Cli, command: Command) -> anyhow::Result<i32> {
         Command::Ps(a) => done(commands::ps::run(cli, a)),
         Command::Update(a) => done(commands::update::run(cli, a)),
         Command::Checkpoint(a) => done(commands::checkpoint::run(cli, a)),
+        Command::Restore(a) => commands::restore::run(cli, a),
         Command::Exec(a) => commands::exec::run(cli, a),
         Command::Events(a) => done(commands::events::run(cli, a)),
         Command::Spec(a) => done(commands::spec::run(cli, a)),

@@ -1,15 +1,29 @@
-//! `imgtool inspect`.
+//! `imgtool inspect REF`: the stored manifest and config as JSON.
 
-use anyhow::{bail, Result};
+use anyhow::Result;
+use serde_json::json;
 
 use super::Globals;
 
-/// (being written)
+/// Print a stored image's name, digest, manifest and config as one JSON object.
 #[derive(clap::Args, Debug)]
-pub struct Inspect {}
+pub struct Inspect {
+    pub image: String,
+}
 
 impl Inspect {
-    pub fn run(self, _g: &Globals) -> Result<()> {
-        bail!("inspect: not implemented yet")
+    pub fn run(self, g: &Globals) -> Result<()> {
+        let store = g.open_store()?;
+        let stored = store.find(&self.image)?;
+        let img = store.load(&stored)?;
+        let out = json!({
+            "Name": stored.name,
+            "Digest": stored.digest(),
+            "Id": img.config_digest,
+            "Manifest": img.manifest,
+            "Config": img.config,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        Ok(())
     }
 }

@@ -7,11 +7,16 @@ use clap::{Parser, Subcommand};
 use imgtool::store::Store;
 
 pub mod bundle;
+pub mod commit;
+pub mod export;
 pub mod gc;
 pub mod images;
+pub mod import;
 pub mod inspect;
+pub mod load;
 pub mod pull;
 pub mod rm;
+pub mod save;
 pub mod tag;
 pub mod unbundle;
 
@@ -92,7 +97,12 @@ pub enum Command {
     Rm(rm::Rm),
     Gc(gc::Gc),
     Bundle(bundle::Bundle),
+    Commit(commit::Commit),
     Unbundle(unbundle::Unbundle),
+    Save(save::Save),
+    Load(load::Load),
+    Export(export::Export),
+    Import(import::Import),
 }
 
 impl Cli {
@@ -106,7 +116,12 @@ impl Cli {
             Command::Rm(c) => c.run(g),
             Command::Gc(c) => c.run(g),
             Command::Bundle(c) => c.run(g),
+            Command::Commit(c) => c.run(g),
             Command::Unbundle(c) => c.run(g),
+            Command::Save(c) => c.run(g),
+            Command::Load(c) => c.run(g),
+            Command::Export(c) => c.run(g),
+            Command::Import(c) => c.run(g),
         }
     }
 }

@@ -1,15 +1,56 @@
-//! `imgtool pull`.
+//! `imgtool pull [--platform P] [--insecure] REF`: fetches an image from its registry (or a
+//! mirror) into the store and prints `<stored name> <manifest digest>`.
 
-use anyhow::{bail, Result};
+use anyhow::{Context, Result};
+use imgtool::reference;
+use imgtool::registry::progress::Progress;
+use imgtool::registry::{pull_image, AuthFile, PlatformSpec, PullOptions, RegistriesConfig};
 
 use super::Globals;
 
-/// (being written)
+/// Pull an image from a registry into the store.
 #[derive(clap::Args, Debug)]
-pub struct Pull {}
+pub struct Pull {
+    /// The platform to pick from a multi-platform image: os/arch[/variant]. Default: the
+    /// host's (linux/<arch>).
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    pub platform: Option<String>,
+    /// Allow plain HTTP and TLS without certificate verification for this registry.
+    #[arg(long)]
+    pub insecure: bool,
+    /// The image, e.g. busybox, registry:5000/repo:tag, repo@sha256:…
+    #[arg(value_name = "REF")]
+    pub reference: String,
+}
 
 impl Pull {
-    pub fn run(self, _g: &Globals) -> Result<()> {
-        bail!("pull: not implemented yet")
+    pub fn run(self, g: &Globals) -> Result<()> {
+        let reference = reference::parse(&self.reference)?;
+        let platform = self
+            .platform
+            .as_deref()
+            .map(str::parse::<PlatformSpec>)
+            .transpose()?;
+        let config = RegistriesConfig::load_or_default(g.config.as_deref())?;
+        let auth = AuthFile::load(g.authfile.as_deref())?;
+        let store = g.open_store()?;
+        let opts = PullOptions {
+            platform,
+            insecure: self.insecure,
+            ..PullOptions::default()
+        };
+        let progress = Progress::for_stderr(g.quiet);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")?;
+        let result = runtime.block_on(pull_image(
+            &store, &reference, &config, &auth, &opts, &progress,
+        ));
+        progress.done();
+        let pulled =
+            result.with_context(|| format!("pull {}", reference::store_name(&reference)))?;
+        println!("{} {}", pulled.name, pulled.manifest.digest());
+        Ok(())
     }
 }

@@ -1,15 +1,27 @@
-//! `imgtool rm`.
+//! `imgtool rm REF...`: untag images (their blobs go at the next gc).
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 
 use super::Globals;
 
-/// (being written)
+/// Remove image names from the store; `imgtool gc` frees the space.
 #[derive(clap::Args, Debug)]
-pub struct Rm {}
+pub struct Rm {
+    /// Stored images.
+    #[arg(required = true)]
+    pub images: Vec<String>,
+}
 
 impl Rm {
-    pub fn run(self, _g: &Globals) -> Result<()> {
-        bail!("rm: not implemented yet")
+    pub fn run(self, g: &Globals) -> Result<()> {
+        let store = g.open_store()?;
+        for image in &self.images {
+            let found = store.find(image)?;
+            store.untag(&found.name)?;
+            if !g.quiet {
+                println!("Untagged: {}", found.name);
+            }
+        }
+        Ok(())
     }
 }

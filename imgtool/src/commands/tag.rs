@@ -1,15 +1,33 @@
-//! `imgtool tag`.
+//! `imgtool tag SRC DST`: another name for a stored image.
 
-use anyhow::{bail, Result};
+use anyhow::{Context, Result};
+use imgtool::reference;
 
 use super::Globals;
 
-/// (being written)
+/// Give a stored image another name.
 #[derive(clap::Args, Debug)]
-pub struct Tag {}
+pub struct Tag {
+    /// A stored image.
+    pub source: String,
+    /// The new name (docker-style reference).
+    pub target: String,
+}
 
 impl Tag {
-    pub fn run(self, _g: &Globals) -> Result<()> {
-        bail!("tag: not implemented yet")
+    pub fn run(self, g: &Globals) -> Result<()> {
+        let store = g.open_store()?;
+        let src = store.find(&self.source)?;
+        let dst = reference::parse(&self.target)?;
+        if dst.digest().is_some() {
+            anyhow::bail!("cannot tag as {:?}: a tag names no digest", self.target);
+        }
+        let name = reference::store_name(&dst);
+        let mut desc = src.descriptor.clone();
+        desc.set_annotations(None);
+        store
+            .tag(&name, &desc)
+            .with_context(|| format!("cannot tag {} as {name}", src.name))?;
+        Ok(())
     }
 }

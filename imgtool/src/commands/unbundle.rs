@@ -1,15 +1,25 @@
-//! `imgtool unbundle`.
+//! `imgtool unbundle DIR`: unmount and remove a bundle made by `imgtool bundle`.
 
-use anyhow::{bail, Result};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use imgtool::bundle::remove_bundle;
 
 use super::Globals;
 
-/// (being written)
+/// Unmount a bundle's rootfs and remove the bundle directory.
 #[derive(clap::Args, Debug)]
-pub struct Unbundle {}
+pub struct Unbundle {
+    /// Bundle directories made by `imgtool bundle`.
+    #[arg(required = true)]
+    pub dirs: Vec<PathBuf>,
+}
 
 impl Unbundle {
     pub fn run(self, _g: &Globals) -> Result<()> {
-        bail!("unbundle: not implemented yet")
+        for dir in &self.dirs {
+            remove_bundle(dir).with_context(|| format!("cannot unbundle {}", dir.display()))?;
+        }
+        Ok(())
     }
 }

@@ -4,6 +4,8 @@
 //! live in index.json (`org.opencontainers.image.ref.name`), rewritten the same way under
 //! an exclusive flock so concurrent imgtool processes never lose or corrupt an update.
 
+pub mod ingest;
+
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
@@ -11,6 +13,15 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::image::{Descriptor, ImageIndex, ImageIndexBuilder, MediaType};
 use sha2::{Digest as _, Sha256};
+
+mod archive_support;
+pub mod bundles;
+pub mod gc;
+pub mod layers;
+pub mod read;
+
+pub use archive_support::{BlobWriter, WrittenBlob};
+pub use read::{host_architecture, LoadedImage, StoredImage};
 
 /// The annotation carrying a tag in index.json.
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
@@ -35,6 +46,14 @@ pub enum StoreError {
     UnsupportedDigest(String),
     #[error("no image tagged {0:?} in the store")]
     UnknownTag(String),
+    #[error("{0:?} matches more than one image: give more of the digest or the full name")]
+    Ambiguous(String),
+    #[error("image index {digest} has no manifest for linux/{arch}")]
+    NoPlatform { digest: String, arch: String },
+    #[error("cannot apply layer {digest}: {message}")]
+    Layer { digest: String, message: String },
+    #[error("the store is damaged: {0}")]
+    Corrupt(String),
     #[error("invalid index.json in {path}: {message}")]
     BadIndex { path: PathBuf, message: String },
 }
@@ -163,8 +182,8 @@ impl Store {
         Ok(Descriptor::new(media_type, data.len() as u64, parsed))
     }
 
-    fn lock(&self, kind: libc::c_int) -> Result<StoreLock, StoreError> {
-        let path = self.root.join("imgtool/lock");
+    fn lock(&self, name: &str, kind: libc::c_int) -> Result<StoreLock, StoreError> {
+        let path = self.root.join("imgtool").join(name);
         let file = OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -178,14 +197,27 @@ impl Store {
         Ok(StoreLock { _file: file })
     }
 
-    /// A shared lock for readers.
+    /// A shared lock on index.json for readers.
     pub fn lock_shared(&self) -> Result<StoreLock, StoreError> {
-        self.lock(libc::LOCK_SH)
+        self.lock("lock", libc::LOCK_SH)
     }
 
-    /// An exclusive lock for writers of index.json and for gc.
+    /// An exclusive lock on index.json for its writers.
     pub fn lock_exclusive(&self) -> Result<StoreLock, StoreError> {
-        self.lock(libc::LOCK_EX)
+        self.lock("lock", libc::LOCK_EX)
+    }
+
+    /// Held (shared) for the whole of any operation that writes blobs, layer caches or
+    /// bundles before it tags or registers them (pull, bundle, load, commit, import), so
+    /// that gc, which takes it exclusively, never removes what such an operation is about
+    /// to reference.
+    pub fn lock_operation(&self) -> Result<StoreLock, StoreError> {
+        self.lock("operation.lock", libc::LOCK_SH)
+    }
+
+    /// The exclusive side of [`Store::lock_operation`], for gc.
+    pub fn lock_gc(&self) -> Result<StoreLock, StoreError> {
+        self.lock("operation.lock", libc::LOCK_EX)
     }
 
     /// The current index.json.
@@ -254,7 +286,7 @@ impl Store {
     }
 }
 
-fn tag_of(d: &Descriptor) -> Option<&str> {
+pub(crate) fn tag_of(d: &Descriptor) -> Option<&str> {
     d.annotations().as_ref()?.get(REF_NAME).map(String::as_str)
 }
 

@@ -44,7 +44,7 @@ pub struct Cli {
     #[arg(long, default_value = "auto", value_parser = ["true", "false", "auto"])]
     pub rootless: String,
 
-    /// Accepted for runc compatibility (criu path); unused.
+    /// The criu binary `restore` runs (default: criu on PATH); runc's flag.
     #[arg(long, global = true, hide = true)]
     pub criu: Option<String>,
 
@@ -84,6 +84,8 @@ pub enum Command {
     Exec(commands::exec::ExecArgs),
     /// Checkpoint a running container with CRIU.
     Checkpoint(commands::checkpoint::CheckpointArgs),
+    /// Restore a container from a checkpoint with CRIU.
+    Restore(commands::restore::RestoreArgs),
     /// Container statistics and OOM notifications as JSON events.
     Events(commands::events::EventsArgs),
     /// Write a default config.json for a new bundle.

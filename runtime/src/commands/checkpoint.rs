@@ -10,7 +10,7 @@ use libcontainer::container::{CheckpointOptions, ContainerStatus};
 
 use crate::cli::Cli;
 use crate::commands::create::error_chain;
-use crate::container;
+use crate::container::{self, criu};
 
 #[derive(Args, Debug)]
 pub struct CheckpointArgs {
@@ -36,19 +36,10 @@ pub struct CheckpointArgs {
     #[arg(long = "file-locks")]
     pub file_locks: bool,
     /// cgroups mode: soft, full, strict or ignore.
-    #[arg(long = "manage-cgroups-mode", default_value = "soft", value_parser = ["soft", "full", "strict", "ignore"])]
+    #[arg(long = "manage-cgroups-mode", default_value = "soft", value_parser = criu::CGROUP_MODES)]
     pub manage_cgroups_mode: String,
     /// The container id.
     pub id: String,
-}
-
-/// CRIU's log tells why a dump failed; its last error line is the reason.
-fn criu_reason(work: &std::path::Path) -> Option<String> {
-    let log = std::fs::read_to_string(work.join("dump.log")).ok()?;
-    log.lines()
-        .rev()
-        .find(|l| l.contains("Error"))
-        .map(|l| l.trim().to_string())
 }
 
 pub fn run(cli: &Cli, args: CheckpointArgs) -> Result<()> {
@@ -61,22 +52,14 @@ pub fn run(cli: &Cli, args: CheckpointArgs) -> Result<()> {
             c.status().to_string().to_lowercase()
         );
     }
-    if which_criu().is_none() {
-        bail!(
-            "cannot checkpoint container {}: criu is not installed",
-            args.id
-        );
-    }
+    let what = format!("cannot checkpoint container {}", args.id);
+    // libcontainer runs the `criu` on PATH.
+    criu::require(None, &what)?;
     std::fs::create_dir_all(&args.image_path)
         .with_context(|| format!("cannot create {}", args.image_path.display()))?;
     let image_path = std::fs::canonicalize(&args.image_path)?;
     let work = args.work_path.clone().unwrap_or_else(|| image_path.clone());
-    let mode = match args.manage_cgroups_mode.as_str() {
-        "full" => rust_criu::CgMode::FULL,
-        "strict" => rust_criu::CgMode::STRICT,
-        "ignore" => rust_criu::CgMode::IGNORE,
-        _ => rust_criu::CgMode::SOFT,
-    };
+    let mode = criu::cgroup_mode(&args.manage_cgroups_mode);
     let opts = CheckpointOptions {
         ext_unix_sk: args.ext_unix_sk,
         file_locks: args.file_locks,
@@ -88,23 +71,11 @@ pub fn run(cli: &Cli, args: CheckpointArgs) -> Result<()> {
         manage_cgroups_mode: mode,
         link_remap: false,
     };
+    let log = work.join("dump.log");
+    // A log left by an earlier attempt must not pass for this one's reason.
+    let _ = std::fs::remove_file(&log);
     if let Err(e) = c.checkpoint(&opts) {
-        let reason = criu_reason(&work)
-            .map(|r| format!(" (criu: {r})"))
-            .unwrap_or_default();
-        bail!(
-            "cannot checkpoint container {}: {}{reason}",
-            args.id,
-            error_chain(&e)
-        );
+        return Err(criu::failure(&what, &error_chain(&e), &log));
     }
     Ok(())
-}
-
-fn which_criu() -> Option<PathBuf> {
-    std::env::var_os("PATH")?
-        .to_str()?
-        .split(':')
-        .map(|d| PathBuf::from(d).join("criu"))
-        .find(|p| p.is_file())
 }

@@ -2,7 +2,6 @@
 
 use std::fs;
 use std::os::fd::AsRawFd;
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -11,7 +10,6 @@ use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::container::Container;
 use libcontainer::oci_spec::runtime::Spec;
 use libcontainer::syscall::syscall::SyscallType;
-use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
 
 use crate::cli::Cli;
 use crate::container::path_lookup::PathLookupExecutor;
@@ -67,7 +65,7 @@ pub fn bundle_wants_terminal(bundle: &Path) -> bool {
 
 /// Reads and checks config.json before libcontainer touches anything, so a bad bundle gets
 /// an error naming the file and the problem, and nothing is created.
-fn load_bundle_spec(bundle: &Path) -> Result<(PathBuf, Spec)> {
+pub fn load_bundle_spec(bundle: &Path) -> Result<(PathBuf, Spec)> {
     let bundle = fs::canonicalize(bundle)
         .with_context(|| format!("bundle {} does not exist", bundle.display()))?;
     let config = bundle.join("config.json");
@@ -254,18 +252,8 @@ fn send_pidfd(container: &Container, socket: &Path) -> Result<()> {
     }
     // SAFETY: fd was just returned by the kernel and belongs to nobody else.
     let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) };
-    let stream = UnixStream::connect(socket)
-        .with_context(|| format!("cannot connect to pidfd socket {}", socket.display()))?;
-    let fds = [fd.as_raw_fd()];
     let name = format!("{}", pid);
-    let iov = [std::io::IoSlice::new(name.as_bytes())];
-    sendmsg::<()>(
-        stream.as_raw_fd(),
-        &iov,
-        &[ControlMessage::ScmRights(&fds)],
-        MsgFlags::empty(),
-        None,
-    )
-    .with_context(|| format!("cannot send the pidfd to {}", socket.display()))?;
+    container::send_fd::send_fd(socket, fd.as_raw_fd(), &name)
+        .with_context(|| format!("cannot send the pidfd to {}", socket.display()))?;
     Ok(())
 }

@@ -3,11 +3,15 @@
 
 pub mod cgroup_default;
 pub mod cgroup_mounts;
+pub mod cgroup_visit;
+pub mod criu;
+pub mod criu_restore;
 pub mod exe_protect;
 pub mod exec_cgroup;
 pub mod exec_seccomp;
 pub mod path_lookup;
 pub mod rootless_cgroups;
+pub mod send_fd;
 pub mod shadow_bundle;
 pub mod start;
 pub mod status;

@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# Benchmark (not a test): imgtool against skopeo + umoci on a realistic image, measured
+# in the same run with hyperfine, printing medians and ratios.
+#  - the image: `debootstrap --variant=minbase bookworm` (cached in $BENCH_CACHE), pushed
+#    to a local docker-registry on 127.0.0.1;
+#  - cold: `imgtool pull` + `imgtool bundle` into an empty store vs `skopeo copy` +
+#    `umoci unpack` into an empty layout;
+#  - warm (image already stored): `imgtool bundle` vs `umoci unpack`;
+#  - commit of a one-file change in a bundle: `imgtool commit` (overlay) vs `umoci repack`;
+#  - push of the image to an empty registry: `imgtool push` vs `skopeo copy`.
+# usage: hack/bench-image.sh [RUNS]   (default 5 for the slow cases, 20 for the fast ones)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ "$(id -u)" -eq 0 ] || { echo "bench-image: run as root" >&2; exit 1; }
+runs=${1:-5}
+fast_runs=$((runs * 4))
+cache=${BENCH_CACHE:-/var/cache/imgtool-bench}
+
+bash hack/install-deps.sh >/dev/null
+command -v debootstrap >/dev/null || { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null; }
+cargo build --release -p imgtool -q
+IMGTOOL="$PWD/target/release/imgtool"
+export IMGTOOL
+
+# The Debian minbase root filesystem, made once (needs Debian's mirror).
+mkdir -p "$cache"
+if [ ! -f "$cache/debian-minbase.tar" ]; then
+  rm -rf "$cache/rootfs.tmp"
+  debootstrap --variant=minbase bookworm "$cache/rootfs.tmp" http://deb.debian.org/debian >/dev/null
+  # As Debian's published images: no package lists or downloaded packages.
+  rm -rf "$cache"/rootfs.tmp/var/lib/apt/lists/* "$cache"/rootfs.tmp/var/cache/apt/archives/*.deb
+  tar -C "$cache/rootfs.tmp" --numeric-owner --xattrs -cf "$cache/debian-minbase.tar.tmp" .
+  mv "$cache/debian-minbase.tar.tmp" "$cache/debian-minbase.tar"
+  rm -rf "$cache/rootfs.tmp"
+fi
+
+work=$(mktemp -d /tmp/bench-image.XXXXXX)
+export work
+cleanup() {
+  for b in "$work"/b-*; do [ -f "$b/imgtool.json" ] && "$IMGTOOL" unbundle "$b" >/dev/null 2>&1; done
+  for r in "$work"/registry*; do [ -f "$r/pid" ] && kill "$(cat "$r/pid")" 2>/dev/null; done
+  grep -o " $work[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+registry=$(hack/start-registry.sh "$work/registry")
+export registry
+"$IMGTOOL" --store "$work/src" import -q "$cache/debian-minbase.tar" localhost/debian:minbase -c 'CMD ["bash"]' >/dev/null
+skopeo copy -q --dest-tls-verify=false "oci:$work/src:localhost/debian:minbase" "docker://$registry/debian:minbase"
+size=$(du -sm "$work/src/blobs" | cut -f1)
+files=$(tar -tf "$cache/debian-minbase.tar" | wc -l)
+echo "image: debian minbase bookworm, ${size} MB compressed, $files entries, registry $registry"
+
+median() { jq -r ".results[] | select(.command == \"$2\") | .median" "$1"; }
+ms() { awk -v s="$1" 'BEGIN { printf "%.1f ms", s * 1000 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1fx", b / a }'; }
+
+# Cold: an empty store / layout each run.
+cat > "$work/ours-cold.sh" <<'SH'
+set -e
+"$IMGTOOL" --store "$work/cold-store" pull -q "$registry/debian:minbase" >/dev/null
+"$IMGTOOL" --store "$work/cold-store" bundle "$registry/debian:minbase" "$work/b-cold"
+SH
+cat > "$work/ours-cold-prepare.sh" <<'SH'
+[ -f "$work/b-cold/imgtool.json" ] && "$IMGTOOL" unbundle "$work/b-cold"
+rm -rf "$work/cold-store" "$work/b-cold"; sync
+SH
+cat > "$work/peer-cold.sh" <<'SH'
+set -e
+skopeo copy -q --src-tls-verify=false "docker://$registry/debian:minbase" "oci:$work/cold-layout:debian"
+umoci unpack --image "$work/cold-layout:debian" "$work/peer-cold-bundle" >/dev/null
+SH
+cat > "$work/peer-cold-prepare.sh" <<'SH'
+rm -rf "$work/cold-layout" "$work/peer-cold-bundle"; sync
+SH
+hyperfine --runs "$runs" --export-json "$work/cold.json" \
+  -n ours --prepare "bash $work/ours-cold-prepare.sh" "bash $work/ours-cold.sh" \
+  -n peer --prepare "bash $work/peer-cold-prepare.sh" "bash $work/peer-cold.sh" >/dev/null
+bash "$work/ours-cold-prepare.sh"
+
+# Warm: the image is already stored.
+"$IMGTOOL" --store "$work/store" pull -q "$registry/debian:minbase" >/dev/null
+skopeo copy -q --src-tls-verify=false "docker://$registry/debian:minbase" "oci:$work/layout:debian"
+"$IMGTOOL" --store "$work/store" bundle "$registry/debian:minbase" "$work/b-first" # fills the layer cache
+hyperfine --runs "$fast_runs" --export-json "$work/warm.json" \
+  -n ours --prepare "[ -f $work/b-warm/imgtool.json ] && $IMGTOOL unbundle $work/b-warm; true" \
+    "$IMGTOOL --store $work/store bundle $registry/debian:minbase $work/b-warm" \
+  -n peer --prepare "rm -rf $work/peer-warm" "umoci unpack --image $work/layout:debian $work/peer-warm" >/dev/null
+
+# Commit of a one-file change.
+"$IMGTOOL" --store "$work/store" bundle "$registry/debian:minbase" "$work/b-commit"
+umoci unpack --image "$work/layout:debian" "$work/umoci-commit" >/dev/null
+hyperfine --runs "$fast_runs" --export-json "$work/commit.json" \
+  -n ours --prepare "head -c 4096 /dev/urandom > $work/b-commit/rootfs/etc/changed" \
+    "$IMGTOOL --store $work/store commit $work/b-commit localhost/debian:changed" \
+  -n peer --prepare "head -c 4096 /dev/urandom > $work/umoci-commit/rootfs/etc/changed" \
+    "umoci repack --image $work/layout:changed $work/umoci-commit" >/dev/null
+
+# Push to an empty registry each run.
+cat > "$work/fresh-registry.sh" <<'SH'
+[ -f "$work/registry-push/pid" ] && kill "$(cat "$work/registry-push/pid")" 2>/dev/null && sleep 0.2
+rm -rf "$work/registry-push"
+hack/start-registry.sh "$work/registry-push" > "$work/push-host"
+SH
+push_results=""
+if "$IMGTOOL" push --help >/dev/null 2>&1; then
+  hyperfine --runs "$runs" --export-json "$work/push.json" \
+    -n ours --prepare "bash $work/fresh-registry.sh" \
+      "$IMGTOOL --store $work/store push -q $registry/debian:minbase \$(cat $work/push-host)/debian:minbase" \
+    -n peer --prepare "bash $work/fresh-registry.sh" \
+      "skopeo copy -q --dest-tls-verify=false oci:$work/layout:debian docker://\$(cat $work/push-host)/debian:minbase" >/dev/null
+  push_results=yes
+fi
+
+printf '\n%-44s %12s %12s %10s\n' "" "imgtool" "peer" "speed-up"
+row() {
+  local what=$1 file=$2
+  local a b
+  a=$(median "$file" ours) b=$(median "$file" peer)
+  printf '%-44s %12s %12s %10s\n' "$what" "$(ms "$a")" "$(ms "$b")" "$(ratio "$a" "$b")"
+}
+row "cold pull+bundle (vs skopeo copy+umoci unpack)" "$work/cold.json"
+row "bundle of a stored image (vs umoci unpack)" "$work/warm.json"
+row "commit of a one-file change (vs umoci repack)" "$work/commit.json"
+[ -n "$push_results" ] && row "push to an empty registry (vs skopeo copy)" "$work/push.json"
+echo "(medians; speed-up = peer / imgtool; targets: cold >= 8x, stored bundle <= 50 ms, commit <= 100 ms and >= 20x)"

@@ -1,0 +1,203 @@
+//! Registry credentials from docker's `config.json` (`auths`), so `docker login` (or
+//! `podman login --authfile`, or a hand-written file) gives imgtool its credentials too.
+//! Lookup order for the file: `--authfile` / `REGISTRY_AUTH_FILE`, then
+//! `$DOCKER_CONFIG/config.json`, then `~/.docker/config.json`. No file or no entry means
+//! anonymous access.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use oci_client::secrets::RegistryAuth;
+use serde::Deserialize;
+
+use super::RegistryError;
+
+/// A docker config.json, only the parts that matter here.
+#[derive(Debug, Default, Deserialize)]
+struct DockerConfig {
+    #[serde(default)]
+    auths: BTreeMap<String, AuthEntry>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct AuthEntry {
+    /// base64 of `user:password`.
+    #[serde(default)]
+    auth: Option<String>,
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default)]
+    password: Option<String>,
+    /// A ready-to-use bearer token for the registry.
+    #[serde(default)]
+    registrytoken: Option<String>,
+}
+
+/// Credentials loaded from one auth file.
+#[derive(Debug, Default)]
+pub struct AuthFile {
+    /// The file they came from (None when there was no file).
+    pub path: Option<PathBuf>,
+    /// Normalized registry host → credentials.
+    entries: BTreeMap<String, RegistryAuth>,
+}
+
+impl AuthFile {
+    /// Finds and reads the auth file: `explicit` (from `--authfile` or `REGISTRY_AUTH_FILE`,
+    /// which must exist), else `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`
+    /// (either may be absent).
+    pub fn load(explicit: Option<&Path>) -> Result<Self, RegistryError> {
+        if let Some(p) = explicit {
+            return Self::read(p, true);
+        }
+        let path = match std::env::var_os("DOCKER_CONFIG") {
+            Some(dir) => PathBuf::from(dir).join("config.json"),
+            None => std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("/"))
+                .join(".docker/config.json"),
+        };
+        Self::read(&path, false)
+    }
+
+    fn read(path: &Path, must_exist: bool) -> Result<Self, RegistryError> {
+        let bad = |message: String| RegistryError::AuthFile {
+            path: path.to_path_buf(),
+            message,
+        };
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !must_exist => {
+                return Ok(Self::default())
+            }
+            Err(e) => return Err(bad(e.to_string())),
+        };
+        let config: DockerConfig = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        let mut entries = BTreeMap::new();
+        for (key, entry) in config.auths {
+            let auth = entry_auth(&entry).map_err(|m| bad(format!("auths.{key:?}: {m}")))?;
+            if let Some(auth) = auth {
+                entries.insert(normalize_key(&key), auth);
+            }
+        }
+        Ok(Self {
+            path: Some(path.to_path_buf()),
+            entries,
+        })
+    }
+
+    /// Credentials for `registry` (a `host[:port]` as in references; docker.io for Docker
+    /// Hub), or anonymous.
+    pub fn credentials(&self, registry: &str) -> RegistryAuth {
+        self.entries
+            .get(&normalize_key(registry))
+            .cloned()
+            .unwrap_or(RegistryAuth::Anonymous)
+    }
+
+    /// Whether there is an entry for `registry`.
+    pub fn has_credentials(&self, registry: &str) -> bool {
+        self.entries.contains_key(&normalize_key(registry))
+    }
+}
+
+fn entry_auth(e: &AuthEntry) -> Result<Option<RegistryAuth>, String> {
+    if let Some(token) = e.registrytoken.as_deref().filter(|t| !t.is_empty()) {
+        return Ok(Some(RegistryAuth::Bearer(token.to_string())));
+    }
+    if let Some(b64) = e.auth.as_deref().filter(|a| !a.is_empty()) {
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(b64.trim())
+            .map_err(|err| format!("\"auth\" is not base64: {err}"))?;
+        let text = String::from_utf8(raw).map_err(|_| "\"auth\" is not UTF-8".to_string())?;
+        let (user, pass) = text
+            .split_once(':')
+            .ok_or_else(|| "\"auth\" is not base64 of user:password".to_string())?;
+        return Ok(Some(RegistryAuth::Basic(
+            user.to_string(),
+            pass.to_string(),
+        )));
+    }
+    match (&e.username, &e.password) {
+        (Some(u), Some(p)) if !u.is_empty() => Ok(Some(RegistryAuth::Basic(u.clone(), p.clone()))),
+        _ => Ok(None),
+    }
+}
+
+/// Docker's key normalization: drop the scheme and any path, and treat Docker Hub's
+/// historical names (`https://index.docker.io/v1/`, `registry-1.docker.io`) as docker.io.
+fn normalize_key(key: &str) -> String {
+    let k = key
+        .strip_prefix("https://")
+        .or_else(|| key.strip_prefix("http://"))
+        .unwrap_or(key);
+    let host = k.split('/').next().unwrap_or(k);
+    match host {
+        "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => {
+            "docker.io".to_string()
+        }
+        h => h.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn basic(a: &RegistryAuth) -> Option<(String, String)> {
+        match a {
+            RegistryAuth::Basic(u, p) => Some((u.clone(), p.clone())),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn docker_keys_and_forms() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("config.json");
+        std::fs::write(
+            &p,
+            r#"{"auths":{
+              "https://index.docker.io/v1/":{"auth":"YWxpY2U6czNjcmV0"},
+              "127.0.0.1:5000":{"username":"bob","password":"pw"},
+              "http://reg.test:5001/v2/":{"auth":"Y2Fyb2w6eDp5"},
+              "tok.test":{"registrytoken":"abc"},
+              "empty.test":{}
+            },"credsStore":"desktop"}"#,
+        )
+        .unwrap();
+        let f = AuthFile::load(Some(&p)).unwrap();
+        assert_eq!(
+            basic(&f.credentials("docker.io")),
+            Some(("alice".into(), "s3cret".into()))
+        );
+        assert_eq!(
+            basic(&f.credentials("127.0.0.1:5000")),
+            Some(("bob".into(), "pw".into()))
+        );
+        assert_eq!(
+            basic(&f.credentials("reg.test:5001")),
+            Some(("carol".into(), "x:y".into()))
+        );
+        assert!(matches!(f.credentials("tok.test"), RegistryAuth::Bearer(t) if t == "abc"));
+        assert!(matches!(
+            f.credentials("empty.test"),
+            RegistryAuth::Anonymous
+        ));
+        assert!(matches!(f.credentials("other:1"), RegistryAuth::Anonymous));
+    }
+
+    #[test]
+    fn explicit_file_must_exist_and_parse() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("nope.json");
+        assert!(AuthFile::load(Some(&p))
+            .unwrap_err()
+            .to_string()
+            .contains("nope.json"));
+        std::fs::write(&p, r#"{"auths":{"x":{"auth":"!!"}}}"#).unwrap();
+        let msg = AuthFile::load(Some(&p)).unwrap_err().to_string();
+        assert!(msg.contains("nope.json") && msg.contains("base64"), "{msg}");
+    }
+}

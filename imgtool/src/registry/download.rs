@@ -1,0 +1,165 @@
+//! Downloading one blob into the store: skipped when already stored, verified (size and
+//! sha256) before it becomes visible, retried on transient failures, and resumed with an
+//! HTTP Range request from the bytes already received instead of starting over.
+
+use futures_util::StreamExt;
+use oci_client::client::BlobResponse;
+
+use super::client::Connection;
+use super::progress::BlobProgress;
+use super::retry::{classify, digest_failure, gave_up, root_cause, transient, RetryPolicy};
+use super::RegistryError;
+use crate::store::ingest::BlobWriter;
+use crate::store::{Store, StoreError};
+
+/// Why one attempt stopped.
+enum Attempt {
+    /// Worth retrying (after `throttled`-aware backoff).
+    Transient {
+        err: RegistryError,
+        throttled: bool,
+    },
+    Fatal(RegistryError),
+}
+
+/// Fetches blob `digest` of `size` bytes from `conn` into `store` unless already there.
+pub async fn fetch_blob(
+    conn: &Connection,
+    store: &Store,
+    digest: &str,
+    size: u64,
+    policy: RetryPolicy,
+    progress: &BlobProgress,
+) -> Result<(), RegistryError> {
+    if store.has_blob(digest) {
+        progress.finish("already present");
+        return Ok(());
+    }
+    let mut writer = store.begin_blob(digest, size)?;
+    let mut attempt = 1;
+    loop {
+        match one_attempt(conn, digest, &mut writer, progress).await {
+            Ok(()) => break,
+            Err(Attempt::Fatal(e)) => return Err(e),
+            Err(Attempt::Transient { err, throttled }) => {
+                if attempt >= policy.attempts {
+                    return Err(gave_up(err, attempt));
+                }
+                progress.message(&format!("retrying: {err}"));
+                tokio::time::sleep(policy.delay(attempt, throttled)).await;
+                attempt += 1;
+            }
+        }
+    }
+    writer
+        .commit()
+        .map_err(|e| corrupt_or_store(conn, digest, e))?;
+    progress.finish("done");
+    Ok(())
+}
+
+fn corrupt_or_store(conn: &Connection, digest: &str, e: StoreError) -> RegistryError {
+    match e {
+        StoreError::DigestMismatch { actual, .. } => RegistryError::Corrupt {
+            what: format!("blob {digest}"),
+            registry: conn.host().to_string(),
+            message: format!("its content has digest {actual}"),
+        },
+        StoreError::SizeMismatch {
+            expected, actual, ..
+        } => RegistryError::Corrupt {
+            what: format!("blob {digest}"),
+            registry: conn.host().to_string(),
+            message: format!("expected {expected} bytes, got {actual}"),
+        },
+        other => RegistryError::Store(other),
+    }
+}
+
+/// One request: the whole blob when nothing was received yet, else the rest of it.
+async fn one_attempt(
+    conn: &Connection,
+    digest: &str,
+    writer: &mut BlobWriter,
+    progress: &BlobProgress,
+) -> Result<(), Attempt> {
+    let map_err = |e: oci_client::errors::OciDistributionError| {
+        let err = classify(
+            &e,
+            conn.host(),
+            conn.reference.repository(),
+            &format!("blob {digest}"),
+            &conn.unauthorized_hint(),
+        );
+        match transient(&e) {
+            Some(throttled) => Attempt::Transient { err, throttled },
+            None => Attempt::Fatal(err),
+        }
+    };
+    let offset = writer.written();
+    let mut stream = if offset == 0 {
+        conn.client
+            .pull_blob_stream(&conn.reference, digest)
+            .await
+            .map_err(map_err)?
+    } else {
+        match conn
+            .client
+            .pull_blob_stream_partial(&conn.reference, digest, offset, None)
+            .await
+            .map_err(map_err)?
+        {
+            BlobResponse::Partial(s) => s,
+            BlobResponse::Full(s) => {
+                // The server ignored the Range header: start over.
+                writer.restart().map_err(|e| Attempt::Fatal(e.into()))?;
+                s
+            }
+        }
+    };
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Ok(bytes) => {
+                writer
+                    .write(&bytes)
+                    .map_err(|e| Attempt::Fatal(corrupt_or_store(conn, digest, e)))?;
+                progress.set_position(writer.written());
+            }
+            Err(e) => {
+                if let Some(message) = digest_failure(&e) {
+                    return Err(Attempt::Fatal(RegistryError::Corrupt {
+                        what: format!("blob {digest}"),
+                        registry: conn.host().to_string(),
+                        message,
+                    }));
+                }
+                return Err(Attempt::Transient {
+                    err: RegistryError::Unreachable {
+                        registry: conn.host().to_string(),
+                        message: format!(
+                            "download of {digest} failed after {} bytes: {}",
+                            writer.written(),
+                            root_cause(&e)
+                        ),
+                    },
+                    throttled: false,
+                });
+            }
+        }
+    }
+    if writer.written() < writer.size() {
+        // The connection ended early without an error (no Content-Length): resume.
+        return Err(Attempt::Transient {
+            err: RegistryError::Unreachable {
+                registry: conn.host().to_string(),
+                message: format!(
+                    "download of {digest} ended after {} of {} bytes",
+                    writer.written(),
+                    writer.size()
+                ),
+            },
+            throttled: false,
+        });
+    }
+    Ok(())
+}

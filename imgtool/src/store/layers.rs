@@ -1,0 +1,210 @@
+//! The layer cache: each layer unpacked once into `imgtool/layers/<chain-id>`, ready to be
+//! an overlay lower directory. A layer's directory is the overlay *upper* produced by
+//! applying its tar on top of its parents, so whiteouts and opaque directories are in
+//! overlayfs form and hardlinks to files of lower layers work. The cache is keyed by the
+//! ChainID (image-spec config.md): the same layer on different parents differs.
+
+use std::fs;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest as _, Sha256};
+
+use super::{LoadedImage, Store, StoreError};
+use crate::layer::{apply_layer, ApplyOptions, Compression};
+use crate::mount;
+
+/// ChainIDs of a list of diff_ids (bottom first): `chain(n) = sha256(chain(n-1) + " " + diff(n))`.
+pub fn chain_ids(diff_ids: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(diff_ids.len());
+    for d in diff_ids {
+        let next = match out.last() {
+            None => d.clone(),
+            Some(prev) => format!(
+                "sha256:{}",
+                hex::encode(Sha256::digest(format!("{prev} {d}").as_bytes()))
+            ),
+        };
+        out.push(next);
+    }
+    out
+}
+
+/// A reader that hashes what passes through it, to check a layer's diff_id while it is
+/// being applied.
+pub struct HashingReader<R> {
+    inner: R,
+    hasher: Sha256,
+    pub bytes: u64,
+}
+
+impl<R: Read> HashingReader<R> {
+    pub fn new(inner: R) -> Self {
+        Self {
+            inner,
+            hasher: Sha256::new(),
+            bytes: 0,
+        }
+    }
+
+    /// Reads what is left (tar padding after the end marker) and returns `sha256:<hex>`.
+    pub fn finish(mut self) -> io::Result<String> {
+        io::copy(&mut self.inner, &mut HashSink(&mut self.hasher))?;
+        Ok(format!("sha256:{}", hex::encode(self.hasher.finalize())))
+    }
+}
+
+struct HashSink<'a>(&'a mut Sha256);
+
+impl io::Write for HashSink<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+}
+
+impl Store {
+    /// Where the cache of the layer with this ChainID lives.
+    pub fn layer_dir(&self, chain_id: &str) -> PathBuf {
+        let hex = chain_id.strip_prefix("sha256:").unwrap_or(chain_id);
+        self.root().join("imgtool/layers").join(hex)
+    }
+
+    /// Applies layer `index` of `image` to `root` (decompressing by media type) and
+    /// checks that the uncompressed stream matches the config's diff_id.
+    pub fn apply_image_layer(
+        &self,
+        image: &LoadedImage,
+        index: usize,
+        root: &Path,
+    ) -> Result<(), StoreError> {
+        let desc = &image.manifest.layers()[index];
+        let digest = desc.digest().to_string();
+        let media_type = desc.media_type().to_string();
+        let compression = Compression::from_media_type(&media_type).ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "layer {digest} has an unknown media type {media_type}"
+            ))
+        })?;
+        let path = self.blob_path(&digest)?;
+        let blob = fs::File::open(&path).map_err(|e| StoreError::Io {
+            path: path.clone(),
+            message: format!("layer {digest}: {e}"),
+        })?;
+        let decoder = compression
+            .decoder(io::BufReader::with_capacity(1 << 20, blob))
+            .map_err(|e| StoreError::Corrupt(format!("layer {digest}: {e}")))?;
+        let mut hashing = HashingReader::new(decoder);
+        apply_layer(
+            root,
+            &mut hashing,
+            ApplyOptions {
+                preserve_owners: nix::unistd::geteuid().is_root(),
+            },
+        )
+        .map_err(|e| StoreError::Layer {
+            digest: digest.clone(),
+            message: e.to_string(),
+        })?;
+        let diff_id = hashing
+            .finish()
+            .map_err(|e| StoreError::Corrupt(format!("layer {digest}: {e}")))?;
+        let want = &image.diff_ids()[index];
+        if &diff_id != want {
+            return Err(StoreError::DigestMismatch {
+                expected: want.clone(),
+                actual: diff_id,
+                size: 0,
+            });
+        }
+        Ok(())
+    }
+
+    /// Makes sure every layer of `image` is in the cache and returns their directories,
+    /// bottom first. Needs overlay support (see [`mount::overlay_supported`]).
+    pub fn ensure_layer_cache(&self, image: &LoadedImage) -> Result<Vec<PathBuf>, StoreError> {
+        let chains = chain_ids(image.diff_ids());
+        let mut dirs: Vec<PathBuf> = Vec::with_capacity(chains.len());
+        for (i, chain) in chains.iter().enumerate() {
+            let dir = self.layer_dir(chain);
+            if !dir.exists() {
+                self.build_layer(image, i, &dirs, &dir)?;
+            }
+            dirs.push(dir);
+        }
+        Ok(dirs)
+    }
+
+    /// Builds one layer's cache directory in a temp dir and renames it into place; a
+    /// process that loses the race to another building the same layer drops its copy.
+    fn build_layer(
+        &self,
+        image: &LoadedImage,
+        index: usize,
+        parents: &[PathBuf],
+        dest: &Path,
+    ) -> Result<(), StoreError> {
+        let io_err = |path: &Path, e: io::Error| StoreError::Io {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        };
+        let tmp = tempfile::Builder::new()
+            .prefix("layer-")
+            .tempdir_in(self.root().join("imgtool/tmp"))
+            .map_err(|e| io_err(dest, e))?;
+        let upper = tmp.path().join("upper");
+        fs::create_dir(&upper).map_err(|e| io_err(&upper, e))?;
+        if parents.is_empty() {
+            self.apply_image_layer(image, index, &upper)?;
+        } else {
+            let work = tmp.path().join("work");
+            let merged = tmp.path().join("merged");
+            fs::create_dir(&work).map_err(|e| io_err(&work, e))?;
+            fs::create_dir(&merged).map_err(|e| io_err(&merged, e))?;
+            let lowers: Vec<PathBuf> = parents.iter().rev().cloned().collect();
+            mount::mount_overlay(&lowers, &upper, &work, &merged)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let applied = self.apply_image_layer(image, index, &merged);
+            let unmounted = mount::unmount(&merged);
+            applied?;
+            unmounted.map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        }
+        fs::create_dir_all(self.root().join("imgtool/layers")).map_err(|e| io_err(dest, e))?;
+        match fs::rename(&upper, dest) {
+            Ok(()) => Ok(()),
+            Err(_) if dest.exists() => Ok(()),
+            Err(e) => Err(io_err(dest, e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::chain_ids;
+
+    #[test]
+    fn chain_ids_follow_the_image_spec() {
+        let a = "sha256:".to_string() + &"a".repeat(64);
+        let b = "sha256:".to_string() + &"b".repeat(64);
+        let chains = chain_ids(&[a.clone(), b.clone()]);
+        assert_eq!(chains[0], a);
+        // echo -n "sha256:aaa… sha256:bbb…" | sha256sum
+        let expect = {
+            use sha2::{Digest, Sha256};
+            format!("sha256:{}", hex::encode(Sha256::digest(format!("{a} {b}"))))
+        };
+        assert_eq!(chains[1], expect);
+    }
+}

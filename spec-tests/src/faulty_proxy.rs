@@ -1,0 +1,216 @@
+//! A small fault-injecting HTTP proxy on 127.0.0.1 in front of a registry, for the pull
+//! tests: it forwards one request per connection and, for the first request whose path
+//! contains a given string (a blob digest), cuts or stalls the response after N body
+//! bytes. It records every request head, so a test can check what the client asked for
+//! next (e.g. `Range: bytes=N-`).
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// What to do to the first matching response.
+#[derive(Debug, Clone, Copy)]
+pub enum Fault {
+    /// Send the response head and N body bytes, then close the connection.
+    CutAfter(usize),
+    /// Send the response head and N body bytes, then hold the connection open until
+    /// [`FaultyProxy::shutdown`].
+    StallAfter(usize),
+    /// Answer with this HTTP status (and `Retry-After: 1`) instead of forwarding.
+    Status(u16),
+}
+
+struct Shared {
+    upstream: u16,
+    fault: Fault,
+    target: String,
+    fired: AtomicBool,
+    stalled: AtomicBool,
+    stop: AtomicBool,
+    requests: Mutex<Vec<String>>,
+}
+
+/// A running proxy; stopped on drop.
+pub struct FaultyProxy {
+    port: u16,
+    shared: Arc<Shared>,
+    acceptor: Option<JoinHandle<()>>,
+}
+
+impl FaultyProxy {
+    /// Proxies 127.0.0.1:`upstream`, applying `fault` to the first GET whose path contains
+    /// `target` and that has no Range header.
+    pub fn start(upstream: u16, fault: Fault, target: &str) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        listener
+            .set_nonblocking(true)
+            .expect("nonblocking listener");
+        let port = listener.local_addr().expect("proxy addr").port();
+        let shared = Arc::new(Shared {
+            upstream,
+            fault,
+            target: target.to_string(),
+            fired: AtomicBool::new(false),
+            stalled: AtomicBool::new(false),
+            stop: AtomicBool::new(false),
+            requests: Mutex::new(Vec::new()),
+        });
+        let s = shared.clone();
+        let acceptor = std::thread::spawn(move || {
+            while !s.stop.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((conn, _)) => {
+                        let s = s.clone();
+                        std::thread::spawn(move || {
+                            let _ = handle(conn, &s);
+                        });
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+            // The listener is dropped here: new connections are refused from now on.
+        });
+        Self {
+            port,
+            shared,
+            acceptor: Some(acceptor),
+        }
+    }
+
+    /// `127.0.0.1:PORT`, to use as the registry part of references.
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Every request head seen so far (request line and headers).
+    pub fn requests(&self) -> Vec<String> {
+        self.shared
+            .requests
+            .lock()
+            .map(|r| r.clone())
+            .unwrap_or_default()
+    }
+
+    /// Waits until the stalled response is being held (true) or `timeout` passes.
+    pub fn wait_stalled(&self, timeout: Duration) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if self.shared.stalled.load(Ordering::SeqCst) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
+    }
+
+    /// Stops accepting (the port then refuses connections) and drops a stalled response.
+    pub fn shutdown(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.acceptor.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for FaultyProxy {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Reads up to the end of an HTTP head ("\r\n\r\n"); returns (head, bytes after it).
+fn read_head(s: &mut TcpStream) -> std::io::Result<(String, Vec<u8>)> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(pos) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let rest = buf.split_off(pos + 4);
+            return Ok((String::from_utf8_lossy(&buf).into_owned(), rest));
+        }
+        if buf.len() > 64 * 1024 {
+            return Err(std::io::Error::other("head too large"));
+        }
+        let n = s.read(&mut chunk)?;
+        if n == 0 {
+            return Err(std::io::Error::other("closed before the head ended"));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if !buf[0].is_ascii_uppercase() {
+            // Not HTTP (a TLS client hello from a scheme probe): give up at once.
+            return Err(std::io::Error::other("not an HTTP request"));
+        }
+    }
+}
+
+fn handle(mut client: TcpStream, s: &Shared) -> std::io::Result<()> {
+    client.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let (head, _) = read_head(&mut client)?; // GET/HEAD only: no request body
+    if !head.starts_with(|c: char| c.is_ascii_uppercase()) {
+        return Ok(()); // not HTTP (e.g. a TLS probe): just close
+    }
+    if let Ok(mut r) = s.requests.lock() {
+        r.push(head.clone());
+    }
+    let mut lines = head.split("\r\n").filter(|l| !l.is_empty());
+    let request_line = lines.next().unwrap_or_default().to_string();
+    let headers: Vec<&str> = lines
+        .filter(|l| !l.to_ascii_lowercase().starts_with("connection:"))
+        .collect();
+    let has_range = headers
+        .iter()
+        .any(|l| l.to_ascii_lowercase().starts_with("range:"));
+    let matches = request_line.starts_with("GET ")
+        && request_line.contains(&s.target)
+        && !has_range
+        && !s.fired.swap(true, Ordering::SeqCst);
+    let fault = if matches { Some(s.fault) } else { None };
+
+    if let Some(Fault::Status(code)) = fault {
+        write!(
+            client,
+            "HTTP/1.1 {code} Injected\r\nContent-Length: 0\r\nRetry-After: 1\r\nConnection: close\r\n\r\n"
+        )?;
+        return Ok(());
+    }
+    let mut upstream = TcpStream::connect(("127.0.0.1", s.upstream))?;
+    let mut out = request_line + "\r\n";
+    for h in headers {
+        out.push_str(h);
+        out.push_str("\r\n");
+    }
+    out.push_str("Connection: close\r\n\r\n");
+    upstream.write_all(out.as_bytes())?;
+
+    let (resp_head, mut body) = read_head(&mut upstream)?;
+    client.write_all(resp_head.as_bytes())?;
+    match fault {
+        None | Some(Fault::Status(_)) => {
+            client.write_all(&body)?;
+            std::io::copy(&mut upstream, &mut client)?;
+        }
+        Some(Fault::CutAfter(n)) | Some(Fault::StallAfter(n)) => {
+            while body.len() < n {
+                let mut chunk = vec![0u8; n - body.len()];
+                let got = upstream.read(&mut chunk)?;
+                if got == 0 {
+                    break;
+                }
+                body.extend_from_slice(&chunk[..got]);
+            }
+            body.truncate(n);
+            client.write_all(&body)?;
+            client.flush()?;
+            if let Some(Fault::StallAfter(_)) = fault {
+                s.stalled.store(true, Ordering::SeqCst);
+                while !s.stop.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+        }
+    }
+    let _ = client.shutdown(Shutdown::Both);
+    Ok(())
+}

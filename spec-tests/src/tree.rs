@@ -1,0 +1,147 @@
+//! A file tree as a comparable listing: for every path under a root, its type, mode,
+//! owner, link target, content digest and user xattrs. Two unpackers agree on an image
+//! when their listings are equal.
+
+use std::collections::BTreeMap;
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::Path;
+
+use sha2::{Digest as _, Sha256};
+
+/// One path's observable properties.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    pub kind: &'static str,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// Symlink target, or content digest for regular files, or device numbers.
+    pub detail: String,
+    pub xattrs: Vec<(String, Vec<u8>)>,
+}
+
+/// Lists `root` (not following symlinks), keyed by path relative to it.
+pub fn listing(root: &Path) -> BTreeMap<String, Node> {
+    let mut out = BTreeMap::new();
+    walk(root, root, &mut out);
+    out
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Node>) {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
+        .flatten()
+        .collect();
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let path = e.path();
+        let meta = std::fs::symlink_metadata(&path).expect("lstat");
+        let ft = meta.file_type();
+        let (kind, detail) = if ft.is_symlink() {
+            (
+                "symlink",
+                std::fs::read_link(&path)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned(),
+            )
+        } else if ft.is_dir() {
+            ("dir", String::new())
+        } else if ft.is_file() {
+            let data = std::fs::read(&path).expect("read file");
+            ("file", hex::encode(Sha256::digest(&data)))
+        } else if ft.is_fifo() {
+            ("fifo", String::new())
+        } else if ft.is_char_device() {
+            ("char", format!("{:x}", meta.rdev()))
+        } else if ft.is_block_device() {
+            ("block", format!("{:x}", meta.rdev()))
+        } else {
+            ("socket", String::new())
+        };
+        let rel = path
+            .strip_prefix(root)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        out.insert(
+            rel,
+            Node {
+                kind,
+                mode: if ft.is_symlink() {
+                    0
+                } else {
+                    meta.mode() & 0o7777
+                },
+                uid: meta.uid(),
+                gid: meta.gid(),
+                detail,
+                xattrs: if ft.is_symlink() {
+                    vec![]
+                } else {
+                    user_xattrs(&path)
+                },
+            },
+        );
+        if ft.is_dir() {
+            walk(root, &path, out);
+        }
+    }
+}
+
+/// The `user.*` extended attributes of a path.
+pub fn user_xattrs(path: &Path) -> Vec<(String, Vec<u8>)> {
+    let c = CString::new(path.as_os_str().as_bytes()).unwrap();
+    let mut names = vec![0u8; 4096];
+    // SAFETY: llistxattr writes at most names.len() bytes into our buffer.
+    let n = unsafe { libc::llistxattr(c.as_ptr(), names.as_mut_ptr().cast(), names.len()) };
+    if n <= 0 {
+        return vec![];
+    }
+    let mut out = Vec::new();
+    for name in names[..n as usize]
+        .split(|b| *b == 0)
+        .filter(|n| n.starts_with(b"user."))
+    {
+        let cname = CString::new(name).unwrap();
+        let mut value = vec![0u8; 4096];
+        // SAFETY: lgetxattr writes at most value.len() bytes into our buffer.
+        let len = unsafe {
+            libc::lgetxattr(
+                c.as_ptr(),
+                cname.as_ptr(),
+                value.as_mut_ptr().cast(),
+                value.len(),
+            )
+        };
+        if len >= 0 {
+            value.truncate(len as usize);
+            out.push((String::from_utf8_lossy(name).into_owned(), value));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Panics with every difference between two listings.
+pub fn assert_same(ours: &BTreeMap<String, Node>, theirs: &BTreeMap<String, Node>, what: &str) {
+    let mut diffs = Vec::new();
+    for (p, n) in ours {
+        match theirs.get(p) {
+            None => diffs.push(format!("only in ours: {p} {n:?}")),
+            Some(t) if t != n => diffs.push(format!("{p}: ours {n:?} theirs {t:?}")),
+            _ => {}
+        }
+    }
+    for p in theirs.keys().filter(|p| !ours.contains_key(*p)) {
+        diffs.push(format!("only in theirs: {p} {:?}", theirs[p]));
+    }
+    assert!(
+        diffs.is_empty(),
+        "{what}: {} differences:\n{}",
+        diffs.len(),
+        diffs.join("\n")
+    );
+}

@@ -1,0 +1,590 @@
+//! `imgtool bundle` and the store commands, driven as a user would: images made offline
+//! are copied into a private store with skopeo (an OCI layout is what our store is), then
+//! bundled and run with the runtime.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use spec_tests::bins;
+use spec_tests::container::{capture, unique_id, Outcome, Runtime};
+use spec_tests::images::{self, Image};
+use tempfile::TempDir;
+
+/// A private store with guards: every bundle made through it is unbundled on drop.
+struct Store {
+    dir: TempDir,
+    bundles: std::cell::RefCell<Vec<PathBuf>>,
+}
+
+impl Store {
+    fn new() -> Self {
+        Self {
+            dir: tempfile::Builder::new()
+                .prefix("spec-store-")
+                .tempdir()
+                .unwrap(),
+            bundles: Default::default(),
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn imgtool(&self, args: &[&str]) -> Outcome {
+        let mut cmd = Command::new(bins::imgtool());
+        cmd.arg("--store").arg(self.path()).args(args);
+        capture(cmd)
+    }
+
+    /// Puts `image` into the store under `name` (through an OCI layout and skopeo).
+    fn add(&self, image: &Image, name: &str) -> String {
+        let layout = tempfile::tempdir().unwrap();
+        let digest = image.write_layout(layout.path(), "img");
+        let out = Command::new("skopeo")
+            .args(["copy", "-q"])
+            .arg(format!("oci:{}:img", layout.path().display()))
+            .arg(format!("oci:{}:{name}", self.path().display()))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "skopeo: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        digest
+    }
+
+    fn bundle(&self, image: &str, dir: &Path, extra: &[&str]) -> Outcome {
+        self.bundles.borrow_mut().push(dir.to_path_buf());
+        let mut args = vec!["bundle", image, dir.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        self.imgtool(&args)
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        for b in self.bundles.borrow().iter() {
+            let _ = Command::new(bins::imgtool())
+                .arg("unbundle")
+                .arg(b)
+                .output();
+            spec_tests::host::unmount_under(b);
+        }
+        spec_tests::host::unmount_under(self.dir.path());
+    }
+}
+
+fn mounts_under(dir: &Path) -> usize {
+    let d = dir.to_string_lossy().to_string();
+    std::fs::read_to_string("/proc/self/mounts")
+        .unwrap()
+        .lines()
+        .filter(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .is_some_and(|m| m.starts_with(&d))
+        })
+        .count()
+}
+
+#[test]
+fn bundle_runs_busybox_with_the_image_config() {
+    let store = Store::new();
+    let mut img = Image::busybox();
+    img.config = serde_json::json!({
+        "Entrypoint": ["sh", "-c"],
+        "Cmd": ["echo \"$(id -u):$(id -g) $(pwd) $GREETING $HOME\""],
+        "Env": ["GREETING=hi", "PATH=/bin"],
+        "User": "user",
+        "WorkingDir": "/home/user",
+    });
+    store.add(&img, "localhost/greeter:1");
+    let work = tempfile::tempdir().unwrap();
+    let b = work.path().join("b");
+    store.bundle("localhost/greeter:1", &b, &[]).ok();
+    let rt = Runtime::new();
+    let id = unique_id("bundle");
+    let _g = rt.guard(&id);
+    let out = rt.run(&b, &id).ok();
+    assert_eq!(out.stdout.trim(), "1000:1000 /home/user hi /home/user");
+}
+
+/// Our overlay bundle, our copied bundle and umoci's unpack of the same multi-layer
+/// image (whiteouts, opaque dirs, hardlinks across layers, symlinks, a fifo, an xattr,
+/// owners and set-id modes) are the same tree.
+#[test]
+fn overlay_and_copy_match_umoci_unpack() {
+    let store = Store::new();
+    let image = images::multi_layer();
+    store.add(&image, "localhost/multi:1");
+    let work = tempfile::tempdir().unwrap();
+    let layout = work.path().join("layout");
+    image.write_layout(&layout, "multi");
+    let umoci = work.path().join("umoci");
+    let out = Command::new("umoci")
+        .args(["unpack", "--image", &format!("{}:multi", layout.display())])
+        .arg(&umoci)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "umoci: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let theirs = spec_tests::tree::listing(&umoci.join("rootfs"));
+
+    let overlay = work.path().join("overlay");
+    store.bundle("localhost/multi:1", &overlay, &[]).ok();
+    assert_eq!(
+        mounts_under(&overlay),
+        1,
+        "the overlay bundle's rootfs is a mount"
+    );
+    let marker: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(overlay.join("imgtool.json")).unwrap()).unwrap();
+    assert_eq!(marker["mode"], "overlay");
+    spec_tests::tree::assert_same(
+        &spec_tests::tree::listing(&overlay.join("rootfs")),
+        &theirs,
+        "overlay vs umoci",
+    );
+
+    let copy = work.path().join("copy");
+    store.bundle("localhost/multi:1", &copy, &["--copy"]).ok();
+    assert_eq!(mounts_under(&copy), 0, "--copy makes a plain directory");
+    spec_tests::tree::assert_same(
+        &spec_tests::tree::listing(&copy.join("rootfs")),
+        &theirs,
+        "copy vs umoci",
+    );
+
+    // The hardlink to a lower layer's file is one inode with it, in both forms.
+    use std::os::unix::fs::MetadataExt;
+    for root in [overlay.join("rootfs"), copy.join("rootfs")] {
+        let a = std::fs::metadata(root.join("data/keep.txt")).unwrap();
+        let b = std::fs::metadata(root.join("data/link-to-keep")).unwrap();
+        assert_eq!(a.ino(), b.ino(), "hardlink in {}", root.display());
+    }
+}
+
+#[test]
+fn second_bundle_reuses_the_layer_cache_and_unbundle_cleans_up() {
+    let store = Store::new();
+    store.add(&images::multi_layer(), "localhost/multi:1");
+    let work = tempfile::tempdir().unwrap();
+    let first = work.path().join("one");
+    store.bundle("localhost/multi:1", &first, &[]).ok();
+    let layers = store.path().join("imgtool/layers");
+    let before: Vec<_> = std::fs::read_dir(&layers)
+        .unwrap()
+        .flatten()
+        .map(|e| (e.file_name(), e.metadata().unwrap().modified().unwrap()))
+        .collect();
+    assert_eq!(before.len(), 4, "one cache directory per layer");
+    let second = work.path().join("two");
+    store.bundle("localhost/multi:1", &second, &[]).ok();
+    let after: Vec<_> = std::fs::read_dir(&layers)
+        .unwrap()
+        .flatten()
+        .map(|e| (e.file_name(), e.metadata().unwrap().modified().unwrap()))
+        .collect();
+    assert_eq!(before, after, "the second bundle unpacked nothing");
+
+    // Writes in one bundle stay in its upper dir.
+    std::fs::write(first.join("rootfs/data/new.txt"), "x").unwrap();
+    assert!(first.join("overlay/upper/data/new.txt").exists());
+    assert!(!second.join("rootfs/data/new.txt").exists());
+
+    store
+        .imgtool(&[
+            "unbundle",
+            first.to_str().unwrap(),
+            second.to_str().unwrap(),
+        ])
+        .ok();
+    assert!(!first.exists() && !second.exists());
+    assert_eq!(mounts_under(work.path()), 0);
+    assert_eq!(
+        std::fs::read_dir(store.path().join("imgtool/bundles"))
+            .unwrap()
+            .count(),
+        0
+    );
+
+    let not_a_bundle = tempfile::tempdir().unwrap();
+    let out = store.imgtool(&["unbundle", not_a_bundle.path().to_str().unwrap()]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains("not a bundle made by imgtool"),
+        "{out:?}"
+    );
+    assert!(
+        not_a_bundle.path().exists(),
+        "a foreign directory is never removed"
+    );
+}
+
+#[test]
+fn options_change_the_config_as_docker_would() {
+    let store = Store::new();
+    let mut img = Image::busybox();
+    img.config = serde_json::json!({
+        "Entrypoint": ["/bin/echo"], "Cmd": ["from-image"],
+        "Env": ["A=image", "B=image", "PATH=/bin"], "Volumes": {"/seeded": {}},
+        "Labels": {"org.example": "label"}, "StopSignal": "SIGQUIT",
+    });
+    // The image has content at its volume path, which the volume starts with.
+    let mut extra = images::Layer::new();
+    extra
+        .dir("seeded", 0o755)
+        .file("seeded/hello.txt", b"seed\n", 0o644);
+    img.layers.push((extra.finish(), images::Compression::Gzip));
+    store.add(&img, "localhost/opts:1");
+    let work = tempfile::tempdir().unwrap();
+    let host_dir = work.path().join("host");
+    std::fs::create_dir(&host_dir).unwrap();
+    std::fs::write(host_dir.join("f"), "from host\n").unwrap();
+    let b = work.path().join("b");
+    let bind = format!("{}:/mnt/host:ro", host_dir.display());
+    store
+        .bundle(
+            "localhost/opts:1",
+            &b,
+            &[
+                "-e",
+                "B=cli",
+                "-e",
+                "C=new",
+                "-v",
+                &bind,
+                "-w",
+                "/tmp",
+                "-u",
+                "1000:2000",
+                "--hostname",
+                "box",
+                "-t",
+                "--",
+                "a",
+                "b",
+            ],
+        )
+        .ok();
+    let cfg: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(b.join("config.json")).unwrap()).unwrap();
+    let p = &cfg["process"];
+    assert_eq!(
+        p["args"],
+        serde_json::json!(["/bin/echo", "a", "b"]),
+        "ARGS replace Cmd, Entrypoint stays"
+    );
+    let env: Vec<&str> = p["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    for want in ["A=image", "B=cli", "C=new", "PATH=/bin", "TERM=xterm"] {
+        assert!(env.contains(&want), "{want} in {env:?}");
+    }
+    assert!(!env.contains(&"B=image"));
+    assert_eq!(p["cwd"], "/tmp");
+    assert_eq!(
+        (p["user"]["uid"].as_u64(), p["user"]["gid"].as_u64()),
+        (Some(1000), Some(2000))
+    );
+    assert_eq!(p["terminal"], true);
+    assert_eq!(cfg["hostname"], "box");
+    assert_eq!(cfg["root"]["readonly"], false);
+    assert_eq!(cfg["annotations"]["org.example"], "label");
+    assert_eq!(
+        cfg["annotations"]["org.opencontainers.image.stopSignal"],
+        "SIGQUIT"
+    );
+    let mounts = cfg["mounts"].as_array().unwrap();
+    let host = mounts
+        .iter()
+        .find(|m| m["destination"] == "/mnt/host")
+        .expect("bind mount");
+    assert!(host["options"]
+        .as_array()
+        .unwrap()
+        .contains(&serde_json::json!("ro")));
+    let vol = mounts
+        .iter()
+        .find(|m| m["destination"] == "/seeded")
+        .expect("volume mount");
+    let vol_dir = std::path::PathBuf::from(vol["source"].as_str().unwrap());
+    assert!(vol_dir.starts_with(&b), "volumes live in the bundle");
+    assert_eq!(
+        std::fs::read_to_string(vol_dir.join("hello.txt")).unwrap(),
+        "seed\n"
+    );
+
+    // And the runtime runs it: the volume and the bind mount are there, writes to the
+    // volume land in the bundle's volume dir.
+    let run = work.path().join("run");
+    store
+        .bundle(
+            "localhost/opts:1",
+            &run,
+            &[
+                "-v",
+                &bind,
+                "--entrypoint",
+                "sh",
+                "--",
+                "-c",
+                "cat /seeded/hello.txt /mnt/host/f; echo written > /seeded/new; hostname",
+            ],
+        )
+        .ok();
+    let rt = Runtime::new();
+    let id = unique_id("opts");
+    let _g = rt.guard(&id);
+    let out = rt.run(&run, &id).ok();
+    assert_eq!(out.stdout, "seed\nfrom host\nopts\n");
+    assert!(run.join("volumes/0/new").exists());
+    assert!(
+        !run.join("overlay/upper/seeded/new").exists(),
+        "volume writes stay out of the rootfs"
+    );
+
+    let rootless = work.path().join("rootless");
+    store
+        .bundle("localhost/opts:1", &rootless, &["--rootless"])
+        .ok();
+    let cfg: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(rootless.join("config.json")).unwrap()).unwrap();
+    let ns: Vec<&str> = cfg["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["type"].as_str().unwrap())
+        .collect();
+    assert!(ns.contains(&"user"), "{ns:?}");
+    assert_eq!(cfg["linux"]["uidMappings"][0]["containerID"], 0);
+}
+
+#[test]
+fn bad_input_leaves_nothing_behind() {
+    let store = Store::new();
+    store.add(&Image::busybox(), "localhost/bb:1");
+    let work = tempfile::tempdir().unwrap();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["bundle", "localhost/nope:1"], "no image tagged"),
+        (vec!["bundle", "localhost/bb:1", "-v", "relative:/x"], "-v"),
+        (
+            vec!["bundle", "localhost/bb:1", "-v", "/does/not/exist:/x"],
+            "does not exist",
+        ),
+        (vec!["bundle", "localhost/bb:1", "-u", "ghost"], "ghost"),
+        (
+            vec!["bundle", "localhost/bb:1", "-w", "relative"],
+            "absolute",
+        ),
+        (vec!["bundle", "localhost/bb:1", "-e", "=x"], "NAME=VALUE"),
+    ];
+    for (i, (args, needle)) in cases.iter().enumerate() {
+        let dir = work.path().join(format!("b{i}"));
+        let mut a = args.clone();
+        a.insert(2, dir.to_str().unwrap());
+        let out = store.imgtool(&a);
+        assert_eq!(out.code, 1, "{a:?}: {out:?}");
+        assert_eq!(out.stderr.lines().count(), 1, "one line: {out:?}");
+        assert!(out.stderr.contains(needle), "{a:?}: {out:?}");
+        assert!(!dir.exists(), "{a:?} left {}", dir.display());
+    }
+    assert_eq!(mounts_under(work.path()), 0);
+    // An existing non-empty directory is refused and left as it was.
+    let full = work.path().join("full");
+    std::fs::create_dir(&full).unwrap();
+    std::fs::write(full.join("mine"), "keep").unwrap();
+    let out = store.bundle("localhost/bb:1", &full, &[]);
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("not an empty directory"), "{out:?}");
+    assert_eq!(std::fs::read_dir(&full).unwrap().count(), 1);
+}
+
+/// Layers built to escape the rootfs are refused through the command line in both
+/// modes; nothing is written outside, no bundle or layer cache is left.
+#[test]
+fn hostile_images_are_refused() {
+    let outside = tempfile::tempdir().unwrap();
+    let target = outside.path().join("target");
+    std::fs::create_dir(&target).unwrap();
+    let t = target.to_str().unwrap().trim_start_matches('/').to_string();
+    let mut escapes: Vec<(&str, images::Layer)> = Vec::new();
+    let mut l = images::Layer::new();
+    l.symlink("evil", target.to_str().unwrap())
+        .file("evil/pwned", b"x", 0o644);
+    escapes.push(("absolute symlink parent", l));
+    let mut l = images::Layer::new();
+    l.symlink("up", &format!("../../../../../../../{t}"))
+        .file("up/pwned", b"x", 0o644);
+    escapes.push(("relative symlink parent", l));
+    let mut l = images::Layer::new();
+    l.hardlink("passwd-link", "/etc/passwd");
+    escapes.push(("hardlink to a host file", l));
+    for (what, layer) in escapes {
+        let store = Store::new();
+        let mut img = Image::busybox();
+        img.layers.push((layer.finish(), images::Compression::Gzip));
+        store.add(&img, "localhost/evil:1");
+        for mode in [&[][..], &["--copy"][..]] {
+            let dir = outside.path().join("bundle");
+            let out = store.bundle("localhost/evil:1", &dir, mode);
+            // A symlinked parent resolves inside the root: the write lands in the
+            // rootfs, never outside. A hardlink out is refused.
+            if out.code == 0 {
+                let _ = Command::new(bins::imgtool())
+                    .arg("unbundle")
+                    .arg(&dir)
+                    .output();
+            } else {
+                assert_eq!(out.stderr.lines().count(), 1, "{what}: {out:?}");
+                assert!(!dir.exists(), "{what} {mode:?}: bundle dir left");
+            }
+            assert_eq!(
+                std::fs::read_dir(&target).unwrap().count(),
+                0,
+                "{what} {mode:?} wrote outside"
+            );
+            assert!(!std::fs::read_to_string("/etc/passwd").unwrap().is_empty());
+        }
+        assert_eq!(
+            std::fs::read_dir(store.path().join("imgtool/tmp"))
+                .unwrap()
+                .count(),
+            0,
+            "{what}: temp files left"
+        );
+    }
+}
+
+#[test]
+fn store_commands_list_tag_remove_and_gc() {
+    let store = Store::new();
+    let digest = store.add(&Image::busybox(), "docker.io/library/busybox:latest");
+    store.add(&images::multi_layer(), "localhost/multi:1");
+    let table = store.imgtool(&["images"]).ok().stdout;
+    assert!(table.starts_with("REPOSITORY"), "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("busybox ") && l.contains("latest")),
+        "{table}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&store.imgtool(&["images", "--format", "json"]).ok().stdout).unwrap();
+    assert_eq!(json.as_array().unwrap().len(), 2);
+
+    let inspect: serde_json::Value =
+        serde_json::from_str(&store.imgtool(&["inspect", "busybox"]).ok().stdout).unwrap();
+    assert_eq!(inspect["Digest"], digest);
+    assert_eq!(inspect["Manifest"]["layers"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        inspect["Config"]["config"]["Cmd"],
+        serde_json::json!(["sh"])
+    );
+    // By digest prefix too.
+    let by_id: serde_json::Value =
+        serde_json::from_str(&store.imgtool(&["inspect", &digest[7..19]]).ok().stdout).unwrap();
+    assert_eq!(by_id["Digest"], digest);
+
+    store.imgtool(&["tag", "busybox", "localhost/copy:2"]).ok();
+    let out = Command::new("skopeo")
+        .arg("inspect")
+        .arg(format!("oci:{}:localhost/copy:2", store.path().display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "skopeo reads the new tag: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // A live bundle keeps its layers through rm + gc; unbundled, gc takes them.
+    let work = tempfile::tempdir().unwrap();
+    let b = work.path().join("b");
+    store.bundle("localhost/multi:1", &b, &[]).ok();
+    store.imgtool(&["rm", "localhost/multi:1"]).ok();
+    let gc = store.imgtool(&["gc"]).ok().stdout;
+    assert!(gc.contains("0 layer caches"), "{gc}");
+    assert_eq!(
+        std::fs::read_to_string(b.join("rootfs/data/keep.txt")).unwrap(),
+        "keep\n"
+    );
+    store.imgtool(&["unbundle", b.to_str().unwrap()]).ok();
+    let gc = store.imgtool(&["gc"]).ok().stdout;
+    assert!(
+        gc.contains("3 layer caches"),
+        "the three layers only multi used: {gc}"
+    );
+    let out = store.imgtool(&["inspect", "localhost/multi:1"]);
+    assert_eq!(out.code, 1);
+    let left: Vec<_> = std::fs::read_dir(store.path().join("blobs/sha256"))
+        .unwrap()
+        .collect();
+    assert_eq!(left.len(), 3, "busybox's manifest, config and layer remain");
+    store
+        .imgtool(&[
+            "bundle",
+            "busybox",
+            work.path().join("again").to_str().unwrap(),
+        ])
+        .ok();
+    store.bundles.borrow_mut().push(work.path().join("again"));
+    let out = store.imgtool(&["rm", "localhost/never:1"]);
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("localhost/never:1"), "{out:?}");
+}
+
+/// The whole story through a real registry: skopeo pushes an image made offline, imgtool
+/// pulls it into an empty store and bundles it; the rootfs equals umoci's unpack of the
+/// same image, and the runtime runs it as the image's user, with its env and cwd.
+#[test]
+fn pulled_image_matches_umoci_and_runs() {
+    let reg = spec_tests::registry::Registry::start();
+    let mut image = images::multi_layer();
+    image.config = serde_json::json!({
+        "Cmd": ["sh", "-c", "echo $(id -u):$(id -g):$(id -G) $(pwd) $MODE; cat /data/keep.txt; cat /data/replaced.txt 2>&1 | grep -c denied"],
+        "Env": ["MODE=pulled", "PATH=/bin"],
+        "User": "user",
+        "WorkingDir": "/data",
+    });
+    let work = tempfile::tempdir().unwrap();
+    let layout = work.path().join("layout");
+    image.write_layout(&layout, "multi");
+    reg.push_with_skopeo(&format!("oci:{}:multi", layout.display()), "multi:1");
+    let umoci = work.path().join("umoci");
+    let out = Command::new("umoci")
+        .args(["unpack", "--image", &format!("{}:multi", layout.display())])
+        .arg(&umoci)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "umoci: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let store = Store::new();
+    let name = format!("{}/multi:1", reg.host());
+    let pulled = store.imgtool(&["pull", "-q", &name]).ok();
+    assert!(pulled.stdout.starts_with(&name), "{pulled:?}");
+    let b = work.path().join("b");
+    store.bundle(&name, &b, &[]).ok();
+    spec_tests::tree::assert_same(
+        &spec_tests::tree::listing(&b.join("rootfs")),
+        &spec_tests::tree::listing(&umoci.join("rootfs")),
+        "pulled bundle vs umoci",
+    );
+    let rt = Runtime::new();
+    let id = unique_id("pulled");
+    let _g = rt.guard(&id);
+    let out = rt.run(&b, &id).ok();
+    assert_eq!(out.stdout, "1000:1000:1000 2000 /data pulled\nkeep\n1\n");
+}
