@@ -264,6 +264,31 @@ fn set_xattrs_fd(fd: RawFd, xattrs: &[(String, Vec<u8>)], entry: &str) -> Result
     Ok(())
 }
 
+const COPY_BUFFER: usize = 256 * 1024;
+
+/// Copies a file's contents with the caller's buffer, filling it before each write.
+fn copy_contents(from: &mut impl Read, to: &mut File, buf: &mut [u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    loop {
+        let mut filled = 0;
+        while filled < buf.len() {
+            match from.read(&mut buf[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        if filled == 0 {
+            return Ok(());
+        }
+        to.write_all(&buf[..filled])?;
+        if filled < buf.len() {
+            return Ok(());
+        }
+    }
+}
+
 /// Sets xattrs by path, on the node itself (`lsetxattr`), for nodes that must not be
 /// opened (fifos, devices).
 fn set_xattrs_path(
@@ -310,6 +335,8 @@ pub fn apply_layer(
     let mut created: HashSet<PathBuf> = HashSet::new();
     let mut dirs: Vec<DirMeta> = Vec::new();
     let mut count = 0;
+    // One large buffer for every file's contents: fewer, larger writes.
+    let mut buf = vec![0u8; COPY_BUFFER];
     for entry in archive.entries()? {
         let mut entry = entry?;
         let raw = entry.path()?.into_owned();
@@ -429,7 +456,7 @@ pub fn apply_layer(
                 }
                 // SAFETY: openat returned a new descriptor that nothing else owns.
                 let mut file = unsafe { File::from_raw_fd(fd) };
-                std::io::copy(&mut entry, &mut file).map_err(|e| write_err(&name, e))?;
+                copy_contents(&mut entry, &mut file, &mut buf).map_err(|e| write_err(&name, e))?;
                 // Owner first: chown clears set-id bits, which the mode then sets.
                 if let Some((u, g)) = owner {
                     fchown(file.as_raw_fd(), Some(u), Some(g)).map_err(err)?;

@@ -7,6 +7,7 @@
 use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 
 use sha2::{Digest as _, Sha256};
 
@@ -28,6 +29,35 @@ pub fn chain_ids(diff_ids: &[String]) -> Vec<String> {
         out.push(next);
     }
     out
+}
+
+/// How much decompressed data one message between the two stages carries.
+const CHUNK: usize = 1 << 20;
+
+/// The applier's end of the channel from the decompressing thread.
+struct ChannelReader {
+    rx: mpsc::Receiver<io::Result<Vec<u8>>>,
+    current: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.current.len() {
+            match self.rx.recv() {
+                Ok(Ok(chunk)) => {
+                    self.current = chunk;
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Ok(0), // the stream ended
+            }
+        }
+        let n = buf.len().min(self.current.len() - self.pos);
+        buf[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
 }
 
 /// A reader that hashes what passes through it, to check a layer's diff_id while it is
@@ -103,24 +133,64 @@ impl Store {
             path: path.clone(),
             message: format!("layer {digest}: {e}"),
         })?;
-        let decoder = compression
-            .decoder(io::BufReader::with_capacity(1 << 20, blob))
-            .map_err(|e| StoreError::Corrupt(format!("layer {digest}: {e}")))?;
-        let mut hashing = HashingReader::new(decoder);
-        apply_layer(
+        // Two stages on two cores: a thread reads, decompresses and hashes the stream
+        // while this one writes the files.
+        let (tx, rx) = mpsc::sync_channel::<io::Result<Vec<u8>>>(8);
+        let decompress = std::thread::spawn(move || -> io::Result<String> {
+            let decoder = compression.decoder(io::BufReader::with_capacity(1 << 20, blob))?;
+            let mut hashing = HashingReader::new(decoder);
+            loop {
+                let mut chunk = vec![0u8; CHUNK];
+                let mut filled = 0;
+                while filled < CHUNK {
+                    match hashing.read(&mut chunk[filled..]) {
+                        Ok(0) => break,
+                        Ok(n) => filled += n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => {
+                            let _ = tx.send(Err(io::Error::new(e.kind(), e.to_string())));
+                            return Err(e);
+                        }
+                    }
+                }
+                if filled == 0 {
+                    break;
+                }
+                chunk.truncate(filled);
+                if tx.send(Ok(chunk)).is_err() {
+                    break; // the applier stopped (an error): no one reads the rest
+                }
+            }
+            hashing.finish()
+        });
+        let mut stream = ChannelReader {
+            rx,
+            current: Vec::new(),
+            pos: 0,
+        };
+        let applied = apply_layer(
             root,
-            &mut hashing,
+            &mut stream,
             ApplyOptions {
                 preserve_owners: nix::unistd::geteuid().is_root(),
             },
-        )
-        .map_err(|e| StoreError::Layer {
+        );
+        // Whatever follows the tar's end marker still counts for the diff_id; after a
+        // failure, dropping our end stops the other thread.
+        let drained = match applied {
+            Ok(_) => io::copy(&mut stream, &mut io::sink()),
+            Err(_) => Ok(0),
+        };
+        drop(stream);
+        let hashed = decompress
+            .join()
+            .map_err(|_| StoreError::Corrupt(format!("layer {digest}: decompression panicked")))?;
+        applied.map_err(|e| StoreError::Layer {
             digest: digest.clone(),
             message: e.to_string(),
         })?;
-        let diff_id = hashing
-            .finish()
-            .map_err(|e| StoreError::Corrupt(format!("layer {digest}: {e}")))?;
+        drained.map_err(|e| StoreError::Corrupt(format!("layer {digest}: {e}")))?;
+        let diff_id = hashed.map_err(|e| StoreError::Corrupt(format!("layer {digest}: {e}")))?;
         let want = &image.diff_ids()[index];
         if &diff_id != want {
             return Err(StoreError::DigestMismatch {
