@@ -154,6 +154,10 @@ impl Env {
             .collect()
     }
 
+    fn write_config(&self, config: Value) {
+        std::fs::write(self.dir.path().join("registries.json"), config.to_string()).unwrap();
+    }
+
     fn write_auth(&self, file: &str, host: &str, user: &str, password: &str) -> PathBuf {
         use base64::Engine as _;
         let path = self.dir.path().join(file);
@@ -606,6 +610,72 @@ fn kill_9_mid_push_leaves_the_store_intact_and_the_next_push_succeeds() {
     let (_, digest) = env.push_ok(&["localhost/big:1", &format!("{}/big:1", reg.host())]);
     assert_eq!(digest, want);
     assert_eq!(remote_digest(&reg.host(), "big:1", None), want);
+}
+
+#[test]
+fn https_registry_with_a_self_signed_certificate_is_pushed_to_as_insecure() {
+    let reg = VariantRegistry::with_tls();
+    let env = Env::new();
+    let want = env.store_image(&Image::busybox(), "localhost/bb:1");
+    // Loopback is insecure by default: TLS is detected and the certificate not checked.
+    let out = env.run(&["push", "localhost/bb:1", &format!("{}/bb:1", reg.host())]);
+    assert!(
+        out.status.success(),
+        "{} {}",
+        String::from_utf8_lossy(&out.stderr),
+        reg.log()
+    );
+    assert_eq!(remote_digest(&reg.host(), "bb:1", None), want);
+}
+
+#[test]
+fn mirrors_are_for_reads_only() {
+    let origin = Registry::start();
+    let mirror = Registry::start();
+    let env = Env::new();
+    let mut mirrors = serde_json::Map::new();
+    mirrors.insert(origin.host(), json!([format!("http://{}", mirror.host())]));
+    env.write_config(json!({ "mirrors": mirrors }));
+    let want = env.store_image(&Image::busybox(), "localhost/bb:1");
+    env.push_ok(&["localhost/bb:1", &format!("{}/bb:1", origin.host())]);
+    assert_eq!(remote_digest(&origin.host(), "bb:1", None), want);
+    let on_mirror = Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!("docker://{}/bb:1", mirror.host()))
+        .output()
+        .unwrap();
+    assert!(!on_mirror.status.success(), "the mirror got nothing");
+}
+
+#[test]
+fn a_corrupt_blob_in_the_store_is_not_pushed() {
+    let reg = Registry::start();
+    let env = Env::new();
+    env.store_image(&Image::busybox(), "localhost/bb:1");
+    let layer = env.stored("localhost/bb:1")["Layers"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let path = env
+        .store()
+        .join("blobs/sha256")
+        .join(layer.trim_start_matches("sha256:"));
+    let mut bytes = std::fs::read(&path).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&path, bytes).unwrap();
+    let err = env.push_err(&["localhost/bb:1", &format!("{}/bb:1", reg.host())]);
+    assert!(err.contains(&layer) && err.contains("has digest"), "{err}");
+    assert_eq!(
+        spec_tests::registry::http_status(reg.port(), &format!("/v2/bb/blobs/{layer}")),
+        Some(404),
+        "the corrupt blob was not committed"
+    );
+    assert_eq!(
+        spec_tests::registry::http_status(reg.port(), "/v2/bb/manifests/1"),
+        Some(404),
+        "no manifest"
+    );
 }
 
 /// Kills a child process left running when a test fails.

@@ -34,6 +34,9 @@ pub const PARALLEL_UPLOADS: usize = 4;
 /// only this much of a blob is in memory per upload.
 pub const UPLOAD_CHUNK: usize = 4 * 1024 * 1024;
 
+/// How many chunks of a blob are read ahead of the upload.
+const READ_AHEAD: usize = 2;
+
 /// How many repositories a blob is tried to be mounted from before it is uploaded.
 const MAX_MOUNT_TRIES: usize = 3;
 
@@ -460,16 +463,10 @@ enum Upload {
     Remote(OciDistributionError),
 }
 
-/// The state of reading one blob for upload.
-struct Reader {
-    file: std::fs::File,
-    hasher: Sha256,
-    read: u64,
-}
-
-/// One upload session: the blob streamed from the store in [`UPLOAD_CHUNK`] pieces,
-/// verified against its digest as it is read (a corrupt store blob is never committed:
-/// the stream fails before the final PUT).
+/// One upload session: the blob streamed from the store in [`UPLOAD_CHUNK`] pieces by a
+/// reader on the blocking pool that stays up to [`READ_AHEAD`] pieces ahead of the
+/// network, and verifies the blob against its digest as it reads it (a corrupt store
+/// blob is never committed: the stream fails before the final PUT).
 async fn upload(
     conn: &Connection,
     store: &Store,
@@ -490,60 +487,30 @@ async fn upload(
         )
     })?;
     let local_error: Arc<Mutex<Option<StoreError>>> = Arc::default();
-    let state = Some(Reader {
-        file,
-        hasher: Sha256::new(),
-        read: 0,
-    });
-    let (bar2, failed, want, path2) = (
-        bar.clone(),
-        local_error.clone(),
-        digest.to_string(),
-        path.clone(),
-    );
-    let stream = futures_util::stream::try_unfold(state, move |state| {
-        let (bar, failed, want, path) = (bar2.clone(), failed.clone(), want.clone(), path2.clone());
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, StoreError>>(READ_AHEAD);
+    let want = digest.to_string();
+    tokio::task::spawn_blocking(move || read_blob(file, &path, &want, size, tx));
+    let (bar, failed) = (bar.clone(), local_error.clone());
+    let stream = futures_util::stream::unfold((rx, 0u64), move |(mut rx, sent)| {
+        let (bar, failed) = (bar.clone(), failed.clone());
         async move {
-            let Some(reader) = state else {
-                return Ok(None);
-            };
-            let fail = |e: StoreError| {
-                let msg = e.to_string();
-                if let Ok(mut slot) = failed.lock() {
-                    *slot = Some(e);
-                }
-                OciDistributionError::GenericError(Some(msg))
-            };
-            let res = tokio::task::spawn_blocking(move || read_chunk(reader)).await;
-            let (mut reader, chunk) = match res {
-                Ok(Ok(v)) => v,
-                Ok(Err(e)) => {
-                    return Err(fail(StoreError::Io {
-                        path,
-                        message: format!("blob {want}: {e}"),
-                    }))
+            match rx.recv().await? {
+                Ok(chunk) => {
+                    let sent = sent + chunk.len() as u64;
+                    bar.set_position(sent);
+                    Some((Ok(bytes::Bytes::from(chunk)), (rx, sent)))
                 }
                 Err(e) => {
-                    return Err(fail(StoreError::Io {
-                        path,
-                        message: format!("blob {want}: {e}"),
-                    }))
+                    let msg = e.to_string();
+                    if let Ok(mut slot) = failed.lock() {
+                        *slot = Some(e);
+                    }
+                    Some((
+                        Err(OciDistributionError::GenericError(Some(msg))),
+                        (rx, sent),
+                    ))
                 }
-            };
-            if chunk.is_empty() {
-                let actual = format!("sha256:{}", hex::encode(reader.hasher.finalize_reset()));
-                if actual != want || reader.read != size {
-                    return Err(fail(StoreError::Corrupt(format!(
-                        "blob {want} ({} bytes in {}) has digest {actual}",
-                        reader.read,
-                        path.display()
-                    ))));
-                }
-                return Ok(None);
             }
-            reader.read += chunk.len() as u64;
-            bar.set_position(reader.read);
-            Ok(Some((bytes::Bytes::from(chunk), Some(reader))))
         }
     });
     match conn
@@ -562,19 +529,95 @@ async fn upload(
     }
 }
 
-/// Reads up to [`UPLOAD_CHUNK`] bytes (less only at the end of the blob).
-fn read_chunk(mut r: Reader) -> std::io::Result<(Reader, Vec<u8>)> {
-    let mut buf = vec![0u8; UPLOAD_CHUNK];
-    let mut n = 0;
-    while n < buf.len() {
-        match r.file.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+/// Reads `file` (blob `digest` of `size` bytes) in [`UPLOAD_CHUNK`] pieces into `tx`,
+/// then checks its digest: the last item is an error when it does not match or the file
+/// cannot be read. Stops early when the upload is abandoned (the receiver is dropped).
+fn read_blob(
+    mut file: std::fs::File,
+    path: &std::path::Path,
+    digest: &str,
+    size: u64,
+    tx: tokio::sync::mpsc::Sender<Result<Vec<u8>, StoreError>>,
+) {
+    let mut hasher = Sha256::new();
+    let mut total = 0u64;
+    loop {
+        let mut buf = vec![0u8; UPLOAD_CHUNK];
+        let mut n = 0;
+        while n < buf.len() {
+            match file.read(&mut buf[n..]) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(StoreError::Io {
+                        path: path.to_path_buf(),
+                        message: format!("blob {digest}: {e}"),
+                    }));
+                    return;
+                }
+            }
+        }
+        if n == 0 {
+            break;
+        }
+        buf.truncate(n);
+        hasher.update(&buf);
+        total += n as u64;
+        if tx.blocking_send(Ok(buf)).is_err() {
+            return;
         }
     }
-    buf.truncate(n);
-    r.hasher.update(&buf);
-    Ok((r, buf))
+    let actual = format!("sha256:{}", hex::encode(hasher.finalize()));
+    if actual != digest || total != size {
+        let _ = tx.blocking_send(Err(StoreError::Corrupt(format!(
+            "blob {digest} ({total} bytes in {}) has digest {actual}",
+            path.display()
+        ))));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oci_spec::image::MediaType;
+
+    #[test]
+    fn mounts_only_from_other_repositories_of_the_same_registry() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let d = store
+            .put_bytes(MediaType::ImageConfig, b"{}")
+            .unwrap()
+            .digest()
+            .to_string();
+        for repo in ["r:1/a", "other:2/b", "r:1/dest", "r:1/lib/c"] {
+            sources::record(&store, repo, std::slice::from_ref(&d)).unwrap();
+        }
+        let dest = reference::parse("r:1/dest:v1").unwrap();
+        assert_eq!(mount_candidates(&store, &dest, &d), ["lib/c", "a"]);
+    }
+
+    #[test]
+    fn a_manifest_with_a_missing_blob_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let config = store.put_bytes(MediaType::ImageConfig, b"{}").unwrap();
+        let missing = format!("sha256:{}", "1".repeat(64));
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                       "digest": config.digest().to_string(), "size": 2},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                        "digest": missing, "size": 5}],
+        });
+        let m = ManifestToPush {
+            digest: "sha256:x".into(),
+            media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+            bytes: serde_json::to_vec(&manifest).unwrap(),
+        };
+        let err = manifest_blobs(&store, "img", &m).unwrap_err().to_string();
+        assert!(err.contains(&missing) && err.contains("missing"), "{err}");
+    }
 }
