@@ -2,7 +2,9 @@
 # Benchmark (not a test): this runtime vs crun and runc measured in the same run with
 # hyperfine: `run` of /bin/true in a busybox bundle (median, ratio to crun, peak RSS),
 # `exec` of /bin/true in a running container, and `ctr run --rm` through containerd's runc
-# v2 shim with --runc-binary. crun 1.8 refuses this host's cgroup hybrid mode while cgroup2 lists a
+# v2 shim with --runc-binary, and RunPodSandbox + CreateContainer + StartContainer through
+# containerd's CRI plugin with one runtime handler per runtime (spec-tests' CRI harness, as
+# kubelet drives it: spec-tests/examples/cri-latency.rs). crun 1.8 refuses this host's cgroup hybrid mode while cgroup2 lists a
 # controller, so every runtime is measured inside `unshare -m` with /sys/fs/cgroup/unified
 # unmounted there (the host is unchanged).
 # usage: hack/bench-runtime.sh [RUNS]   (default 100)
@@ -13,7 +15,9 @@ runs=${1:-100}
 
 bash hack/install-deps.sh >/dev/null
 cargo build --release -p runtime -q
+cargo build --release -p spec-tests --example cri-latency -q
 ours="$PWD/target/release/runtime"
+cri_latency="$PWD/target/release/examples/cri-latency"
 
 work=$(mktemp -d /tmp/bench-runtime.XXXXXX)
 trap 'rm -rf "$work"' EXIT
@@ -27,7 +31,7 @@ umoci init --layout "$work/img" && umoci new --image "$work/img:latest"
 umoci insert --rootless --image "$work/img:latest" "$work/img-rootfs" / >/dev/null
 skopeo copy -q "oci:$work/img:latest" "docker-archive:$work/bb.tar:localhost/bench-busybox:latest"
 
-export ours work runs
+export ours work runs cri_latency
 unshare -m bash -euo pipefail -c '
   mount --make-rprivate /
   mountpoint -q /sys/fs/cgroup/unified && umount /sys/fs/cgroup/unified
@@ -72,6 +76,10 @@ EOF2
   hyperfine -N --warmup 3 --runs "$(( runs < 30 ? runs : 30 ))" --export-json "$work/ctr.json" "${cmds[@]}" >/dev/null
   kill $ctd_pid; wait $ctd_pid 2>/dev/null || true
   umount -R "$work/ctd" 2>/dev/null || true
+
+  # A pod up to its first running container through the CRI plugin (pod removal untimed).
+  "$cri_latency" "$(( runs < 20 ? runs : 20 ))" "$work/cri.json" \
+    ours="${bin[ours]}" crun="${bin[crun]}" runc="${bin[runc]}"
 '
 
 median() { jq -r --arg n "$2" '.results[] | select(.command==$n) | .median' "$work/$1"; }
@@ -90,3 +98,4 @@ report() {
 report result.json "run /bin/true"
 report exec.json "exec /bin/true into a running container"
 report ctr.json "ctr run --rm (containerd 1.6, runc v2 shim)"
+report cri.json "CRI RunPodSandbox + CreateContainer + StartContainer (containerd 1.6 CRI plugin)"

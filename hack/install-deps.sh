@@ -4,8 +4,8 @@
 set -euo pipefail
 
 PACKAGES=(
-  # build: libcontainer links libseccomp
-  pkg-config libseccomp-dev
+  # build: libcontainer links libseccomp; k8s-cri's build script (CRI tests) runs protoc
+  pkg-config libseccomp-dev protobuf-compiler
   # test images and runtime tests
   busybox-static jq iproute2 util-linux procps
   # peers the tests and benchmarks compare against

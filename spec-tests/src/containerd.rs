@@ -111,6 +111,31 @@ impl Containerd {
 /// A docker-archive of busybox made offline (shared with the podman harness): umoci builds the OCI image from the
 /// busybox-static rootfs, skopeo writes it as an archive ctr can import.
 pub fn busybox_docker_archive(dir: &Path) -> PathBuf {
+    let image = busybox_oci_layout(dir);
+    let archive = dir.join("busybox.tar");
+    run_ok(Command::new("skopeo").args([
+        "copy",
+        "-q",
+        &format!("oci:{image}"),
+        &format!("docker-archive:{}:{IMAGE}", archive.display()),
+    ]));
+    archive
+}
+
+/// Runs a helper command, panicking with its stderr when it fails.
+fn run_ok(cmd: &mut Command) {
+    let out = cmd.output().expect("spawn");
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Builds a busybox OCI image offline in `DIR/img` with umoci (rootfs from busybox-static,
+/// cmd `sh`) and returns its `LAYOUT:TAG` reference (`DIR/img:latest`), for skopeo's
+/// `oci:` transport.
+pub fn busybox_oci_layout(dir: &Path) -> String {
     let rootfs = dir.join("img-rootfs");
     let bin = rootfs.join("bin");
     std::fs::create_dir_all(&bin).expect("rootfs");
@@ -126,14 +151,7 @@ pub fn busybox_docker_archive(dir: &Path) -> PathBuf {
     }
     let layout = dir.join("img");
     let image = format!("{}:latest", layout.display());
-    let run = |cmd: &mut Command| {
-        let out = cmd.output().expect("spawn");
-        assert!(
-            out.status.success(),
-            "{cmd:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
+    let run = run_ok;
     run(Command::new("umoci")
         .args(["init", "--layout"])
         .arg(&layout));
@@ -143,14 +161,7 @@ pub fn busybox_docker_archive(dir: &Path) -> PathBuf {
         .arg(&rootfs)
         .arg("/"));
     run(Command::new("umoci").args(["config", "--image", &image, "--config.cmd", "sh"]));
-    let archive = dir.join("busybox.tar");
-    run(Command::new("skopeo").args([
-        "copy",
-        "-q",
-        &format!("oci:{image}"),
-        &format!("docker-archive:{}:{IMAGE}", archive.display()),
-    ]));
-    archive
+    image
 }
 
 impl Drop for Containerd {

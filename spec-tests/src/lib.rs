@@ -5,6 +5,7 @@ pub mod bins;
 pub mod bundle;
 pub mod container;
 pub mod containerd;
+pub mod cri;
 pub mod docker;
 pub mod faulty_proxy;
 pub mod host;

@@ -541,3 +541,50 @@ fn store_commands_list_tag_remove_and_gc() {
     assert_eq!(out.code, 1);
     assert!(out.stderr.contains("localhost/never:1"), "{out:?}");
 }
+
+/// The whole story through a real registry: skopeo pushes an image made offline, imgtool
+/// pulls it into an empty store and bundles it; the rootfs equals umoci's unpack of the
+/// same image, and the runtime runs it as the image's user, with its env and cwd.
+#[test]
+fn pulled_image_matches_umoci_and_runs() {
+    let reg = spec_tests::registry::Registry::start();
+    let mut image = images::multi_layer();
+    image.config = serde_json::json!({
+        "Cmd": ["sh", "-c", "echo $(id -u):$(id -g):$(id -G) $(pwd) $MODE; cat /data/keep.txt; cat /data/replaced.txt 2>&1 | grep -c denied"],
+        "Env": ["MODE=pulled", "PATH=/bin"],
+        "User": "user",
+        "WorkingDir": "/data",
+    });
+    let work = tempfile::tempdir().unwrap();
+    let layout = work.path().join("layout");
+    image.write_layout(&layout, "multi");
+    reg.push_with_skopeo(&format!("oci:{}:multi", layout.display()), "multi:1");
+    let umoci = work.path().join("umoci");
+    let out = Command::new("umoci")
+        .args(["unpack", "--image", &format!("{}:multi", layout.display())])
+        .arg(&umoci)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "umoci: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let store = Store::new();
+    let name = format!("{}/multi:1", reg.host());
+    let pulled = store.imgtool(&["pull", "-q", &name]).ok();
+    assert!(pulled.stdout.starts_with(&name), "{pulled:?}");
+    let b = work.path().join("b");
+    store.bundle(&name, &b, &[]).ok();
+    spec_tests::tree::assert_same(
+        &spec_tests::tree::listing(&b.join("rootfs")),
+        &spec_tests::tree::listing(&umoci.join("rootfs")),
+        "pulled bundle vs umoci",
+    );
+    let rt = Runtime::new();
+    let id = unique_id("pulled");
+    let _g = rt.guard(&id);
+    let out = rt.run(&b, &id).ok();
+    assert_eq!(out.stdout, "1000:1000:1000 2000 /data pulled\nkeep\n1\n");
+}

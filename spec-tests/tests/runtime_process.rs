@@ -42,6 +42,28 @@ fn env_cwd_and_args() {
     assert_eq!(output_of(&b, "env"), "bar baz||/tmp|zero|one\n");
 }
 
+/// As runc: PATH is only needed to search a bare name; a program given as a path runs with
+/// no env at all (containerd's CRI plugin runs images built FROM scratch that way), and a
+/// bare name without PATH is refused with a one-line reason.
+#[test]
+fn program_path_runs_without_path_in_env() {
+    let mut b = Bundle::busybox();
+    b.remove("/process/env").args(&["/bin/env"]);
+    let env = output_of(&b, "nopath");
+    assert!(!env.lines().any(|l| l.starts_with("PATH=")), "{env}");
+
+    let mut b = Bundle::busybox();
+    b.remove("/process/env").args(&["sh", "-c", "true"]);
+    let rt = Runtime::new();
+    let c = rt.guard("nopathbare");
+    let out = rt.run(b.path(), c.id());
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(
+        out.stderr.contains("sh") && out.stderr.contains("not found in $PATH"),
+        "{out:?}"
+    );
+}
+
 #[test]
 fn cwd_that_does_not_exist_is_created() {
     let mut b = Bundle::busybox();

@@ -3,21 +3,34 @@
 //! layers), fifos and device nodes, owners, modes, mtimes and xattrs, `.wh.` whiteouts and
 //! `.wh..wh..opq` opaque directories.
 //!
-//! Hostile archives must not write outside the root. Every path is resolved inside it with
-//! libpathrs (openat2 `RESOLVE_IN_ROOT`), so a symlink planted by an earlier entry, an
-//! absolute target or a `..` chain all stay inside; entry names that climb above the root
-//! and whiteouts of `.`/`..` are refused outright with an error naming the entry.
+//! Hostile archives must not write outside the root. Parent directories are resolved
+//! with `openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)` from a handle on the root, so a
+//! symlink planted by an earlier entry, an absolute target or a `..` chain all stay
+//! inside; creating a missing parent through a symlink goes through libpathrs. Every
+//! change is then made relative to the parent's handle on the entry's final name only,
+//! never following a symlink there (`O_NOFOLLOW`, `O_EXCL`, `AT_SYMLINK_NOFOLLOW`), and
+//! metadata is set through the file's own descriptor. Entry names that climb above the
+//! root and whiteouts of `.`/`..` are refused outright with an error naming the entry.
+//!
+//! Speed: parent handles are cached (and dropped whenever this layer removes or replaces
+//! anything at or below them), so an entry costs a handful of system calls rather than
+//! a full resolution per operation.
 
-use std::collections::HashSet;
-use std::ffi::CString;
-use std::fs::Permissions;
+use std::collections::{HashMap, HashSet};
+use std::ffi::{CString, OsStr};
+use std::fs::{File, Permissions};
 use std::io::Read;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
-use pathrs::flags::OpenFlags;
-use pathrs::{InodeType, Root};
+use nix::errno::Errno;
+use nix::fcntl::AtFlags;
+use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
+use nix::sys::stat::{fchmod, futimens, mkdirat, mknodat, utimensat, Mode, SFlag, UtimensatFlags};
+use nix::sys::time::TimeSpec;
+use nix::unistd::{fchown, fchownat, linkat, symlinkat, unlinkat, Gid, Uid, UnlinkatFlags};
 use tar::EntryType;
 
 const WHITEOUT_PREFIX: &str = ".wh.";
@@ -25,11 +38,8 @@ const OPAQUE_WHITEOUT: &str = ".wh..wh..opq";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
-    #[error("cannot open the root {path}: {source}")]
-    Root {
-        path: PathBuf,
-        source: pathrs::error::Error,
-    },
+    #[error("cannot open the root {path}: {message}")]
+    Root { path: PathBuf, message: String },
     #[error("cannot read the layer: {0}")]
     Read(#[from] std::io::Error),
     #[error("hostile layer entry {entry:?}: {reason}")]
@@ -80,278 +90,197 @@ fn write_err(entry: &str, e: impl std::fmt::Display) -> ApplyError {
     }
 }
 
-fn is_not_found(e: &pathrs::error::Error) -> bool {
-    matches!(
-        e.kind(),
-        pathrs::error::ErrorKind::OsError(Some(libc::ENOENT))
-    )
+/// The root being written, with a cache of parent-directory handles.
+struct Tree {
+    root_path: PathBuf,
+    root: OwnedFd,
+    /// Relative directory path → an `O_PATH` handle on it, resolved inside the root.
+    dirs: HashMap<PathBuf, OwnedFd>,
 }
 
-/// Removes whatever is at `path` (file, link or whole tree); absent is fine.
-fn remove_any(root: &Root, path: &Path, entry: &str) -> Result<(), ApplyError> {
-    match root.remove_all(path) {
-        Ok(()) => Ok(()),
-        Err(e) if is_not_found(&e) => Ok(()),
-        Err(e) => Err(write_err(entry, e)),
+impl Tree {
+    fn open(root_path: &Path) -> Result<Self, ApplyError> {
+        let fd = nix::fcntl::open(
+            root_path,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| ApplyError::Root {
+            path: root_path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        Ok(Self {
+            root_path: root_path.to_path_buf(),
+            // SAFETY: open returned a new descriptor that nothing else owns.
+            root: unsafe { OwnedFd::from_raw_fd(fd) },
+            dirs: HashMap::new(),
+        })
     }
-}
 
-/// The `/proc/self/fd/N` path of an O_PATH handle: chmod, chown, utimensat and setxattr
-/// through it act on the inode the handle pinned, never on a path an attacker could swap.
-fn fd_path(fd: &impl AsFd) -> CString {
-    CString::new(format!("/proc/self/fd/{}", fd.as_fd().as_raw_fd())).expect("no NUL in a number")
-}
+    /// Opens `rel` inside the root (symlinks resolved as if the root were `/`).
+    fn resolve(&self, rel: &Path, flags: OFlag) -> Result<OwnedFd, Errno> {
+        let how = OpenHow::new()
+            .flags(flags | OFlag::O_CLOEXEC)
+            .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+        let fd = openat2(self.root.as_raw_fd(), rel, how)?;
+        // SAFETY: openat2 returned a new descriptor that nothing else owns.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    }
 
-/// Applies a tar stream to `root`. Returns the number of entries applied.
-pub fn apply_layer(
-    root_dir: &Path,
-    layer: impl Read,
-    opts: ApplyOptions,
-) -> Result<usize, ApplyError> {
-    let root = Root::open(root_dir).map_err(|source| ApplyError::Root {
-        path: root_dir.to_path_buf(),
-        source,
-    })?;
-    let mut archive = tar::Archive::new(layer);
-    // Paths this layer created: an opaque marker hides only what lower layers had.
-    let mut created: HashSet<PathBuf> = HashSet::new();
-    let mut dirs: Vec<DirMeta> = Vec::new();
-    let mut count = 0;
-    for entry in archive.entries()? {
-        let mut entry = entry?;
-        let raw = entry.path()?.into_owned();
-        let name = raw.to_string_lossy().into_owned();
-        let path = clean(&raw, &name)?;
-        if path.as_os_str().is_empty() {
-            continue; // "./": the root itself
+    /// A handle on directory `rel`, made (with its missing parents, mode 0755) if absent.
+    fn dir(&mut self, rel: &Path, entry: &str) -> Result<RawFd, ApplyError> {
+        if rel.as_os_str().is_empty() {
+            return Ok(self.root.as_raw_fd());
         }
-        let file_name = path
-            .file_name()
-            .map(|f| f.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let parent = path.parent().map(Path::to_path_buf).unwrap_or_default();
-
-        if file_name == OPAQUE_WHITEOUT {
-            opaque(&root, &parent, &created, &name)?;
-            count += 1;
-            continue;
+        if let Some(fd) = self.dirs.get(rel) {
+            return Ok(fd.as_raw_fd());
         }
-        if let Some(hidden) = file_name.strip_prefix(WHITEOUT_PREFIX) {
-            if hidden.is_empty() || hidden == "." || hidden == ".." || hidden.contains('/') {
-                return Err(ApplyError::Hostile {
-                    entry: name,
-                    reason: "a whiteout of . or ..",
-                });
+        let fd = match self.resolve(rel, OFlag::O_PATH | OFlag::O_DIRECTORY) {
+            Ok(fd) => fd,
+            Err(Errno::ENOENT) => {
+                // A missing component, or a symlink to something missing: libpathrs
+                // creates the directories inside the root, following such links safely.
+                let root = pathrs::Root::open(&self.root_path).map_err(|e| write_err(entry, e))?;
+                root.mkdir_all(rel, &Permissions::from_mode(0o755))
+                    .map_err(|e| write_err(entry, e))?;
+                self.resolve(rel, OFlag::O_PATH | OFlag::O_DIRECTORY)
+                    .map_err(|e| write_err(entry, format!("parent {}: {e}", rel.display())))?
             }
-            remove_any(&root, &parent.join(hidden), &name)?;
-            count += 1;
-            continue;
-        }
-
-        if !parent.as_os_str().is_empty() {
-            root.mkdir_all(&parent, &Permissions::from_mode(0o755))
-                .map_err(|e| write_err(&name, e))?;
-        }
-        let header = entry.header().clone();
-        let mode = header.mode().unwrap_or(0o644) & 0o7777;
-        let kind = header.entry_type();
-        match kind {
-            EntryType::Directory => {
-                let existing_dir = root
-                    .resolve_nofollow(&path)
-                    .ok()
-                    .and_then(|h| h.reopen(OpenFlags::O_RDONLY | OpenFlags::O_DIRECTORY).ok())
-                    .is_some();
-                if !existing_dir {
-                    remove_any(&root, &path, &name)?;
-                    root.mkdir_all(&path, &Permissions::from_mode(0o755))
-                        .map_err(|e| write_err(&name, e))?;
-                }
-                dirs.push(DirMeta {
-                    path: path.clone(),
-                    mode,
-                    mtime: header.mtime().unwrap_or(0),
-                });
-            }
-            EntryType::Regular | EntryType::Continuous => {
-                remove_any(&root, &path, &name)?;
-                let mut file = root
-                    .create_file(
-                        &path,
-                        OpenFlags::O_WRONLY
-                            | OpenFlags::O_CREAT
-                            | OpenFlags::O_EXCL
-                            | OpenFlags::O_NOFOLLOW,
-                        &Permissions::from_mode(0o600),
-                    )
-                    .map_err(|e| write_err(&name, e))?;
-                std::io::copy(&mut entry, &mut file).map_err(|e| write_err(&name, e))?;
-            }
-            EntryType::Symlink => {
-                let target = header
-                    .link_name()?
-                    .ok_or_else(|| write_err(&name, "symlink without a target"))?
-                    .into_owned();
-                remove_any(&root, &path, &name)?;
-                root.create(&path, &InodeType::Symlink(target))
-                    .map_err(|e| write_err(&name, e))?;
-            }
-            EntryType::Link => {
-                let raw_target = header
-                    .link_name()?
-                    .ok_or_else(|| write_err(&name, "hardlink without a target"))?
-                    .into_owned();
-                let target = clean(&raw_target, &name)?;
-                remove_any(&root, &path, &name)?;
-                root.create(&path, &InodeType::Hardlink(target))
-                    .map_err(|e| write_err(&name, e))?;
-                created.insert(path);
-                count += 1;
-                continue; // a hardlink shares its target's metadata
-            }
-            EntryType::Fifo | EntryType::Char | EntryType::Block => {
-                remove_any(&root, &path, &name)?;
-                let perm = Permissions::from_mode(0o600);
-                let dev = || {
-                    let major = header.device_major().ok().flatten().unwrap_or(0);
-                    let minor = header.device_minor().ok().flatten().unwrap_or(0);
-                    libc::makedev(major, minor)
-                };
-                let inode = match kind {
-                    EntryType::Fifo => InodeType::Fifo(perm),
-                    EntryType::Char => InodeType::CharacterDevice(perm, dev()),
-                    _ => InodeType::BlockDevice(perm, dev()),
-                };
-                root.create(&path, &inode)
-                    .map_err(|e| write_err(&name, e))?;
-            }
-            // Metadata-only records the tar crate has already folded into entries.
-            _ => continue,
-        }
-
-        let xattrs: Vec<(String, Vec<u8>)> = match entry.pax_extensions()? {
-            Some(exts) => exts
-                .flatten()
-                .filter_map(|e| {
-                    let key = e.key().ok()?.strip_prefix("SCHILY.xattr.")?.to_string();
-                    Some((key, e.value_bytes().to_vec()))
-                })
-                .collect(),
-            None => Vec::new(),
+            Err(e) => return Err(write_err(entry, format!("parent {}: {e}", rel.display()))),
         };
-        if kind != EntryType::Directory {
-            set_metadata(
-                &root,
-                &path,
-                &header,
-                mode,
-                &xattrs,
-                opts,
-                &name,
-                kind != EntryType::Symlink,
-            )?;
-        } else {
-            set_owner_and_xattrs(&root, &path, &header, &xattrs, opts, &name)?;
+        let raw = fd.as_raw_fd();
+        self.dirs.insert(rel.to_path_buf(), fd);
+        Ok(raw)
+    }
+
+    /// A handle on directory `rel` if it exists (no creation).
+    fn existing_dir(&mut self, rel: &Path) -> Option<RawFd> {
+        if rel.as_os_str().is_empty() {
+            return Some(self.root.as_raw_fd());
         }
-        created.insert(path);
-        count += 1;
+        if let Some(fd) = self.dirs.get(rel) {
+            return Some(fd.as_raw_fd());
+        }
+        let fd = self.resolve(rel, OFlag::O_PATH | OFlag::O_DIRECTORY).ok()?;
+        let raw = fd.as_raw_fd();
+        self.dirs.insert(rel.to_path_buf(), fd);
+        Some(raw)
     }
-    // Directory modes and mtimes last: writing their contents changed the mtimes, and a
-    // read-only mode would have refused the contents.
-    for d in dirs.iter().rev() {
-        let handle = root
-            .resolve_nofollow(&d.path)
-            .map_err(|e| write_err(&d.path.to_string_lossy(), e))?;
-        let p = fd_path(&handle);
-        chmod(&p, d.mode, &d.path.to_string_lossy())?;
-        set_mtime(&p, d.mtime);
+
+    /// Forgets cached handles at or below `rel` (it was removed or replaced).
+    fn forget(&mut self, rel: &Path) {
+        if self.dirs.is_empty() {
+            return;
+        }
+        self.dirs.retain(|k, _| !k.starts_with(rel));
     }
-    Ok(count)
 }
 
-/// Hides everything lower layers put in `dir` (what this layer created stays).
-fn opaque(
-    root: &Root,
-    dir: &Path,
-    created: &HashSet<PathBuf>,
-    entry: &str,
-) -> Result<(), ApplyError> {
-    let handle = match root.resolve_nofollow(dir) {
-        Ok(h) => h,
-        Err(e) if is_not_found(&e) => return Ok(()),
-        Err(e) => return Err(write_err(entry, e)),
-    };
-    let listing = handle
-        .reopen(OpenFlags::O_RDONLY | OpenFlags::O_DIRECTORY)
-        .map_err(|e| write_err(entry, e))?;
-    let names: Vec<PathBuf> = std::fs::read_dir(fd_path(&listing).to_str().unwrap_or_default())
-        .map_err(|e| write_err(entry, e))?
+/// Removes `name` in directory `dir` (a whole tree if it is a directory); absent is fine.
+fn remove_at(dir: RawFd, name: &OsStr) -> Result<(), Errno> {
+    match unlinkat(Some(dir), name, UnlinkatFlags::NoRemoveDir) {
+        Ok(()) | Err(Errno::ENOENT) => Ok(()),
+        Err(Errno::EISDIR) => {
+            remove_children(dir, name)?;
+            match unlinkat(Some(dir), name, UnlinkatFlags::RemoveDir) {
+                Ok(()) | Err(Errno::ENOENT) => Ok(()),
+                Err(e) => Err(e),
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Removes everything inside directory `name` of `dir`, never following symlinks.
+fn remove_children(dir: RawFd, name: &OsStr) -> Result<(), Errno> {
+    let mut d = nix::dir::Dir::openat(
+        Some(dir),
+        name,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    let fd = d.as_raw_fd();
+    let names: Vec<CString> = d
+        .iter()
         .flatten()
-        .map(|e| dir.join(e.file_name()))
+        .map(|e| e.file_name().to_owned())
+        .filter(|n| n.as_bytes() != b"." && n.as_bytes() != b"..")
         .collect();
-    for child in names {
-        if !created.contains(&child) {
-            remove_any(root, &child, entry)?;
-        }
+    for n in names {
+        remove_at(fd, OsStr::from_bytes(n.as_bytes()))?;
     }
     Ok(())
 }
 
-fn chmod(p: &CString, mode: u32, entry: &str) -> Result<(), ApplyError> {
-    // SAFETY: chmod with a NUL-terminated path; no memory is written.
-    if unsafe { libc::chmod(p.as_ptr(), mode) } != 0 {
-        return Err(write_err(entry, std::io::Error::last_os_error()));
-    }
-    Ok(())
+/// The names in directory `dir` (by handle).
+fn list_dir(dir: RawFd) -> Result<Vec<CString>, Errno> {
+    let mut d = nix::dir::Dir::openat(
+        Some(dir),
+        ".",
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    Ok(d.iter()
+        .flatten()
+        .map(|e| e.file_name().to_owned())
+        .filter(|n| n.as_bytes() != b"." && n.as_bytes() != b"..")
+        .collect())
 }
 
-fn set_mtime(p: &CString, mtime: u64) {
-    let t = libc::timespec {
-        tv_sec: mtime as libc::time_t,
-        tv_nsec: 0,
-    };
-    let times = [t, t];
-    // SAFETY: utimensat reads two timespecs from an array we own.
-    unsafe { libc::utimensat(libc::AT_FDCWD, p.as_ptr(), times.as_ptr(), 0) };
-}
-
-fn set_owner_and_xattrs(
-    root: &Root,
-    path: &Path,
-    header: &tar::Header,
-    xattrs: &[(String, Vec<u8>)],
-    opts: ApplyOptions,
-    entry: &str,
-) -> Result<(), ApplyError> {
-    let handle = root
-        .resolve_nofollow(path)
-        .map_err(|e| write_err(entry, e))?;
-    if opts.preserve_owners {
-        let uid = header.uid().unwrap_or(0) as libc::uid_t;
-        let gid = header.gid().unwrap_or(0) as libc::gid_t;
-        let empty = c"";
-        // SAFETY: fchownat on our O_PATH fd with an empty path; no memory is written.
-        let rc = unsafe {
-            libc::fchownat(
-                handle.as_fd().as_raw_fd(),
-                empty.as_ptr(),
-                uid,
-                gid,
-                libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
-            )
-        };
-        if rc != 0 {
-            return Err(write_err(entry, std::io::Error::last_os_error()));
+/// Runs `make` to create `name` in `dir`; if something is already there (a lower layer's
+/// entry, or this layer's earlier one), removes it and tries once more.
+fn create_replacing<T>(
+    dir: RawFd,
+    name: &OsStr,
+    mut make: impl FnMut() -> Result<T, Errno>,
+) -> Result<(T, bool), Errno> {
+    match make() {
+        Err(Errno::EEXIST) => {
+            remove_at(dir, name)?;
+            Ok((make()?, true))
         }
+        other => Ok((other?, false)),
     }
-    let p = fd_path(&handle);
+}
+
+fn timespec(secs: u64) -> TimeSpec {
+    TimeSpec::new(secs as libc::time_t, 0)
+}
+
+fn set_xattrs_fd(fd: RawFd, xattrs: &[(String, Vec<u8>)], entry: &str) -> Result<(), ApplyError> {
     for (key, value) in xattrs {
         let Ok(k) = CString::new(key.as_bytes()) else {
             continue;
         };
-        // SAFETY: setxattr reads `value.len()` bytes from the slice and two C strings.
+        // SAFETY: fsetxattr reads `value.len()` bytes from the slice and a C string.
+        let rc = unsafe { libc::fsetxattr(fd, k.as_ptr(), value.as_ptr().cast(), value.len(), 0) };
+        if rc != 0 {
+            return Err(write_err(
+                entry,
+                format!("xattr {key}: {}", std::io::Error::last_os_error()),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Sets xattrs by path, on the node itself (`lsetxattr`), for nodes that must not be
+/// opened (fifos, devices).
+fn set_xattrs_path(
+    path: &Path,
+    xattrs: &[(String, Vec<u8>)],
+    entry: &str,
+) -> Result<(), ApplyError> {
+    let Ok(p) = CString::new(path.as_os_str().as_bytes()) else {
+        return Err(write_err(entry, "path with a NUL byte"));
+    };
+    for (key, value) in xattrs {
+        let Ok(k) = CString::new(key.as_bytes()) else {
+            continue;
+        };
+        // SAFETY: lsetxattr reads `value.len()` bytes from the slice and two C strings.
         let rc = unsafe {
-            libc::setxattr(
+            libc::lsetxattr(
                 p.as_ptr(),
                 k.as_ptr(),
                 value.as_ptr().cast(),
@@ -369,27 +298,313 @@ fn set_owner_and_xattrs(
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
-fn set_metadata(
-    root: &Root,
-    path: &Path,
-    header: &tar::Header,
-    mode: u32,
-    xattrs: &[(String, Vec<u8>)],
+/// Applies a tar stream to `root`. Returns the number of entries applied.
+pub fn apply_layer(
+    root_dir: &Path,
+    layer: impl Read,
     opts: ApplyOptions,
+) -> Result<usize, ApplyError> {
+    let mut tree = Tree::open(root_dir)?;
+    let mut archive = tar::Archive::new(layer);
+    // Paths this layer created: an opaque marker hides only what lower layers had.
+    let mut created: HashSet<PathBuf> = HashSet::new();
+    let mut dirs: Vec<DirMeta> = Vec::new();
+    let mut count = 0;
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        let raw = entry.path()?.into_owned();
+        let name = raw.to_string_lossy().into_owned();
+        let path = clean(&raw, &name)?;
+        let Some(file_name) = path.file_name().map(OsStr::to_os_string) else {
+            continue; // "./": the root itself
+        };
+        let file_str = file_name.to_string_lossy();
+        let parent = path.parent().map(Path::to_path_buf).unwrap_or_default();
+
+        if file_str == OPAQUE_WHITEOUT {
+            opaque(&mut tree, &parent, &created, &name)?;
+            count += 1;
+            continue;
+        }
+        if let Some(hidden) = file_str.strip_prefix(WHITEOUT_PREFIX) {
+            if hidden.is_empty() || hidden == "." || hidden == ".." || hidden.contains('/') {
+                return Err(ApplyError::Hostile {
+                    entry: name,
+                    reason: "a whiteout of . or ..",
+                });
+            }
+            if let Some(pfd) = tree.existing_dir(&parent) {
+                remove_at(pfd, OsStr::new(hidden)).map_err(|e| write_err(&name, e))?;
+            }
+            tree.forget(&parent.join(hidden));
+            count += 1;
+            continue;
+        }
+
+        let header = entry.header().clone();
+        let mode = header.mode().unwrap_or(0o644) & 0o7777;
+        let mtime = header.mtime().unwrap_or(0);
+        let owner = opts.preserve_owners.then(|| {
+            (
+                Uid::from_raw(header.uid().unwrap_or(0) as u32),
+                Gid::from_raw(header.gid().unwrap_or(0) as u32),
+            )
+        });
+        let kind = header.entry_type();
+        let xattrs: Vec<(String, Vec<u8>)> = match entry.pax_extensions()? {
+            Some(exts) => exts
+                .flatten()
+                .filter_map(|e| {
+                    let key = e.key().ok()?.strip_prefix("SCHILY.xattr.")?.to_string();
+                    Some((key, e.value_bytes().to_vec()))
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        let pfd = tree.dir(&parent, &name)?;
+        let fname = file_name.as_os_str();
+        let err = |e: Errno| write_err(&name, e);
+        match kind {
+            EntryType::Directory => {
+                match mkdirat(Some(pfd), fname, Mode::from_bits_truncate(0o700)) {
+                    Ok(()) => {}
+                    Err(Errno::EEXIST) => {
+                        // A directory stays (merged with this layer's entries); anything
+                        // else is replaced.
+                        let is_dir = nix::sys::stat::fstatat(
+                            Some(pfd),
+                            fname,
+                            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+                        )
+                        .map(|st| {
+                            SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR
+                        })
+                        .map_err(err)?;
+                        if !is_dir {
+                            remove_at(pfd, fname).map_err(err)?;
+                            tree.forget(&path);
+                            mkdirat(Some(pfd), fname, Mode::from_bits_truncate(0o700))
+                                .map_err(err)?;
+                        }
+                    }
+                    Err(e) => return Err(err(e)),
+                }
+                if owner.is_some() || !xattrs.is_empty() {
+                    let fd = nix::fcntl::openat(
+                        Some(pfd),
+                        fname,
+                        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                        Mode::empty(),
+                    )
+                    .map_err(err)?;
+                    // SAFETY: openat returned a new descriptor that nothing else owns.
+                    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+                    if let Some((u, g)) = owner {
+                        fchown(fd.as_raw_fd(), Some(u), Some(g)).map_err(err)?;
+                    }
+                    set_xattrs_fd(fd.as_raw_fd(), &xattrs, &name)?;
+                }
+                dirs.push(DirMeta {
+                    path: path.clone(),
+                    mode,
+                    mtime,
+                });
+            }
+            EntryType::Regular | EntryType::Continuous => {
+                let (fd, replaced) = create_replacing(pfd, fname, || {
+                    nix::fcntl::openat(
+                        Some(pfd),
+                        fname,
+                        OFlag::O_WRONLY
+                            | OFlag::O_CREAT
+                            | OFlag::O_EXCL
+                            | OFlag::O_NOFOLLOW
+                            | OFlag::O_CLOEXEC,
+                        Mode::from_bits_truncate(0o600),
+                    )
+                })
+                .map_err(err)?;
+                if replaced {
+                    tree.forget(&path);
+                }
+                // SAFETY: openat returned a new descriptor that nothing else owns.
+                let mut file = unsafe { File::from_raw_fd(fd) };
+                std::io::copy(&mut entry, &mut file).map_err(|e| write_err(&name, e))?;
+                // Owner first: chown clears set-id bits, which the mode then sets.
+                if let Some((u, g)) = owner {
+                    fchown(file.as_raw_fd(), Some(u), Some(g)).map_err(err)?;
+                }
+                set_xattrs_fd(file.as_raw_fd(), &xattrs, &name)?;
+                fchmod(file.as_raw_fd(), Mode::from_bits_truncate(mode)).map_err(err)?;
+                futimens(file.as_raw_fd(), &timespec(mtime), &timespec(mtime)).map_err(err)?;
+            }
+            EntryType::Symlink => {
+                let target = header
+                    .link_name()?
+                    .ok_or_else(|| write_err(&name, "symlink without a target"))?
+                    .into_owned();
+                let ((), replaced) =
+                    create_replacing(pfd, fname, || symlinkat(&target, Some(pfd), fname))
+                        .map_err(err)?;
+                if replaced {
+                    tree.forget(&path);
+                }
+                if let Some((u, g)) = owner {
+                    fchownat(
+                        Some(pfd),
+                        fname,
+                        Some(u),
+                        Some(g),
+                        AtFlags::AT_SYMLINK_NOFOLLOW,
+                    )
+                    .map_err(err)?;
+                }
+                utimensat(
+                    Some(pfd),
+                    fname,
+                    &timespec(mtime),
+                    &timespec(mtime),
+                    UtimensatFlags::NoFollowSymlink,
+                )
+                .map_err(err)?;
+            }
+            EntryType::Link => {
+                let raw_target = header
+                    .link_name()?
+                    .ok_or_else(|| write_err(&name, "hardlink without a target"))?
+                    .into_owned();
+                let target = clean(&raw_target, &name)?;
+                let (Some(tname), tparent) = (
+                    target.file_name().map(OsStr::to_os_string),
+                    target.parent().map(Path::to_path_buf).unwrap_or_default(),
+                ) else {
+                    return Err(write_err(&name, "hardlink to the root"));
+                };
+                let tfd = tree.existing_dir(&tparent).ok_or_else(|| {
+                    write_err(
+                        &name,
+                        format!("hardlink target {} does not exist", target.display()),
+                    )
+                })?;
+                // Linking never follows a symlink at the target: the link shares the
+                // inode of what is inside the root at that name.
+                let ((), replaced) = create_replacing(pfd, fname, || {
+                    linkat(
+                        Some(tfd),
+                        tname.as_os_str(),
+                        Some(pfd),
+                        fname,
+                        AtFlags::empty(),
+                    )
+                })
+                .map_err(|e| write_err(&name, format!("hardlink to {}: {e}", target.display())))?;
+                if replaced {
+                    tree.forget(&path);
+                }
+                created.insert(path);
+                count += 1;
+                continue; // a hardlink shares its target's metadata
+            }
+            EntryType::Fifo | EntryType::Char | EntryType::Block => {
+                let major = header.device_major().ok().flatten().unwrap_or(0);
+                let minor = header.device_minor().ok().flatten().unwrap_or(0);
+                let sflag = match kind {
+                    EntryType::Fifo => SFlag::S_IFIFO,
+                    EntryType::Char => SFlag::S_IFCHR,
+                    _ => SFlag::S_IFBLK,
+                };
+                let ((), replaced) = create_replacing(pfd, fname, || {
+                    mknodat(
+                        Some(pfd),
+                        fname,
+                        sflag,
+                        Mode::from_bits_truncate(0o600),
+                        libc::makedev(major, minor),
+                    )
+                })
+                .map_err(err)?;
+                if replaced {
+                    tree.forget(&path);
+                }
+                if let Some((u, g)) = owner {
+                    fchownat(
+                        Some(pfd),
+                        fname,
+                        Some(u),
+                        Some(g),
+                        AtFlags::AT_SYMLINK_NOFOLLOW,
+                    )
+                    .map_err(err)?;
+                }
+                // Opening a fifo or device to set its mode could block or act on the
+                // device: set it by name (no symlink can be there: we just made the node).
+                nix::sys::stat::fchmodat(
+                    Some(pfd),
+                    fname,
+                    Mode::from_bits_truncate(mode),
+                    nix::sys::stat::FchmodatFlags::FollowSymlink,
+                )
+                .map_err(err)?;
+                if !xattrs.is_empty() {
+                    set_xattrs_path(&tree_path_of(pfd, fname), &xattrs, &name)?;
+                }
+                utimensat(
+                    Some(pfd),
+                    fname,
+                    &timespec(mtime),
+                    &timespec(mtime),
+                    UtimensatFlags::NoFollowSymlink,
+                )
+                .map_err(err)?;
+            }
+            // Metadata-only records the tar crate has already folded into entries.
+            _ => continue,
+        }
+        created.insert(path);
+        count += 1;
+    }
+    // Directory modes and mtimes last: writing their contents changed the mtimes, and a
+    // read-only mode would have refused the contents.
+    for d in dirs.iter().rev() {
+        let entry = d.path.to_string_lossy();
+        let Ok(fd) = tree.resolve(
+            &d.path,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW,
+        ) else {
+            continue; // removed or replaced later in this layer
+        };
+        fchmod(fd.as_raw_fd(), Mode::from_bits_truncate(d.mode))
+            .map_err(|e| write_err(&entry, e))?;
+        futimens(fd.as_raw_fd(), &timespec(d.mtime), &timespec(d.mtime))
+            .map_err(|e| write_err(&entry, e))?;
+    }
+    Ok(count)
+}
+
+/// `/proc/self/fd/<dir>/<name>`: a path for calls that have no `*at` form; the kernel
+/// resolves the descriptor itself, and `name` is a node this layer just made.
+fn tree_path_of(dir: RawFd, name: &OsStr) -> PathBuf {
+    PathBuf::from(format!("/proc/self/fd/{dir}")).join(name)
+}
+
+/// Hides everything lower layers put in `dir` (what this layer created stays).
+fn opaque(
+    tree: &mut Tree,
+    dir: &Path,
+    created: &HashSet<PathBuf>,
     entry: &str,
-    follows: bool,
 ) -> Result<(), ApplyError> {
-    // Owner first: chown clears set-id bits, which the mode then sets.
-    let xattrs = if follows { xattrs } else { &[] };
-    set_owner_and_xattrs(root, path, header, xattrs, opts, entry)?;
-    if follows {
-        let handle = root
-            .resolve_nofollow(path)
-            .map_err(|e| write_err(entry, e))?;
-        let p = fd_path(&handle);
-        chmod(&p, mode, entry)?;
-        set_mtime(&p, header.mtime().unwrap_or(0));
+    let Some(dfd) = tree.existing_dir(dir) else {
+        return Ok(());
+    };
+    let names = list_dir(dfd).map_err(|e| write_err(entry, e))?;
+    for n in names {
+        let child_name = OsStr::from_bytes(n.as_bytes());
+        let child = dir.join(child_name);
+        if !created.contains(&child) {
+            remove_at(dfd, child_name).map_err(|e| write_err(entry, e))?;
+            tree.forget(&child);
+        }
     }
     Ok(())
 }

@@ -12,6 +12,7 @@ use libcontainer::oci_spec::runtime::Spec;
 use libcontainer::syscall::syscall::SyscallType;
 
 use crate::cli::Cli;
+use crate::container::path_lookup::PathLookupExecutor;
 use crate::container::{self, cgroup_default, rootless_cgroups, shadow_bundle};
 
 /// Options shared by `create` and `run`.
@@ -196,6 +197,7 @@ fn build(
         .with_pid_file(opts.pid_file.as_ref())?
         .with_console_socket(opts.console_socket.as_ref())
         .with_preserved_fds(opts.preserve_fds)
+        .with_executor(PathLookupExecutor)
         .validate_id()?
         .as_init(bundle)
         .with_systemd(systemd)

@@ -18,6 +18,7 @@ use nix::unistd::Pid;
 use crate::cli::Cli;
 use crate::commands::create::error_chain;
 use crate::container::exec_seccomp::SeccompExecutor;
+use crate::container::path_lookup::PathLookupExecutor;
 use crate::container::tty_proxy::{ConsoleReceiver, Relay};
 use crate::container::{self, exec_cgroup};
 
@@ -238,7 +239,7 @@ pub fn run(cli: &Cli, args: ExecArgs) -> Result<i32> {
         .map(|b| {
             let b = match seccomp {
                 Some(profile) => b.with_executor(SeccompExecutor { profile }),
-                None => b,
+                None => b.with_executor(PathLookupExecutor),
             };
             b.with_console_socket(console_socket.as_ref())
                 .with_preserved_fds(args.preserve_fds)

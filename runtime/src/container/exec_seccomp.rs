@@ -55,6 +55,6 @@ impl Executor for SeccompExecutor {
     }
 
     fn validate(&self, spec: &Spec) -> Result<(), ExecutorValidationError> {
-        DefaultExecutor {}.validate(spec)
+        super::path_lookup::validate_program(spec)
     }
 }

@@ -9,6 +9,7 @@ pub mod criu_restore;
 pub mod exe_protect;
 pub mod exec_cgroup;
 pub mod exec_seccomp;
+pub mod path_lookup;
 pub mod rootless_cgroups;
 pub mod send_fd;
 pub mod shadow_bundle;
