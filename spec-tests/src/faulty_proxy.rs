@@ -1,8 +1,9 @@
 //! A small fault-injecting HTTP proxy on 127.0.0.1 in front of a registry, for the pull
-//! tests: it forwards one request per connection and, for the first request whose path
-//! contains a given string (a blob digest), cuts or stalls the response after N body
-//! bytes. It records every request head, so a test can check what the client asked for
-//! next (e.g. `Range: bytes=N-`).
+//! and push tests: it forwards one request per connection (with its body, for pushes)
+//! and, for the first request whose path contains a given string (a blob digest), cuts
+//! or stalls the response after N body bytes, answers with an error status, or holds the
+//! request. It records every request head, so a test can check what the client asked
+//! for next (e.g. `Range: bytes=N-`, `PATCH`, `?mount=`).
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -21,12 +22,17 @@ pub enum Fault {
     StallAfter(usize),
     /// Answer with this HTTP status (and `Retry-After: 1`) instead of forwarding.
     Status(u16),
+    /// Do not forward: hold the request (its body read) until [`FaultyProxy::shutdown`].
+    Hold,
 }
 
 struct Shared {
     upstream: u16,
     fault: Fault,
     target: String,
+    /// Match requests of every method, not only GETs (their request line, which starts
+    /// with the method, must contain `target`).
+    any_method: bool,
     fired: AtomicBool,
     stalled: AtomicBool,
     stop: AtomicBool,
@@ -44,6 +50,16 @@ impl FaultyProxy {
     /// Proxies 127.0.0.1:`upstream`, applying `fault` to the first GET whose path contains
     /// `target` and that has no Range header.
     pub fn start(upstream: u16, fault: Fault, target: &str) -> Self {
+        Self::start_inner(upstream, fault, target, false)
+    }
+
+    /// Like [`FaultyProxy::start`] for the first request of any method whose request line
+    /// (e.g. `PATCH /v2/repo/blobs/uploads/…`) contains `target`.
+    pub fn start_any_method(upstream: u16, fault: Fault, target: &str) -> Self {
+        Self::start_inner(upstream, fault, target, true)
+    }
+
+    fn start_inner(upstream: u16, fault: Fault, target: &str, any_method: bool) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
         listener
             .set_nonblocking(true)
@@ -53,6 +69,7 @@ impl FaultyProxy {
             upstream,
             fault,
             target: target.to_string(),
+            any_method,
             fired: AtomicBool::new(false),
             stalled: AtomicBool::new(false),
             stop: AtomicBool::new(false),
@@ -147,10 +164,11 @@ fn read_head(s: &mut TcpStream) -> std::io::Result<(String, Vec<u8>)> {
 
 fn handle(mut client: TcpStream, s: &Shared) -> std::io::Result<()> {
     client.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let (head, _) = read_head(&mut client)?; // GET/HEAD only: no request body
+    let (head, rest) = read_head(&mut client)?;
     if !head.starts_with(|c: char| c.is_ascii_uppercase()) {
         return Ok(()); // not HTTP (e.g. a TLS probe): just close
     }
+    let request_body = read_body(&mut client, &head, rest)?;
     if let Ok(mut r) = s.requests.lock() {
         r.push(head.clone());
     }
@@ -162,12 +180,20 @@ fn handle(mut client: TcpStream, s: &Shared) -> std::io::Result<()> {
     let has_range = headers
         .iter()
         .any(|l| l.to_ascii_lowercase().starts_with("range:"));
-    let matches = request_line.starts_with("GET ")
+    let matches = (s.any_method || request_line.starts_with("GET "))
         && request_line.contains(&s.target)
         && !has_range
         && !s.fired.swap(true, Ordering::SeqCst);
     let fault = if matches { Some(s.fault) } else { None };
 
+    if let Some(Fault::Hold) = fault {
+        s.stalled.store(true, Ordering::SeqCst);
+        while !s.stop.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = client.shutdown(Shutdown::Both);
+        return Ok(());
+    }
     if let Some(Fault::Status(code)) = fault {
         write!(
             client,
@@ -183,11 +209,12 @@ fn handle(mut client: TcpStream, s: &Shared) -> std::io::Result<()> {
     }
     out.push_str("Connection: close\r\n\r\n");
     upstream.write_all(out.as_bytes())?;
+    upstream.write_all(&request_body)?;
 
     let (resp_head, mut body) = read_head(&mut upstream)?;
     client.write_all(resp_head.as_bytes())?;
     match fault {
-        None | Some(Fault::Status(_)) => {
+        None | Some(Fault::Status(_)) | Some(Fault::Hold) => {
             client.write_all(&body)?;
             std::io::copy(&mut upstream, &mut client)?;
         }
@@ -213,4 +240,69 @@ fn handle(mut client: TcpStream, s: &Shared) -> std::io::Result<()> {
     }
     let _ = client.shutdown(Shutdown::Both);
     Ok(())
+}
+
+/// The value of header `name` (lowercase) in a request head.
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.split("\r\n").skip(1).find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+/// Reads a request body (by Content-Length, or chunked transfer encoding kept as sent)
+/// given the bytes already read after the head.
+fn read_body(s: &mut TcpStream, head: &str, mut have: Vec<u8>) -> std::io::Result<Vec<u8>> {
+    let more = |s: &mut TcpStream, have: &mut Vec<u8>| -> std::io::Result<()> {
+        let mut chunk = [0u8; 65536];
+        let n = s.read(&mut chunk)?;
+        if n == 0 {
+            return Err(std::io::Error::other("closed in the request body"));
+        }
+        have.extend_from_slice(&chunk[..n]);
+        Ok(())
+    };
+    if let Some(len) = header(head, "content-length").and_then(|v| v.parse::<usize>().ok()) {
+        while have.len() < len {
+            more(s, &mut have)?;
+        }
+        have.truncate(len);
+        return Ok(have);
+    }
+    if !header(head, "transfer-encoding")
+        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"))
+    {
+        return Ok(Vec::new());
+    }
+    let mut pos = 0;
+    loop {
+        let line_end = loop {
+            if let Some(i) = have[pos..].windows(2).position(|w| w == b"\r\n") {
+                break pos + i;
+            }
+            more(s, &mut have)?;
+        };
+        let size_text = String::from_utf8_lossy(&have[pos..line_end]).to_string();
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
+            .map_err(|_| std::io::Error::other("bad chunk size"))?;
+        if size == 0 {
+            // Trailers (none expected) end with an empty line.
+            while !have[line_end..].windows(4).any(|w| w == b"\r\n\r\n") {
+                more(s, &mut have)?;
+            }
+            let end = line_end
+                + have[line_end..]
+                    .windows(4)
+                    .position(|w| w == b"\r\n\r\n")
+                    .unwrap_or(0)
+                + 4;
+            have.truncate(end);
+            return Ok(have);
+        }
+        let next = line_end + 2 + size + 2;
+        while have.len() < next {
+            more(s, &mut have)?;
+        }
+        pos = next;
+    }
 }

@@ -15,6 +15,7 @@ pub mod import;
 pub mod inspect;
 pub mod load;
 pub mod pull;
+pub mod push;
 pub mod rm;
 pub mod save;
 pub mod tag;
@@ -91,6 +92,7 @@ pub fn home_dir() -> PathBuf {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     Pull(pull::Pull),
+    Push(push::Push),
     Images(images::Images),
     Inspect(inspect::Inspect),
     Tag(tag::Tag),
@@ -110,6 +112,7 @@ impl Cli {
         let g = &self.globals;
         match self.command {
             Command::Pull(c) => c.run(g),
+            Command::Push(c) => c.run(g),
             Command::Images(c) => c.run(g),
             Command::Inspect(c) => c.run(g),
             Command::Tag(c) => c.run(g),

@@ -10,7 +10,9 @@ pub mod download;
 pub mod platform;
 pub mod progress;
 pub mod pull;
+pub mod push;
 pub mod retry;
+pub mod sources;
 
 use std::path::PathBuf;
 
@@ -21,6 +23,7 @@ pub use client::{connect, Connection};
 pub use config::{Endpoint, RegistriesConfig, Transport};
 pub use platform::PlatformSpec;
 pub use pull::{pull_image, PullOptions, Pulled};
+pub use push::{push_image, PushOptions, Pushed};
 
 /// What can go wrong talking to a registry, worded for the user of a command line.
 #[derive(Debug, thiserror::Error)]

@@ -10,7 +10,8 @@ pub struct Progress {
     multi: Option<MultiProgress>,
 }
 
-/// One blob's bar (a no-op when progress is off).
+/// One blob's bar (a no-op when progress is off). Clones draw the same bar.
+#[derive(Clone)]
 pub struct BlobProgress {
     bar: Option<ProgressBar>,
 }

@@ -297,6 +297,13 @@ async fn pull_from(
     }
     tagged.set_platform(platform);
     store.tag(&name, &tagged)?;
+    // Where these blobs are, for cross-repository mounts by later pushes (a hint only).
+    let digests: Vec<String> = blobs.into_iter().map(|(d, _)| d).collect();
+    let _ = super::sources::record(
+        store,
+        &format!("{}/{}", conn.host(), conn.reference.repository()),
+        &digests,
+    );
     Ok(Pulled {
         name,
         manifest: tagged,

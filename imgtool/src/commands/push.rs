@@ -1,0 +1,60 @@
+//! `imgtool push [--insecure] REF [DEST]`: sends a stored image to a registry and prints
+//! `<destination> <manifest digest>`.
+
+use anyhow::{Context, Result};
+use imgtool::reference;
+use imgtool::registry::progress::Progress;
+use imgtool::registry::{push_image, AuthFile, PushOptions, RegistriesConfig};
+
+use super::Globals;
+
+/// Push an image from the store to a registry.
+#[derive(clap::Args, Debug)]
+pub struct Push {
+    /// Allow plain HTTP and TLS without certificate verification for this registry.
+    #[arg(long)]
+    pub insecure: bool,
+    /// The stored image: its name (e.g. localhost/mine:1), a manifest digest or an image ID.
+    #[arg(value_name = "REF")]
+    pub reference: String,
+    /// Where to push it, e.g. registry:5000/repo:tag. Default: the image's own name.
+    #[arg(value_name = "DEST")]
+    pub dest: Option<String>,
+}
+
+impl Push {
+    pub fn run(self, g: &Globals) -> Result<()> {
+        let dest = self.dest.as_deref().map(reference::parse).transpose()?;
+        let config = RegistriesConfig::load_or_default(g.config.as_deref())?;
+        let auth = AuthFile::load(g.authfile.as_deref())?;
+        let store = g.open_store()?;
+        let opts = PushOptions {
+            insecure: self.insecure,
+            ..PushOptions::default()
+        };
+        let progress = Progress::for_stderr(g.quiet);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")?;
+        let result = runtime.block_on(push_image(
+            &store,
+            &self.reference,
+            dest.as_ref(),
+            &config,
+            &auth,
+            &opts,
+            &progress,
+        ));
+        progress.done();
+        let pushed = result.with_context(|| match &self.dest {
+            Some(dest) => format!("push {} to {dest}", self.reference),
+            None => format!("push {}", self.reference),
+        })?;
+        if let (Some(note), false) = (&pushed.note, g.quiet) {
+            eprintln!("imgtool: note: {note}");
+        }
+        println!("{} {}", pushed.name, pushed.digest);
+        Ok(())
+    }
+}

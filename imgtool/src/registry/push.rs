@@ -1,0 +1,623 @@
+//! Pushing a stored image to a registry (distribution-spec "push"): for every blob (config
+//! and layers, several at once) the registry is asked first whether it has it (HEAD);
+//! if not, a cross-repository mount is tried from repositories of the same registry the
+//! blob is known to be in (see [`super::sources`]); only then is it uploaded, streamed
+//! from the store in chunks (POST, PATCH per chunk, PUT with the digest) and retried from
+//! a new upload session on transient failures. Manifests are PUT last, byte for byte as
+//! stored, so the registry's digest is the store's; for an image index the child
+//! manifests go first. Mirrors are for reads: a push always goes to the registry itself.
+
+use std::future::Future;
+use std::io::Read;
+use std::sync::{Arc, Mutex};
+
+use futures_util::{StreamExt, TryStreamExt};
+use oci_client::errors::OciDistributionError;
+use oci_spec::image::{ImageIndex, ImageManifest};
+use reqwest::header::HeaderValue;
+use sha2::{Digest as _, Sha256};
+
+use super::auth::AuthFile;
+use super::client::{connect, Connection};
+use super::config::RegistriesConfig;
+use super::progress::{short_digest, BlobProgress, Progress};
+use super::retry::{classify, gave_up, transient, RetryPolicy};
+use super::{sources, RegistryError};
+use crate::reference::{self, store_name, Reference};
+use crate::store::{host_architecture, Store, StoreError, StoredImage};
+
+/// How many blobs are pushed at once.
+pub const PARALLEL_UPLOADS: usize = 4;
+
+/// The size of one PATCH of a chunked upload. oci-client sends each piece of the stream
+/// as one PATCH of at most 4 MiB, so pieces of exactly that size make one request each;
+/// only this much of a blob is in memory per upload.
+pub const UPLOAD_CHUNK: usize = 4 * 1024 * 1024;
+
+/// How many chunks of a blob are read ahead of the upload.
+const READ_AHEAD: usize = 2;
+
+/// How many repositories a blob is tried to be mounted from before it is uploaded.
+const MAX_MOUNT_TRIES: usize = 3;
+
+/// Options of one push.
+#[derive(Debug, Clone, Default)]
+pub struct PushOptions {
+    /// Treat the registry as insecure (`--insecure`).
+    pub insecure: bool,
+    pub retry: RetryPolicy,
+}
+
+/// What happened to the blobs of a push.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BlobCounts {
+    /// Already in the destination repository.
+    pub present: usize,
+    /// Mounted from another repository of the registry.
+    pub mounted: usize,
+    /// Uploaded.
+    pub uploaded: usize,
+}
+
+/// The result of a push.
+#[derive(Debug, Clone)]
+pub struct Pushed {
+    /// The destination, normalized (`host:5000/repo:tag`).
+    pub name: String,
+    /// The digest of the manifest (or index) the destination now names.
+    pub digest: String,
+    pub blobs: BlobCounts,
+    /// Something the user should know (e.g. only one platform of an index was pushed).
+    pub note: Option<String>,
+}
+
+/// A manifest (or index) to PUT, as stored.
+struct ManifestToPush {
+    digest: String,
+    media_type: String,
+    bytes: Vec<u8>,
+}
+
+/// Everything one push sends.
+struct Plan {
+    /// Manifests of an index, PUT by digest before the index.
+    children: Vec<ManifestToPush>,
+    /// The manifest or index the destination tag names.
+    top: ManifestToPush,
+    /// (digest, size) of every config and layer, each once.
+    blobs: Vec<(String, u64)>,
+    note: Option<String>,
+}
+
+enum BlobOutcome {
+    Present,
+    Mounted,
+    Uploaded,
+}
+
+fn is_index(media_type: &str) -> bool {
+    media_type.ends_with("image.index.v1+json") || media_type.ends_with("manifest.list.v2+json")
+}
+
+/// Pushes the stored image `source` (any name `Store::find` accepts) to `dest`, by
+/// default the image's own name.
+pub async fn push_image(
+    store: &Store,
+    source: &str,
+    dest: Option<&Reference>,
+    config: &RegistriesConfig,
+    auth: &AuthFile,
+    opts: &PushOptions,
+    progress: &Progress,
+) -> Result<Pushed, RegistryError> {
+    // Blobs are read for the whole push: keep gc out.
+    let _op = store.lock_operation()?;
+    let stored = store.find(source)?;
+    let dest = match dest {
+        Some(d) => d.clone(),
+        None => reference::parse(&stored.name).map_err(|e| RegistryError::BadManifest {
+            reference: stored.name.clone(),
+            message: e.to_string(),
+        })?,
+    };
+    let plan = plan(store, &stored)?;
+    if let Some(want) = dest.digest() {
+        if want != plan.top.digest {
+            return Err(RegistryError::BadManifest {
+                reference: store_name(&dest),
+                message: format!(
+                    "the destination names digest {want} but the image's manifest is {}",
+                    plan.top.digest
+                ),
+            });
+        }
+    }
+    let endpoint = config
+        .endpoints(dest.registry(), opts.insecure)
+        .into_iter()
+        .rfind(|e| !e.is_mirror)
+        .ok_or_else(|| RegistryError::Protocol {
+            registry: dest.registry().to_string(),
+            message: "no endpoint to push to".into(),
+        })?;
+    let conn = connect(&dest, &endpoint, auth).await?;
+    conn.client
+        .store_auth_if_needed(conn.reference.resolve_registry(), &conn.auth)
+        .await;
+    let policy = opts.retry;
+
+    let outcomes: Vec<BlobOutcome> = futures_util::stream::iter(plan.blobs.iter())
+        .map(|(digest, size)| {
+            let conn = &conn;
+            let candidates = mount_candidates(store, &dest, digest);
+            async move {
+                let bar = progress.blob(short_digest(digest), *size);
+                push_blob(conn, store, digest, *size, &candidates, policy, &bar).await
+            }
+        })
+        .buffer_unordered(PARALLEL_UPLOADS)
+        .try_collect()
+        .await?;
+    let mut counts = BlobCounts::default();
+    for o in outcomes {
+        match o {
+            BlobOutcome::Present => counts.present += 1,
+            BlobOutcome::Mounted => counts.mounted += 1,
+            BlobOutcome::Uploaded => counts.uploaded += 1,
+        }
+    }
+
+    for child in &plan.children {
+        let target = conn.reference.clone_with_digest(child.digest.clone());
+        put_manifest(&conn, policy, &target, child).await?;
+    }
+    put_manifest(&conn, policy, &conn.reference, &plan.top).await?;
+
+    // A hint for later mounts; failing to write it does not fail the push.
+    let digests: Vec<String> = plan.blobs.iter().map(|(d, _)| d.clone()).collect();
+    let _ = sources::record(
+        store,
+        &format!("{}/{}", dest.registry(), dest.repository()),
+        &digests,
+    );
+    Ok(Pushed {
+        name: store_name(&dest),
+        digest: plan.top.digest,
+        blobs: counts,
+        note: plan.note,
+    })
+}
+
+/// Repositories of `dest`'s registry other than its own that hold `digest`, as far as
+/// the store knows.
+fn mount_candidates(store: &Store, dest: &Reference, digest: &str) -> Vec<String> {
+    sources::repositories_of(store, digest)
+        .into_iter()
+        .filter_map(|entry| {
+            let (registry, repo) = entry.split_once('/')?;
+            (registry == dest.registry() && repo != dest.repository()).then(|| repo.to_string())
+        })
+        .take(MAX_MOUNT_TRIES)
+        .collect()
+}
+
+/// What to send for `stored`: its manifest and blobs, or an index with all its images.
+fn plan(store: &Store, stored: &StoredImage) -> Result<Plan, RegistryError> {
+    let desc = &stored.descriptor;
+    let top = ManifestToPush {
+        digest: desc.digest().to_string(),
+        media_type: desc.media_type().to_string(),
+        bytes: store.read_blob(desc.digest().as_ref())?,
+    };
+    if !is_index(&top.media_type) {
+        let blobs = manifest_blobs(store, &stored.name, &top)?;
+        return Ok(Plan {
+            children: vec![],
+            top,
+            blobs,
+            note: None,
+        });
+    }
+    let index: ImageIndex = serde_json::from_slice(&top.bytes).map_err(|e| {
+        StoreError::Corrupt(format!("image index {} is not valid: {e}", top.digest))
+    })?;
+    let mut children = Vec::new();
+    let mut blobs = Vec::new();
+    let mut incomplete = None;
+    for m in index.manifests() {
+        let digest = m.digest().to_string();
+        let media_type = m.media_type().to_string();
+        let child = match store.read_blob(&digest) {
+            Ok(bytes) if !is_index(&media_type) => ManifestToPush {
+                digest: digest.clone(),
+                media_type,
+                bytes,
+            },
+            _ => {
+                incomplete = Some(digest);
+                break;
+            }
+        };
+        match manifest_blobs(store, &stored.name, &child) {
+            Ok(b) => blobs.extend(b),
+            Err(_) => {
+                incomplete = Some(digest);
+                break;
+            }
+        }
+        children.push(child);
+    }
+    let Some(missing) = incomplete else {
+        let mut seen = std::collections::HashSet::new();
+        blobs.retain(|(d, _)| seen.insert(d.clone()));
+        return Ok(Plan {
+            children,
+            top,
+            blobs,
+            note: None,
+        });
+    };
+    // Only the image for this host is in the store (as after a pull of one platform):
+    // push that image alone, as its own manifest.
+    let host = index
+        .manifests()
+        .iter()
+        .find(|m| {
+            store.has_blob(m.digest().as_ref())
+                && m.platform().as_ref().is_none_or(|p| {
+                    p.os().to_string() == "linux"
+                        && p.architecture().to_string() == host_architecture()
+                })
+        })
+        .ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "image index {} lacks manifest {missing} in the store",
+                top.digest
+            ))
+        })?;
+    let single = ManifestToPush {
+        digest: host.digest().to_string(),
+        media_type: host.media_type().to_string(),
+        bytes: store.read_blob(host.digest().as_ref())?,
+    };
+    let blobs = manifest_blobs(store, &stored.name, &single)?;
+    Ok(Plan {
+        note: Some(format!(
+            "only this platform's image {} of index {} is in the store (missing {missing}); pushed it alone",
+            single.digest, top.digest
+        )),
+        children: vec![],
+        top: single,
+        blobs,
+    })
+}
+
+/// The config and layers of a manifest, all of which must be in the store.
+fn manifest_blobs(
+    store: &Store,
+    name: &str,
+    m: &ManifestToPush,
+) -> Result<Vec<(String, u64)>, StoreError> {
+    let manifest: ImageManifest = serde_json::from_slice(&m.bytes).map_err(|e| {
+        StoreError::Corrupt(format!("manifest {} of {name} is not valid: {e}", m.digest))
+    })?;
+    let mut blobs = vec![(
+        manifest.config().digest().to_string(),
+        manifest.config().size(),
+    )];
+    for l in manifest.layers() {
+        blobs.push((l.digest().to_string(), l.size()));
+    }
+    for (d, _) in &blobs {
+        if !store.has_blob(d) {
+            return Err(StoreError::Corrupt(format!(
+                "blob {d} of {name} is missing from the store"
+            )));
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    blobs.retain(|(d, _)| seen.insert(d.clone()));
+    Ok(blobs)
+}
+
+/// oci-client reports some HTTP statuses (of HEAD requests) as reqwest status errors;
+/// as server errors they classify like every other status.
+fn normalize(e: OciDistributionError) -> OciDistributionError {
+    match e {
+        OciDistributionError::RequestError(r) if r.status().is_some() => {
+            OciDistributionError::ServerError {
+                code: r.status().map(|s| s.as_u16()).unwrap_or_default(),
+                url: r.url().map(|u| u.to_string()).unwrap_or_default(),
+                message: String::new(),
+            }
+        }
+        other => other,
+    }
+}
+
+/// Maps an oci-client error of `conn` about `what`; Some(throttled) when transient.
+fn map_error(
+    conn: &Connection,
+    what: &str,
+    e: OciDistributionError,
+) -> (RegistryError, Option<bool>) {
+    let e = normalize(e);
+    let err = classify(
+        &e,
+        conn.host(),
+        conn.reference.repository(),
+        what,
+        &conn.unauthorized_hint(),
+    );
+    (err, transient(&e))
+}
+
+/// Runs `op` with retries on transient failures; other failures map to a clear error.
+async fn retrying<T, F, Fut>(
+    conn: &Connection,
+    policy: RetryPolicy,
+    what: &str,
+    mut op: F,
+) -> Result<T, RegistryError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, OciDistributionError>>,
+{
+    let mut attempt = 1;
+    loop {
+        match op().await {
+            Ok(v) => return Ok(v),
+            Err(e) => match map_error(conn, what, e) {
+                (_, Some(throttled)) if attempt < policy.attempts => {
+                    tokio::time::sleep(policy.delay(attempt, throttled)).await;
+                    attempt += 1;
+                }
+                (err, Some(_)) => return Err(gave_up(err, attempt)),
+                (err, None) => return Err(err),
+            },
+        }
+    }
+}
+
+async fn put_manifest(
+    conn: &Connection,
+    policy: RetryPolicy,
+    target: &Reference,
+    m: &ManifestToPush,
+) -> Result<(), RegistryError> {
+    let content_type =
+        HeaderValue::from_str(&m.media_type).map_err(|_| RegistryError::BadManifest {
+            reference: store_name(target),
+            message: format!("invalid media type {:?}", m.media_type),
+        })?;
+    let body = bytes::Bytes::from(m.bytes.clone());
+    retrying(conn, policy, &format!("manifest {}", m.digest), || {
+        conn.client
+            .push_manifest_raw(target, body.clone(), content_type.clone())
+    })
+    .await?;
+    Ok(())
+}
+
+/// Makes sure the registry has blob `digest`: already there, mounted, or uploaded.
+async fn push_blob(
+    conn: &Connection,
+    store: &Store,
+    digest: &str,
+    size: u64,
+    mount_from: &[String],
+    policy: RetryPolicy,
+    bar: &BlobProgress,
+) -> Result<BlobOutcome, RegistryError> {
+    let what = format!("blob {digest}");
+    let exists = retrying(conn, policy, &what, || {
+        conn.client.blob_exists(&conn.reference, digest)
+    })
+    .await?;
+    if exists {
+        bar.finish("already in the registry");
+        return Ok(BlobOutcome::Present);
+    }
+    for repo in mount_from {
+        let source = Reference::with_tag(
+            conn.reference.registry().to_string(),
+            repo.clone(),
+            "latest".to_string(),
+        );
+        // A registry that cannot mount (the blob is gone there, or no access) answers
+        // 202 with an upload session instead of 201; then the blob is uploaded.
+        if conn
+            .client
+            .mount_blob(&conn.reference, &source, digest)
+            .await
+            .is_ok()
+        {
+            bar.finish(&format!("mounted from {repo}"));
+            return Ok(BlobOutcome::Mounted);
+        }
+    }
+    let mut attempt = 1;
+    loop {
+        match upload(conn, store, digest, size, bar).await {
+            Ok(()) => break,
+            Err(Upload::Local(e)) => return Err(e),
+            Err(Upload::Remote(e)) => match map_error(conn, &what, e) {
+                (err, Some(throttled)) if attempt < policy.attempts => {
+                    bar.message(&format!("retrying: {err}"));
+                    tokio::time::sleep(policy.delay(attempt, throttled)).await;
+                    attempt += 1;
+                }
+                (err, Some(_)) => return Err(gave_up(err, attempt)),
+                (err, None) => return Err(err),
+            },
+        }
+    }
+    bar.finish("pushed");
+    Ok(BlobOutcome::Uploaded)
+}
+
+/// Why one upload attempt failed.
+enum Upload {
+    /// Reading the blob from the store failed, or it is not what its name says.
+    Local(RegistryError),
+    Remote(OciDistributionError),
+}
+
+/// One upload session: the blob streamed from the store in [`UPLOAD_CHUNK`] pieces by a
+/// reader on the blocking pool that stays up to [`READ_AHEAD`] pieces ahead of the
+/// network, and verifies the blob against its digest as it reads it (a corrupt store
+/// blob is never committed: the stream fails before the final PUT).
+async fn upload(
+    conn: &Connection,
+    store: &Store,
+    digest: &str,
+    size: u64,
+    bar: &BlobProgress,
+) -> Result<(), Upload> {
+    let path = store
+        .blob_path(digest)
+        .map_err(|e| Upload::Local(e.into()))?;
+    let file = std::fs::File::open(&path).map_err(|e| {
+        Upload::Local(
+            StoreError::Io {
+                path: path.clone(),
+                message: format!("blob {digest}: {e}"),
+            }
+            .into(),
+        )
+    })?;
+    let local_error: Arc<Mutex<Option<StoreError>>> = Arc::default();
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, StoreError>>(READ_AHEAD);
+    let want = digest.to_string();
+    tokio::task::spawn_blocking(move || read_blob(file, &path, &want, size, tx));
+    let (bar, failed) = (bar.clone(), local_error.clone());
+    let stream = futures_util::stream::unfold((rx, 0u64), move |(mut rx, sent)| {
+        let (bar, failed) = (bar.clone(), failed.clone());
+        async move {
+            match rx.recv().await? {
+                Ok(chunk) => {
+                    let sent = sent + chunk.len() as u64;
+                    bar.set_position(sent);
+                    Some((Ok(bytes::Bytes::from(chunk)), (rx, sent)))
+                }
+                Err(e) => {
+                    let msg = e.to_string();
+                    if let Ok(mut slot) = failed.lock() {
+                        *slot = Some(e);
+                    }
+                    Some((
+                        Err(OciDistributionError::GenericError(Some(msg))),
+                        (rx, sent),
+                    ))
+                }
+            }
+        }
+    });
+    match conn
+        .client
+        .push_blob_stream(&conn.reference, stream, digest, Some(size))
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let local = local_error.lock().ok().and_then(|mut s| s.take());
+            match local {
+                Some(l) => Err(Upload::Local(l.into())),
+                None => Err(Upload::Remote(e)),
+            }
+        }
+    }
+}
+
+/// Reads `file` (blob `digest` of `size` bytes) in [`UPLOAD_CHUNK`] pieces into `tx`,
+/// then checks its digest: the last item is an error when it does not match or the file
+/// cannot be read. Stops early when the upload is abandoned (the receiver is dropped).
+fn read_blob(
+    mut file: std::fs::File,
+    path: &std::path::Path,
+    digest: &str,
+    size: u64,
+    tx: tokio::sync::mpsc::Sender<Result<Vec<u8>, StoreError>>,
+) {
+    let mut hasher = Sha256::new();
+    let mut total = 0u64;
+    loop {
+        let mut buf = vec![0u8; UPLOAD_CHUNK];
+        let mut n = 0;
+        while n < buf.len() {
+            match file.read(&mut buf[n..]) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(StoreError::Io {
+                        path: path.to_path_buf(),
+                        message: format!("blob {digest}: {e}"),
+                    }));
+                    return;
+                }
+            }
+        }
+        if n == 0 {
+            break;
+        }
+        buf.truncate(n);
+        hasher.update(&buf);
+        total += n as u64;
+        if tx.blocking_send(Ok(buf)).is_err() {
+            return;
+        }
+    }
+    let actual = format!("sha256:{}", hex::encode(hasher.finalize()));
+    if actual != digest || total != size {
+        let _ = tx.blocking_send(Err(StoreError::Corrupt(format!(
+            "blob {digest} ({total} bytes in {}) has digest {actual}",
+            path.display()
+        ))));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oci_spec::image::MediaType;
+
+    #[test]
+    fn mounts_only_from_other_repositories_of_the_same_registry() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let d = store
+            .put_bytes(MediaType::ImageConfig, b"{}")
+            .unwrap()
+            .digest()
+            .to_string();
+        for repo in ["r:1/a", "other:2/b", "r:1/dest", "r:1/lib/c"] {
+            sources::record(&store, repo, std::slice::from_ref(&d)).unwrap();
+        }
+        let dest = reference::parse("r:1/dest:v1").unwrap();
+        assert_eq!(mount_candidates(&store, &dest, &d), ["lib/c", "a"]);
+    }
+
+    #[test]
+    fn a_manifest_with_a_missing_blob_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let config = store.put_bytes(MediaType::ImageConfig, b"{}").unwrap();
+        let missing = format!("sha256:{}", "1".repeat(64));
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                       "digest": config.digest().to_string(), "size": 2},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                        "digest": missing, "size": 5}],
+        });
+        let m = ManifestToPush {
+            digest: "sha256:x".into(),
+            media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+            bytes: serde_json::to_vec(&manifest).unwrap(),
+        };
+        let err = manifest_blobs(&store, "img", &m).unwrap_err().to_string();
+        assert!(err.contains(&missing) && err.contains("missing"), "{err}");
+    }
+}
