@@ -12,7 +12,8 @@ use libcontainer::oci_spec::runtime::Spec;
 use libcontainer::syscall::syscall::SyscallType;
 
 use crate::cli::Cli;
-use crate::container::{self, cgroup_default, rootless_cgroups, shadow_bundle};
+use crate::container::test_switches::phase;
+use crate::container::{self, cgroup_default, config_check, rootless_cgroups, shadow_bundle};
 
 /// Options shared by `create` and `run`.
 #[derive(Args, Debug, Clone)]
@@ -69,15 +70,9 @@ pub fn load_bundle_spec(bundle: &Path) -> Result<(PathBuf, Spec)> {
         .with_context(|| format!("bundle {} does not exist", bundle.display()))?;
     let config = bundle.join("config.json");
     let text = fs::read(&config).with_context(|| format!("cannot read {}", config.display()))?;
-    let spec: Spec =
-        serde_json::from_slice(&text).with_context(|| format!("invalid {}", config.display()))?;
-    if !spec.version().starts_with("1.") {
-        bail!(
-            "invalid {}: ociVersion {:?} is not a 1.x runtime-spec version",
-            config.display(),
-            spec.version()
-        );
-    }
+    let invalid = |why: String| anyhow::anyhow!("invalid {}: {why}", config.display());
+    let spec = config_check::parse(&text).map_err(invalid)?;
+    config_check::validate(&spec).map_err(invalid)?;
     let Some(root) = spec.root() else {
         bail!("invalid {}: root is missing", config.display());
     };
@@ -93,25 +88,10 @@ pub fn load_bundle_spec(bundle: &Path) -> Result<(PathBuf, Spec)> {
             rootfs.display()
         );
     }
+    config_check::check_proc_mounts(&rootfs, &spec).map_err(invalid)?;
     let Some(process) = spec.process() else {
         bail!("invalid {}: process is missing", config.display());
     };
-    if process.args().as_ref().is_none_or(|a| a.is_empty()) {
-        bail!(
-            "invalid {}: process.args must not be empty",
-            config.display()
-        );
-    }
-    if !process.cwd().is_absolute() {
-        bail!(
-            "invalid {}: process.cwd {:?} must be an absolute path",
-            config.display(),
-            process.cwd()
-        );
-    }
-    if spec.linux().is_none() {
-        bail!("invalid {}: linux is missing", config.display());
-    }
     ensure_cwd(&rootfs, process.cwd())?;
     Ok((bundle, spec))
 }
@@ -143,6 +123,7 @@ pub fn create_container(cli: &Cli, opts: &CreateOpts, id: &str, detach: bool) ->
     // Held until this function returns: a concurrent create of the same id fails below
     // instead of racing libcontainer's non-exclusive directory creation.
     let _claim = container::claim_id(&root, id)?;
+    phase("create:claimed");
     let dir = container::container_dir(&root, id);
     if dir.exists() {
         bail!("container {id} already exists");
@@ -159,6 +140,7 @@ pub fn create_container(cli: &Cli, opts: &CreateOpts, id: &str, detach: bool) ->
         .transpose()?;
     let lib_bundle = shadow.as_deref().unwrap_or(&bundle);
     let built = build(&root, lib_bundle, opts, id, detach, systemd);
+    phase("create:built");
     if let Some(dir) = &shadow {
         let _ = fs::remove_dir_all(dir);
     }
@@ -175,7 +157,10 @@ pub fn create_container(cli: &Cli, opts: &CreateOpts, id: &str, detach: bool) ->
         Ok(container)
     });
     match result {
-        Ok(container) => Ok(container),
+        Ok(container) => {
+            phase("create:done");
+            Ok(container)
+        }
         Err(err) => {
             remove_leftovers(&root, id);
             Err(err)

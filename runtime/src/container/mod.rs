@@ -4,16 +4,19 @@
 pub mod cgroup_default;
 pub mod cgroup_mounts;
 pub mod cgroup_visit;
+pub mod config_check;
 pub mod criu;
 pub mod criu_restore;
 pub mod exe_protect;
 pub mod exec_cgroup;
 pub mod exec_seccomp;
+pub mod leftovers;
 pub mod rootless_cgroups;
 pub mod send_fd;
 pub mod shadow_bundle;
 pub mod start;
 pub mod status;
+pub mod test_switches;
 pub mod tty_proxy;
 pub mod wait;
 
@@ -74,27 +77,64 @@ pub fn load(root: &Path, id: &str) -> Result<Container> {
     Ok(container)
 }
 
-/// An exclusive claim on a container id while it is being created (an flock on
+/// An exclusive claim on a container id while it is being created or deleted (an flock on
 /// `<root>/.<id>.lock`, released when dropped, gone with the process if it is killed).
 pub struct IdClaim {
     _file: std::fs::File,
 }
 
-/// Claims `id` under `root`, failing at once if another process is creating it.
+/// Claims `id` under `root` for create, failing at once if another process is creating or
+/// deleting it.
 pub fn claim_id(root: &Path, id: &str) -> Result<IdClaim> {
-    use std::os::fd::AsRawFd;
-    let path = lock_path(root, id);
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    // SAFETY: flock on an fd we own; no memory is involved.
-    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        bail!("container {id} already exists (another process is creating it)");
+    match lock_id(root, id, None)? {
+        Some(claim) => Ok(claim),
+        None => bail!("container {id} already exists (another process is creating or deleting it)"),
     }
-    Ok(IdClaim { _file: file })
+}
+
+/// Claims `id` under `root` for delete, waiting up to `wait` for a create or delete in
+/// progress to finish.
+pub fn claim_id_waiting(root: &Path, id: &str, wait: std::time::Duration) -> Result<IdClaim> {
+    match lock_id(root, id, Some(wait))? {
+        Some(claim) => Ok(claim),
+        None => bail!(
+            "container {id} is busy: another process has been creating or deleting it for {}s",
+            wait.as_secs()
+        ),
+    }
+}
+
+/// Takes the id's lock; `None` when another process holds it (after `wait`, if given). The
+/// lock is only valid on the file the path names: `delete` removes the file, so a lock taken
+/// on a file that was removed meanwhile is dropped and taken again.
+fn lock_id(root: &Path, id: &str, wait: Option<std::time::Duration>) -> Result<Option<IdClaim>> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::MetadataExt;
+    let path = lock_path(root, id);
+    let deadline = wait.map(|w| std::time::Instant::now() + w);
+    loop {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
+        // SAFETY: flock on an fd we own; no memory is involved.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            match deadline {
+                Some(d) if std::time::Instant::now() < d => {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                    continue;
+                }
+                _ => return Ok(None),
+            }
+        }
+        let locked = file.metadata().map(|m| m.ino()).ok();
+        let current = std::fs::metadata(&path).map(|m| m.ino()).ok();
+        if locked.is_some() && locked == current {
+            return Ok(Some(IdClaim { _file: file }));
+        }
+    }
 }
 
 /// The lock file `claim_id` uses; `delete` removes it with the container.
