@@ -97,18 +97,30 @@ pub fn load_bundle_spec(bundle: &Path) -> Result<(PathBuf, Spec)> {
 }
 
 /// runc creates a missing working directory; libcontainer fails with a bare syscall error.
-/// The path is resolved inside the rootfs (symlinks cannot lead out of it).
+/// The directory is made through libpathrs, every component resolved inside the rootfs
+/// with openat2(RESOLVE_IN_ROOT): a symlink swapped in while we work (CVE-2021-30465's
+/// race) cannot send the mkdir out of the rootfs, as a resolve-then-create_dir_all could.
 fn ensure_cwd(rootfs: &Path, cwd: &Path) -> Result<()> {
-    let inside = safe_path::scoped_join(rootfs, cwd).with_context(|| {
-        format!(
-            "process.cwd {} cannot be resolved in the rootfs",
-            cwd.display()
-        )
-    })?;
-    if !inside.exists() {
-        fs::create_dir_all(&inside)
-            .with_context(|| format!("cannot create process.cwd {}", cwd.display()))?;
+    if container::test_switches::unsafe_enabled("cwd-resolution") {
+        // The old way, for the negative control of the race test: resolve, then create.
+        let inside = safe_path::scoped_join(rootfs, cwd)
+            .with_context(|| format!("process.cwd {} cannot be resolved", cwd.display()))?;
+        if !inside.exists() {
+            fs::create_dir_all(&inside)
+                .with_context(|| format!("cannot create process.cwd {}", cwd.display()))?;
+        }
+        return Ok(());
     }
+    use std::os::unix::fs::PermissionsExt;
+    let root = pathrs::Root::open(rootfs)
+        .with_context(|| format!("cannot open the rootfs {}", rootfs.display()))?;
+    root.mkdir_all(cwd, &fs::Permissions::from_mode(0o755))
+        .with_context(|| {
+            format!(
+                "process.cwd {} cannot be created in the rootfs",
+                cwd.display()
+            )
+        })?;
     Ok(())
 }
 
