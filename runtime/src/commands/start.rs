@@ -29,5 +29,6 @@ pub fn run(cli: &Cli, args: StartArgs) -> Result<()> {
     phase("start:loaded");
     container::start::start(&mut c)
         .with_context(|| format!("cannot start container {}", args.id))?;
+    phase("start:started");
     Ok(())
 }

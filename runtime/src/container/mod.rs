@@ -77,8 +77,9 @@ pub fn load(root: &Path, id: &str) -> Result<Container> {
     Ok(container)
 }
 
-/// An exclusive claim on a container id while it is being created or deleted (an flock on
-/// `<root>/.<id>.lock`, released when dropped, gone with the process if it is killed).
+/// An exclusive claim on a container id while it is being created or deleted (a POSIX
+/// record lock on `<root>/.<id>.lock`, released when dropped, gone with the process if it
+/// is killed, never held by the processes it forks).
 pub struct IdClaim {
     _file: std::fs::File,
 }
@@ -119,8 +120,15 @@ fn lock_id(root: &Path, id: &str, wait: Option<std::time::Duration>) -> Result<O
             .write(true)
             .open(&path)
             .with_context(|| format!("cannot create {}", path.display()))?;
-        // SAFETY: flock on an fd we own; no memory is involved.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        // A POSIX record lock, not flock: it belongs to this process only, so the container
+        // init libcontainer forks (which shares our descriptors until it execs) does not
+        // keep holding it after we are done or killed.
+        // SAFETY: a zeroed flock struct is valid; fcntl reads it and returns 0 or -1.
+        let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+        lock.l_type = libc::F_WRLCK as libc::c_short;
+        lock.l_whence = libc::SEEK_SET as libc::c_short;
+        // SAFETY: fcntl(F_SETLK) on an fd we own with a pointer to a live flock struct.
+        if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLK, &lock) } != 0 {
             match deadline {
                 Some(d) if std::time::Instant::now() < d => {
                     std::thread::sleep(std::time::Duration::from_millis(5));

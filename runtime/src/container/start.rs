@@ -50,7 +50,7 @@ pub fn start(container: &mut Container) -> Result<()> {
         .save(&dir)
         .context("cannot save the container config")?;
     started.map_err(|e| anyhow::anyhow!("{}", error_chain(&e)))?;
-    phase("start:started");
+    phase("start:before-poststart");
 
     if let Some(pid) = pid {
         let deadline = Instant::now() + EXEC_WAIT;
