@@ -35,6 +35,8 @@ unshare -m bash -euo pipefail -c '
     for f in /proc/[0-9]*/status; do
       name=$(awk "/^Name:/{print \$2; exit}" "$f" 2>/dev/null) || continue
       [ "$name" = "$1" ] || continue
+      # A zombie holds no memory (an exited helper of a runtime not yet reaped).
+      grep -q "^State:.*Z" "$f" 2>/dev/null && continue
       if [ -n "${2:-}" ]; then
         [ "$(tr "\0" " " < "${f%/status}/cmdline" 2>/dev/null)" = "$2 " ] || continue
       fi

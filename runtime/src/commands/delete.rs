@@ -49,6 +49,11 @@ pub fn run(cli: &Cli, args: DeleteArgs) -> Result<()> {
             // directory without state.
             return finish(&root, id, claim);
         }
+        if !dir.exists() {
+            // Another delete won; taking the lock may have made the file again.
+            let _ = std::fs::remove_file(container::lock_path(&root, id));
+        }
+        drop(claim);
         bail!("container {id} does not exist");
     }
     let mut c = match container::load(&root, id) {
