@@ -5,6 +5,8 @@ pub mod cgroup_default;
 pub mod cgroup_mounts;
 pub mod cgroup_visit;
 pub mod config_check;
+#[cfg(test)]
+mod config_fuzz;
 pub mod criu;
 pub mod criu_restore;
 pub mod exe_protect;
