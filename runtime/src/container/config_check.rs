@@ -84,14 +84,17 @@ pub fn validate(spec: &Spec) -> Result<(), String> {
         for (i, r) in rlimits.iter().enumerate() {
             if r.soft() > r.hard() {
                 return Err(format!(
-                    "process.rlimits[{i}] ({:?}): soft {} is above hard {}",
-                    r.typ(),
+                    "process.rlimits[{i}] ({}): soft {} is above hard {}",
+                    serde_name(&r.typ()),
                     r.soft(),
                     r.hard()
                 ));
             }
-            if !seen.insert(format!("{:?}", r.typ())) {
-                return Err(format!("process.rlimits[{i}]: {:?} is set twice", r.typ()));
+            if !seen.insert(serde_name(&r.typ())) {
+                return Err(format!(
+                    "process.rlimits[{i}]: {} is set twice",
+                    serde_name(&r.typ())
+                ));
             }
         }
     }
@@ -153,8 +156,8 @@ pub fn validate(spec: &Spec) -> Result<(), String> {
     for (i, ns) in linux.namespaces().iter().flatten().enumerate() {
         if !types.insert(ns.typ()) {
             return Err(format!(
-                "linux.namespaces[{i}]: namespace {:?} is listed twice",
-                ns.typ()
+                "linux.namespaces[{i}]: namespace {} is listed twice",
+                serde_name(&ns.typ())
             ));
         }
         if let Some(p) = ns.path() {
@@ -219,11 +222,9 @@ pub fn validate(spec: &Spec) -> Result<(), String> {
             }
         }
         if let Some(cpu) = res.cpu() {
-            if cpu.period() == Some(0) {
-                return Err("linux.resources.cpu.period must be greater than zero".into());
-            }
+            // 0 means "not set" for quota and period, as runc reads them.
             if let Some(q) = cpu.quota() {
-                if q < -1 || q == 0 {
+                if q < -1 {
                     return Err(format!(
                         "linux.resources.cpu.quota {q} must be -1 (unlimited) or positive"
                     ));
@@ -240,6 +241,14 @@ pub fn validate(spec: &Spec) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// A value's name as config.json spells it (`RLIMIT_NOFILE`, `pid`).
+fn serde_name<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
 }
 
 /// Files under /proc that may be bind-mounted over (what lxcfs emulates), as runc allows.
