@@ -32,9 +32,8 @@ pub fn sweep(root: &Path, id: &str) -> Vec<String> {
         }
     }
     for target in mounts_under(&dir) {
-        // SAFETY: umount2 takes a NUL-terminated path and flags.
-        let c = std::ffi::CString::new(target.as_os_str().as_encoded_bytes()).ok();
-        if let Some(c) = c {
+        if let Ok(c) = std::ffi::CString::new(target.as_os_str().as_encoded_bytes()) {
+            // SAFETY: umount2 takes a NUL-terminated path and flags.
             unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
         }
     }
