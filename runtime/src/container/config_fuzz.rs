@@ -8,8 +8,6 @@
 //! `cargo test -p runtime config_fuzz` runs the default number of cases (256 per property);
 //! `hack/fuzz-config.sh` runs many more (PROPTEST_CASES).
 
-use std::path::Path;
-
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
@@ -242,19 +240,6 @@ fn set(parent: &mut Value, key: &str, v: Value) {
     }
 }
 
-/// A bundle directory with a rootfs, shared by the cases of one test thread.
-fn bundle_dir() -> &'static Path {
-    thread_local! {
-        static DIR: &'static tempfile::TempDir = Box::leak(Box::new(
-            tempfile::Builder::new().prefix("config-fuzz-").tempdir().expect("tempdir"),
-        ));
-    }
-    DIR.with(|d| {
-        std::fs::create_dir_all(d.path().join("rootfs/proc")).expect("rootfs");
-        d.path()
-    })
-}
-
 /// Loading makes a missing cwd inside the rootfs; a root.path outside the bundle ("/",
 /// "../..") would let the fuzzer make directories on the host, so it is put back.
 fn keep_root_in_bundle(config: &mut Value) {
@@ -268,11 +253,16 @@ fn keep_root_in_bundle(config: &mut Value) {
     }
 }
 
-/// Loads `text` as a bundle's config.json; must not panic, whatever the answer.
+/// Loads `text` as the config.json of a fresh bundle (removed afterwards); must not panic,
+/// whatever the answer.
 fn load(text: &[u8]) -> Result<(), String> {
-    let dir = bundle_dir();
-    std::fs::write(dir.join("config.json"), text).expect("write config.json");
-    load_bundle_spec(dir)
+    let dir = tempfile::Builder::new()
+        .prefix("config-fuzz-")
+        .tempdir()
+        .expect("tempdir");
+    std::fs::create_dir_all(dir.path().join("rootfs/proc")).expect("rootfs");
+    std::fs::write(dir.path().join("config.json"), text).expect("write config.json");
+    load_bundle_spec(dir.path())
         .map(|_| ())
         .map_err(|e| format!("{e:#}"))
 }
