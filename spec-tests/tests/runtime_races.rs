@@ -88,11 +88,7 @@ fn hundred_containers_created_started_and_deleted_in_parallel() {
         assert!(listed.contains(id.as_str()), "{id} missing from list");
         let state = rt.state(id).unwrap_or_else(|| panic!("state of {id}"));
         assert_eq!(state["status"], "running", "{id}: {state}");
-        assert_eq!(
-            cgroup_dirs_named(id).is_empty(),
-            false,
-            "{id} has no cgroup"
-        );
+        assert!(!cgroup_dirs_named(id).is_empty(), "{id} has no cgroup");
     }
     let deleted = at_once(&rt, N, |i| {
         vec!["delete".into(), "--force".into(), ids[i].clone()]
@@ -186,9 +182,8 @@ fn creates_and_deletes_racing_on_one_id_leave_a_whole_container_or_nothing() {
         match rt.state(&id) {
             Some(state) => {
                 assert_eq!(state["status"], "created", "round {round}: {state}");
-                assert_eq!(
-                    cgroup_dirs_named(&id).is_empty(),
-                    false,
+                assert!(
+                    !cgroup_dirs_named(&id).is_empty(),
                     "round {round}: no cgroup"
                 );
             }

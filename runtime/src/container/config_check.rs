@@ -358,7 +358,7 @@ fn is_procfs_root_bind(m: &libcontainer::oci_spec::runtime::Mount) -> bool {
     }
     let Some(src) = m.source() else { return false };
     match nix::sys::statfs::statfs(src) {
-        Ok(st) => st.filesystem_type().0 as i64 == PROC_SUPER_MAGIC,
+        Ok(st) => st.filesystem_type().0 == PROC_SUPER_MAGIC,
         Err(_) => false,
     }
 }
