@@ -6,8 +6,9 @@
 //! The phases are found, not listed: the runtime prints each phase it passes with
 //! `_RUNTIME_TEST_TRACE_PHASES=1` during a normal lifecycle, and is then stopped at each
 //! one with `_RUNTIME_TEST_STOP_AT` (it raises SIGSTOP there) and killed. Phases inside
-//! libcontainer are reached with OCI hooks that block: createRuntime (the runtime is
-//! running the hook during create) and poststop (during delete).
+//! libcontainer are reached with OCI hooks that block: prestart and createRuntime (the
+//! runtime is running the hook during create), createContainer (the init is, and the
+//! runtime waits for it) and poststop (during delete).
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -66,8 +67,9 @@ fn collect_phases(out: &Outcome, phases: &mut Vec<(String, String)>) {
 #[derive(Clone, Debug)]
 enum StopAt {
     Phase(String),
-    /// A blocking hook of this kind (createRuntime runs during create, poststop during
-    /// delete); the hook writes its pid to a file when it is reached.
+    /// A blocking hook of this kind (createRuntime and prestart run in the runtime and
+    /// createContainer in the init during create, poststop during delete); the hook writes
+    /// its pid to a file when it is reached.
     Hook(&'static str),
 }
 
@@ -312,6 +314,10 @@ fn kill_9_at_every_phase_then_delete_force_leaves_nothing() {
         .map(|(c, p)| (c.clone(), StopAt::Phase(p.clone())))
         .collect();
     attempts.push(("create".into(), StopAt::Hook("createRuntime")));
+    attempts.push(("create".into(), StopAt::Hook("prestart")));
+    attempts.push(("create".into(), StopAt::Hook("createContainer")));
+    // (startContainer hooks run in the container after `start` has returned: not a phase
+    // of the runtime.)
     attempts.push(("delete".into(), StopAt::Hook("poststop")));
     // Three at a time: each attempt is mostly waiting.
     let attempts = std::sync::Mutex::new(attempts);
