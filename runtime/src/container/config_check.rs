@@ -18,6 +18,8 @@ use std::path::{Path, PathBuf};
 
 use libcontainer::oci_spec::runtime::{Hook, Spec};
 
+use crate::container::test_switches::unsafe_enabled;
+
 /// Parses config.json; the error names the field that does not fit the runtime spec.
 pub fn parse(text: &[u8]) -> Result<Spec, String> {
     let mut de = serde_json::Deserializer::from_slice(text);
@@ -32,6 +34,21 @@ pub fn parse(text: &[u8]) -> Result<Spec, String> {
     })?;
     de.end().map_err(|e| e.to_string())?;
     Ok(spec)
+}
+
+/// Whether an absolute path is /proc or below it once `.` and `..` are applied.
+fn lexically_under_proc(path: &Path) -> bool {
+    let mut parts: Vec<&std::ffi::OsStr> = Vec::new();
+    for c in path.components() {
+        match c {
+            std::path::Component::Normal(p) => parts.push(p),
+            std::path::Component::ParentDir => {
+                parts.pop();
+            }
+            _ => {}
+        }
+    }
+    parts.first().is_some_and(|p| *p == "proc")
 }
 
 /// The highest hostname length the kernel accepts (HOST_NAME_MAX).
@@ -64,6 +81,14 @@ pub fn validate(spec: &Spec) -> Result<(), String> {
     if !process.cwd().is_absolute() {
         return Err(format!(
             "process.cwd {:?} must be an absolute path",
+            process.cwd()
+        ));
+    }
+    if lexically_under_proc(process.cwd()) && !unsafe_enabled("proc-cwd-check") {
+        // /proc/self/fd/N, /proc/self/cwd, /proc/1/root...: a working directory there can be
+        // a descriptor the runtime holds on a host directory (CVE-2024-21626).
+        return Err(format!(
+            "process.cwd {:?} is under /proc: it could lead out of the container",
             process.cwd()
         ));
     }
@@ -272,7 +297,7 @@ const PROC_SUPER_MAGIC: i64 = 0x9fa0;
 /// (after resolving the destination inside the rootfs, symlinks included), mounts over
 /// files under /proc other than lxcfs's, and procfs or sysfs mounted through a symlink.
 pub fn check_proc_mounts(rootfs: &Path, spec: &Spec) -> Result<(), String> {
-    if crate::container::test_switches::unsafe_enabled("proc-mount-check") {
+    if unsafe_enabled("proc-mount-check") {
         return Ok(());
     }
     let rootfs = std::fs::canonicalize(rootfs)
