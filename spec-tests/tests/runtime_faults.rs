@@ -178,8 +178,15 @@ fn kill_at_then_delete(command: &str, at: StopAt, delete_env: &[(&str, &str)]) -
     let flag_dir = tempfile::tempdir().unwrap();
     let hook_flag = flag_dir.path().join("hook.pid");
     let b = bundle_for(&at, &hook_flag);
+    // Cgroup names are global: the negative control must not share ids with the main test
+    // running in parallel.
     let c = rt.guard(&format!(
-        "fault-{}",
+        "{}-{}",
+        if delete_env.is_empty() {
+            "fault"
+        } else {
+            "faultneg"
+        },
         match &at {
             StopAt::Phase(p) => p.replace(':', "-"),
             StopAt::Hook(h) => format!("hook-{h}"),
