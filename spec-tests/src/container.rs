@@ -149,9 +149,14 @@ pub fn capture(mut cmd: Command) -> Outcome {
     }
 }
 
-/// An id unique to this test process, so parallel test binaries never collide.
+/// An id unique to this call in this test process, so neither parallel test binaries nor
+/// parallel tests of one binary collide.
 pub fn unique_id(name: &str) -> String {
-    format!("st-{}-{}", name, std::process::id())
+    // Unique per call too: tests of one binary run in parallel, and two containers of the
+    // same id share a default cgroup (`/<id>`), so deleting one would kill the other.
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("st-{}-{}-{n}", name, std::process::id())
 }
 
 /// Force-deletes its container when dropped.

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use spec_tests::bins;
-use spec_tests::container::{capture, unique_id, Outcome, Runtime};
+use spec_tests::container::{capture, Outcome, Runtime};
 use spec_tests::images::{self, Image};
 use tempfile::TempDir;
 
@@ -105,8 +105,8 @@ fn bundle_runs_busybox_with_the_image_config() {
     let b = work.path().join("b");
     store.bundle("localhost/greeter:1", &b, &[]).ok();
     let rt = Runtime::new();
-    let id = unique_id("bundle");
-    let _g = rt.guard(&id);
+    let g = rt.guard("bundle");
+    let id = g.id().to_string();
     let out = rt.run(&b, &id).ok();
     assert_eq!(out.stdout.trim(), "1000:1000 /home/user hi /home/user");
 }
@@ -342,8 +342,8 @@ fn options_change_the_config_as_docker_would() {
         )
         .ok();
     let rt = Runtime::new();
-    let id = unique_id("opts");
-    let _g = rt.guard(&id);
+    let g = rt.guard("opts");
+    let id = g.id().to_string();
     let out = rt.run(&run, &id).ok();
     assert_eq!(out.stdout, "seed\nfrom host\nopts\n");
     assert!(run.join("volumes/0/new").exists());
@@ -583,8 +583,8 @@ fn pulled_image_matches_umoci_and_runs() {
         "pulled bundle vs umoci",
     );
     let rt = Runtime::new();
-    let id = unique_id("pulled");
-    let _g = rt.guard(&id);
+    let g = rt.guard("pulled");
+    let id = g.id().to_string();
     let out = rt.run(&b, &id).ok();
     assert_eq!(out.stdout, "1000:1000:1000 2000 /data pulled\nkeep\n1\n");
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 use spec_tests::bins;
-use spec_tests::container::{capture, unique_id, Outcome, Runtime};
+use spec_tests::container::{capture, Outcome, Runtime};
 use spec_tests::images;
 use spec_tests::tree::{assert_same, listing};
 
@@ -83,8 +83,8 @@ const CHANGES: &str =
 
 fn run_changes(bundle: &Path) {
     let rt = Runtime::new();
-    let id = unique_id("commit");
-    let _g = rt.guard(&id);
+    let g = rt.guard("commit");
+    let id = g.id().to_string();
     let cfg = bundle.join("config.json");
     let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&cfg).unwrap()).unwrap();
     v["process"]["args"] = serde_json::json!(["sh", "-ec", CHANGES]);
@@ -160,8 +160,8 @@ fn check_commit(mode: &[&str]) {
         "committed vs changed",
     );
     let rt = Runtime::new();
-    let id = unique_id("committed");
-    let _g = rt.guard(&id);
+    let g = rt.guard("committed");
+    let id = g.id().to_string();
     assert_eq!(rt.run(&again, &id).ok().stdout, "new\n");
 
     // A second commit of the now unchanged copy is refused clearly, with nothing tagged.
@@ -207,8 +207,8 @@ fn commit_leaves_volumes_out_and_takes_zstd() {
     assert!(out.status.success());
     let b = store.bundle("vb", "localhost/vol:1", &[]);
     let rt = Runtime::new();
-    let id = unique_id("vol");
-    let _g = rt.guard(&id);
+    let g = rt.guard("vol");
+    let id = g.id().to_string();
     let cfg = b.join("config.json");
     let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&cfg).unwrap()).unwrap();
     v["process"]["args"] =

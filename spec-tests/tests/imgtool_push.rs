@@ -747,8 +747,8 @@ const CHANGES: &str = "echo new > /data/added.txt; echo more >> /data/keep.txt; 
 
 fn run_in(bundle: &Path, script: &str) {
     let rt = Runtime::new();
-    let id = unique_id("push");
-    let _g = rt.guard(&id);
+    let g = rt.guard("push");
+    let id = g.id().to_string();
     let cfg = bundle.join("config.json");
     let mut v: Value = serde_json::from_slice(&std::fs::read(&cfg).unwrap()).unwrap();
     v["process"]["args"] = json!(["sh", "-ec", script]);

@@ -13,7 +13,8 @@ use libcontainer::syscall::syscall::SyscallType;
 
 use crate::cli::Cli;
 use crate::container::path_lookup::PathLookupExecutor;
-use crate::container::{self, cgroup_default, rootless_cgroups, shadow_bundle};
+use crate::container::test_switches::phase;
+use crate::container::{self, cgroup_default, config_check, rootless_cgroups, shadow_bundle};
 
 /// Options shared by `create` and `run`.
 #[derive(Args, Debug, Clone)]
@@ -70,15 +71,9 @@ pub fn load_bundle_spec(bundle: &Path) -> Result<(PathBuf, Spec)> {
         .with_context(|| format!("bundle {} does not exist", bundle.display()))?;
     let config = bundle.join("config.json");
     let text = fs::read(&config).with_context(|| format!("cannot read {}", config.display()))?;
-    let spec: Spec =
-        serde_json::from_slice(&text).with_context(|| format!("invalid {}", config.display()))?;
-    if !spec.version().starts_with("1.") {
-        bail!(
-            "invalid {}: ociVersion {:?} is not a 1.x runtime-spec version",
-            config.display(),
-            spec.version()
-        );
-    }
+    let invalid = |why: String| anyhow::anyhow!("invalid {}: {why}", config.display());
+    let spec = config_check::parse(&text).map_err(invalid)?;
+    config_check::validate(&spec).map_err(invalid)?;
     let Some(root) = spec.root() else {
         bail!("invalid {}: root is missing", config.display());
     };
@@ -94,42 +89,39 @@ pub fn load_bundle_spec(bundle: &Path) -> Result<(PathBuf, Spec)> {
             rootfs.display()
         );
     }
+    config_check::check_proc_mounts(&rootfs, &spec).map_err(invalid)?;
     let Some(process) = spec.process() else {
         bail!("invalid {}: process is missing", config.display());
     };
-    if process.args().as_ref().is_none_or(|a| a.is_empty()) {
-        bail!(
-            "invalid {}: process.args must not be empty",
-            config.display()
-        );
-    }
-    if !process.cwd().is_absolute() {
-        bail!(
-            "invalid {}: process.cwd {:?} must be an absolute path",
-            config.display(),
-            process.cwd()
-        );
-    }
-    if spec.linux().is_none() {
-        bail!("invalid {}: linux is missing", config.display());
-    }
     ensure_cwd(&rootfs, process.cwd())?;
     Ok((bundle, spec))
 }
 
 /// runc creates a missing working directory; libcontainer fails with a bare syscall error.
-/// The path is resolved inside the rootfs (symlinks cannot lead out of it).
+/// The directory is made through libpathrs, every component resolved inside the rootfs
+/// with openat2(RESOLVE_IN_ROOT): a symlink swapped in while we work (CVE-2021-30465's
+/// race) cannot send the mkdir out of the rootfs, as a resolve-then-create_dir_all could.
 fn ensure_cwd(rootfs: &Path, cwd: &Path) -> Result<()> {
-    let inside = safe_path::scoped_join(rootfs, cwd).with_context(|| {
-        format!(
-            "process.cwd {} cannot be resolved in the rootfs",
-            cwd.display()
-        )
-    })?;
-    if !inside.exists() {
-        fs::create_dir_all(&inside)
-            .with_context(|| format!("cannot create process.cwd {}", cwd.display()))?;
+    if container::test_switches::unsafe_enabled("cwd-resolution") {
+        // The old way, for the negative control of the race test: resolve, then create.
+        let inside = safe_path::scoped_join(rootfs, cwd)
+            .with_context(|| format!("process.cwd {} cannot be resolved", cwd.display()))?;
+        if !inside.exists() {
+            fs::create_dir_all(&inside)
+                .with_context(|| format!("cannot create process.cwd {}", cwd.display()))?;
+        }
+        return Ok(());
     }
+    use std::os::unix::fs::PermissionsExt;
+    let root = pathrs::Root::open(rootfs)
+        .with_context(|| format!("cannot open the rootfs {}", rootfs.display()))?;
+    root.mkdir_all(cwd, &fs::Permissions::from_mode(0o755))
+        .with_context(|| {
+            format!(
+                "process.cwd {} cannot be created in the rootfs",
+                cwd.display()
+            )
+        })?;
     Ok(())
 }
 
@@ -144,6 +136,7 @@ pub fn create_container(cli: &Cli, opts: &CreateOpts, id: &str, detach: bool) ->
     // Held until this function returns: a concurrent create of the same id fails below
     // instead of racing libcontainer's non-exclusive directory creation.
     let _claim = container::claim_id(&root, id)?;
+    phase("create:claimed");
     let dir = container::container_dir(&root, id);
     if dir.exists() {
         bail!("container {id} already exists");
@@ -160,6 +153,7 @@ pub fn create_container(cli: &Cli, opts: &CreateOpts, id: &str, detach: bool) ->
         .transpose()?;
     let lib_bundle = shadow.as_deref().unwrap_or(&bundle);
     let built = build(&root, lib_bundle, opts, id, detach, systemd);
+    phase("create:built");
     if let Some(dir) = &shadow {
         let _ = fs::remove_dir_all(dir);
     }
@@ -176,7 +170,10 @@ pub fn create_container(cli: &Cli, opts: &CreateOpts, id: &str, detach: bool) ->
         Ok(container)
     });
     match result {
-        Ok(container) => Ok(container),
+        Ok(container) => {
+            phase("create:done");
+            Ok(container)
+        }
         Err(err) => {
             remove_leftovers(&root, id);
             Err(err)

@@ -1,5 +1,13 @@
 //! `delete`: remove a container's processes (with `--force`), cgroup and state. A missing
 //! container is not an error with `--force`, so cleanup scripts can call it blindly.
+//!
+//! Delete takes the id's lock (waiting for a create or delete in progress), so concurrent
+//! deletes of one id do not trip over each other: one removes the container, the others
+//! find it gone. With `--force` the container is removed whatever state it is in, also
+//! when its state cannot be read because a runtime was killed half-way through create,
+//! exec or delete (`container::leftovers`).
+
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -7,7 +15,11 @@ use libcontainer::container::ContainerStatus;
 
 use crate::cli::Cli;
 use crate::commands::create::error_chain;
-use crate::container;
+use crate::container::test_switches::phase;
+use crate::container::{self, leftovers};
+
+/// How long delete waits for a create or another delete of the same id.
+const LOCK_WAIT: Duration = Duration::from_secs(30);
 
 #[derive(Args, Debug)]
 pub struct DeleteArgs {
@@ -21,29 +33,67 @@ pub struct DeleteArgs {
 pub fn run(cli: &Cli, args: DeleteArgs) -> Result<()> {
     container::validate_id(&args.id)?;
     let root = container::state_root(cli);
-    let dir = container::container_dir(&root, &args.id);
-    if !dir.join("state.json").exists() {
+    let id = args.id.as_str();
+    let dir = container::container_dir(&root, id);
+    let exists = |dir: &std::path::Path| dir.exists() || container::lock_path(&root, id).exists();
+    if !exists(&dir) {
         if args.force {
-            // A half-created container may have left a state directory without state.
-            let _ = std::fs::remove_dir_all(&dir);
-            let _ = std::fs::remove_file(container::lock_path(&root, &args.id));
             return Ok(());
         }
-        bail!("container {} does not exist", args.id);
+        bail!("container {id} does not exist");
     }
-    let mut c = container::load(&root, &args.id)?;
+    let claim = container::claim_id_waiting(&root, id, LOCK_WAIT)?;
+    if !dir.join("state.json").exists() {
+        if args.force {
+            // A create that was killed may have left processes, cgroups and a state
+            // directory without state.
+            return finish(&root, id, claim);
+        }
+        if !dir.exists() {
+            // Another delete won; taking the lock may have made the file again.
+            let _ = std::fs::remove_file(container::lock_path(&root, id));
+        }
+        drop(claim);
+        bail!("container {id} does not exist");
+    }
+    let mut c = match container::load(&root, id) {
+        Ok(c) => c,
+        Err(_) if args.force => return finish(&root, id, claim),
+        Err(e) => return Err(e),
+    };
     match c.status() {
         ContainerStatus::Stopped | ContainerStatus::Created => {}
         s if !args.force => bail!(
-            "cannot delete container {} that is not stopped: {}",
-            args.id,
+            "cannot delete container {id} that is not stopped: {}",
             s.to_string().to_lowercase()
         ),
         _ => {}
     }
-    c.delete(args.force)
+    phase("delete:loaded");
+    let deleted = c
+        .delete(args.force)
         .map_err(|e| anyhow::anyhow!("{}", error_chain(&e)))
-        .with_context(|| format!("cannot delete container {}", args.id))?;
-    let _ = std::fs::remove_file(container::lock_path(&root, &args.id));
+        .with_context(|| format!("cannot delete container {id}"));
+    phase("delete:deleted");
+    match deleted {
+        Ok(()) => finish(&root, id, claim),
+        Err(_) if args.force => finish(&root, id, claim),
+        Err(e) => Err(e),
+    }
+}
+
+/// Removes whatever is left and releases the id; an error names what could not be removed.
+fn finish(root: &std::path::Path, id: &str, claim: container::IdClaim) -> Result<()> {
+    if container::test_switches::unsafe_enabled("delete-sweep") {
+        // libcontainer's delete alone, for the faults test's negative control.
+        let _ = std::fs::remove_dir_all(container::container_dir(root, id));
+        let _ = std::fs::remove_file(container::lock_path(root, id));
+        return Ok(());
+    }
+    let problems = leftovers::sweep(root, id);
+    drop(claim);
+    if !problems.is_empty() {
+        bail!("cannot delete container {id}: {}", problems.join("; "));
+    }
     Ok(())
 }

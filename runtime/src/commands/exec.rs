@@ -19,6 +19,7 @@ use crate::cli::Cli;
 use crate::commands::create::error_chain;
 use crate::container::exec_seccomp::SeccompExecutor;
 use crate::container::path_lookup::PathLookupExecutor;
+use crate::container::test_switches::phase;
 use crate::container::tty_proxy::{ConsoleReceiver, Relay};
 use crate::container::{self, exec_cgroup};
 
@@ -233,6 +234,7 @@ pub fn run(cli: &Cli, args: ExecArgs) -> Result<i32> {
         .iter()
         .map(|c| c.split_once(':').map_or(c.as_str(), |(_, p)| p).to_string())
         .next();
+    phase("exec:prepared");
     let built = ContainerBuilder::new(args.id.clone(), SyscallType::default())
         .with_root_path(&root)
         .and_then(|b| b.with_pid_file(args.pid_file.as_ref()))
@@ -256,6 +258,7 @@ pub fn run(cli: &Cli, args: ExecArgs) -> Result<i32> {
         .map_err(|e| anyhow::anyhow!("{}", error_chain(&e)))
         .with_context(|| format!("cannot exec in container {}", args.id))?;
 
+    phase("exec:started");
     if let Ok(config) = YoukiConfig::load(&c.root) {
         exec_cgroup::adopt_stray(&args.id, &config.cgroup_path)?;
     }

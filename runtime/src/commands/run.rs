@@ -9,6 +9,7 @@ use clap::Args;
 use crate::cli::Cli;
 use crate::commands::create::{bundle_wants_terminal, create_container, CreateOpts};
 use crate::container;
+use crate::container::test_switches::phase;
 use crate::container::tty_proxy::{ConsoleReceiver, Relay};
 
 #[derive(Args, Debug)]
@@ -69,6 +70,7 @@ pub fn run(cli: &Cli, args: RunArgs) -> Result<i32> {
         return Err(err).with_context(|| format!("cannot start container {}", args.id));
     }
     let init = c.pid().context("the container has no init pid")?;
+    phase("run:started");
     let relay = match console {
         Some(receiver) => Some(Relay::start(receiver)?),
         None => None,

@@ -6,6 +6,7 @@ use libcontainer::container::ContainerStatus;
 
 use crate::cli::Cli;
 use crate::container;
+use crate::container::test_switches::phase;
 
 #[derive(Args, Debug)]
 pub struct StartArgs {
@@ -25,7 +26,9 @@ pub fn run(cli: &Cli, args: StartArgs) -> Result<()> {
             other.to_string().to_lowercase()
         ),
     }
+    phase("start:loaded");
     container::start::start(&mut c)
         .with_context(|| format!("cannot start container {}", args.id))?;
+    phase("start:started");
     Ok(())
 }

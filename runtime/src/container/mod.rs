@@ -4,17 +4,22 @@
 pub mod cgroup_default;
 pub mod cgroup_mounts;
 pub mod cgroup_visit;
+pub mod config_check;
+#[cfg(test)]
+mod config_fuzz;
 pub mod criu;
 pub mod criu_restore;
 pub mod exe_protect;
 pub mod exec_cgroup;
 pub mod exec_seccomp;
+pub mod leftovers;
 pub mod path_lookup;
 pub mod rootless_cgroups;
 pub mod send_fd;
 pub mod shadow_bundle;
 pub mod start;
 pub mod status;
+pub mod test_switches;
 pub mod tty_proxy;
 pub mod wait;
 
@@ -75,27 +80,72 @@ pub fn load(root: &Path, id: &str) -> Result<Container> {
     Ok(container)
 }
 
-/// An exclusive claim on a container id while it is being created (an flock on
-/// `<root>/.<id>.lock`, released when dropped, gone with the process if it is killed).
+/// An exclusive claim on a container id while it is being created or deleted (a POSIX
+/// record lock on `<root>/.<id>.lock`, released when dropped, gone with the process if it
+/// is killed, never held by the processes it forks).
 pub struct IdClaim {
     _file: std::fs::File,
 }
 
-/// Claims `id` under `root`, failing at once if another process is creating it.
+/// Claims `id` under `root` for create, failing at once if another process is creating or
+/// deleting it.
 pub fn claim_id(root: &Path, id: &str) -> Result<IdClaim> {
-    use std::os::fd::AsRawFd;
-    let path = lock_path(root, id);
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    // SAFETY: flock on an fd we own; no memory is involved.
-    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        bail!("container {id} already exists (another process is creating it)");
+    match lock_id(root, id, None)? {
+        Some(claim) => Ok(claim),
+        None => bail!("container {id} already exists (another process is creating or deleting it)"),
     }
-    Ok(IdClaim { _file: file })
+}
+
+/// Claims `id` under `root` for delete, waiting up to `wait` for a create or delete in
+/// progress to finish.
+pub fn claim_id_waiting(root: &Path, id: &str, wait: std::time::Duration) -> Result<IdClaim> {
+    match lock_id(root, id, Some(wait))? {
+        Some(claim) => Ok(claim),
+        None => bail!(
+            "container {id} is busy: another process has been creating or deleting it for {}s",
+            wait.as_secs()
+        ),
+    }
+}
+
+/// Takes the id's lock; `None` when another process holds it (after `wait`, if given). The
+/// lock is only valid on the file the path names: `delete` removes the file, so a lock taken
+/// on a file that was removed meanwhile is dropped and taken again.
+fn lock_id(root: &Path, id: &str, wait: Option<std::time::Duration>) -> Result<Option<IdClaim>> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::MetadataExt;
+    let path = lock_path(root, id);
+    let deadline = wait.map(|w| std::time::Instant::now() + w);
+    loop {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
+        // A POSIX record lock, not flock: it belongs to this process only, so the container
+        // init libcontainer forks (which shares our descriptors until it execs) does not
+        // keep holding it after we are done or killed.
+        // SAFETY: a zeroed flock struct is valid; fcntl reads it and returns 0 or -1.
+        let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+        lock.l_type = libc::F_WRLCK as libc::c_short;
+        lock.l_whence = libc::SEEK_SET as libc::c_short;
+        // SAFETY: fcntl(F_SETLK) on an fd we own with a pointer to a live flock struct.
+        if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLK, &lock) } != 0 {
+            match deadline {
+                Some(d) if std::time::Instant::now() < d => {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                    continue;
+                }
+                _ => return Ok(None),
+            }
+        }
+        let locked = file.metadata().map(|m| m.ino()).ok();
+        let current = std::fs::metadata(&path).map(|m| m.ino()).ok();
+        if locked.is_some() && locked == current {
+            return Ok(Some(IdClaim { _file: file }));
+        }
+    }
 }
 
 /// The lock file `claim_id` uses; `delete` removes it with the container.

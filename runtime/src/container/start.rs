@@ -11,6 +11,7 @@ use libcontainer::config::YoukiConfig;
 use libcontainer::container::Container;
 
 use crate::commands::create::error_chain;
+use crate::container::test_switches::phase;
 
 /// How long to wait for the init to exec before running poststart anyway.
 const EXEC_WAIT: Duration = Duration::from_secs(10);
@@ -49,6 +50,7 @@ pub fn start(container: &mut Container) -> Result<()> {
         .save(&dir)
         .context("cannot save the container config")?;
     started.map_err(|e| anyhow::anyhow!("{}", error_chain(&e)))?;
+    phase("start:before-poststart");
 
     if let Some(pid) = pid {
         let deadline = Instant::now() + EXEC_WAIT;
