@@ -1,12 +1,13 @@
 //! A small fault-injecting HTTP proxy on 127.0.0.1 in front of a registry, for the pull
-//! tests: it forwards one request per connection and, for the first request whose path
-//! contains a given string (a blob digest), cuts or stalls the response after N body
-//! bytes. It records every request head, so a test can check what the client asked for
-//! next (e.g. `Range: bytes=N-`).
+//! tests: it forwards one request per connection and, for the first request (or the first
+//! N requests) whose path contains a given string (a blob digest, `/manifests/`), cuts,
+//! stalls or trickles the response, lies about its Content-Length, or answers with an
+//! error status instead. It records every request head with the time it arrived, so a
+//! test can check what the client asked for next (e.g. `Range: bytes=N-`) and when.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -21,16 +22,25 @@ pub enum Fault {
     StallAfter(usize),
     /// Answer with this HTTP status (and `Retry-After: 1`) instead of forwarding.
     Status(u16),
+    /// Forward the whole body, but `chunk` bytes at a time with `delay` between them.
+    Trickle { chunk: usize, delay: Duration },
+    /// Forward the whole body with a Content-Length header off by this many bytes
+    /// (negative: shorter than the body, positive: longer), then close the connection.
+    ContentLengthOff(i64),
 }
 
 struct Shared {
     upstream: u16,
     fault: Fault,
     target: String,
-    fired: AtomicBool,
+    /// Matching requests still to be faulted.
+    remaining: AtomicUsize,
+    /// Whether requests with a Range header match too.
+    ranged_too: bool,
+    started: Instant,
     stalled: AtomicBool,
     stop: AtomicBool,
-    requests: Mutex<Vec<String>>,
+    requests: Mutex<Vec<(Duration, String)>>,
 }
 
 /// A running proxy; stopped on drop.
@@ -44,6 +54,23 @@ impl FaultyProxy {
     /// Proxies 127.0.0.1:`upstream`, applying `fault` to the first GET whose path contains
     /// `target` and that has no Range header.
     pub fn start(upstream: u16, fault: Fault, target: &str) -> Self {
+        Self::start_inner(upstream, fault, target, 1, false)
+    }
+
+    /// Proxies 127.0.0.1:`upstream`, applying `fault` to the first `times` GETs whose
+    /// path contains `target`, resumed (Range) requests included: a fault that persists
+    /// (`usize::MAX`), or one that needs several attempts to get through.
+    pub fn start_repeating(upstream: u16, fault: Fault, target: &str, times: usize) -> Self {
+        Self::start_inner(upstream, fault, target, times, true)
+    }
+
+    fn start_inner(
+        upstream: u16,
+        fault: Fault,
+        target: &str,
+        times: usize,
+        ranged_too: bool,
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
         listener
             .set_nonblocking(true)
@@ -53,7 +80,9 @@ impl FaultyProxy {
             upstream,
             fault,
             target: target.to_string(),
-            fired: AtomicBool::new(false),
+            remaining: AtomicUsize::new(times),
+            ranged_too,
+            started: Instant::now(),
             stalled: AtomicBool::new(false),
             stop: AtomicBool::new(false),
             requests: Mutex::new(Vec::new()),
@@ -87,11 +116,26 @@ impl FaultyProxy {
 
     /// Every request head seen so far (request line and headers).
     pub fn requests(&self) -> Vec<String> {
+        self.timed_requests().into_iter().map(|(_, r)| r).collect()
+    }
+
+    /// Every request head seen so far with when it arrived (since the proxy started).
+    pub fn timed_requests(&self) -> Vec<(Duration, String)> {
         self.shared
             .requests
             .lock()
             .map(|r| r.clone())
             .unwrap_or_default()
+    }
+
+    /// The GET request heads whose request line contains `target`.
+    pub fn gets_of(&self, target: &str) -> Vec<(Duration, String)> {
+        self.timed_requests()
+            .into_iter()
+            .filter(|(_, r)| {
+                r.starts_with("GET ") && r.lines().next().is_some_and(|l| l.contains(target))
+            })
+            .collect()
     }
 
     /// Waits until the stalled response is being held (true) or `timeout` passes.
@@ -152,7 +196,7 @@ fn handle(mut client: TcpStream, s: &Shared) -> std::io::Result<()> {
         return Ok(()); // not HTTP (e.g. a TLS probe): just close
     }
     if let Ok(mut r) = s.requests.lock() {
-        r.push(head.clone());
+        r.push((s.started.elapsed(), head.clone()));
     }
     let mut lines = head.split("\r\n").filter(|l| !l.is_empty());
     let request_line = lines.next().unwrap_or_default().to_string();
@@ -164,8 +208,10 @@ fn handle(mut client: TcpStream, s: &Shared) -> std::io::Result<()> {
         .any(|l| l.to_ascii_lowercase().starts_with("range:"));
     let matches = request_line.starts_with("GET ")
         && request_line.contains(&s.target)
-        && !has_range
-        && !s.fired.swap(true, Ordering::SeqCst);
+        && (!has_range || s.ranged_too)
+        && s.remaining
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
     let fault = if matches { Some(s.fault) } else { None };
 
     if let Some(Fault::Status(code)) = fault {
@@ -185,9 +231,48 @@ fn handle(mut client: TcpStream, s: &Shared) -> std::io::Result<()> {
     upstream.write_all(out.as_bytes())?;
 
     let (resp_head, mut body) = read_head(&mut upstream)?;
+    if let Some(Fault::ContentLengthOff(off)) = fault {
+        let mut rest = Vec::new();
+        upstream.read_to_end(&mut rest)?;
+        body.extend_from_slice(&rest);
+        let lied = (body.len() as i64 + off).max(0);
+        let head: String = resp_head
+            .split("\r\n")
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                if l.to_ascii_lowercase().starts_with("content-length:") {
+                    format!("Content-Length: {lied}\r\n")
+                } else {
+                    format!("{l}\r\n")
+                }
+            })
+            .collect();
+        client.write_all(head.as_bytes())?;
+        client.write_all(b"\r\n")?;
+        let _ = client.write_all(&body);
+        let _ = client.flush();
+        let _ = client.shutdown(Shutdown::Both);
+        return Ok(());
+    }
     client.write_all(resp_head.as_bytes())?;
     match fault {
-        None | Some(Fault::Status(_)) => {
+        Some(Fault::Trickle { chunk, delay }) => {
+            client.write_all(&body)?;
+            let mut buf = vec![0u8; chunk.max(1)];
+            loop {
+                let got = upstream.read(&mut buf)?;
+                if got == 0 {
+                    break;
+                }
+                client.write_all(&buf[..got])?;
+                client.flush()?;
+                if s.stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                std::thread::sleep(delay);
+            }
+        }
+        None | Some(Fault::Status(_)) | Some(Fault::ContentLengthOff(_)) => {
             client.write_all(&body)?;
             std::io::copy(&mut upstream, &mut client)?;
         }
