@@ -167,13 +167,46 @@ fn layer() -> impl Strategy<Value = Layer> {
         ],
         prop::option::weighted(0.1, 0u16..1000),
         prop::bool::weighted(0.1),
+        any::<bool>(),
     )
-        .prop_map(|(entries, flips, truncate, no_end_marker)| Layer {
-            entries,
-            flips,
-            truncate,
-            no_end_marker,
+        .prop_map(|(mut entries, flips, truncate, no_end_marker, tame)| {
+            if tame {
+                // Half the layers keep hostile link targets but no entry name the applier
+                // refuses outright, so that whole layers get applied and later entries
+                // meet the symlinks earlier ones planted.
+                for e in &mut entries {
+                    e.path = tame_path(&e.path);
+                }
+                // Hardlinks mostly to what an earlier entry made (a random path rarely
+                // exists), which may by then be a symlink or a directory.
+                for i in 1..entries.len() {
+                    if let Kind::Hardlink(_) = entries[i].kind {
+                        if i % 4 != 0 {
+                            let earlier = entries[(i * 7 + 3) % i].path.clone();
+                            entries[i].kind = Kind::Hardlink(earlier);
+                        }
+                    }
+                }
+            }
+            Layer {
+                entries,
+                flips: if tame { Vec::new() } else { flips },
+                truncate: if tame { None } else { truncate },
+                no_end_marker,
+            }
         })
+}
+
+/// The path with `..` components and whiteouts of `.`/`..`/nothing renamed.
+fn tame_path(path: &str) -> String {
+    path.split('/')
+        .map(|c| match c {
+            ".." => "up",
+            ".wh." | ".wh.." | ".wh..." => ".wh.x",
+            other => other,
+        })
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// Writes `value` as NUL-padded octal into a header field.

@@ -80,10 +80,33 @@ fn write_err(entry: &str, e: impl std::fmt::Display) -> ApplyError {
     }
 }
 
+/// A failed file system call on an entry, saying which step failed and why: pathrs's own
+/// text ("resolve hardlink source path") with the innermost cause ("No such file or
+/// directory"), without the openat2 arguments in between.
+fn fs_err<E: std::error::Error>(entry: &str, e: E) -> ApplyError {
+    let mut root_cause = None;
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        root_cause = Some(c.to_string());
+        cause = c.source();
+    }
+    let top = e.to_string();
+    match root_cause {
+        Some(why) if !top.ends_with(&why) => {
+            // pathrs puts the errno text last in its own messages too.
+            let why = why.rsplit("): ").next().unwrap_or(&why).to_string();
+            write_err(entry, format!("{top}: {why}"))
+        }
+        _ => write_err(entry, top),
+    }
+}
+
+/// Whether the path is absent: nothing there, or a parent that is not a directory (so
+/// nothing can be below it).
 fn is_not_found(e: &pathrs::error::Error) -> bool {
     matches!(
         e.kind(),
-        pathrs::error::ErrorKind::OsError(Some(libc::ENOENT))
+        pathrs::error::ErrorKind::OsError(Some(libc::ENOENT | libc::ENOTDIR))
     )
 }
 
@@ -92,7 +115,7 @@ fn remove_any(root: &Root, path: &Path, entry: &str) -> Result<(), ApplyError> {
     match root.remove_all(path) {
         Ok(()) => Ok(()),
         Err(e) if is_not_found(&e) => Ok(()),
-        Err(e) => Err(write_err(entry, e)),
+        Err(e) => Err(fs_err(entry, e)),
     }
 }
 
@@ -150,7 +173,7 @@ pub fn apply_layer(
 
         if !parent.as_os_str().is_empty() {
             root.mkdir_all(&parent, &Permissions::from_mode(0o755))
-                .map_err(|e| write_err(&name, e))?;
+                .map_err(|e| fs_err(&name, e))?;
         }
         let header = entry.header().clone();
         let mode = header.mode().unwrap_or(0o644) & 0o7777;
@@ -165,7 +188,7 @@ pub fn apply_layer(
                 if !existing_dir {
                     remove_any(&root, &path, &name)?;
                     root.mkdir_all(&path, &Permissions::from_mode(0o755))
-                        .map_err(|e| write_err(&name, e))?;
+                        .map_err(|e| fs_err(&name, e))?;
                 }
                 dirs.push(DirMeta {
                     path: path.clone(),
@@ -184,8 +207,8 @@ pub fn apply_layer(
                             | OpenFlags::O_NOFOLLOW,
                         &Permissions::from_mode(0o600),
                     )
-                    .map_err(|e| write_err(&name, e))?;
-                std::io::copy(&mut entry, &mut file).map_err(|e| write_err(&name, e))?;
+                    .map_err(|e| fs_err(&name, e))?;
+                std::io::copy(&mut entry, &mut file).map_err(|e| fs_err(&name, e))?;
             }
             EntryType::Symlink => {
                 let target = header
@@ -194,7 +217,7 @@ pub fn apply_layer(
                     .into_owned();
                 remove_any(&root, &path, &name)?;
                 root.create(&path, &InodeType::Symlink(target))
-                    .map_err(|e| write_err(&name, e))?;
+                    .map_err(|e| fs_err(&name, e))?;
             }
             EntryType::Link => {
                 let raw_target = header
@@ -204,7 +227,7 @@ pub fn apply_layer(
                 let target = clean(&raw_target, &name)?;
                 remove_any(&root, &path, &name)?;
                 root.create(&path, &InodeType::Hardlink(target))
-                    .map_err(|e| write_err(&name, e))?;
+                    .map_err(|e| fs_err(&name, e))?;
                 created.insert(path);
                 count += 1;
                 continue; // a hardlink shares its target's metadata
@@ -222,8 +245,7 @@ pub fn apply_layer(
                     EntryType::Char => InodeType::CharacterDevice(perm, dev()),
                     _ => InodeType::BlockDevice(perm, dev()),
                 };
-                root.create(&path, &inode)
-                    .map_err(|e| write_err(&name, e))?;
+                root.create(&path, &inode).map_err(|e| fs_err(&name, e))?;
             }
             // Metadata-only records the tar crate has already folded into entries.
             _ => continue,
@@ -261,7 +283,7 @@ pub fn apply_layer(
     for d in dirs.iter().rev() {
         let handle = root
             .resolve_nofollow(&d.path)
-            .map_err(|e| write_err(&d.path.to_string_lossy(), e))?;
+            .map_err(|e| fs_err(&d.path.to_string_lossy(), e))?;
         let p = fd_path(&handle);
         chmod(&p, d.mode, &d.path.to_string_lossy())?;
         set_mtime(&p, d.mtime);
@@ -279,13 +301,13 @@ fn opaque(
     let handle = match root.resolve_nofollow(dir) {
         Ok(h) => h,
         Err(e) if is_not_found(&e) => return Ok(()),
-        Err(e) => return Err(write_err(entry, e)),
+        Err(e) => return Err(fs_err(entry, e)),
     };
     let listing = handle
         .reopen(OpenFlags::O_RDONLY | OpenFlags::O_DIRECTORY)
-        .map_err(|e| write_err(entry, e))?;
+        .map_err(|e| fs_err(entry, e))?;
     let names: Vec<PathBuf> = std::fs::read_dir(fd_path(&listing).to_str().unwrap_or_default())
-        .map_err(|e| write_err(entry, e))?
+        .map_err(|e| fs_err(entry, e))?
         .flatten()
         .map(|e| dir.join(e.file_name()))
         .collect();
@@ -323,9 +345,7 @@ fn set_owner_and_xattrs(
     opts: ApplyOptions,
     entry: &str,
 ) -> Result<(), ApplyError> {
-    let handle = root
-        .resolve_nofollow(path)
-        .map_err(|e| write_err(entry, e))?;
+    let handle = root.resolve_nofollow(path).map_err(|e| fs_err(entry, e))?;
     if opts.preserve_owners {
         let uid = header.uid().unwrap_or(0) as libc::uid_t;
         let gid = header.gid().unwrap_or(0) as libc::gid_t;
@@ -384,9 +404,7 @@ fn set_metadata(
     let xattrs = if follows { xattrs } else { &[] };
     set_owner_and_xattrs(root, path, header, xattrs, opts, entry)?;
     if follows {
-        let handle = root
-            .resolve_nofollow(path)
-            .map_err(|e| write_err(entry, e))?;
+        let handle = root.resolve_nofollow(path).map_err(|e| fs_err(entry, e))?;
         let p = fd_path(&handle);
         chmod(&p, mode, entry)?;
         set_mtime(&p, header.mtime().unwrap_or(0));
