@@ -6,11 +6,18 @@
 #
 #   hack/fuzz-layers.sh            # 5 minutes, batches of 5000 cases
 #   MINUTES=30 CASES=20000 hack/fuzz-layers.sh
+#   ENGINE=libfuzzer MINUTES=10 hack/fuzz-layers.sh   # cargo-fuzz target imgtool/fuzz
+#                                                     # (needs nightly and cargo-fuzz)
 # Must run as root (layers create device nodes and set owners).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 MINUTES="${MINUTES:-5}"
+if [ "${ENGINE:-proptest}" = libfuzzer ]; then
+  cd imgtool/fuzz
+  mkdir -p corpus/apply_layer
+  exec cargo +nightly fuzz run apply_layer -- -max_total_time=$((MINUTES * 60)) -rss_limit_mb=2048
+fi
 CASES="${CASES:-5000}"
 PROFILE="${PROFILE:-release}"
 profile_flag=()

@@ -5,7 +5,8 @@
 //! fine; a panic, or any change outside the root, is a finding.
 //!
 //! `cargo test` runs a bounded number of cases (a few seconds). `hack/fuzz-layers.sh`
-//! runs many more with `PROPTEST_CASES=N` and prints the statistics this test reports.
+//! runs many more with `PROPTEST_CASES=N` and prints the statistics this test reports;
+//! `FUZZ_SHOW_ERRORS=1` prints why each refused layer was refused.
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
@@ -231,7 +232,7 @@ fn header(
     let mut h = [0u8; 512];
     let n = name.len().min(100);
     h[..n].copy_from_slice(&name[..n]);
-    octal(&mut h[100..108], u64::from(mode & 0o7777_777));
+    octal(&mut h[100..108], u64::from(mode & 0o7_777_777));
     octal(&mut h[108..116], uid);
     octal(&mut h[116..124], gid);
     octal(&mut h[124..136], size);

@@ -49,7 +49,7 @@ impl Served {
         args.push(&reference);
         let (name, digest) = env.pull_ok(&args);
         assert_eq!(digest, self.digest, "{what}: the registry's digest");
-        assert_eq!(env.tags(), [name.clone()], "{what}");
+        assert_eq!(env.tags(), std::slice::from_ref(&name), "{what}");
         assert_eq!(env.skopeo_inspect(&name)["Digest"], self.digest, "{what}");
         assert!(env.tmp_files().is_empty(), "{what}: {:?}", env.tmp_files());
         env.assert_blobs_verified();
