@@ -303,6 +303,13 @@ fn opaque(
         Err(e) if is_not_found(&e) => return Ok(()),
         Err(e) => return Err(fs_err(entry, e)),
     };
+    // Below a file or a symlink nothing can be hidden (as below a missing path).
+    let is_dir = nix::sys::stat::fstat(handle.as_fd().as_raw_fd())
+        .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
+        .map_err(|e| fs_err(entry, e))?;
+    if !is_dir {
+        return Ok(());
+    }
     let listing = handle
         .reopen(OpenFlags::O_RDONLY | OpenFlags::O_DIRECTORY)
         .map_err(|e| fs_err(entry, e))?;
