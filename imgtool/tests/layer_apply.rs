@@ -345,3 +345,24 @@ fn xattrs_from_pax_records() {
     assert_eq!(n, 5, "{}", std::io::Error::last_os_error());
     assert_eq!(&buf[..5], b"value");
 }
+
+#[test]
+fn a_whiteout_below_a_file_is_a_no_op_and_errors_say_why() {
+    let s = Scene::new();
+    // "f" is a file: nothing can be below it, so hiding "f/x" or everything in "f/" hides
+    // nothing, as for a missing path.
+    let layer = Layer::new()
+        .file("f", "file", 0o644)
+        .file("f/.wh.x", "", 0o644)
+        .file("f/.wh..wh..opq", "", 0o644);
+    s.apply(layer).unwrap();
+    assert_eq!(std::fs::read_to_string(s.root().join("f")).unwrap(), "file");
+    // A hardlink to nothing fails naming the entry, the step and the cause.
+    let err = s
+        .apply(Layer::new().link(EntryType::Link, "h", "missing"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("\"h\""), "{err}");
+    assert!(err.contains("No such file or directory"), "{err}");
+    s.assert_outside_untouched();
+}

@@ -1,13 +1,13 @@
 //! A small fault-injecting HTTP proxy on 127.0.0.1 in front of a registry, for the pull
-//! and push tests: it forwards one request per connection (with its body, for pushes)
-//! and, for the first request whose path contains a given string (a blob digest), cuts
-//! or stalls the response after N body bytes, answers with an error status, or holds the
-//! request. It records every request head, so a test can check what the client asked
-//! for next (e.g. `Range: bytes=N-`, `PATCH`, `?mount=`).
+//! and push tests: it forwards one request per connection (with its body, for pushes) and, for the first request (or the first
+//! N requests) whose path contains a given string (a blob digest, `/manifests/`), cuts,
+//! stalls or trickles the response, lies about its Content-Length, or answers with an
+//! error status instead. It records every request head with the time it arrived, so a
+//! test can check what the client asked for next (e.g. `Range: bytes=N-`) and when.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -22,6 +22,11 @@ pub enum Fault {
     StallAfter(usize),
     /// Answer with this HTTP status (and `Retry-After: 1`) instead of forwarding.
     Status(u16),
+    /// Forward the whole body, but `chunk` bytes at a time with `delay` between them.
+    Trickle { chunk: usize, delay: Duration },
+    /// Forward the whole body with a Content-Length header off by this many bytes
+    /// (negative: shorter than the body, positive: longer), then close the connection.
+    ContentLengthOff(i64),
     /// Do not forward: hold the request (its body read) until [`FaultyProxy::shutdown`].
     Hold,
 }
@@ -33,10 +38,14 @@ struct Shared {
     /// Match requests of every method, not only GETs (their request line, which starts
     /// with the method, must contain `target`).
     any_method: bool,
-    fired: AtomicBool,
+    /// Matching requests still to be faulted.
+    remaining: AtomicUsize,
+    /// Whether requests with a Range header match too.
+    ranged_too: bool,
+    started: Instant,
     stalled: AtomicBool,
     stop: AtomicBool,
-    requests: Mutex<Vec<String>>,
+    requests: Mutex<Vec<(Duration, String)>>,
 }
 
 /// A running proxy; stopped on drop.
@@ -50,16 +59,30 @@ impl FaultyProxy {
     /// Proxies 127.0.0.1:`upstream`, applying `fault` to the first GET whose path contains
     /// `target` and that has no Range header.
     pub fn start(upstream: u16, fault: Fault, target: &str) -> Self {
-        Self::start_inner(upstream, fault, target, false)
+        Self::start_inner(upstream, fault, target, 1, false, false)
     }
 
     /// Like [`FaultyProxy::start`] for the first request of any method whose request line
     /// (e.g. `PATCH /v2/repo/blobs/uploads/…`) contains `target`.
     pub fn start_any_method(upstream: u16, fault: Fault, target: &str) -> Self {
-        Self::start_inner(upstream, fault, target, true)
+        Self::start_inner(upstream, fault, target, 1, false, true)
     }
 
-    fn start_inner(upstream: u16, fault: Fault, target: &str, any_method: bool) -> Self {
+    /// Proxies 127.0.0.1:`upstream`, applying `fault` to the first `times` GETs whose
+    /// path contains `target`, resumed (Range) requests included: a fault that persists
+    /// (`usize::MAX`), or one that needs several attempts to get through.
+    pub fn start_repeating(upstream: u16, fault: Fault, target: &str, times: usize) -> Self {
+        Self::start_inner(upstream, fault, target, times, true, false)
+    }
+
+    fn start_inner(
+        upstream: u16,
+        fault: Fault,
+        target: &str,
+        times: usize,
+        ranged_too: bool,
+        any_method: bool,
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
         listener
             .set_nonblocking(true)
@@ -70,7 +93,9 @@ impl FaultyProxy {
             fault,
             target: target.to_string(),
             any_method,
-            fired: AtomicBool::new(false),
+            remaining: AtomicUsize::new(times),
+            ranged_too,
+            started: Instant::now(),
             stalled: AtomicBool::new(false),
             stop: AtomicBool::new(false),
             requests: Mutex::new(Vec::new()),
@@ -104,11 +129,26 @@ impl FaultyProxy {
 
     /// Every request head seen so far (request line and headers).
     pub fn requests(&self) -> Vec<String> {
+        self.timed_requests().into_iter().map(|(_, r)| r).collect()
+    }
+
+    /// Every request head seen so far with when it arrived (since the proxy started).
+    pub fn timed_requests(&self) -> Vec<(Duration, String)> {
         self.shared
             .requests
             .lock()
             .map(|r| r.clone())
             .unwrap_or_default()
+    }
+
+    /// The GET request heads whose request line contains `target`.
+    pub fn gets_of(&self, target: &str) -> Vec<(Duration, String)> {
+        self.timed_requests()
+            .into_iter()
+            .filter(|(_, r)| {
+                r.starts_with("GET ") && r.lines().next().is_some_and(|l| l.contains(target))
+            })
+            .collect()
     }
 
     /// Waits until the stalled response is being held (true) or `timeout` passes.
@@ -170,7 +210,7 @@ fn handle(mut client: TcpStream, s: &Shared) -> std::io::Result<()> {
     }
     let request_body = read_body(&mut client, &head, rest)?;
     if let Ok(mut r) = s.requests.lock() {
-        r.push(head.clone());
+        r.push((s.started.elapsed(), head.clone()));
     }
     let mut lines = head.split("\r\n").filter(|l| !l.is_empty());
     let request_line = lines.next().unwrap_or_default().to_string();
@@ -182,8 +222,10 @@ fn handle(mut client: TcpStream, s: &Shared) -> std::io::Result<()> {
         .any(|l| l.to_ascii_lowercase().starts_with("range:"));
     let matches = (s.any_method || request_line.starts_with("GET "))
         && request_line.contains(&s.target)
-        && !has_range
-        && !s.fired.swap(true, Ordering::SeqCst);
+        && (!has_range || s.ranged_too)
+        && s.remaining
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
     let fault = if matches { Some(s.fault) } else { None };
 
     if let Some(Fault::Hold) = fault {
@@ -212,9 +254,48 @@ fn handle(mut client: TcpStream, s: &Shared) -> std::io::Result<()> {
     upstream.write_all(&request_body)?;
 
     let (resp_head, mut body) = read_head(&mut upstream)?;
+    if let Some(Fault::ContentLengthOff(off)) = fault {
+        let mut rest = Vec::new();
+        upstream.read_to_end(&mut rest)?;
+        body.extend_from_slice(&rest);
+        let lied = (body.len() as i64 + off).max(0);
+        let head: String = resp_head
+            .split("\r\n")
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                if l.to_ascii_lowercase().starts_with("content-length:") {
+                    format!("Content-Length: {lied}\r\n")
+                } else {
+                    format!("{l}\r\n")
+                }
+            })
+            .collect();
+        client.write_all(head.as_bytes())?;
+        client.write_all(b"\r\n")?;
+        let _ = client.write_all(&body);
+        let _ = client.flush();
+        let _ = client.shutdown(Shutdown::Both);
+        return Ok(());
+    }
     client.write_all(resp_head.as_bytes())?;
     match fault {
-        None | Some(Fault::Status(_)) | Some(Fault::Hold) => {
+        Some(Fault::Trickle { chunk, delay }) => {
+            client.write_all(&body)?;
+            let mut buf = vec![0u8; chunk.max(1)];
+            loop {
+                let got = upstream.read(&mut buf)?;
+                if got == 0 {
+                    break;
+                }
+                client.write_all(&buf[..got])?;
+                client.flush()?;
+                if s.stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                std::thread::sleep(delay);
+            }
+        }
+        None | Some(Fault::Status(_)) | Some(Fault::ContentLengthOff(_)) | Some(Fault::Hold) => {
             client.write_all(&body)?;
             std::io::copy(&mut upstream, &mut client)?;
         }

@@ -1,6 +1,6 @@
 //! `imgtool images`: the stored images, as docker lists them or as JSON.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use imgtool::reference;
 use serde_json::json;
 
@@ -25,6 +25,8 @@ impl Images {
     pub fn run(self, g: &Globals) -> Result<()> {
         let store = g.open_store()?;
         let mut rows = Vec::new();
+        // Keep gc (after a concurrent rm) from removing blobs while they are read.
+        let _op = store.lock_operation().context("images")?;
         for stored in store.images()? {
             let img = store.load(&stored)?;
             let size: i64 = img

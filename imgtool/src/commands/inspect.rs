@@ -1,6 +1,6 @@
 //! `imgtool inspect REF`: the stored manifest and config as JSON.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use serde_json::json;
 
 use super::Globals;
@@ -14,6 +14,8 @@ pub struct Inspect {
 impl Inspect {
     pub fn run(self, g: &Globals) -> Result<()> {
         let store = g.open_store()?;
+        // Keep gc (after a concurrent rm) from removing the blobs while they are read.
+        let _op = store.lock_operation().context("inspect")?;
         let stored = store.find(&self.image)?;
         let img = store.load(&stored)?;
         let out = json!({

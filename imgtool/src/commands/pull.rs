@@ -18,6 +18,9 @@ pub struct Pull {
     /// Allow plain HTTP and TLS without certificate verification for this registry.
     #[arg(long)]
     pub insecure: bool,
+    /// Fail an attempt (then retry it) when the registry sends nothing for SECS seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: u64,
     /// The image, e.g. busybox, registry:5000/repo:tag, repo@sha256:…
     #[arg(value_name = "REF")]
     pub reference: String,
@@ -37,6 +40,7 @@ impl Pull {
         let opts = PullOptions {
             platform,
             insecure: self.insecure,
+            read_timeout: Some(std::time::Duration::from_secs(self.timeout)),
             ..PullOptions::default()
         };
         let progress = Progress::for_stderr(g.quiet);

@@ -17,6 +17,9 @@ pub struct Tag {
 impl Tag {
     pub fn run(self, g: &Globals) -> Result<()> {
         let store = g.open_store()?;
+        // Until the new tag is written, nothing references what it will name: keep gc
+        // (after a concurrent rm) from removing those blobs in between.
+        let _op = store.lock_operation().context("tag")?;
         let src = store.find(&self.source)?;
         let dst = reference::parse(&self.target)?;
         if dst.digest().is_some() {

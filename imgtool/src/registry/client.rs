@@ -14,6 +14,10 @@ use super::config::{Endpoint, Transport};
 use super::RegistryError;
 use crate::reference::Reference;
 
+/// How long a connection may stay silent (no byte of a response arriving) before the
+/// attempt counts as failed and is retried.
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// How many blobs one client fetches at once.
 pub const PARALLEL_DOWNLOADS: usize = 4;
 
@@ -69,10 +73,12 @@ impl Connection {
 
 /// Connects to `endpoint` for `reference`: decides the scheme (probing an insecure
 /// registry for TLS, as docker does), and picks the credentials for the endpoint's host.
+/// `read_timeout` bounds the silence within a response (None: [`DEFAULT_READ_TIMEOUT`]).
 pub async fn connect(
     reference: &Reference,
     endpoint: &Endpoint,
     auth_file: &AuthFile,
+    read_timeout: Option<Duration>,
 ) -> Result<Connection, RegistryError> {
     let (scheme, verify_tls) = match endpoint.transport {
         Transport::Https => ("https", true),
@@ -89,7 +95,7 @@ pub async fn connect(
         platform_resolver: None,
         max_concurrent_download: PARALLEL_DOWNLOADS,
         connect_timeout: Some(Duration::from_secs(10)),
-        read_timeout: Some(Duration::from_secs(60)),
+        read_timeout: Some(read_timeout.unwrap_or(DEFAULT_READ_TIMEOUT)),
         ..ClientConfig::default()
     };
     let client = Client::try_from(config).map_err(|e| RegistryError::Protocol {

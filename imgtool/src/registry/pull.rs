@@ -38,6 +38,9 @@ pub struct PullOptions {
     pub insecure: bool,
     /// Retries for the registry itself (mirrors get fewer).
     pub retry: RetryPolicy,
+    /// How long a connection may send nothing before the attempt fails (None: the
+    /// default of [`super::client::DEFAULT_READ_TIMEOUT`]).
+    pub read_timeout: Option<std::time::Duration>,
 }
 
 /// The result of a pull.
@@ -182,7 +185,7 @@ async fn pull_from(
     policy: RetryPolicy,
     progress: &Progress,
 ) -> Result<Pulled, RegistryError> {
-    let conn = connect(reference, endpoint, auth).await?;
+    let conn = connect(reference, endpoint, auth, opts.read_timeout).await?;
     let name = store_name(reference);
     let (raw, digest) = retrying(&conn, policy, "image", || {
         conn.client

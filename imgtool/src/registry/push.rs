@@ -140,7 +140,7 @@ pub async fn push_image(
             registry: dest.registry().to_string(),
             message: "no endpoint to push to".into(),
         })?;
-    let conn = connect(&dest, &endpoint, auth).await?;
+    let conn = connect(&dest, &endpoint, auth, None).await?;
     conn.client
         .store_auth_if_needed(conn.reference.resolve_registry(), &conn.auth)
         .await;

@@ -74,8 +74,11 @@ pub fn gave_up(err: RegistryError, attempts: u32) -> RegistryError {
 /// Whether an oci-client error is worth retrying, and whether it was a 429.
 pub fn transient(e: &OciDistributionError) -> Option<bool> {
     match e {
+        // A body that broke off while being read in full (a manifest or config whose
+        // connection closed before its Content-Length) is a "decode" error to reqwest.
         OciDistributionError::RequestError(r) => {
-            (r.is_connect() || r.is_timeout() || r.is_request() || r.is_body()).then_some(false)
+            (r.is_connect() || r.is_timeout() || r.is_request() || r.is_body() || r.is_decode())
+                .then_some(false)
         }
         OciDistributionError::IoError(io) => io_transient(io).then_some(false),
         OciDistributionError::ServerError { code, .. } if *code == 429 => Some(true),

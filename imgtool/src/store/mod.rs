@@ -84,13 +84,16 @@ impl Store {
         let store = Self {
             root: root.to_path_buf(),
         };
+        // Under the index lock: gc (which holds it shared) must not sweep the temp files
+        // these are written through, and concurrent first opens write each file once.
         let layout = root.join("oci-layout");
-        if !layout.exists() {
-            store.write_atomic(&layout, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
-        }
-        if !root.join("index.json").exists() {
+        let index = root.join("index.json");
+        if !layout.exists() || !index.exists() {
             let _lock = store.lock_exclusive()?;
-            if !root.join("index.json").exists() {
+            if !layout.exists() {
+                store.write_atomic(&layout, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+            }
+            if !index.exists() {
                 store.write_index(&empty_index())?;
             }
         }
