@@ -22,6 +22,13 @@ struct Env {
     dir: TempDir,
 }
 
+impl Drop for Env {
+    /// Bundles made in a test are overlay mounts: undo them before the temp dir goes.
+    fn drop(&mut self) {
+        spec_tests::host::unmount_under(self.dir.path());
+    }
+}
+
 impl Env {
     fn new() -> Self {
         let dir = tempfile::Builder::new()
