@@ -41,17 +41,11 @@ unshare -m bash -euo pipefail -c '
     cmds+=(-n "$name" "${bin[$name]} --root $work/root-$name run -b $work/bundle bench-$name")
   done
   hyperfine -N --warmup 10 --runs "$runs" --export-json "$work/result.json" "${cmds[@]}" >/dev/null
-  # The same run, interleaved: wall clock and CPU time (user+sys of the whole process
-  # tree, from the time keyword of bash) per run.
-  TIMEFORMAT="%3U %3S"
-  for _ in $(seq "$runs"); do
-    for name in ours crun runc; do
-      t0=$EPOCHREALTIME
-      { time ${bin[$name]} --root $work/root-$name run -b $work/bundle il-$name >/dev/null; } 2>>$work/cpu-$name
-      t1=$EPOCHREALTIME
-      echo "$t0 $t1" >>$work/wall-$name
-    done
-  done
+  # The same run, interleaved, with wall-clock and CPU-time medians.
+  python3 hack/interleave.py "$runs" --base crun \
+    "ours=$ours --root $work/root-ours run -b $work/bundle il-ours" \
+    "crun=${bin[crun]} --root $work/root-crun run -b $work/bundle il-crun" \
+    "runc=${bin[runc]} --root $work/root-runc run -b $work/bundle il-runc" >"$work/interleaved.txt"
   for name in ours crun runc; do
     /usr/bin/time -f "%M" -o "$work/rss-$name" ${bin[$name]} --root $work/root-$name run -b $work/bundle rss-$name
   done
@@ -102,15 +96,7 @@ report() {
   done
 }
 report result.json "run /bin/true"
-med() { sort -n | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 echo "== run /bin/true, interleaved"
-printf '%-6s %12s %10s %12s %10s\n' runtime "median(ms)" "vs crun" "CPU(ms)" "vs crun"
-crun_wall=$(awk '{printf "%.3f\n", ($2-$1)*1000}' "$work/wall-crun" | med)
-crun_cpu=$(awk '{printf "%.3f\n", ($1+$2)*1000}' "$work/cpu-crun" | med)
-for name in ours crun runc; do
-  w=$(awk '{printf "%.3f\n", ($2-$1)*1000}' "$work/wall-$name" | med)
-  c=$(awk '{printf "%.3f\n", ($1+$2)*1000}' "$work/cpu-$name" | med)
-  printf '%-6s %12.2f %9.2fx %12.2f %9.2fx\n' "$name" "$w" "$(echo "$w/$crun_wall" | bc -l)" "$c" "$(echo "$c/$crun_cpu" | bc -l)"
-done
+cat "$work/interleaved.txt"
 report exec.json "exec /bin/true into a running container"
 report ctr.json "ctr run --rm (containerd 1.6, runc v2 shim)"
