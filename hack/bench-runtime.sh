@@ -7,6 +7,9 @@
 # kubelet drives it: spec-tests/examples/cri-latency.rs). crun 1.8 refuses this host's cgroup hybrid mode while cgroup2 lists a
 # controller, so every runtime is measured inside `unshare -m` with /sys/fs/cgroup/unified
 # unmounted there (the host is unchanged).
+# hyperfine runs one command's runs back to back, so on a shared machine a load change
+# can favour one runtime; `run` is therefore also timed interleaved (ours, crun, runc,
+# ours, ...) with wall-clock and CPU-time medians, which contention hits evenly.
 # usage: hack/bench-runtime.sh [RUNS]   (default 100)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,9 +17,9 @@ cd "$(dirname "$0")/.."
 runs=${1:-100}
 
 bash hack/install-deps.sh >/dev/null
-cargo build --release -p runtime -q
+# The static, non-PIE release build (hack/build-static.sh); crun and runc are Debian's.
+ours=$(hack/build-static.sh)
 cargo build --release -p spec-tests --example cri-latency -q
-ours="$PWD/target/release/runtime"
 cri_latency="$PWD/target/release/examples/cri-latency"
 
 work=$(mktemp -d /tmp/bench-runtime.XXXXXX)
@@ -42,6 +45,11 @@ unshare -m bash -euo pipefail -c '
     cmds+=(-n "$name" "${bin[$name]} --root $work/root-$name run -b $work/bundle bench-$name")
   done
   hyperfine -N --warmup 10 --runs "$runs" --export-json "$work/result.json" "${cmds[@]}" >/dev/null
+  # The same run, interleaved, with wall-clock and CPU-time medians.
+  python3 hack/interleave.py "$runs" --base crun \
+    "ours=$ours --root $work/root-ours run -b $work/bundle il-ours" \
+    "crun=${bin[crun]} --root $work/root-crun run -b $work/bundle il-crun" \
+    "runc=${bin[runc]} --root $work/root-runc run -b $work/bundle il-runc" >"$work/interleaved.txt"
   for name in ours crun runc; do
     /usr/bin/time -f "%M" -o "$work/rss-$name" ${bin[$name]} --root $work/root-$name run -b $work/bundle rss-$name
   done
@@ -96,6 +104,8 @@ report() {
   done
 }
 report result.json "run /bin/true"
+echo "== run /bin/true, interleaved"
+cat "$work/interleaved.txt"
 report exec.json "exec /bin/true into a running container"
 report ctr.json "ctr run --rm (containerd 1.6, runc v2 shim)"
 report cri.json "CRI RunPodSandbox + CreateContainer + StartContainer (containerd 1.6 CRI plugin)"

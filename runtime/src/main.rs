@@ -12,13 +12,23 @@ use cli::{Cli, Command};
 use logging::LogTarget;
 
 fn main() {
-    let args = cli::normalize_go_style_flags(std::env::args_os().collect());
+    let raw: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // The CVE-2019-5736 re-exec comes first, before clap builds its command tree: the
+    // process that re-executes would only throw that work away.
+    let protect_failed = may_enter_container(&raw)
+        .then(container::exe_protect::ensure_protected)
+        .and_then(Result::err);
+    let args = cli::normalize_go_style_flags(raw);
     let mut cli = Cli::parse_from(args);
     let log = LogTarget {
         file: cli.log.clone(),
         json: cli.log_format == "json",
         debug: cli.debug,
     };
+    if let Some(err) = protect_failed {
+        log.error(&format!("{err:#}"));
+        std::process::exit(1);
+    }
     if cli.version {
         println!("runtime version {}", env!("CARGO_PKG_VERSION"));
         println!("spec: {}", libcontainer::oci_spec::runtime::VERSION);
@@ -29,15 +39,6 @@ fn main() {
         let _ = Cli::command().print_help();
         std::process::exit(1);
     };
-    if matches!(
-        command,
-        Command::Create(_) | Command::Run(_) | Command::Exec(_)
-    ) {
-        if let Err(err) = container::exe_protect::ensure_protected() {
-            log.error(&format!("{err:#}"));
-            std::process::exit(1);
-        }
-    }
     log.install_debug_subscriber();
     // runc's exec reports its own failures as 255, apart from the process's statuses.
     let failure_code = if matches!(command, Command::Exec(_)) {
@@ -52,6 +53,17 @@ fn main() {
             std::process::exit(failure_code);
         }
     }
+}
+
+/// Whether the command line may be `create`, `run` or `exec`, the commands that put a
+/// process into a container. Decided before parsing, so it must never say no to one of
+/// them: clap has no aliases or abbreviations here, so each needs its name as a word of
+/// its own. A yes for another command (an id or a value spelled "run") only costs a
+/// needless re-exec.
+fn may_enter_container(args: &[std::ffi::OsString]) -> bool {
+    args.iter()
+        .skip(1)
+        .any(|a| a == "create" || a == "run" || a == "exec")
 }
 
 /// Runs the chosen command with the global options; returns the process exit status.

@@ -64,6 +64,14 @@ pub fn bundle_wants_terminal(bundle: &Path) -> bool {
         .is_some_and(|v| v["process"]["terminal"] == serde_json::Value::Bool(true))
 }
 
+/// Whether an already validated spec's process asks for a terminal.
+pub fn spec_wants_terminal(spec: &Spec) -> bool {
+    spec.process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false)
+}
+
 /// Reads and checks config.json before libcontainer touches anything, so a bad bundle gets
 /// an error naming the file and the problem, and nothing is created.
 pub fn load_bundle_spec(bundle: &Path) -> Result<(PathBuf, Spec)> {
@@ -129,8 +137,21 @@ fn ensure_cwd(rootfs: &Path, cwd: &Path) -> Result<()> {
 /// (state directory, cgroup) is removed again.
 pub fn create_container(cli: &Cli, opts: &CreateOpts, id: &str, detach: bool) -> Result<Container> {
     container::validate_id(id)?;
+    let loaded = load_bundle_spec(&opts.bundle)?;
+    create_loaded_container(cli, opts, id, detach, loaded)
+}
+
+/// `create_container` for a caller that has already validated `id` and loaded the bundle
+/// with `load_bundle_spec` (`run`, which needs the spec first to decide on a terminal),
+/// so that config.json is read and parsed once.
+pub fn create_loaded_container(
+    cli: &Cli,
+    opts: &CreateOpts,
+    id: &str,
+    detach: bool,
+    (bundle, spec): (PathBuf, Spec),
+) -> Result<Container> {
     let root = container::state_root(cli);
-    let (bundle, spec) = load_bundle_spec(&opts.bundle)?;
     fs::create_dir_all(&root)
         .with_context(|| format!("cannot create the state root {}", root.display()))?;
     // Held until this function returns: a concurrent create of the same id fails below

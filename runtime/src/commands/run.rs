@@ -7,7 +7,9 @@ use anyhow::{Context, Result};
 use clap::Args;
 
 use crate::cli::Cli;
-use crate::commands::create::{bundle_wants_terminal, create_container, CreateOpts};
+use crate::commands::create::{
+    create_loaded_container, load_bundle_spec, spec_wants_terminal, CreateOpts,
+};
 use crate::container;
 use crate::container::test_switches::phase;
 use crate::container::tty_proxy::{ConsoleReceiver, Relay};
@@ -31,8 +33,12 @@ pub struct RunArgs {
 
 /// Returns the exit status the runtime itself should exit with.
 pub fn run(cli: &Cli, args: RunArgs) -> Result<i32> {
+    // config.json is read and checked once here and handed on (the same checks, in the
+    // same order, as `create`).
+    container::validate_id(&args.id)?;
+    let loaded = load_bundle_spec(&args.opts.bundle)?;
     if args.detach {
-        let mut c = create_container(cli, &args.opts, &args.id, true)?;
+        let mut c = create_loaded_container(cli, &args.opts, &args.id, true, loaded)?;
         if let Err(err) = container::start::start(&mut c) {
             let _ = c.delete(true);
             return Err(err).with_context(|| format!("cannot start container {}", args.id));
@@ -45,7 +51,7 @@ pub fn run(cli: &Cli, args: RunArgs) -> Result<i32> {
 
     // A terminal with nobody to hand it to: we take the master and relay it ourselves.
     let mut opts = args.opts.clone();
-    let console = if opts.console_socket.is_none() && bundle_wants_terminal(&opts.bundle) {
+    let console = if opts.console_socket.is_none() && spec_wants_terminal(&loaded.1) {
         std::fs::create_dir_all(&root)
             .with_context(|| format!("cannot create the state root {}", root.display()))?;
         let receiver = ConsoleReceiver::listen(&root.join(format!(".{}.console", args.id)))?;
@@ -55,7 +61,7 @@ pub fn run(cli: &Cli, args: RunArgs) -> Result<i32> {
         None
     };
     // libcontainer's "detach" only decides whether a console socket is allowed.
-    let mut c = create_container(cli, &opts, &args.id, console.is_some())?;
+    let mut c = create_loaded_container(cli, &opts, &args.id, console.is_some(), loaded)?;
     let cleanup = |keep: bool| {
         if !keep {
             container::rootless_cgroups::clear_mirror();
