@@ -3,21 +3,18 @@
 //! config and layers in parallel, store the manifest (and index), and tag last, so a
 //! failed or killed pull never leaves a tag pointing at missing or unverified content.
 
-use std::future::Future;
-
 use futures_util::{StreamExt, TryStreamExt};
-use oci_client::errors::OciDistributionError;
 use oci_spec::image::{Descriptor, ImageManifest, MediaType, Platform, PlatformBuilder};
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 
 use super::auth::AuthFile;
-use super::client::{connect, Connection, PARALLEL_DOWNLOADS};
+use super::client::{connect, PARALLEL_DOWNLOADS};
 use super::config::{Endpoint, RegistriesConfig};
 use super::download::fetch_blob;
 use super::platform::{available, PlatformSpec};
 use super::progress::{short_digest, Progress};
-use super::retry::{classify, gave_up, transient, RetryPolicy};
+use super::retry::{retrying, RetryPolicy};
 use super::RegistryError;
 use crate::reference::{store_name, Reference};
 use crate::store::Store;
@@ -137,42 +134,6 @@ fn kind_of(reference: &str, raw: &[u8]) -> Result<Kind, RegistryError> {
         None if p.manifests.is_some() => Ok(Kind::Index(OCI_INDEX.into())),
         None if p.config.is_some() => Ok(Kind::Manifest(OCI_MANIFEST.into())),
         None => Err(bad("neither an image manifest nor an index".into())),
-    }
-}
-
-/// Runs `op` with retries on transient failures; other failures map to a clear error.
-async fn retrying<T, F, Fut>(
-    conn: &Connection,
-    policy: RetryPolicy,
-    what: &str,
-    mut op: F,
-) -> Result<T, RegistryError>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, OciDistributionError>>,
-{
-    let mut attempt = 1;
-    loop {
-        match op().await {
-            Ok(v) => return Ok(v),
-            Err(e) => {
-                let err = classify(
-                    &e,
-                    conn.host(),
-                    conn.reference.repository(),
-                    what,
-                    &conn.unauthorized_hint(),
-                );
-                match transient(&e) {
-                    Some(throttled) if attempt < policy.attempts => {
-                        tokio::time::sleep(policy.delay(attempt, throttled)).await;
-                        attempt += 1;
-                    }
-                    Some(_) => return Err(gave_up(err, attempt)),
-                    None => return Err(err),
-                }
-            }
-        }
     }
 }
 

@@ -7,7 +7,6 @@
 //! stored, so the registry's digest is the store's; for an image index the child
 //! manifests go first. Mirrors are for reads: a push always goes to the registry itself.
 
-use std::future::Future;
 use std::io::Read;
 use std::sync::{Arc, Mutex};
 
@@ -21,7 +20,7 @@ use super::auth::AuthFile;
 use super::client::{connect, Connection};
 use super::config::RegistriesConfig;
 use super::progress::{short_digest, BlobProgress, Progress};
-use super::retry::{classify, gave_up, transient, RetryPolicy};
+use super::retry::{gave_up, map_error, retrying, RetryPolicy};
 use super::{sources, RegistryError};
 use crate::reference::{self, store_name, Reference};
 use crate::store::{host_architecture, Store, StoreError, StoredImage};
@@ -318,65 +317,6 @@ fn manifest_blobs(
     let mut seen = std::collections::HashSet::new();
     blobs.retain(|(d, _)| seen.insert(d.clone()));
     Ok(blobs)
-}
-
-/// oci-client reports some HTTP statuses (of HEAD requests) as reqwest status errors;
-/// as server errors they classify like every other status.
-fn normalize(e: OciDistributionError) -> OciDistributionError {
-    match e {
-        OciDistributionError::RequestError(r) if r.status().is_some() => {
-            OciDistributionError::ServerError {
-                code: r.status().map(|s| s.as_u16()).unwrap_or_default(),
-                url: r.url().map(|u| u.to_string()).unwrap_or_default(),
-                message: String::new(),
-            }
-        }
-        other => other,
-    }
-}
-
-/// Maps an oci-client error of `conn` about `what`; Some(throttled) when transient.
-fn map_error(
-    conn: &Connection,
-    what: &str,
-    e: OciDistributionError,
-) -> (RegistryError, Option<bool>) {
-    let e = normalize(e);
-    let err = classify(
-        &e,
-        conn.host(),
-        conn.reference.repository(),
-        what,
-        &conn.unauthorized_hint(),
-    );
-    (err, transient(&e))
-}
-
-/// Runs `op` with retries on transient failures; other failures map to a clear error.
-async fn retrying<T, F, Fut>(
-    conn: &Connection,
-    policy: RetryPolicy,
-    what: &str,
-    mut op: F,
-) -> Result<T, RegistryError>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, OciDistributionError>>,
-{
-    let mut attempt = 1;
-    loop {
-        match op().await {
-            Ok(v) => return Ok(v),
-            Err(e) => match map_error(conn, what, e) {
-                (_, Some(throttled)) if attempt < policy.attempts => {
-                    tokio::time::sleep(policy.delay(attempt, throttled)).await;
-                    attempt += 1;
-                }
-                (err, Some(_)) => return Err(gave_up(err, attempt)),
-                (err, None) => return Err(err),
-            },
-        }
-    }
 }
 
 async fn put_manifest(

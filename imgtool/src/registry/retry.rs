@@ -1,10 +1,12 @@
 //! Retrying transient failures (connection refused/reset, timeouts, 5xx, 429) with a
 //! bounded exponential backoff, and turning oci-client errors into [`RegistryError`]s.
 
+use std::future::Future;
 use std::time::Duration;
 
 use oci_client::errors::{OciDistributionError, OciErrorCode};
 
+use super::client::Connection;
 use super::RegistryError;
 
 /// How often and how patiently to retry.
@@ -194,6 +196,65 @@ pub fn classify(
             message: d.to_string(),
         },
         other => protocol(other.to_string().replace('\n', " ")),
+    }
+}
+
+/// oci-client reports some HTTP statuses (of HEAD requests, for instance) as reqwest status errors;
+/// as server errors they classify like every other status.
+pub fn normalize(e: OciDistributionError) -> OciDistributionError {
+    match e {
+        OciDistributionError::RequestError(r) if r.status().is_some() => {
+            OciDistributionError::ServerError {
+                code: r.status().map(|s| s.as_u16()).unwrap_or_default(),
+                url: r.url().map(|u| u.to_string()).unwrap_or_default(),
+                message: String::new(),
+            }
+        }
+        other => other,
+    }
+}
+
+/// Maps an oci-client error of `conn` about `what`; Some(throttled) when transient.
+pub fn map_error(
+    conn: &Connection,
+    what: &str,
+    e: OciDistributionError,
+) -> (RegistryError, Option<bool>) {
+    let e = normalize(e);
+    let err = classify(
+        &e,
+        conn.host(),
+        conn.reference.repository(),
+        what,
+        &conn.unauthorized_hint(),
+    );
+    (err, transient(&e))
+}
+
+/// Runs `op` with retries on transient failures; other failures map to a clear error.
+pub async fn retrying<T, F, Fut>(
+    conn: &Connection,
+    policy: RetryPolicy,
+    what: &str,
+    mut op: F,
+) -> Result<T, RegistryError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, OciDistributionError>>,
+{
+    let mut attempt = 1;
+    loop {
+        match op().await {
+            Ok(v) => return Ok(v),
+            Err(e) => match map_error(conn, what, e) {
+                (_, Some(throttled)) if attempt < policy.attempts => {
+                    tokio::time::sleep(policy.delay(attempt, throttled)).await;
+                    attempt += 1;
+                }
+                (err, Some(_)) => return Err(gave_up(err, attempt)),
+                (err, None) => return Err(err),
+            },
+        }
     }
 }
 
