@@ -41,7 +41,7 @@ pub fn parse(input: &str) -> Result<Reference, ReferenceError> {
         }
     }
     if let Some(d) = digest {
-        check_digest(d).map_err(|r| err(r))?;
+        check_digest(d).map_err(&err)?;
     }
     let (domain, path) = match name.split_once('/') {
         Some((first, remainder))

@@ -89,7 +89,7 @@ fn walk<W: Write>(
         let mut gone: Vec<String> = orig_entries
             .flatten()
             .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| !cur.join(n).symlink_metadata().is_ok())
+            .filter(|n| cur.join(n).symlink_metadata().is_err())
             .collect();
         gone.sort();
         for name in gone {

@@ -121,7 +121,7 @@ impl Store {
     pub fn load_manifest(&self, desc: &Descriptor) -> Result<ImageManifest, StoreError> {
         let digest = desc.digest().to_string();
         let bytes = self.read_blob(&digest)?;
-        if is_index(&desc.media_type().to_string()) {
+        if is_index(desc.media_type().as_ref()) {
             let index: ImageIndex = serde_json::from_slice(&bytes).map_err(|e| bad(&digest, e))?;
             let entry = index
                 .manifests()
