@@ -60,32 +60,13 @@ impl StoreEnv {
     /// Pulls and expects success: returns (stored name, digest) from the one stdout line.
     pub fn pull_ok(&self, args: &[&str]) -> (String, String) {
         let out = self.cmd().arg("pull").args(args).output().expect("imgtool");
-        assert!(
-            out.status.success(),
-            "imgtool pull {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let stdout = String::from_utf8(out.stdout).expect("utf-8");
-        let lines: Vec<&str> = stdout.lines().collect();
-        assert_eq!(lines.len(), 1, "one line on stdout: {stdout:?}");
-        let (name, digest) = lines[0].split_once(' ').expect("name digest");
-        (name.to_string(), digest.to_string())
+        result_line("pull", args, &out)
     }
 
     /// Pulls and expects the one-line failure (exit 1, nothing on stdout); returns it.
     pub fn pull_err(&self, args: &[&str]) -> String {
         let out = self.cmd().arg("pull").args(args).output().expect("imgtool");
-        assert_eq!(
-            out.status.code(),
-            Some(1),
-            "imgtool pull {args:?} should fail: {}",
-            String::from_utf8_lossy(&out.stdout)
-        );
-        assert!(out.stdout.is_empty(), "nothing on stdout on failure");
-        let stderr = String::from_utf8(out.stderr).expect("utf-8");
-        let lines: Vec<&str> = stderr.lines().collect();
-        assert_eq!(lines.len(), 1, "one error line: {stderr:?}");
-        lines[0].to_string()
+        error_line("pull", args, &out)
     }
 
     /// The tags in the store's index.json, which must be valid JSON of an image index.
@@ -157,6 +138,36 @@ impl StoreEnv {
 }
 
 /// Pushes `image` to `reg` as `repo_tag` (through a temp OCI layout and skopeo).
+/// The `<name> <digest>` line that a successful `imgtool pull`, `push` or `commit`
+/// prints as its only stdout line, split in two.
+pub fn result_line(command: &str, args: &[&str], out: &Output) -> (String, String) {
+    assert!(
+        out.status.success(),
+        "imgtool {command} {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout.clone()).expect("utf-8");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "one line on stdout: {stdout:?}");
+    let (name, digest) = lines[0].split_once(' ').expect("name digest");
+    (name.to_string(), digest.to_string())
+}
+
+/// The one error line of a failed imgtool command (exit 1, nothing on stdout).
+pub fn error_line(command: &str, args: &[&str], out: &Output) -> String {
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "imgtool {command} {args:?} should fail: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(out.stdout.is_empty(), "nothing on stdout on failure");
+    let stderr = String::from_utf8(out.stderr.clone()).expect("utf-8");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "one error line: {stderr:?}");
+    lines[0].to_string()
+}
+
 pub fn push(reg: &Registry, image: &Image, repo_tag: &str) {
     let dir = tempfile::tempdir().expect("tempdir");
     image.write_layout(dir.path(), "t");

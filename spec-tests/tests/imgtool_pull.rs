@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use spec_tests::bins;
 use spec_tests::faulty_proxy::{Fault, FaultyProxy};
 use spec_tests::images::{self, Compression, Image, Layer};
+use spec_tests::imgtool_store::{error_line, result_line};
 use spec_tests::registry::{free_port, Registry};
 use spec_tests::registry_variants::{TokenServer, VariantRegistry};
 use tempfile::TempDir;
@@ -76,36 +77,16 @@ impl Env {
     fn pull_ok(&self, args: &[&str]) -> (String, String) {
         let out = self.pull(args);
         assert!(
-            out.status.success(),
-            "imgtool pull {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(
-            out.stderr.is_empty(),
+            out.stderr.is_empty() || !out.status.success(),
             "no progress output when stderr is not a terminal: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let stdout = String::from_utf8(out.stdout).unwrap();
-        let lines: Vec<&str> = stdout.lines().collect();
-        assert_eq!(lines.len(), 1, "one line on stdout: {stdout:?}");
-        let (name, digest) = lines[0].split_once(' ').expect("name digest");
-        (name.to_string(), digest.to_string())
+        result_line("pull", args, &out)
     }
 
     /// Pulls and expects the one-line failure; returns the line.
     fn pull_err(&self, args: &[&str]) -> String {
-        let out = self.pull(args);
-        assert_eq!(
-            out.status.code(),
-            Some(1),
-            "imgtool pull {args:?} should fail: {}",
-            String::from_utf8_lossy(&out.stdout)
-        );
-        assert!(out.stdout.is_empty(), "nothing on stdout on failure");
-        let stderr = String::from_utf8(out.stderr).unwrap();
-        let lines: Vec<&str> = stderr.lines().collect();
-        assert_eq!(lines.len(), 1, "one error line: {stderr:?}");
-        lines[0].to_string()
+        error_line("pull", args, &self.pull(args))
     }
 
     /// The tags in the store's index.json (which must be valid).
