@@ -323,6 +323,20 @@ fn set_xattrs_path(
     Ok(())
 }
 
+/// Gives the node `name` of `dir` (not what a symlink there points to) the layer's owner.
+fn chown_at(dir: RawFd, name: &OsStr, owner: Option<(Uid, Gid)>) -> Result<(), Errno> {
+    match owner {
+        Some((u, g)) => fchownat(
+            Some(dir),
+            name,
+            Some(u),
+            Some(g),
+            AtFlags::AT_SYMLINK_NOFOLLOW,
+        ),
+        None => Ok(()),
+    }
+}
+
 /// Applies a tar stream to `root`. Returns the number of entries applied.
 pub fn apply_layer(
     root_dir: &Path,
@@ -476,16 +490,7 @@ pub fn apply_layer(
                 if replaced {
                     tree.forget(&path);
                 }
-                if let Some((u, g)) = owner {
-                    fchownat(
-                        Some(pfd),
-                        fname,
-                        Some(u),
-                        Some(g),
-                        AtFlags::AT_SYMLINK_NOFOLLOW,
-                    )
-                    .map_err(err)?;
-                }
+                chown_at(pfd, fname, owner).map_err(err)?;
                 utimensat(
                     Some(pfd),
                     fname,
@@ -553,16 +558,7 @@ pub fn apply_layer(
                 if replaced {
                     tree.forget(&path);
                 }
-                if let Some((u, g)) = owner {
-                    fchownat(
-                        Some(pfd),
-                        fname,
-                        Some(u),
-                        Some(g),
-                        AtFlags::AT_SYMLINK_NOFOLLOW,
-                    )
-                    .map_err(err)?;
-                }
+                chown_at(pfd, fname, owner).map_err(err)?;
                 // Opening a fifo or device to set its mode could block or act on the
                 // device: set it by name (no symlink can be there: we just made the node).
                 nix::sys::stat::fchmodat(
