@@ -15,6 +15,7 @@ use spec_tests::images::{self, Compression, Image, Layer};
 use spec_tests::imgtool_store::{error_line, result_line};
 use spec_tests::registry::{free_port, Registry};
 use spec_tests::registry_variants::{TokenServer, VariantRegistry};
+use spec_tests::tree;
 use tempfile::TempDir;
 
 /// A store, a registries config and a docker config dir of one test, all in a temp dir,
@@ -113,6 +114,35 @@ impl Env {
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// The layers unpacked in the store's layer cache (`imgtool/layers/<chain-id>`).
+    fn layer_cache(&self) -> Vec<String> {
+        std::fs::read_dir(self.store().join("imgtool/layers"))
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// `imgtool bundle NAME DIR [ARGS]` (must succeed); returns DIR's rootfs.
+    fn bundle(&self, name: &str, dir: &str, args: &[&str]) -> PathBuf {
+        let bundle = self.dir.path().join(dir);
+        let out = self
+            .cmd()
+            .args(["bundle", name])
+            .arg(&bundle)
+            .args(args)
+            .output()
+            .expect("imgtool bundle");
+        assert!(
+            out.status.success(),
+            "bundle {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        bundle.join("rootfs")
     }
 
     fn has_blob(&self, digest: &str) -> bool {
@@ -453,6 +483,11 @@ fn corrupt_blob_in_the_registry_is_refused_naming_its_digest() {
     assert!(err.contains(&reg.host()), "names the registry: {err}");
     env.assert_nothing_tagged_nor_left();
     assert!(!env.has_blob(&layer));
+    assert!(
+        env.layer_cache().is_empty(),
+        "nothing unpacked from unverified bytes: {:?}",
+        env.layer_cache()
+    );
 }
 
 #[test]
@@ -676,6 +711,53 @@ fn a_cut_download_resumes_with_a_range_request() {
     );
     assert_eq!(env.skopeo_inspect(&name)["Digest"], want);
     assert!(env.tmp_files().is_empty());
+    // The layer was unpacked as it arrived, across the cut: the overlay bundle over that
+    // cache has the same tree as a plain copy applied from the stored blob.
+    assert_eq!(env.layer_cache().len(), 1, "unpacked while pulling");
+    let overlay = env.bundle(&name, "overlay", &[]);
+    let copy = env.bundle(&name, "copy", &["--copy"]);
+    tree::assert_same(
+        &tree::listing(&overlay),
+        &tree::listing(&copy),
+        "bundle over the cache unpacked during a resumed pull vs --copy",
+    );
+}
+
+/// As root with overlayfs a pull unpacks each layer into the layer cache while it
+/// downloads; `--no-unpack` leaves that to the first `bundle`. Both give the same tree
+/// for an image with whiteouts, an opaque dir, hardlinks across layers, a fifo, xattrs.
+#[test]
+fn pull_unpacks_layers_as_they_arrive_unless_told_not_to() {
+    let reg = Registry::start();
+    let image = images::multi_layer();
+    push(&reg, &image, "multi:latest");
+    let (manifest, _) = registry_manifest(&reg, "multi:latest");
+    let layers = manifest["layers"].as_array().unwrap().len();
+    let reference = format!("{}/multi", reg.host());
+
+    let unpacked = Env::new();
+    let (name, _) = unpacked.pull_ok(&[&reference]);
+    assert_eq!(
+        unpacked.layer_cache().len(),
+        layers,
+        "one cache dir per layer"
+    );
+    assert!(
+        unpacked.tmp_files().is_empty(),
+        "{:?}",
+        unpacked.tmp_files()
+    );
+
+    let later = Env::new();
+    later.pull_ok(&["--no-unpack", &reference]);
+    assert!(later.layer_cache().is_empty(), "{:?}", later.layer_cache());
+
+    let ours = tree::listing(&unpacked.bundle(&name, "b", &[]));
+    let theirs = tree::listing(&later.bundle(&name, "b", &[]));
+    assert_eq!(later.layer_cache().len(), layers, "built by bundle");
+    tree::assert_same(&ours, &theirs, "unpacked during pull vs by bundle");
+    assert_eq!(ours.get("data/replaced.txt").map(|n| n.kind), Some("file"));
+    assert!(!ours.contains_key("data/gone.txt"), "whiteout applied");
 }
 
 #[test]
@@ -864,10 +946,17 @@ fn gc_waits_for_a_pull_in_flight() {
         gc.0.try_wait().unwrap().is_none(),
         "gc waits while a pull is in flight"
     );
+    // The partial download, and the layer being unpacked from it as it arrives.
+    let tmp = env.tmp_files();
     assert_eq!(
-        env.tmp_files().len(),
+        tmp.iter().filter(|f| f.starts_with("download-")).count(),
         1,
-        "the partial download is still there"
+        "the partial download is still there: {tmp:?}"
+    );
+    assert!(
+        tmp.iter()
+            .all(|f| f.starts_with("download-") || f.starts_with("layer-")),
+        "only the pull's own temp files: {tmp:?}"
     );
     proxy.shutdown(); // the pull fails and ends; then gc runs
     let status = gc.0.wait().unwrap();

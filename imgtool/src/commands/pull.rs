@@ -21,6 +21,10 @@ pub struct Pull {
     /// Fail an attempt (then retry it) when the registry sends nothing for SECS seconds.
     #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout: u64,
+    /// Do not unpack the layers into the store's layer cache while pulling (as root with
+    /// overlayfs they are by default, so the first `bundle` is immediate).
+    #[arg(long)]
+    pub no_unpack: bool,
     /// The image, e.g. busybox, registry:5000/repo:tag, repo@sha256:…
     #[arg(value_name = "REF")]
     pub reference: String,
@@ -41,6 +45,7 @@ impl Pull {
             platform,
             insecure: self.insecure,
             read_timeout: Some(std::time::Duration::from_secs(self.timeout)),
+            unpack: !self.no_unpack,
             ..PullOptions::default()
         };
         let progress = Progress::for_stderr(g.quiet);

@@ -2,6 +2,8 @@
 //! sha256) before it becomes visible, retried on transient failures, and resumed with an
 //! HTTP Range request from the bytes already received instead of starting over.
 
+use std::sync::Arc;
+
 use futures_util::StreamExt;
 use oci_client::client::BlobResponse;
 
@@ -9,6 +11,7 @@ use super::client::Connection;
 use super::progress::BlobProgress;
 use super::retry::{classify, digest_failure, gave_up, root_cause, transient, RetryPolicy};
 use super::RegistryError;
+use crate::store::feed::BlobFeed;
 use crate::store::ingest::BlobWriter;
 use crate::store::{Store, StoreError};
 
@@ -23,6 +26,7 @@ enum Attempt {
 }
 
 /// Fetches blob `digest` of `size` bytes from `conn` into `store` unless already there.
+/// With a `feed`, its reader follows the blob as it arrives (or reads the stored one).
 pub async fn fetch_blob(
     conn: &Connection,
     store: &Store,
@@ -30,12 +34,27 @@ pub async fn fetch_blob(
     size: u64,
     policy: RetryPolicy,
     progress: &BlobProgress,
+    feed: Option<Arc<BlobFeed>>,
 ) -> Result<(), RegistryError> {
     if store.has_blob(digest) {
+        if let Some(feed) = feed {
+            match store.blob_path(digest).and_then(|p| {
+                std::fs::File::open(&p).map_err(|e| StoreError::Io {
+                    path: p,
+                    message: e.to_string(),
+                })
+            }) {
+                Ok(file) => feed.already_stored(file, size),
+                Err(_) => feed.fail(),
+            }
+        }
         progress.finish("already present");
         return Ok(());
     }
     let mut writer = store.begin_blob(digest, size)?;
+    if let Some(feed) = feed {
+        writer.follow_with(feed)?;
+    }
     let mut attempt = 1;
     loop {
         match one_attempt(conn, digest, &mut writer, progress).await {

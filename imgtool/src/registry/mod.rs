@@ -13,6 +13,7 @@ pub mod pull;
 pub mod push;
 pub mod retry;
 pub mod sources;
+pub mod unpack;
 
 use std::path::PathBuf;
 

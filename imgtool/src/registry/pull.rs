@@ -15,6 +15,7 @@ use super::download::fetch_blob;
 use super::platform::{available, PlatformSpec};
 use super::progress::{short_digest, Progress};
 use super::retry::{retrying, RetryPolicy};
+use super::unpack::{self, Unpacker};
 use super::RegistryError;
 use crate::reference::{store_name, Reference};
 use crate::store::Store;
@@ -38,6 +39,9 @@ pub struct PullOptions {
     /// How long a connection may send nothing before the attempt fails (None: the
     /// default of [`super::client::DEFAULT_READ_TIMEOUT`]).
     pub read_timeout: Option<std::time::Duration>,
+    /// Build the layer cache while the layers download, where bundles use it (see
+    /// [`super::unpack`]).
+    pub unpack: bool,
 }
 
 /// The result of a pull.
@@ -222,17 +226,28 @@ async fn pull_from(
     for layer in manifest.layers() {
         blobs.push((layer.digest().to_string(), layer.size()));
     }
-    futures_util::stream::iter(blobs.iter())
-        .map(|(digest, size)| {
+    let unpacker = (opts.unpack && unpack::worthwhile()).then(|| Unpacker::start(store, &manifest));
+    let downloaded = futures_util::stream::iter(blobs.iter().enumerate())
+        .map(|(i, (digest, size))| {
             let conn = &conn;
+            let feed = unpacker.as_ref().map(|u| match i {
+                0 => u.config_feed(),
+                _ => u.layer_feed(i - 1),
+            });
             async move {
                 let bar = progress.blob(short_digest(digest), *size);
-                fetch_blob(conn, store, digest, *size, policy, &bar).await
+                fetch_blob(conn, store, digest, *size, policy, &bar, feed).await
             }
         })
         .buffer_unordered(PARALLEL_DOWNLOADS)
         .try_collect::<Vec<()>>()
-        .await?;
+        .await;
+    if let Some(unpacker) = unpacker {
+        // An unpacking failure is not the pull's: the image is stored either way, and
+        // `bundle` builds what is missing and reports why it cannot.
+        let _ = unpacker.finish();
+    }
+    downloaded?;
 
     let served = format!("sha256:{}", hex::encode(Sha256::digest(&manifest_raw)));
     if served != manifest_digest {

@@ -7,9 +7,11 @@
 
 use std::io::{Seek, Write};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use sha2::{Digest as _, Sha256};
 
+use super::feed::BlobFeed;
 use super::{io, Store, StoreError};
 
 /// A blob being written; see [`Store::begin_blob`].
@@ -20,6 +22,8 @@ pub struct BlobWriter {
     digest: String,
     size: u64,
     dest: PathBuf,
+    /// Who reads the blob while it arrives (see [`BlobFeed`]), told of every change.
+    feed: Option<FeedGuard>,
 }
 
 impl Store {
@@ -42,11 +46,27 @@ impl Store {
             digest: digest.to_string(),
             size,
             dest,
+            feed: None,
         })
     }
 }
 
 impl BlobWriter {
+    /// Lets `feed`'s reader follow this download from its first byte.
+    pub fn follow_with(&mut self, feed: Arc<BlobFeed>) -> Result<(), StoreError> {
+        let file = match self.tmp.as_file().try_clone() {
+            Ok(file) => file,
+            Err(e) => {
+                feed.fail();
+                return Err(io(&self.dest, e));
+            }
+        };
+        feed.attach(file);
+        feed.grew(self.written);
+        self.feed = Some(FeedGuard(feed));
+        Ok(())
+    }
+
     /// Bytes received so far: where a resumed transfer continues from.
     pub fn written(&self) -> u64 {
         self.written
@@ -79,6 +99,9 @@ impl BlobWriter {
             .map_err(|e| io(&self.dest, e))?;
         self.hasher.update(data);
         self.written = total;
+        if let Some(FeedGuard(feed)) = &self.feed {
+            feed.grew(total);
+        }
         Ok(())
     }
 
@@ -90,12 +113,24 @@ impl BlobWriter {
         f.rewind().map_err(|e| io(&self.dest, e))?;
         self.hasher = Sha256::new();
         self.written = 0;
+        // The reader has consumed bytes that are now gone: it gives up (the layer is
+        // unpacked from the stored blob later instead).
+        self.feed = None;
         Ok(())
     }
 
     /// Verifies size and digest, then moves the blob into place. On a mismatch the temp
     /// file is removed and nothing becomes visible.
-    pub fn commit(self) -> Result<PathBuf, StoreError> {
+    pub fn commit(mut self) -> Result<PathBuf, StoreError> {
+        let feed = self.feed.take();
+        let committed = self.verify_and_persist()?;
+        if let Some(guard) = feed {
+            guard.complete();
+        }
+        Ok(committed)
+    }
+
+    fn verify_and_persist(self) -> Result<PathBuf, StoreError> {
         if self.written != self.size {
             return Err(StoreError::SizeMismatch {
                 digest: self.digest,
@@ -119,6 +154,23 @@ impl BlobWriter {
             .persist(&self.dest)
             .map_err(|e| io(&self.dest, e.error))?;
         Ok(self.dest)
+    }
+}
+
+/// A writer's link to its feed: dropped before the blob is committed (an error, a
+/// restart from byte 0, a cancelled pull), it ends the reader's wait with a failure.
+struct FeedGuard(Arc<BlobFeed>);
+
+impl FeedGuard {
+    fn complete(self) {
+        self.0.complete();
+    }
+}
+
+impl Drop for FeedGuard {
+    fn drop(&mut self) {
+        // No effect after complete(): a feed ends once.
+        self.0.fail();
     }
 }
 

@@ -9,6 +9,7 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
+use oci_spec::image::Descriptor;
 use sha2::{Digest as _, Sha256};
 
 use super::{LoadedImage, Store, StoreError};
@@ -122,82 +123,53 @@ impl Store {
     ) -> Result<(), StoreError> {
         let desc = &image.manifest.layers()[index];
         let digest = desc.digest().to_string();
-        let media_type = desc.media_type().to_string();
-        let compression = Compression::from_media_type(&media_type).ok_or_else(|| {
-            StoreError::Corrupt(format!(
-                "layer {digest} has an unknown media type {media_type}"
-            ))
-        })?;
         let path = self.blob_path(&digest)?;
         let blob = fs::File::open(&path).map_err(|e| StoreError::Io {
             path: path.clone(),
             message: format!("layer {digest}: {e}"),
         })?;
-        // Two stages on two cores: a thread reads, decompresses and hashes the stream
-        // while this one writes the files.
-        let (tx, rx) = mpsc::sync_channel::<io::Result<Vec<u8>>>(8);
-        let decompress = std::thread::spawn(move || -> io::Result<String> {
-            let decoder = compression.decoder(io::BufReader::with_capacity(1 << 20, blob))?;
-            let mut hashing = HashingReader::new(decoder);
-            loop {
-                let mut chunk = vec![0u8; CHUNK];
-                let mut filled = 0;
-                while filled < CHUNK {
-                    match hashing.read(&mut chunk[filled..]) {
-                        Ok(0) => break,
-                        Ok(n) => filled += n,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                        Err(e) => {
-                            let _ = tx.send(Err(io::Error::new(e.kind(), e.to_string())));
-                            return Err(e);
-                        }
-                    }
-                }
-                if filled == 0 {
-                    break;
-                }
-                chunk.truncate(filled);
-                if tx.send(Ok(chunk)).is_err() {
-                    break; // the applier stopped (an error): no one reads the rest
-                }
-            }
-            hashing.finish()
-        });
-        let mut stream = ChannelReader {
-            rx,
-            current: Vec::new(),
-            pos: 0,
-        };
-        let applied = apply_layer(
+        apply_compressed(
+            Box::new(blob),
+            desc.media_type().as_ref(),
+            &digest,
+            &image.diff_ids()[index],
             root,
-            &mut stream,
-            ApplyOptions {
-                preserve_owners: nix::unistd::geteuid().is_root(),
-            },
-        );
-        // Whatever follows the tar's end marker still counts for the diff_id; after a
-        // failure, dropping our end stops the other thread.
-        let drained = match applied {
-            Ok(_) => io::copy(&mut stream, &mut io::sink()),
-            Err(_) => Ok(0),
-        };
-        drop(stream);
-        let hashed = decompress
-            .join()
-            .map_err(|_| StoreError::Corrupt(format!("layer {digest}: decompression panicked")))?;
-        applied.map_err(|e| StoreError::Layer {
-            digest: digest.clone(),
-            message: e.to_string(),
-        })?;
-        drained.map_err(|e| StoreError::Corrupt(format!("layer {digest}: {e}")))?;
-        let diff_id = hashed.map_err(|e| StoreError::Corrupt(format!("layer {digest}: {e}")))?;
-        let want = &image.diff_ids()[index];
-        if &diff_id != want {
-            return Err(StoreError::DigestMismatch {
-                expected: want.clone(),
-                actual: diff_id,
-                size: 0,
-            });
+        )
+    }
+
+    /// Builds the cache of `layers` (bottom first, with their `diff_ids`) from `blobs`, a
+    /// reader of each layer's compressed bytes, skipping layers already cached. A pull
+    /// calls this while the blobs are still downloading (see [`super::feed`]).
+    pub fn build_layer_cache_from(
+        &self,
+        layers: &[Descriptor],
+        diff_ids: &[String],
+        mut blobs: impl FnMut(usize) -> Box<dyn Read + Send>,
+    ) -> Result<(), StoreError> {
+        if layers.len() != diff_ids.len() {
+            return Err(StoreError::Corrupt(format!(
+                "the image has {} layers but its config lists {} diff_ids",
+                layers.len(),
+                diff_ids.len()
+            )));
+        }
+        let chains = chain_ids(diff_ids);
+        let mut dirs: Vec<PathBuf> = Vec::with_capacity(chains.len());
+        for (i, chain) in chains.iter().enumerate() {
+            let dir = self.layer_dir(chain);
+            if !dir.exists() {
+                let desc = &layers[i];
+                self.build_layer(&dirs, &dir, |root| {
+                    apply_compressed(
+                        blobs(i),
+                        desc.media_type().as_ref(),
+                        desc.digest().as_ref(),
+                        &diff_ids[i],
+                        root,
+                    )
+                })?;
+            }
+            dirs.push(dir);
         }
         Ok(())
     }
@@ -210,21 +182,21 @@ impl Store {
         for (i, chain) in chains.iter().enumerate() {
             let dir = self.layer_dir(chain);
             if !dir.exists() {
-                self.build_layer(image, i, &dirs, &dir)?;
+                self.build_layer(&dirs, &dir, |root| self.apply_image_layer(image, i, root))?;
             }
             dirs.push(dir);
         }
         Ok(dirs)
     }
 
-    /// Builds one layer's cache directory in a temp dir and renames it into place; a
-    /// process that loses the race to another building the same layer drops its copy.
+    /// Builds one layer's cache directory in a temp dir, `apply`ing the layer on top of
+    /// `parents`, and renames it into place; a process that loses the race to another
+    /// building the same layer drops its copy.
     fn build_layer(
         &self,
-        image: &LoadedImage,
-        index: usize,
         parents: &[PathBuf],
         dest: &Path,
+        apply: impl FnOnce(&Path) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         let io_err = |path: &Path, e: io::Error| StoreError::Io {
             path: path.to_path_buf(),
@@ -237,7 +209,7 @@ impl Store {
         let upper = tmp.path().join("upper");
         fs::create_dir(&upper).map_err(|e| io_err(&upper, e))?;
         if parents.is_empty() {
-            self.apply_image_layer(image, index, &upper)?;
+            apply(&upper)?;
         } else {
             let work = tmp.path().join("work");
             let merged = tmp.path().join("merged");
@@ -246,7 +218,7 @@ impl Store {
             let lowers: Vec<PathBuf> = parents.iter().rev().cloned().collect();
             mount::mount_overlay(&lowers, &upper, &work, &merged)
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            let applied = self.apply_image_layer(image, index, &merged);
+            let applied = apply(&merged);
             let unmounted = mount::unmount(&merged);
             applied?;
             unmounted.map_err(|e| StoreError::Corrupt(e.to_string()))?;
@@ -258,6 +230,87 @@ impl Store {
             Err(e) => Err(io_err(dest, e)),
         }
     }
+}
+
+/// Applies one compressed layer stream to `root`, checking its diff_id. Two stages on
+/// two cores: a thread decompresses and hashes the stream while this one writes the
+/// files.
+fn apply_compressed(
+    blob: Box<dyn Read + Send>,
+    media_type: &str,
+    digest: &str,
+    want_diff_id: &str,
+    root: &Path,
+) -> Result<(), StoreError> {
+    let compression = Compression::from_media_type(media_type).ok_or_else(|| {
+        StoreError::Corrupt(format!(
+            "layer {digest} has an unknown media type {media_type}"
+        ))
+    })?;
+    let (tx, rx) = mpsc::sync_channel::<io::Result<Vec<u8>>>(8);
+    let decompress = std::thread::spawn(move || -> io::Result<String> {
+        let decoder = compression.decoder(io::BufReader::with_capacity(1 << 20, blob))?;
+        let mut hashing = HashingReader::new(decoder);
+        loop {
+            let mut chunk = vec![0u8; CHUNK];
+            let mut filled = 0;
+            while filled < CHUNK {
+                match hashing.read(&mut chunk[filled..]) {
+                    Ok(0) => break,
+                    Ok(n) => filled += n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        let _ = tx.send(Err(io::Error::new(e.kind(), e.to_string())));
+                        return Err(e);
+                    }
+                }
+            }
+            if filled == 0 {
+                break;
+            }
+            chunk.truncate(filled);
+            if tx.send(Ok(chunk)).is_err() {
+                break; // the applier stopped (an error): no one reads the rest
+            }
+        }
+        hashing.finish()
+    });
+    let mut stream = ChannelReader {
+        rx,
+        current: Vec::new(),
+        pos: 0,
+    };
+    let applied = apply_layer(
+        root,
+        &mut stream,
+        ApplyOptions {
+            preserve_owners: nix::unistd::geteuid().is_root(),
+        },
+    );
+    // Whatever follows the tar's end marker still counts for the diff_id; after a
+    // failure, dropping our end stops the other thread.
+    let drained = match applied {
+        Ok(_) => io::copy(&mut stream, &mut io::sink()),
+        Err(_) => Ok(0),
+    };
+    drop(stream);
+    let hashed = decompress
+        .join()
+        .map_err(|_| StoreError::Corrupt(format!("layer {digest}: decompression panicked")))?;
+    applied.map_err(|e| StoreError::Layer {
+        digest: digest.to_string(),
+        message: e.to_string(),
+    })?;
+    drained.map_err(|e| StoreError::Corrupt(format!("layer {digest}: {e}")))?;
+    let diff_id = hashed.map_err(|e| StoreError::Corrupt(format!("layer {digest}: {e}")))?;
+    if diff_id != want_diff_id {
+        return Err(StoreError::DigestMismatch {
+            expected: want_diff_id.to_string(),
+            actual: diff_id,
+            size: 0,
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]

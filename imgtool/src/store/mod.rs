@@ -4,6 +4,7 @@
 //! live in index.json (`org.opencontainers.image.ref.name`), rewritten the same way under
 //! an exclusive flock so concurrent imgtool processes never lose or corrupt an update.
 
+pub mod feed;
 pub mod ingest;
 
 use std::fs::{self, File, OpenOptions};
@@ -66,6 +67,7 @@ fn io(path: &Path, e: impl std::fmt::Display) -> StoreError {
 }
 
 /// An open store.
+#[derive(Debug, Clone)]
 pub struct Store {
     root: PathBuf,
 }
