@@ -56,37 +56,45 @@ median() { jq -r ".results[] | select(.command == \"$2\") | .median" "$1"; }
 ms() { awk -v s="$1" 'BEGIN { printf "%.1f ms", s * 1000 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1fx", b / a }'; }
 
+# Every run writes into new directories and nothing is deleted until the end. This root
+# filesystem is ext4 without a journal, where the inode allocator skips, one by one,
+# inodes freed in the last 5-30 s (ext4's recently_deleted check in find_inode_bit): a
+# run that follows the rm -rf of the previous run's 6,700 files pays a scan per file it
+# creates, which made file creation 10-20x slower, for both tools, than on a machine that
+# had not just deleted a tree (see docs/performance.md). `next` hands out the run numbers.
+cat > "$work/next.sh" <<'SH'
+n=$(( $(cat "$work/run-$1" 2>/dev/null || echo 0) + 1 )); echo "$n" > "$work/run-$1"; sync
+SH
+# run_dir COUNTER NAME: the directory of the current run of COUNTER (evaluated by
+# hyperfine's shell at each run).
+run_dir() { echo "$work/$2-\$(cat $work/run-$1)"; }
+
 # Cold: an empty store / layout each run.
 cat > "$work/ours-cold.sh" <<'SH'
 set -e
-"$IMGTOOL" --store "$work/cold-store" pull -q "$registry/debian:minbase" >/dev/null
-"$IMGTOOL" --store "$work/cold-store" bundle "$registry/debian:minbase" "$work/b-cold"
-SH
-cat > "$work/ours-cold-prepare.sh" <<'SH'
-[ -f "$work/b-cold/imgtool.json" ] && "$IMGTOOL" unbundle "$work/b-cold"
-rm -rf "$work/cold-store" "$work/b-cold"; sync
+n=$(cat "$work/run-ours-cold")
+"$IMGTOOL" --store "$work/cold-store-$n" pull -q "$registry/debian:minbase" >/dev/null
+"$IMGTOOL" --store "$work/cold-store-$n" bundle "$registry/debian:minbase" "$work/b-cold-$n"
 SH
 cat > "$work/peer-cold.sh" <<'SH'
 set -e
-skopeo copy -q --src-tls-verify=false "docker://$registry/debian:minbase" "oci:$work/cold-layout:debian"
-umoci unpack --image "$work/cold-layout:debian" "$work/peer-cold-bundle" >/dev/null
-SH
-cat > "$work/peer-cold-prepare.sh" <<'SH'
-rm -rf "$work/cold-layout" "$work/peer-cold-bundle"; sync
+n=$(cat "$work/run-peer-cold")
+skopeo copy -q --src-tls-verify=false "docker://$registry/debian:minbase" "oci:$work/cold-layout-$n:debian"
+umoci unpack --image "$work/cold-layout-$n:debian" "$work/peer-cold-bundle-$n" >/dev/null
 SH
 hyperfine --runs "$runs" --export-json "$work/cold.json" \
-  -n ours --prepare "bash $work/ours-cold-prepare.sh" "bash $work/ours-cold.sh" \
-  -n peer --prepare "bash $work/peer-cold-prepare.sh" "bash $work/peer-cold.sh" >/dev/null
-bash "$work/ours-cold-prepare.sh"
+  -n ours --prepare "bash $work/next.sh ours-cold" "bash $work/ours-cold.sh" \
+  -n peer --prepare "bash $work/next.sh peer-cold" "bash $work/peer-cold.sh" >/dev/null
 
 # Warm: the image is already stored.
 "$IMGTOOL" --store "$work/store" pull -q "$registry/debian:minbase" >/dev/null
 skopeo copy -q --src-tls-verify=false "docker://$registry/debian:minbase" "oci:$work/layout:debian"
-"$IMGTOOL" --store "$work/store" bundle "$registry/debian:minbase" "$work/b-first" # fills the layer cache
+"$IMGTOOL" --store "$work/store" bundle "$registry/debian:minbase" "$work/b-first"
 hyperfine --runs "$fast_runs" --export-json "$work/warm.json" \
-  -n ours --prepare "[ -f $work/b-warm/imgtool.json ] && $IMGTOOL unbundle $work/b-warm; true" \
-    "$IMGTOOL --store $work/store bundle $registry/debian:minbase $work/b-warm" \
-  -n peer --prepare "rm -rf $work/peer-warm" "umoci unpack --image $work/layout:debian $work/peer-warm" >/dev/null
+  -n ours --prepare "bash $work/next.sh ours-warm" \
+    "$IMGTOOL --store $work/store bundle $registry/debian:minbase $(run_dir ours-warm b-warm)" \
+  -n peer --prepare "bash $work/next.sh peer-warm" \
+    "umoci unpack --image $work/layout:debian $(run_dir peer-warm peer-warm)" >/dev/null
 
 # Commit of a one-file change.
 "$IMGTOOL" --store "$work/store" bundle "$registry/debian:minbase" "$work/b-commit"

@@ -226,7 +226,9 @@ async fn pull_from(
     for layer in manifest.layers() {
         blobs.push((layer.digest().to_string(), layer.size()));
     }
-    let unpacker = (opts.unpack && unpack::worthwhile()).then(|| Unpacker::start(store, &manifest));
+    let unpacker = (opts.unpack && unpack::worthwhile())
+        .then(|| Unpacker::start(store, &manifest))
+        .flatten();
     let downloaded = futures_util::stream::iter(blobs.iter().enumerate())
         .map(|(i, (digest, size))| {
             let conn = &conn;

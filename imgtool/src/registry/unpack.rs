@@ -33,31 +33,34 @@ pub fn worthwhile() -> bool {
 
 impl Unpacker {
     /// Starts unpacking the layers of `manifest` into `store`'s layer cache as their
-    /// blobs arrive through [`Unpacker::config_feed`] and [`Unpacker::layer_feed`].
-    pub fn start(store: &Store, manifest: &ImageManifest) -> Self {
+    /// blobs arrive through [`Unpacker::config_feed`] and [`Unpacker::layer_feed`]; None
+    /// when no thread can be started (the pull then just downloads).
+    pub fn start(store: &Store, manifest: &ImageManifest) -> Option<Self> {
         let config = BlobFeed::new();
         let layers: Vec<Arc<BlobFeed>> =
             manifest.layers().iter().map(|_| BlobFeed::new()).collect();
         let store = store.clone();
         let descs = manifest.layers().clone();
         let (config_feed, layer_feeds) = (Arc::clone(&config), layers.clone());
-        let thread = std::thread::spawn(move || -> Result<(), StoreError> {
-            let mut raw = Vec::new();
-            config_feed
-                .reader()
-                .read_to_end(&mut raw)
-                .map_err(|e| StoreError::Corrupt(format!("image config: {e}")))?;
-            let config: ImageConfiguration = serde_json::from_slice(&raw)
-                .map_err(|e| StoreError::Corrupt(format!("image config: {e}")))?;
-            store.build_layer_cache_from(&descs, config.rootfs().diff_ids(), |i| {
-                Box::new(layer_feeds[i].reader())
-            })
-        });
-        Self {
+        let thread = std::thread::Builder::new().name("unpack".into()).spawn(
+            move || -> Result<(), StoreError> {
+                let mut raw = Vec::new();
+                config_feed
+                    .reader()
+                    .read_to_end(&mut raw)
+                    .map_err(|e| StoreError::Corrupt(format!("image config: {e}")))?;
+                let config: ImageConfiguration = serde_json::from_slice(&raw)
+                    .map_err(|e| StoreError::Corrupt(format!("image config: {e}")))?;
+                store.build_layer_cache_from(&descs, config.rootfs().diff_ids(), |i| {
+                    Box::new(layer_feeds[i].reader())
+                })
+            },
+        );
+        Some(Self {
             config,
             layers,
-            thread,
-        }
+            thread: thread.ok()?,
+        })
     }
 
     /// The feed the config's download writes to.

@@ -35,11 +35,22 @@ pub fn chain_ids(diff_ids: &[String]) -> Vec<String> {
 /// How much decompressed data one message between the two stages carries.
 const CHUNK: usize = 1 << 20;
 
-/// The applier's end of the channel from the decompressing thread.
+/// The applier's end of the channel from the decompressing thread. It also hashes the
+/// stream for the diff_id check: the decompressing thread is the busier of the two.
 struct ChannelReader {
     rx: mpsc::Receiver<io::Result<Vec<u8>>>,
     current: Vec<u8>,
     pos: usize,
+    hasher: Sha256,
+}
+
+impl ChannelReader {
+    /// Reads what is left (tar padding after the end marker) and returns the stream's
+    /// digest, `sha256:<hex>`.
+    fn finish(mut self) -> io::Result<String> {
+        io::copy(&mut self, &mut io::sink())?;
+        Ok(format!("sha256:{}", hex::encode(self.hasher.finalize())))
+    }
 }
 
 impl Read for ChannelReader {
@@ -47,6 +58,7 @@ impl Read for ChannelReader {
         while self.pos == self.current.len() {
             match self.rx.recv() {
                 Ok(Ok(chunk)) => {
+                    self.hasher.update(&chunk);
                     self.current = chunk;
                     self.pos = 0;
                 }
@@ -57,51 +69,6 @@ impl Read for ChannelReader {
         let n = buf.len().min(self.current.len() - self.pos);
         buf[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
         self.pos += n;
-        Ok(n)
-    }
-}
-
-/// A reader that hashes what passes through it, to check a layer's diff_id while it is
-/// being applied.
-pub struct HashingReader<R> {
-    inner: R,
-    hasher: Sha256,
-    pub bytes: u64,
-}
-
-impl<R: Read> HashingReader<R> {
-    pub fn new(inner: R) -> Self {
-        Self {
-            inner,
-            hasher: Sha256::new(),
-            bytes: 0,
-        }
-    }
-
-    /// Reads what is left (tar padding after the end marker) and returns `sha256:<hex>`.
-    pub fn finish(mut self) -> io::Result<String> {
-        io::copy(&mut self.inner, &mut HashSink(&mut self.hasher))?;
-        Ok(format!("sha256:{}", hex::encode(self.hasher.finalize())))
-    }
-}
-
-struct HashSink<'a>(&'a mut Sha256);
-
-impl io::Write for HashSink<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.update(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<R: Read> Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.bytes += n as u64;
         Ok(n)
     }
 }
@@ -248,37 +215,39 @@ fn apply_compressed(
         ))
     })?;
     let (tx, rx) = mpsc::sync_channel::<io::Result<Vec<u8>>>(8);
-    let decompress = std::thread::spawn(move || -> io::Result<String> {
-        let decoder = compression.decoder(io::BufReader::with_capacity(1 << 20, blob))?;
-        let mut hashing = HashingReader::new(decoder);
-        loop {
-            let mut chunk = vec![0u8; CHUNK];
-            let mut filled = 0;
-            while filled < CHUNK {
-                match hashing.read(&mut chunk[filled..]) {
-                    Ok(0) => break,
-                    Ok(n) => filled += n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => {
-                        let _ = tx.send(Err(io::Error::new(e.kind(), e.to_string())));
-                        return Err(e);
+    let decompress = std::thread::Builder::new()
+        .name("decompress".into())
+        .spawn(move || -> io::Result<()> {
+            let mut decoder = compression.decoder(io::BufReader::with_capacity(1 << 20, blob))?;
+            loop {
+                let mut chunk = vec![0u8; CHUNK];
+                let mut filled = 0;
+                while filled < CHUNK {
+                    match decoder.read(&mut chunk[filled..]) {
+                        Ok(0) => break,
+                        Ok(n) => filled += n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => {
+                            let _ = tx.send(Err(io::Error::new(e.kind(), e.to_string())));
+                            return Err(e);
+                        }
                     }
                 }
+                if filled == 0 {
+                    return Ok(());
+                }
+                chunk.truncate(filled);
+                if tx.send(Ok(chunk)).is_err() {
+                    return Ok(()); // the applier stopped (an error): no one reads the rest
+                }
             }
-            if filled == 0 {
-                break;
-            }
-            chunk.truncate(filled);
-            if tx.send(Ok(chunk)).is_err() {
-                break; // the applier stopped (an error): no one reads the rest
-            }
-        }
-        hashing.finish()
-    });
+        })
+        .map_err(|e| StoreError::Corrupt(format!("layer {digest}: cannot start a thread: {e}")))?;
     let mut stream = ChannelReader {
         rx,
         current: Vec::new(),
         pos: 0,
+        hasher: Sha256::new(),
     };
     let applied = apply_layer(
         root,
@@ -289,20 +258,24 @@ fn apply_compressed(
     );
     // Whatever follows the tar's end marker still counts for the diff_id; after a
     // failure, dropping our end stops the other thread.
-    let drained = match applied {
-        Ok(_) => io::copy(&mut stream, &mut io::sink()),
-        Err(_) => Ok(0),
+    let hashed = match applied {
+        Ok(_) => Some(stream.finish()),
+        Err(_) => {
+            drop(stream);
+            None
+        }
     };
-    drop(stream);
-    let hashed = decompress
+    let decompressed = decompress
         .join()
         .map_err(|_| StoreError::Corrupt(format!("layer {digest}: decompression panicked")))?;
     applied.map_err(|e| StoreError::Layer {
         digest: digest.to_string(),
         message: e.to_string(),
     })?;
-    drained.map_err(|e| StoreError::Corrupt(format!("layer {digest}: {e}")))?;
-    let diff_id = hashed.map_err(|e| StoreError::Corrupt(format!("layer {digest}: {e}")))?;
+    decompressed.map_err(|e| StoreError::Corrupt(format!("layer {digest}: {e}")))?;
+    let diff_id = hashed
+        .unwrap_or_else(|| Ok(String::new()))
+        .map_err(|e| StoreError::Corrupt(format!("layer {digest}: {e}")))?;
     if diff_id != want_diff_id {
         return Err(StoreError::DigestMismatch {
             expected: want_diff_id.to_string(),
