@@ -37,7 +37,7 @@ fi
 work=$(mktemp -d /tmp/bench-image.XXXXXX)
 export work
 cleanup() {
-  for b in "$work"/b-*; do [ -f "$b/imgtool.json" ] && "$IMGTOOL" unbundle "$b" >/dev/null 2>&1; done
+  for b in "$work"/b-* "$work"/ext4/b-*; do [ -f "$b/imgtool.json" ] && "$IMGTOOL" unbundle "$b" >/dev/null 2>&1; done
   for r in "$work"/registry*; do [ -f "$r/pid" ] && kill "$(cat "$r/pid")" 2>/dev/null; done
   grep -o " $work[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
   rm -rf "$work"
@@ -56,35 +56,46 @@ median() { jq -r ".results[] | select(.command == \"$2\") | .median" "$1"; }
 ms() { awk -v s="$1" 'BEGIN { printf "%.1f ms", s * 1000 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1fx", b / a }'; }
 
-# Every run writes into new directories and nothing is deleted until the end. This root
-# filesystem is ext4 without a journal, where the inode allocator skips, one by one,
-# inodes freed in the last 5-30 s (ext4's recently_deleted check in find_inode_bit): a
-# run that follows the rm -rf of the previous run's 6,700 files pays a scan per file it
-# creates, which made file creation 10-20x slower, for both tools, than on a machine that
-# had not just deleted a tree (see docs/performance.md). `next` hands out the run numbers.
+# Every run writes into new directories and nothing is deleted until the end. This VM's
+# root filesystem is ext4 without a journal, where the inode allocator skips, one by one,
+# the free inodes released in the last 60 s (360 s while their inode-table block is dirty;
+# ext4's recently_deleted() check, made only without a journal): after an rm -rf of a
+# few thousand files, every file created nearby pays a scan of them, which made creating
+# this image's files 10-20x slower, for both tools, than on a filesystem that had not
+# just deleted a tree. `next.sh COUNTER` hands out run numbers; the cold case is also
+# measured on a fresh, loop-mounted ext4 with a journal (mkfs.ext4 defaults, as a usual
+# /var/lib), where that check does not exist (see docs/performance.md).
 cat > "$work/next.sh" <<'SH'
 n=$(( $(cat "$work/run-$1" 2>/dev/null || echo 0) + 1 )); echo "$n" > "$work/run-$1"; sync
 SH
-# run_dir COUNTER NAME: the directory of the current run of COUNTER (evaluated by
-# hyperfine's shell at each run).
-run_dir() { echo "$work/$2-\$(cat $work/run-$1)"; }
 
-# Cold: an empty store / layout each run.
+# Cold: an empty store / layout each run, under the directory $1.
 cat > "$work/ours-cold.sh" <<'SH'
 set -e
-n=$(cat "$work/run-ours-cold")
-"$IMGTOOL" --store "$work/cold-store-$n" pull -q "$registry/debian:minbase" >/dev/null
-"$IMGTOOL" --store "$work/cold-store-$n" bundle "$registry/debian:minbase" "$work/b-cold-$n"
+n=$(cat "$work/run-ours-cold-$2")
+"$IMGTOOL" --store "$1/cold-store-$n" pull -q "$registry/debian:minbase" >/dev/null
+"$IMGTOOL" --store "$1/cold-store-$n" bundle "$registry/debian:minbase" "$1/b-cold-$n"
 SH
 cat > "$work/peer-cold.sh" <<'SH'
 set -e
-n=$(cat "$work/run-peer-cold")
-skopeo copy -q --src-tls-verify=false "docker://$registry/debian:minbase" "oci:$work/cold-layout-$n:debian"
-umoci unpack --image "$work/cold-layout-$n:debian" "$work/peer-cold-bundle-$n" >/dev/null
+n=$(cat "$work/run-peer-cold-$2")
+skopeo copy -q --src-tls-verify=false "docker://$registry/debian:minbase" "oci:$1/cold-layout-$n:debian"
+umoci unpack --image "$1/cold-layout-$n:debian" "$1/peer-cold-bundle-$n" >/dev/null
 SH
-hyperfine --runs "$runs" --export-json "$work/cold.json" \
-  -n ours --prepare "bash $work/next.sh ours-cold" "bash $work/ours-cold.sh" \
-  -n peer --prepare "bash $work/next.sh peer-cold" "bash $work/peer-cold.sh" >/dev/null
+cold() { # cold DIR NAME
+  hyperfine --runs "$runs" --export-json "$work/cold-$2.json" \
+    -n ours --prepare "bash $work/next.sh ours-cold-$2" "bash $work/ours-cold.sh $1 $2" \
+    -n peer --prepare "bash $work/next.sh peer-cold-$2" "bash $work/peer-cold.sh $1 $2" >/dev/null
+}
+cold "$work" rootfs
+truncate -s 16G "$work/ext4.img"
+mkfs.ext4 -q -F "$work/ext4.img"
+mkdir -p "$work/ext4"
+mount -o loop "$work/ext4.img" "$work/ext4"
+cold "$work/ext4" ext4
+for b in "$work"/ext4/b-*; do [ -f "$b/imgtool.json" ] && "$IMGTOOL" unbundle "$b" >/dev/null; done
+umount "$work/ext4"
+rm -f "$work/ext4.img"
 
 # Warm: the image is already stored.
 "$IMGTOOL" --store "$work/store" pull -q "$registry/debian:minbase" >/dev/null
@@ -92,9 +103,9 @@ skopeo copy -q --src-tls-verify=false "docker://$registry/debian:minbase" "oci:$
 "$IMGTOOL" --store "$work/store" bundle "$registry/debian:minbase" "$work/b-first"
 hyperfine --runs "$fast_runs" --export-json "$work/warm.json" \
   -n ours --prepare "bash $work/next.sh ours-warm" \
-    "$IMGTOOL --store $work/store bundle $registry/debian:minbase $(run_dir ours-warm b-warm)" \
+    "read n < $work/run-ours-warm && $IMGTOOL --store $work/store bundle $registry/debian:minbase $work/b-warm-\$n" \
   -n peer --prepare "bash $work/next.sh peer-warm" \
-    "umoci unpack --image $work/layout:debian $(run_dir peer-warm peer-warm)" >/dev/null
+    "read n < $work/run-peer-warm && umoci unpack --image $work/layout:debian $work/peer-warm-\$n" >/dev/null
 
 # Commit of a one-file change.
 "$IMGTOOL" --store "$work/store" bundle "$registry/debian:minbase" "$work/b-commit"
@@ -128,7 +139,8 @@ row() {
   a=$(median "$file" ours) b=$(median "$file" peer)
   printf '%-44s %12s %12s %10s\n' "$what" "$(ms "$a")" "$(ms "$b")" "$(ratio "$a" "$b")"
 }
-row "cold pull+bundle (vs skopeo copy+umoci unpack)" "$work/cold.json"
+row "cold pull+bundle (vs skopeo copy+umoci unpack)" "$work/cold-rootfs.json"
+row "  the same on a fresh ext4 with a journal" "$work/cold-ext4.json"
 row "bundle of a stored image (vs umoci unpack)" "$work/warm.json"
 row "commit of a one-file change (vs umoci repack)" "$work/commit.json"
 [ -n "$push_results" ] && row "push to an empty registry (vs skopeo copy)" "$work/push.json"

@@ -21,6 +21,16 @@ pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(60);
 /// How many blobs one client fetches at once.
 pub const PARALLEL_DOWNLOADS: usize = 4;
 
+/// Makes ring rustls' process-wide crypto provider, once, before any HTTP client is built
+/// (reqwest is built without one, see imgtool/Cargo.toml for why).
+fn install_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // An error means a provider is already installed, which is as good.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
 /// A client ready to talk to one endpoint about one reference.
 pub struct Connection {
     pub client: Client,
@@ -80,6 +90,7 @@ pub async fn connect(
     auth_file: &AuthFile,
     read_timeout: Option<Duration>,
 ) -> Result<Connection, RegistryError> {
+    install_crypto_provider();
     let (scheme, verify_tls) = match endpoint.transport {
         Transport::Https => ("https", true),
         Transport::Http => ("http", false),
