@@ -606,6 +606,111 @@ fn credentials_from_authfile_and_registry_auth_file() {
     env.pull_ok(&[&reference]);
 }
 
+/// docker's credential helpers: `credHelpers` for one registry, `credsStore` for the
+/// rest. The helper here is a script speaking the helper protocol (server URL on stdin,
+/// JSON on stdout), which records what it was asked.
+#[test]
+fn credentials_from_credential_helpers() {
+    use std::os::unix::fs::PermissionsExt;
+    let reg = Registry::start_with_auth("alice", "s3cret");
+    push(&reg, &Image::busybox(), "private:latest");
+    let (_, want) = registry_manifest(&reg, "private:latest");
+    let reference = format!("{}/private", reg.host());
+
+    let env = Env::new();
+    let bin = env.dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let asked = env.dir.path().join("asked");
+    let helper = |name: &str, body: &str| {
+        let path = bin.join(format!("docker-credential-{name}"));
+        std::fs::write(
+            &path,
+            format!(
+                "#!/bin/sh\n[ \"$1\" = get ] || exit 3\nread -r server\necho \"{name} $server\" >> {}\n{body}\n",
+                asked.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    };
+    helper(
+        "good",
+        r#"printf '{"ServerURL":"%s","Username":"alice","Secret":"s3cret"}' "$server""#,
+    );
+    helper("wrong", r#"echo '{"Username":"alice","Secret":"nope"}'"#);
+    helper(
+        "empty",
+        "echo 'credentials not found in native keychain'; exit 1",
+    );
+    helper("broken", "echo 'the keyring is locked' >&2; exit 1");
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let pull = |config: Value| {
+        std::fs::write(
+            env.dir.path().join("docker/config.json"),
+            config.to_string(),
+        )
+        .unwrap();
+        env.cmd()
+            .env("PATH", &path)
+            .args(["pull", &reference])
+            .output()
+            .unwrap()
+    };
+
+    let out = pull(json!({"credHelpers": {reg.host(): "good"}, "credsStore": "wrong"}));
+    let (_, digest) = result_line("pull", &[&reference], &out);
+    assert_eq!(digest, want);
+    let log = std::fs::read_to_string(&asked).unwrap();
+    assert_eq!(
+        log.trim(),
+        format!("good {}", reg.host()),
+        "asked the registry's helper only"
+    );
+
+    let out = pull(json!({"credsStore": "good"}));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let err = error_line("pull", &[&reference], &pull(json!({"credsStore": "wrong"})));
+    assert!(
+        err.contains("unauthorized") && err.contains("rejected"),
+        "{err}"
+    );
+
+    let err = error_line("pull", &[&reference], &pull(json!({"credsStore": "empty"})));
+    assert!(
+        err.contains("unauthorized") && err.contains("no credentials"),
+        "{err}"
+    );
+
+    let err = error_line(
+        "pull",
+        &[&reference],
+        &pull(json!({"credsStore": "broken"})),
+    );
+    assert!(
+        err.contains("docker-credential-broken") && err.contains("the keyring is locked"),
+        "{err}"
+    );
+    let err = error_line(
+        "pull",
+        &[&reference],
+        &pull(json!({"credsStore": "absent"})),
+    );
+    assert!(
+        err.contains("docker-credential-absent is not in PATH"),
+        "{err}"
+    );
+    assert!(env.tmp_files().is_empty(), "{:?}", env.tmp_files());
+}
+
 #[test]
 fn missing_or_wrong_credentials_are_a_clear_unauthorized_error() {
     let reg = Registry::start_with_auth("alice", "s3cret");

@@ -1,8 +1,9 @@
-//! Registry credentials from docker's `config.json` (`auths`), so `docker login` (or
+//! Registry credentials from docker's `config.json`, so `docker login` (or
 //! `podman login --authfile`, or a hand-written file) gives imgtool its credentials too.
 //! Lookup order for the file: `--authfile` / `REGISTRY_AUTH_FILE`, then
-//! `$DOCKER_CONFIG/config.json`, then `~/.docker/config.json`. No file or no entry means
-//! anonymous access.
+//! `$DOCKER_CONFIG/config.json`, then `~/.docker/config.json`. For one registry, as
+//! docker: its `credHelpers` entry, else its `auths` entry, else the `credsStore` helper
+//! (see [`super::cred_helper`]). No file or no credentials means anonymous access.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -18,6 +19,12 @@ use super::RegistryError;
 struct DockerConfig {
     #[serde(default)]
     auths: BTreeMap<String, AuthEntry>,
+    /// The credential helper for every registry without a `credHelpers` entry.
+    #[serde(default, rename = "credsStore")]
+    creds_store: Option<String>,
+    /// Registry → credential helper.
+    #[serde(default, rename = "credHelpers")]
+    cred_helpers: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -32,6 +39,17 @@ struct AuthEntry {
     /// A ready-to-use bearer token for the registry.
     #[serde(default)]
     registrytoken: Option<String>,
+    /// An OAuth2 refresh token (not supported: reported, not ignored).
+    #[serde(default)]
+    identitytoken: Option<String>,
+}
+
+/// What the file says for one registry.
+#[derive(Debug, Clone)]
+enum Source {
+    Given(RegistryAuth),
+    Helper(String),
+    IdentityToken,
 }
 
 /// Credentials loaded from one auth file.
@@ -39,8 +57,10 @@ struct AuthEntry {
 pub struct AuthFile {
     /// The file they came from (None when there was no file).
     pub path: Option<PathBuf>,
-    /// Normalized registry host → credentials.
-    entries: BTreeMap<String, RegistryAuth>,
+    /// Normalized registry host → where its credentials come from.
+    entries: BTreeMap<String, Source>,
+    /// The `credsStore` helper, for registries without an entry.
+    creds_store: Option<String>,
 }
 
 impl AuthFile {
@@ -78,27 +98,55 @@ impl AuthFile {
         for (key, entry) in config.auths {
             let auth = entry_auth(&entry).map_err(|m| bad(format!("auths.{key:?}: {m}")))?;
             if let Some(auth) = auth {
-                entries.insert(normalize_key(&key), auth);
+                entries.insert(normalize_key(&key), Source::Given(auth));
+            } else if entry
+                .identitytoken
+                .as_deref()
+                .is_some_and(|t| !t.is_empty())
+            {
+                entries.insert(normalize_key(&key), Source::IdentityToken);
             }
+        }
+        for (key, helper) in config.cred_helpers {
+            if helper.is_empty() {
+                return Err(bad(format!("credHelpers.{key:?}: empty helper name")));
+            }
+            entries.insert(normalize_key(&key), Source::Helper(helper));
         }
         Ok(Self {
             path: Some(path.to_path_buf()),
             entries,
+            creds_store: config.creds_store.filter(|s| !s.is_empty()),
         })
     }
 
     /// Credentials for `registry` (a `host[:port]` as in references; docker.io for Docker
-    /// Hub), or anonymous.
-    pub fn credentials(&self, registry: &str) -> RegistryAuth {
-        self.entries
-            .get(&normalize_key(registry))
-            .cloned()
-            .unwrap_or(RegistryAuth::Anonymous)
+    /// Hub), or anonymous; asks a credential helper when the file names one.
+    pub fn credentials(&self, registry: &str) -> Result<RegistryAuth, RegistryError> {
+        let key = normalize_key(registry);
+        let from_helper = |helper: &str| {
+            super::cred_helper::get(helper, &key)
+                .map(|auth| auth.unwrap_or(RegistryAuth::Anonymous))
+                .map_err(|message| self.error(message))
+        };
+        match self.entries.get(&key) {
+            Some(Source::Given(auth)) => Ok(auth.clone()),
+            Some(Source::Helper(helper)) => from_helper(helper),
+            Some(Source::IdentityToken) => {
+                Err(self.error(super::cred_helper::identity_token_unsupported(&key)))
+            }
+            None => match &self.creds_store {
+                Some(store) => from_helper(store),
+                None => Ok(RegistryAuth::Anonymous),
+            },
+        }
     }
 
-    /// Whether there is an entry for `registry`.
-    pub fn has_credentials(&self, registry: &str) -> bool {
-        self.entries.contains_key(&normalize_key(registry))
+    fn error(&self, message: String) -> RegistryError {
+        RegistryError::AuthFile {
+            path: self.path.clone().unwrap_or_default(),
+            message,
+        }
     }
 }
 
@@ -164,28 +212,64 @@ mod tests {
               "http://reg.test:5001/v2/":{"auth":"Y2Fyb2w6eDp5"},
               "tok.test":{"registrytoken":"abc"},
               "empty.test":{}
-            },"credsStore":"desktop"}"#,
+            }}"#,
         )
         .unwrap();
         let f = AuthFile::load(Some(&p)).unwrap();
         assert_eq!(
-            basic(&f.credentials("docker.io")),
+            basic(&f.credentials("docker.io").unwrap()),
             Some(("alice".into(), "s3cret".into()))
         );
         assert_eq!(
-            basic(&f.credentials("127.0.0.1:5000")),
+            basic(&f.credentials("127.0.0.1:5000").unwrap()),
             Some(("bob".into(), "pw".into()))
         );
         assert_eq!(
-            basic(&f.credentials("reg.test:5001")),
+            basic(&f.credentials("reg.test:5001").unwrap()),
             Some(("carol".into(), "x:y".into()))
         );
-        assert!(matches!(f.credentials("tok.test"), RegistryAuth::Bearer(t) if t == "abc"));
+        assert!(
+            matches!(f.credentials("tok.test").unwrap(), RegistryAuth::Bearer(t) if t == "abc")
+        );
         assert!(matches!(
-            f.credentials("empty.test"),
+            f.credentials("empty.test").unwrap(),
             RegistryAuth::Anonymous
         ));
-        assert!(matches!(f.credentials("other:1"), RegistryAuth::Anonymous));
+        assert!(matches!(
+            f.credentials("other:1").unwrap(),
+            RegistryAuth::Anonymous
+        ));
+    }
+
+    #[test]
+    fn identity_tokens_and_missing_helpers_are_errors_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("config.json");
+        std::fs::write(
+            &p,
+            r#"{"auths":{"id.test":{"identitytoken":"refresh"},"plain.test":{"auth":"YTpi"}},
+                "credHelpers":{"helped.test":"imgtool-test-no-such-helper"},
+                "credsStore":"imgtool-test-no-such-store"}"#,
+        )
+        .unwrap();
+        let f = AuthFile::load(Some(&p)).unwrap();
+        let msg = f.credentials("id.test").unwrap_err().to_string();
+        assert!(
+            msg.contains("identity token") && msg.contains("config.json"),
+            "{msg}"
+        );
+        let msg = f.credentials("helped.test").unwrap_err().to_string();
+        assert!(
+            msg.contains("docker-credential-imgtool-test-no-such-helper is not in PATH"),
+            "{msg}"
+        );
+        // An auths entry wins over credsStore; other registries go to the store.
+        assert!(basic(&f.credentials("plain.test").unwrap()).is_some());
+        let msg = f.credentials("other.test").unwrap_err().to_string();
+        assert!(
+            msg.contains("docker-credential-imgtool-test-no-such-store"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -120,10 +120,11 @@ pub async fn connect(
     } else {
         reference.registry()
     };
+    let auth = auth_file.credentials(key)?;
     Ok(Connection {
         client,
-        auth: auth_file.credentials(key),
-        has_credentials: auth_file.has_credentials(key),
+        has_credentials: !matches!(auth, RegistryAuth::Anonymous),
+        auth,
         auth_source: auth_file.path.clone(),
         reference: target,
         endpoint: endpoint.clone(),

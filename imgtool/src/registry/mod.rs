@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod client;
 pub mod config;
+pub mod cred_helper;
 pub mod download;
 pub mod platform;
 pub mod progress;

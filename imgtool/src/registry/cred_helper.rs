@@ -1,0 +1,94 @@
+//! Docker credential helpers (`credsStore`, `credHelpers` in config.json): after
+//! `docker login` with a helper configured, the secret lives in the helper's store
+//! (pass, secretservice, ecr-login, gcloud, ...) and config.json only names the helper.
+//! Protocol: run `docker-credential-<name> get`, write the server URL on its stdin, read
+//! `{"ServerURL","Username","Secret"}` from its stdout; a non-zero exit whose output says
+//! "credentials not found" means no credentials for that server.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use oci_client::secrets::RegistryAuth;
+use serde::Deserialize;
+
+/// What a helper answered.
+#[derive(Debug, Deserialize)]
+struct HelperReply {
+    #[serde(rename = "Username", default)]
+    username: String,
+    #[serde(rename = "Secret", default)]
+    secret: String,
+}
+
+/// The user name with which helpers mark an identity token (an OAuth2 refresh token).
+const IDENTITY_TOKEN_USER: &str = "<token>";
+
+/// The server URL helpers are asked about: docker's historical URL for Docker Hub, the
+/// `host[:port]` for any other registry.
+pub fn server_url(registry: &str) -> String {
+    if registry == "docker.io" {
+        "https://index.docker.io/v1/".to_string()
+    } else {
+        registry.to_string()
+    }
+}
+
+/// Asks helper `name` for the credentials of `registry` (normalized host). Errors are
+/// one-line messages naming the helper.
+pub fn get(name: &str, registry: &str) -> Result<Option<RegistryAuth>, String> {
+    let program = format!("docker-credential-{name}");
+    let mut child = Command::new(&program)
+        .arg("get")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => format!("credential helper {program} is not in PATH"),
+            _ => format!("cannot run credential helper {program}: {e}"),
+        })?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A helper that exits without reading is judged by its exit status below.
+        let _ = stdin.write_all(server_url(registry).as_bytes());
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("credential helper {program}: {e}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        let said = format!(
+            "{} {}",
+            stdout.trim(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        if said.to_ascii_lowercase().contains("credentials not found") {
+            return Ok(None);
+        }
+        let said = said.trim();
+        return Err(format!(
+            "credential helper {program} failed for {registry}: {}",
+            if said.is_empty() {
+                out.status.to_string()
+            } else {
+                said.lines().next().unwrap_or(said).to_string()
+            }
+        ));
+    }
+    let reply: HelperReply = serde_json::from_str(stdout.trim()).map_err(|e| {
+        format!("credential helper {program} answered for {registry} with invalid JSON: {e}")
+    })?;
+    if reply.username == IDENTITY_TOKEN_USER {
+        return Err(identity_token_unsupported(registry));
+    }
+    if reply.username.is_empty() && reply.secret.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(RegistryAuth::Basic(reply.username, reply.secret)))
+}
+
+/// Why an identity token cannot be used.
+pub fn identity_token_unsupported(registry: &str) -> String {
+    format!(
+        "the credentials for {registry} are an identity token (an OAuth2 refresh token), which imgtool does not support; log in with a user name and password or a registry token"
+    )
+}
