@@ -88,13 +88,7 @@ impl StoreEnv {
 
     /// What is in the store's `imgtool/tmp`.
     pub fn tmp_files(&self) -> Vec<String> {
-        std::fs::read_dir(self.store().join("imgtool/tmp"))
-            .map(|d| {
-                d.filter_map(Result::ok)
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default()
+        entry_names(&self.store().join("imgtool/tmp"))
     }
 
     /// `skopeo inspect oci:STORE:NAME`, which must succeed.
@@ -135,6 +129,17 @@ impl StoreEnv {
             );
         }
     }
+}
+
+/// The names of the entries of `dir` (none when it does not exist).
+pub fn entry_names(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Pushes `image` to `reg` as `repo_tag` (through a temp OCI layout and skopeo).

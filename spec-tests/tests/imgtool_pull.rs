@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use spec_tests::bins;
 use spec_tests::faulty_proxy::{Fault, FaultyProxy};
 use spec_tests::images::{self, Compression, Image, Layer};
-use spec_tests::imgtool_store::{error_line, result_line};
+use spec_tests::imgtool_store::{entry_names, error_line, result_line};
 use spec_tests::registry::{free_port, Registry};
 use spec_tests::registry_variants::{TokenServer, VariantRegistry};
 use spec_tests::tree;
@@ -107,24 +107,12 @@ impl Env {
     }
 
     fn tmp_files(&self) -> Vec<String> {
-        std::fs::read_dir(self.store().join("imgtool/tmp"))
-            .map(|d| {
-                d.filter_map(Result::ok)
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default()
+        entry_names(&self.store().join("imgtool/tmp"))
     }
 
     /// The layers unpacked in the store's layer cache (`imgtool/layers/<chain-id>`).
     fn layer_cache(&self) -> Vec<String> {
-        std::fs::read_dir(self.store().join("imgtool/layers"))
-            .map(|d| {
-                d.filter_map(Result::ok)
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default()
+        entry_names(&self.store().join("imgtool/layers"))
     }
 
     /// `imgtool bundle NAME DIR [ARGS]` (must succeed); returns DIR's rootfs.
@@ -678,36 +666,18 @@ fn credentials_from_credential_helpers() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let err = error_line("pull", &[&reference], &pull(json!({"credsStore": "wrong"})));
-    assert!(
-        err.contains("unauthorized") && err.contains("rejected"),
-        "{err}"
-    );
-
-    let err = error_line("pull", &[&reference], &pull(json!({"credsStore": "empty"})));
-    assert!(
-        err.contains("unauthorized") && err.contains("no credentials"),
-        "{err}"
-    );
-
-    let err = error_line(
-        "pull",
-        &[&reference],
-        &pull(json!({"credsStore": "broken"})),
-    );
-    assert!(
-        err.contains("docker-credential-broken") && err.contains("the keyring is locked"),
-        "{err}"
-    );
-    let err = error_line(
-        "pull",
-        &[&reference],
-        &pull(json!({"credsStore": "absent"})),
-    );
-    assert!(
-        err.contains("docker-credential-absent is not in PATH"),
-        "{err}"
-    );
+    for (store, says) in [
+        ("wrong", &["unauthorized", "rejected"][..]),
+        ("empty", &["unauthorized", "no credentials"]),
+        (
+            "broken",
+            &["docker-credential-broken", "the keyring is locked"],
+        ),
+        ("absent", &["docker-credential-absent is not in PATH"]),
+    ] {
+        let err = error_line("pull", &[&reference], &pull(json!({ "credsStore": store })));
+        assert!(says.iter().all(|s| err.contains(s)), "{store}: {err}");
+    }
     assert!(env.tmp_files().is_empty(), "{:?}", env.tmp_files());
 }
 
