@@ -2,14 +2,15 @@
 //! docker-registry serving HTTPS with a self-signed certificate, and docker-registry
 //! behind bearer-token auth with a small token server on 127.0.0.1 (the flow Docker Hub
 //! and most registries use: 401 with a Bearer challenge, a token from the realm for the
-//! user's basic credentials, then the token on every request).
+//! user's basic credentials, then the token on every request; or, for an identity token,
+//! the token for `POST grant_type=refresh_token`).
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -165,11 +166,17 @@ impl Drop for VariantRegistry {
 const SERVICE: &str = "spec-registry";
 const ISSUER: &str = "spec-token-issuer";
 
-/// A token server: GET /token with the right basic credentials returns a signed JWT
-/// granting pull and push on every repository listed at start; anything else is 401.
+/// The refresh token ("identity token") a [`TokenServer`] accepts.
+pub const REFRESH_TOKEN: &str = "spec-refresh-token";
+
+/// A token server: GET /token with the right basic credentials, or POST /token with
+/// `grant_type=refresh_token` and [`REFRESH_TOKEN`], returns a signed JWT granting pull
+/// and push on every repository listed at start; anything else is 401.
 pub struct TokenServer {
     port: u16,
     cert: PathBuf,
+    /// Each request: "METHOD TARGET" and, for a POST, a line with its body.
+    requests: Arc<Mutex<Vec<String>>>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
     _dir: TempDir,
@@ -186,11 +193,13 @@ impl TokenServer {
         let port = listener.local_addr().expect("addr").port();
         let stop = Arc::new(AtomicBool::new(false));
         let s = stop.clone();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let log = requests.clone();
         let thread = std::thread::spawn(move || {
             while !s.load(Ordering::SeqCst) {
                 match listener.accept() {
                     Ok((conn, _)) => {
-                        let _ = answer(conn, &expected, &token);
+                        let _ = answer(conn, &expected, &token, &log);
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
                 }
@@ -199,6 +208,7 @@ impl TokenServer {
         Self {
             port,
             cert: c.cert,
+            requests,
             stop,
             thread: Some(thread),
             _dir: dir,
@@ -207,6 +217,11 @@ impl TokenServer {
 
     pub fn realm(&self) -> String {
         format!("http://127.0.0.1:{}/token", self.port)
+    }
+
+    /// The requests received so far.
+    pub fn requests(&self) -> Vec<String> {
+        self.requests.lock().map(|r| r.clone()).unwrap_or_default()
     }
 }
 
@@ -219,11 +234,19 @@ impl Drop for TokenServer {
     }
 }
 
-fn answer(conn: TcpStream, expected_auth: &str, token: &str) -> std::io::Result<()> {
+fn answer(
+    conn: TcpStream,
+    expected_auth: &str,
+    token: &str,
+    log: &Mutex<Vec<String>>,
+) -> std::io::Result<()> {
     conn.set_nonblocking(false)?;
     conn.set_read_timeout(Some(Duration::from_secs(5)))?;
     let mut reader = BufReader::new(conn.try_clone()?);
+    let mut request_line = String::new();
+    reader.read_line(&mut request_line)?;
     let mut authorized = false;
+    let mut length = 0usize;
     loop {
         let mut line = String::new();
         if reader.read_line(&mut line)? == 0 || line == "\r\n" {
@@ -233,7 +256,28 @@ fn answer(conn: TcpStream, expected_auth: &str, token: &str) -> std::io::Result<
             if name.eq_ignore_ascii_case("authorization") && value.trim() == expected_auth {
                 authorized = true;
             }
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse().unwrap_or(0);
+            }
         }
+    }
+    let mut body = vec![0u8; length.min(1 << 16)];
+    reader.read_exact(&mut body)?;
+    let body = String::from_utf8_lossy(&body).into_owned();
+    let mut entry = request_line
+        .split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ");
+    if request_line.starts_with("POST ") {
+        let form: Vec<&str> = body.split('&').collect();
+        authorized = form.contains(&"grant_type=refresh_token")
+            && form.contains(&format!("refresh_token={REFRESH_TOKEN}").as_str());
+        entry.push('\n');
+        entry.push_str(&body);
+    }
+    if let Ok(mut l) = log.lock() {
+        l.push(entry);
     }
     let (status, body) = if authorized {
         (

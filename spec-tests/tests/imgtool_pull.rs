@@ -14,7 +14,7 @@ use spec_tests::faulty_proxy::{Fault, FaultyProxy};
 use spec_tests::images::{self, Compression, Image, Layer};
 use spec_tests::imgtool_store::{entry_names, error_line, result_line};
 use spec_tests::registry::{free_port, Registry};
-use spec_tests::registry_variants::{TokenServer, VariantRegistry};
+use spec_tests::registry_variants::{TokenServer, VariantRegistry, REFRESH_TOKEN};
 use spec_tests::tree;
 use tempfile::TempDir;
 
@@ -882,6 +882,85 @@ fn bearer_token_auth_through_a_token_server() {
         "{err}"
     );
     env.assert_nothing_tagged_nor_left();
+}
+
+/// An identity token (what `docker login` stores for registries that issue OAuth2
+/// refresh tokens) is exchanged at the token realm with `grant_type=refresh_token` for a
+/// pull-scoped token, whether it is in config.json or behind a credential helper.
+#[test]
+fn identity_token_is_exchanged_at_the_token_realm() {
+    use std::os::unix::fs::PermissionsExt;
+    let tokens = TokenServer::start("alice", "s3cret", &["private"]);
+    let reg = VariantRegistry::with_token_auth(&tokens);
+    let dir = tempfile::tempdir().unwrap();
+    let want = Image::busybox().write_layout(dir.path(), "t");
+    skopeo_push(
+        &reg.host(),
+        Some("alice:s3cret"),
+        dir.path(),
+        "t",
+        "private:latest",
+    );
+    let reference = format!("{}/private", reg.host());
+
+    let env = Env::new();
+    let config = |body: Value| {
+        let path = env.dir.path().join("docker/config.json");
+        std::fs::write(&path, body.to_string()).unwrap();
+    };
+    config(json!({"auths": {reg.host(): {"identitytoken": REFRESH_TOKEN}}}));
+    let (_, digest) = env.pull_ok(&[&reference]);
+    assert_eq!(digest, want, "{}", reg.log());
+    let posts: Vec<String> = tokens
+        .requests()
+        .into_iter()
+        .filter(|r| r.starts_with("POST "))
+        .collect();
+    assert_eq!(posts.len(), 1, "{posts:?}");
+    for field in [
+        "grant_type=refresh_token",
+        "scope=repository%3Aprivate%3Apull",
+        "service=",
+    ] {
+        assert!(posts[0].contains(field), "{field} in {}", posts[0]);
+    }
+
+    // The same token from a credential helper (user "<token>").
+    let bin = env.dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let helper = bin.join("docker-credential-sso");
+    std::fs::write(
+        &helper,
+        format!("#!/bin/sh\ncat >/dev/null\necho '{{\"Username\":\"<token>\",\"Secret\":\"{REFRESH_TOKEN}\"}}'\n"),
+    )
+    .unwrap();
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    config(json!({"credsStore": "sso"}));
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = env
+        .cmd()
+        .env("PATH", &path)
+        .args(["pull", &reference])
+        .output()
+        .unwrap();
+    assert_eq!(result_line("pull", &[&reference], &out).1, want);
+
+    let fresh = Env::new();
+    std::fs::write(
+        fresh.dir.path().join("docker/config.json"),
+        json!({"auths": {reg.host(): {"identitytoken": "expired"}}}).to_string(),
+    )
+    .unwrap();
+    let err = fresh.pull_err(&[&reference]);
+    assert!(
+        err.contains("unauthorized") && err.contains("rejected the identity token"),
+        "{err}"
+    );
+    fresh.assert_nothing_tagged_nor_left();
 }
 
 #[test]

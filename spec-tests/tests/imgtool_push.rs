@@ -20,7 +20,7 @@ use spec_tests::faulty_proxy::{Fault, FaultyProxy};
 use spec_tests::images::{self, Compression, Image, Layer};
 use spec_tests::imgtool_store::{error_line, result_line, StoreEnv};
 use spec_tests::registry::{free_port, Registry};
-use spec_tests::registry_variants::{TokenServer, VariantRegistry};
+use spec_tests::registry_variants::{TokenServer, VariantRegistry, REFRESH_TOKEN};
 use spec_tests::tree::{assert_same, listing};
 use tempfile::TempDir;
 
@@ -477,6 +477,40 @@ fn bearer_token_auth_through_a_token_server() {
     assert!(
         err.contains("unauthorized") && err.contains(&reg.host()),
         "{err}"
+    );
+
+    // An identity token is exchanged for a token scoped to pull and push.
+    let id = env.dir.path().join("identity.json");
+    std::fs::write(
+        &id,
+        json!({"auths": {reg.host(): {"identitytoken": REFRESH_TOKEN}}}).to_string(),
+    )
+    .unwrap();
+    let dest2 = format!("{}/private:2", reg.host());
+    let out = env.run(&[
+        "push",
+        "--authfile",
+        id.to_str().unwrap(),
+        "localhost/bb:1",
+        &dest2,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        remote_digest(&reg.host(), "private:2", Some("alice:s3cret")),
+        want
+    );
+    let post = tokens
+        .requests()
+        .into_iter()
+        .find(|r| r.starts_with("POST "))
+        .expect("a refresh-token request");
+    assert!(
+        post.contains("scope=repository%3Aprivate%3Apull%2Cpush"),
+        "{post}"
     );
 }
 

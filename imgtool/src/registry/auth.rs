@@ -39,7 +39,7 @@ struct AuthEntry {
     /// A ready-to-use bearer token for the registry.
     #[serde(default)]
     registrytoken: Option<String>,
-    /// An OAuth2 refresh token (not supported: reported, not ignored).
+    /// An OAuth2 refresh token, as `docker login` stores for registries that issue one.
     #[serde(default)]
     identitytoken: Option<String>,
 }
@@ -49,7 +49,17 @@ struct AuthEntry {
 enum Source {
     Given(RegistryAuth),
     Helper(String),
-    IdentityToken,
+    IdentityToken(String),
+}
+
+/// The credentials for one registry.
+#[derive(Debug, Clone)]
+pub enum Credentials {
+    /// Usable as they are (anonymous, basic, or a registry token).
+    Auth(RegistryAuth),
+    /// An OAuth2 refresh token, to exchange at the registry's token realm (see
+    /// [`super::identity_token`]).
+    IdentityToken(String),
 }
 
 /// Credentials loaded from one auth file.
@@ -99,12 +109,8 @@ impl AuthFile {
             let auth = entry_auth(&entry).map_err(|m| bad(format!("auths.{key:?}: {m}")))?;
             if let Some(auth) = auth {
                 entries.insert(normalize_key(&key), Source::Given(auth));
-            } else if entry
-                .identitytoken
-                .as_deref()
-                .is_some_and(|t| !t.is_empty())
-            {
-                entries.insert(normalize_key(&key), Source::IdentityToken);
+            } else if let Some(token) = entry.identitytoken.filter(|t| !t.is_empty()) {
+                entries.insert(normalize_key(&key), Source::IdentityToken(token));
             }
         }
         for (key, helper) in config.cred_helpers {
@@ -122,27 +128,26 @@ impl AuthFile {
 
     /// Credentials for `registry` (a `host[:port]` as in references; docker.io for Docker
     /// Hub), or anonymous; asks a credential helper when the file names one.
-    pub fn credentials(&self, registry: &str) -> Result<RegistryAuth, RegistryError> {
+    pub fn credentials(&self, registry: &str) -> Result<Credentials, RegistryError> {
         let key = normalize_key(registry);
         let from_helper = |helper: &str| {
             super::cred_helper::get(helper, &key)
-                .map(|auth| auth.unwrap_or(RegistryAuth::Anonymous))
+                .map(|c| c.unwrap_or(Credentials::Auth(RegistryAuth::Anonymous)))
                 .map_err(|message| self.error(message))
         };
         match self.entries.get(&key) {
-            Some(Source::Given(auth)) => Ok(auth.clone()),
+            Some(Source::Given(auth)) => Ok(Credentials::Auth(auth.clone())),
             Some(Source::Helper(helper)) => from_helper(helper),
-            Some(Source::IdentityToken) => {
-                Err(self.error(super::cred_helper::identity_token_unsupported(&key)))
-            }
+            Some(Source::IdentityToken(token)) => Ok(Credentials::IdentityToken(token.clone())),
             None => match &self.creds_store {
                 Some(store) => from_helper(store),
-                None => Ok(RegistryAuth::Anonymous),
+                None => Ok(Credentials::Auth(RegistryAuth::Anonymous)),
             },
         }
     }
 
-    fn error(&self, message: String) -> RegistryError {
+    /// An error about this file.
+    pub fn error(&self, message: String) -> RegistryError {
         RegistryError::AuthFile {
             path: self.path.clone().unwrap_or_default(),
             message,
@@ -193,9 +198,9 @@ fn normalize_key(key: &str) -> String {
 mod tests {
     use super::*;
 
-    fn basic(a: &RegistryAuth) -> Option<(String, String)> {
-        match a {
-            RegistryAuth::Basic(u, p) => Some((u.clone(), p.clone())),
+    fn basic(c: &Credentials) -> Option<(String, String)> {
+        match c {
+            Credentials::Auth(RegistryAuth::Basic(u, p)) => Some((u.clone(), p.clone())),
             _ => None,
         }
     }
@@ -229,20 +234,20 @@ mod tests {
             Some(("carol".into(), "x:y".into()))
         );
         assert!(
-            matches!(f.credentials("tok.test").unwrap(), RegistryAuth::Bearer(t) if t == "abc")
+            matches!(f.credentials("tok.test").unwrap(), Credentials::Auth(RegistryAuth::Bearer(t)) if t == "abc")
         );
         assert!(matches!(
             f.credentials("empty.test").unwrap(),
-            RegistryAuth::Anonymous
+            Credentials::Auth(RegistryAuth::Anonymous)
         ));
         assert!(matches!(
             f.credentials("other:1").unwrap(),
-            RegistryAuth::Anonymous
+            Credentials::Auth(RegistryAuth::Anonymous)
         ));
     }
 
     #[test]
-    fn identity_tokens_and_missing_helpers_are_errors_naming_the_file() {
+    fn identity_tokens_and_missing_helpers() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("config.json");
         std::fs::write(
@@ -253,18 +258,20 @@ mod tests {
         )
         .unwrap();
         let f = AuthFile::load(Some(&p)).unwrap();
-        let msg = f.credentials("id.test").unwrap_err().to_string();
         assert!(
-            msg.contains("identity token") && msg.contains("config.json"),
-            "{msg}"
+            matches!(f.credentials("id.test").unwrap(), Credentials::IdentityToken(t) if t == "refresh")
         );
         let msg = f.credentials("helped.test").unwrap_err().to_string();
         assert!(
-            msg.contains("docker-credential-imgtool-test-no-such-helper is not in PATH"),
+            msg.contains("docker-credential-imgtool-test-no-such-helper is not in PATH")
+                && msg.contains("config.json"),
             "{msg}"
         );
         // An auths entry wins over credsStore; other registries go to the store.
-        assert!(basic(&f.credentials("plain.test").unwrap()).is_some());
+        assert!(matches!(
+            f.credentials("plain.test").unwrap(),
+            Credentials::Auth(RegistryAuth::Basic(..))
+        ));
         let msg = f.credentials("other.test").unwrap_err().to_string();
         assert!(
             msg.contains("docker-credential-imgtool-test-no-such-store"),

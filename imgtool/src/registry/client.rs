@@ -9,8 +9,9 @@ use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::secrets::RegistryAuth;
 use oci_client::Client;
 
-use super::auth::AuthFile;
+use super::auth::{AuthFile, Credentials};
 use super::config::{Endpoint, Transport};
+use super::identity_token::{Access, Exchange};
 use super::RegistryError;
 use crate::reference::Reference;
 
@@ -83,11 +84,13 @@ impl Connection {
 
 /// Connects to `endpoint` for `reference`: decides the scheme (probing an insecure
 /// registry for TLS, as docker does), and picks the credentials for the endpoint's host.
-/// `read_timeout` bounds the silence within a response (None: [`DEFAULT_READ_TIMEOUT`]).
+/// `access` is what an identity token is exchanged for; `read_timeout` bounds the
+/// silence within a response (None: [`DEFAULT_READ_TIMEOUT`]).
 pub async fn connect(
     reference: &Reference,
     endpoint: &Endpoint,
     auth_file: &AuthFile,
+    access: Access,
     read_timeout: Option<Duration>,
 ) -> Result<Connection, RegistryError> {
     install_crypto_provider();
@@ -120,7 +123,19 @@ pub async fn connect(
     } else {
         reference.registry()
     };
-    let auth = auth_file.credentials(key)?;
+    let auth = match auth_file.credentials(key)? {
+        Credentials::Auth(auth) => auth,
+        Credentials::IdentityToken(refresh) => {
+            let exchange = Exchange {
+                scheme,
+                host: &endpoint.host,
+                repository: reference.repository(),
+                access,
+                verify_tls,
+            };
+            RegistryAuth::Bearer(exchange.access_token(&refresh).await?)
+        }
+    };
     Ok(Connection {
         client,
         has_credentials: !matches!(auth, RegistryAuth::Anonymous),

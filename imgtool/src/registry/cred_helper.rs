@@ -11,6 +11,8 @@ use std::process::{Command, Stdio};
 use oci_client::secrets::RegistryAuth;
 use serde::Deserialize;
 
+use super::auth::Credentials;
+
 /// What a helper answered.
 #[derive(Debug, Deserialize)]
 struct HelperReply {
@@ -20,7 +22,8 @@ struct HelperReply {
     secret: String,
 }
 
-/// The user name with which helpers mark an identity token (an OAuth2 refresh token).
+/// The user name with which helpers mark an identity token (an OAuth2 refresh token,
+/// exchanged by [`super::identity_token`]).
 const IDENTITY_TOKEN_USER: &str = "<token>";
 
 /// The server URL helpers are asked about: docker's historical URL for Docker Hub, the
@@ -35,7 +38,7 @@ pub fn server_url(registry: &str) -> String {
 
 /// Asks helper `name` for the credentials of `registry` (normalized host). Errors are
 /// one-line messages naming the helper.
-pub fn get(name: &str, registry: &str) -> Result<Option<RegistryAuth>, String> {
+pub fn get(name: &str, registry: &str) -> Result<Option<Credentials>, String> {
     let program = format!("docker-credential-{name}");
     let mut child = Command::new(&program)
         .arg("get")
@@ -78,17 +81,13 @@ pub fn get(name: &str, registry: &str) -> Result<Option<RegistryAuth>, String> {
         format!("credential helper {program} answered for {registry} with invalid JSON: {e}")
     })?;
     if reply.username == IDENTITY_TOKEN_USER {
-        return Err(identity_token_unsupported(registry));
+        return Ok(Some(Credentials::IdentityToken(reply.secret)));
     }
     if reply.username.is_empty() && reply.secret.is_empty() {
         return Ok(None);
     }
-    Ok(Some(RegistryAuth::Basic(reply.username, reply.secret)))
-}
-
-/// Why an identity token cannot be used.
-pub fn identity_token_unsupported(registry: &str) -> String {
-    format!(
-        "the credentials for {registry} are an identity token (an OAuth2 refresh token), which imgtool does not support; log in with a user name and password or a registry token"
-    )
+    Ok(Some(Credentials::Auth(RegistryAuth::Basic(
+        reply.username,
+        reply.secret,
+    ))))
 }

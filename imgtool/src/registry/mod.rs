@@ -8,6 +8,7 @@ pub mod client;
 pub mod config;
 pub mod cred_helper;
 pub mod download;
+pub mod identity_token;
 pub mod platform;
 pub mod progress;
 pub mod pull;

@@ -12,6 +12,7 @@ use super::auth::AuthFile;
 use super::client::{connect, PARALLEL_DOWNLOADS};
 use super::config::{Endpoint, RegistriesConfig};
 use super::download::fetch_blob;
+use super::identity_token::Access;
 use super::platform::{available, PlatformSpec};
 use super::progress::{short_digest, Progress};
 use super::retry::{retrying, RetryPolicy};
@@ -150,7 +151,7 @@ async fn pull_from(
     policy: RetryPolicy,
     progress: &Progress,
 ) -> Result<Pulled, RegistryError> {
-    let conn = connect(reference, endpoint, auth, opts.read_timeout).await?;
+    let conn = connect(reference, endpoint, auth, Access::Pull, opts.read_timeout).await?;
     let name = store_name(reference);
     let (raw, digest) = retrying(&conn, policy, "image", || {
         conn.client

@@ -19,6 +19,7 @@ use sha2::{Digest as _, Sha256};
 use super::auth::AuthFile;
 use super::client::{connect, Connection};
 use super::config::RegistriesConfig;
+use super::identity_token::Access;
 use super::progress::{short_digest, BlobProgress, Progress};
 use super::retry::{gave_up, map_error, retrying, RetryPolicy};
 use super::{sources, RegistryError};
@@ -139,7 +140,7 @@ pub async fn push_image(
             registry: dest.registry().to_string(),
             message: "no endpoint to push to".into(),
         })?;
-    let conn = connect(&dest, &endpoint, auth, None).await?;
+    let conn = connect(&dest, &endpoint, auth, Access::Push, None).await?;
     conn.client
         .store_auth_if_needed(conn.reference.resolve_registry(), &conn.auth)
         .await;
