@@ -54,7 +54,13 @@ pub fn run(cli: &Cli, args: KillArgs) -> Result<()> {
     // Put back the status the processes really have (libcontainer's kill records stopped).
     c.set_status(before);
     status::refresh(&mut c)?;
-    c.save()
-        .with_context(|| format!("cannot save the state of container {}", args.id))?;
+    if let Err(e) = c.save() {
+        // The signal may have ended the container and `run` (or a `delete`) removed it
+        // before this save: the kill itself succeeded, as runc's would.
+        if !c.root.join("state.json").exists() {
+            return Ok(());
+        }
+        return Err(e).with_context(|| format!("cannot save the state of container {}", args.id));
+    }
     Ok(())
 }
