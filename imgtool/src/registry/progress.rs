@@ -54,6 +54,22 @@ impl Progress {
     }
 }
 
+impl Progress {
+    /// A spinner with `label`, for work of unknown length (unpacking after downloads).
+    pub fn spinner(&self, label: &str) -> BlobProgress {
+        let bar = self.multi.as_ref().map(|m| {
+            let bar = m.add(ProgressBar::new_spinner());
+            if let Ok(style) = ProgressStyle::with_template("{spinner} {prefix} {msg}") {
+                bar.set_style(style);
+            }
+            bar.set_prefix(label.to_string());
+            bar.enable_steady_tick(std::time::Duration::from_millis(100));
+            bar
+        });
+        BlobProgress { bar }
+    }
+}
+
 impl BlobProgress {
     pub fn set_position(&self, pos: u64) {
         if let Some(b) = &self.bar {

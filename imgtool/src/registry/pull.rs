@@ -246,9 +246,15 @@ async fn pull_from(
         .try_collect::<Vec<()>>()
         .await;
     if let Some(unpacker) = unpacker {
+        let spinner = progress.spinner("unpacking layers");
         // An unpacking failure is not the pull's: the image is stored either way, and
         // `bundle` builds what is missing and reports why it cannot.
-        let _ = unpacker.finish();
+        let unpacked = unpacker.finish();
+        spinner.finish(if unpacked.is_ok() {
+            "done"
+        } else {
+            "left to bundle"
+        });
     }
     downloaded?;
 
