@@ -599,7 +599,6 @@ fn credentials_from_authfile_and_registry_auth_file() {
 /// JSON on stdout), which records what it was asked.
 #[test]
 fn credentials_from_credential_helpers() {
-    use std::os::unix::fs::PermissionsExt;
     let reg = Registry::start_with_auth("alice", "s3cret");
     push(&reg, &Image::busybox(), "private:latest");
     let (_, want) = registry_manifest(&reg, "private:latest");
@@ -607,19 +606,13 @@ fn credentials_from_credential_helpers() {
 
     let env = Env::new();
     let bin = env.dir.path().join("bin");
-    std::fs::create_dir(&bin).unwrap();
     let asked = env.dir.path().join("asked");
     let helper = |name: &str, body: &str| {
-        let path = bin.join(format!("docker-credential-{name}"));
-        std::fs::write(
-            &path,
-            format!(
-                "#!/bin/sh\n[ \"$1\" = get ] || exit 3\nread -r server\necho \"{name} $server\" >> {}\n{body}\n",
-                asked.display()
-            ),
-        )
-        .unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let record = format!(
+            "[ \"$1\" = get ] || exit 3\nread -r server\necho \"{name} $server\" >> {}",
+            asked.display()
+        );
+        write_cred_helper(&bin, name, &format!("{record}\n{body}"));
     };
     helper(
         "good",
@@ -847,8 +840,9 @@ fn https_registry_with_a_self_signed_certificate_is_pulled_as_insecure() {
     assert_eq!(digest, want, "{}", reg.log());
 }
 
-#[test]
-fn bearer_token_auth_through_a_token_server() {
+/// A registry behind a token server for user alice, holding busybox as `private:latest`;
+/// returns them and the manifest digest.
+fn token_auth_registry() -> (TokenServer, VariantRegistry, String) {
     let tokens = TokenServer::start("alice", "s3cret", &["private"]);
     let reg = VariantRegistry::with_token_auth(&tokens);
     let dir = tempfile::tempdir().unwrap();
@@ -860,6 +854,21 @@ fn bearer_token_auth_through_a_token_server() {
         "t",
         "private:latest",
     );
+    (tokens, reg, want)
+}
+
+/// Writes `bin/docker-credential-NAME`, a shell script with `body`, executable.
+fn write_cred_helper(bin: &Path, name: &str, body: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(bin).unwrap();
+    let path = bin.join(format!("docker-credential-{name}"));
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+#[test]
+fn bearer_token_auth_through_a_token_server() {
+    let (tokens, reg, want) = token_auth_registry();
     let reference = format!("{}/private", reg.host());
 
     let env = Env::new();
@@ -889,18 +898,7 @@ fn bearer_token_auth_through_a_token_server() {
 /// pull-scoped token, whether it is in config.json or behind a credential helper.
 #[test]
 fn identity_token_is_exchanged_at_the_token_realm() {
-    use std::os::unix::fs::PermissionsExt;
-    let tokens = TokenServer::start("alice", "s3cret", &["private"]);
-    let reg = VariantRegistry::with_token_auth(&tokens);
-    let dir = tempfile::tempdir().unwrap();
-    let want = Image::busybox().write_layout(dir.path(), "t");
-    skopeo_push(
-        &reg.host(),
-        Some("alice:s3cret"),
-        dir.path(),
-        "t",
-        "private:latest",
-    );
+    let (tokens, reg, want) = token_auth_registry();
     let reference = format!("{}/private", reg.host());
 
     let env = Env::new();
@@ -927,14 +925,13 @@ fn identity_token_is_exchanged_at_the_token_realm() {
 
     // The same token from a credential helper (user "<token>").
     let bin = env.dir.path().join("bin");
-    std::fs::create_dir(&bin).unwrap();
-    let helper = bin.join("docker-credential-sso");
-    std::fs::write(
-        &helper,
-        format!("#!/bin/sh\ncat >/dev/null\necho '{{\"Username\":\"<token>\",\"Secret\":\"{REFRESH_TOKEN}\"}}'\n"),
-    )
-    .unwrap();
-    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    write_cred_helper(
+        &bin,
+        "sso",
+        &format!(
+            "cat >/dev/null\necho '{{\"Username\":\"<token>\",\"Secret\":\"{REFRESH_TOKEN}\"}}'"
+        ),
+    );
     config(json!({"credsStore": "sso"}));
     let path = format!(
         "{}:{}",
