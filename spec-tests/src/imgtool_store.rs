@@ -131,6 +131,26 @@ impl StoreEnv {
     }
 }
 
+/// Puts `image` into the OCI layout `store` as `name`, offline: written as a layout in a
+/// temp dir, then copied with skopeo. Returns the manifest digest.
+pub fn put_image(store: &Path, image: &Image, name: &str) -> String {
+    let layout = tempfile::tempdir().expect("tempdir");
+    let digest = image.write_layout(layout.path(), "img");
+    let out = Command::new("skopeo")
+        .args(["copy", "-q"])
+        .arg(format!("oci:{}:img", layout.path().display()))
+        .arg(format!("oci:{}:{name}", store.display()))
+        .output()
+        .expect("skopeo");
+    assert!(
+        out.status.success(),
+        "skopeo copy into {}: {}",
+        store.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    digest
+}
+
 /// The names of the entries of `dir` (none when it does not exist).
 pub fn entry_names(dir: &Path) -> Vec<String> {
     std::fs::read_dir(dir)

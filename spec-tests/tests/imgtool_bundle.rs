@@ -8,6 +8,7 @@ use std::process::Command;
 use spec_tests::bins;
 use spec_tests::container::{capture, Outcome, Runtime};
 use spec_tests::images::{self, Image};
+use spec_tests::imgtool_store::put_image;
 use tempfile::TempDir;
 
 /// A private store with guards: every bundle made through it is unbundled on drop.
@@ -39,20 +40,7 @@ impl Store {
 
     /// Puts `image` into the store under `name` (through an OCI layout and skopeo).
     fn add(&self, image: &Image, name: &str) -> String {
-        let layout = tempfile::tempdir().unwrap();
-        let digest = image.write_layout(layout.path(), "img");
-        let out = Command::new("skopeo")
-            .args(["copy", "-q"])
-            .arg(format!("oci:{}:img", layout.path().display()))
-            .arg(format!("oci:{}:{name}", self.path().display()))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "skopeo: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        digest
+        put_image(self.path(), image, name)
     }
 
     fn bundle(&self, image: &str, dir: &Path, extra: &[&str]) -> Outcome {

@@ -9,6 +9,7 @@ use std::process::Command;
 use spec_tests::bins;
 use spec_tests::container::{capture, Outcome, Runtime};
 use spec_tests::images;
+use spec_tests::imgtool_store::put_image;
 use spec_tests::tree::{assert_same, listing};
 
 struct Store {
@@ -28,19 +29,7 @@ impl Store {
                 .tempdir()
                 .unwrap(),
         };
-        let layout = s.work.path().join("layout");
-        images::multi_layer().write_layout(&layout, "img");
-        let out = Command::new("skopeo")
-            .args(["copy", "-q"])
-            .arg(format!("oci:{}:img", layout.display()))
-            .arg(format!("oci:{}:localhost/base:1", s.dir.path().display()))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        put_image(s.dir.path(), &images::multi_layer(), "localhost/base:1");
         s
     }
 
@@ -193,18 +182,7 @@ fn commit_leaves_volumes_out_and_takes_zstd() {
     let store = Store::new();
     let mut img = images::Image::busybox();
     img.config["Volumes"] = serde_json::json!({"/vol": {}});
-    let layout = store.work.path().join("vlayout");
-    img.write_layout(&layout, "v");
-    let out = Command::new("skopeo")
-        .args(["copy", "-q"])
-        .arg(format!("oci:{}:v", layout.display()))
-        .arg(format!(
-            "oci:{}:localhost/vol:1",
-            store.dir.path().display()
-        ))
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    put_image(store.dir.path(), &img, "localhost/vol:1");
     let b = store.bundle("vb", "localhost/vol:1", &[]);
     let rt = Runtime::new();
     let g = rt.guard("vol");

@@ -5,12 +5,12 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use spec_tests::host::unmount_under;
 use spec_tests::images::Image;
-use spec_tests::imgtool_store::StoreEnv;
+use spec_tests::imgtool_store::{put_image, StoreEnv};
 
 /// The store, a work dir for bundles; unbundles and unmounts on drop.
 struct Scene {
@@ -40,19 +40,7 @@ impl Scene {
                 .tempdir()
                 .unwrap(),
         };
-        let layout = s.work.path().join("layout");
-        Image::busybox().write_layout(&layout, "img");
-        let out = Command::new("skopeo")
-            .args(["copy", "-q"])
-            .arg(format!("oci:{}:img", layout.display()))
-            .arg(format!("oci:{}:localhost/base:1", s.env.store().display()))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        put_image(&s.env.store(), &Image::busybox(), "localhost/base:1");
         s
     }
 

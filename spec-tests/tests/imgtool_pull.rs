@@ -868,7 +868,7 @@ fn write_cred_helper(bin: &Path, name: &str, body: &str) {
 
 #[test]
 fn bearer_token_auth_through_a_token_server() {
-    let (tokens, reg, want) = token_auth_registry();
+    let (_tokens, reg, want) = token_auth_registry();
     let reference = format!("{}/private", reg.host());
 
     let env = Env::new();
