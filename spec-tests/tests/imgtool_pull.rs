@@ -4,6 +4,7 @@
 //! (corrupt blob, registry gone, killed pull, unreachable host, cut connection) behave as
 //! a user expects: one clear line, exit 1, nothing tagged, nothing half-written.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
@@ -133,6 +134,32 @@ impl Env {
         bundle.join("rootfs")
     }
 
+    /// Starts `imgtool pull` of `repo` through a proxy in front of `reg` that stalls the
+    /// download of `layer` after `bytes`, and waits until it has stalled. The pull's
+    /// stderr is piped.
+    fn stalled_pull(
+        &self,
+        reg: &Registry,
+        repo: &str,
+        layer: &str,
+        bytes: usize,
+    ) -> (FaultyProxy, ChildGuard) {
+        let proxy = FaultyProxy::start(reg.port(), Fault::StallAfter(bytes), layer);
+        let child = self
+            .cmd()
+            .args(["pull", &format!("{}/{repo}", proxy.host())])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let child = ChildGuard(child);
+        assert!(
+            proxy.wait_stalled(Duration::from_secs(30)),
+            "pull of {repo} under way"
+        );
+        (proxy, child)
+    }
+
     fn has_blob(&self, digest: &str) -> bool {
         self.store()
             .join("blobs/sha256")
@@ -164,6 +191,14 @@ impl Env {
             self.tmp_files()
         );
     }
+}
+
+/// A registry holding busybox as `repo_tag`, with its manifest and manifest digest.
+fn registry_with_busybox(repo_tag: &str) -> (Registry, Value, String) {
+    let reg = Registry::start();
+    push(&reg, &Image::busybox(), repo_tag);
+    let (manifest, want) = registry_manifest(&reg, repo_tag);
+    (reg, manifest, want)
 }
 
 /// Pushes `image` to `reg` as `repo_tag` (through a temp OCI layout and skopeo).
@@ -239,9 +274,7 @@ fn write_auth_file(path: &Path, key: &str, user: &str, password: &str) {
 
 #[test]
 fn pull_by_tag_stores_what_the_registry_serves_for_skopeo_and_umoci() {
-    let reg = Registry::start();
-    push(&reg, &Image::busybox(), "busybox:latest");
-    let (_, want) = registry_manifest(&reg, "busybox:latest");
+    let (reg, _, want) = registry_with_busybox("busybox:latest");
     let env = Env::new();
     let (name, digest) = env.pull_ok(&[&format!("{}/busybox", reg.host())]);
     assert_eq!(name, format!("{}/busybox:latest", reg.host()));
@@ -275,9 +308,7 @@ fn pull_by_tag_stores_what_the_registry_serves_for_skopeo_and_umoci() {
 
 #[test]
 fn pull_by_digest() {
-    let reg = Registry::start();
-    push(&reg, &Image::busybox(), "busybox:v1");
-    let (_, want) = registry_manifest(&reg, "busybox:v1");
+    let (reg, _, want) = registry_with_busybox("busybox:v1");
     let env = Env::new();
     let reference = format!("{}/busybox@{want}", reg.host());
     let (name, digest) = env.pull_ok(&[&reference]);
@@ -292,9 +323,7 @@ fn pull_by_digest() {
 
 #[test]
 fn docker_hub_names_go_through_registry_mirrors() {
-    let reg = Registry::start();
-    push(&reg, &Image::busybox(), "library/busybox:latest");
-    let (_, want) = registry_manifest(&reg, "library/busybox:latest");
+    let (reg, _, want) = registry_with_busybox("library/busybox:latest");
     let env = Env::new();
     env.write_config(json!({"registry-mirrors": [format!("http://{}", reg.host())]}));
     let (name, digest) = env.pull_ok(&["busybox"]);
@@ -449,9 +478,7 @@ fn gzip_zstd_and_uncompressed_layers() {
 
 #[test]
 fn corrupt_blob_in_the_registry_is_refused_naming_its_digest() {
-    let reg = Registry::start();
-    push(&reg, &Image::busybox(), "busybox:latest");
-    let (manifest, _) = registry_manifest(&reg, "busybox:latest");
+    let (reg, manifest, _) = registry_with_busybox("busybox:latest");
     let layer = first_layer(&manifest);
     let hex = layer.trim_start_matches("sha256:");
     let data = reg
@@ -480,30 +507,23 @@ fn corrupt_blob_in_the_registry_is_refused_naming_its_digest() {
 
 #[test]
 fn registry_stopped_mid_pull_is_retried_then_a_clear_error() {
-    let mut reg = Registry::start();
-    push(&reg, &Image::busybox(), "busybox:latest");
-    let (manifest, _) = registry_manifest(&reg, "busybox:latest");
+    let (mut reg, manifest, _) = registry_with_busybox("busybox:latest");
     let layer = first_layer(&manifest);
     // The registry is reached through a proxy that holds the layer download half-way;
     // then the registry stops and the proxy port closes: the registry is gone mid-pull.
-    let mut proxy = FaultyProxy::start(reg.port(), Fault::StallAfter(64 * 1024), &layer);
     let env = Env::new();
-    let child = env
-        .cmd()
-        .args(["pull", &format!("{}/busybox", proxy.host())])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    assert!(
-        proxy.wait_stalled(Duration::from_secs(30)),
-        "layer download started"
-    );
+    let (mut proxy, mut pull) = env.stalled_pull(&reg, "busybox", &layer, 64 * 1024);
     reg.stop();
     proxy.shutdown();
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = String::from_utf8(out.stderr).unwrap();
+    let status = pull.0.wait().unwrap();
+    assert_eq!(status.code(), Some(1));
+    let mut stderr = String::new();
+    pull.0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(
         stderr.contains(&proxy.host()),
@@ -529,20 +549,9 @@ fn kill_9_mid_pull_leaves_a_consistent_store_and_the_next_pull_succeeds() {
 
     let (manifest, want) = registry_manifest(&reg, "second:latest");
     let layer = first_layer(&manifest);
-    let proxy = FaultyProxy::start(reg.port(), Fault::StallAfter(32 * 1024), &layer);
-    let mut child = env
-        .cmd()
-        .args(["pull", &format!("{}/second", proxy.host())])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    assert!(
-        proxy.wait_stalled(Duration::from_secs(30)),
-        "pull under way"
-    );
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    let (proxy, mut pull) = env.stalled_pull(&reg, "second", &layer, 32 * 1024);
+    pull.0.kill().unwrap(); // SIGKILL
+    pull.0.wait().unwrap();
     drop(proxy);
 
     assert_eq!(
@@ -750,9 +759,7 @@ fn malformed_registries_config_names_the_file() {
 
 #[test]
 fn a_cut_download_resumes_with_a_range_request() {
-    let reg = Registry::start();
-    push(&reg, &Image::busybox(), "busybox:latest");
-    let (manifest, want) = registry_manifest(&reg, "busybox:latest");
+    let (reg, manifest, want) = registry_with_busybox("busybox:latest");
     let layer = first_layer(&manifest);
     let cut = 100_000;
     assert!(manifest["layers"][0]["size"].as_u64().unwrap() > cut as u64 * 2);
@@ -1048,9 +1055,7 @@ fn docker_schema2_image_is_stored_as_oci_and_bundles() {
 
 #[test]
 fn server_errors_and_throttling_are_retried() {
-    let reg = Registry::start();
-    push(&reg, &Image::busybox(), "busybox:latest");
-    let (manifest, want) = registry_manifest(&reg, "busybox:latest");
+    let (reg, manifest, want) = registry_with_busybox("busybox:latest");
     let layer = first_layer(&manifest);
     for (fault, target) in [
         (Fault::Status(503), "/manifests/latest".to_string()),
@@ -1072,24 +1077,10 @@ fn server_errors_and_throttling_are_retried() {
 
 #[test]
 fn gc_waits_for_a_pull_in_flight() {
-    let reg = Registry::start();
-    push(&reg, &Image::busybox(), "busybox:latest");
-    let (manifest, _) = registry_manifest(&reg, "busybox:latest");
+    let (reg, manifest, _) = registry_with_busybox("busybox:latest");
     let layer = first_layer(&manifest);
-    let mut proxy = FaultyProxy::start(reg.port(), Fault::StallAfter(64 * 1024), &layer);
     let env = Env::new();
-    let pull = env
-        .cmd()
-        .args(["pull", &format!("{}/busybox", proxy.host())])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _pull = ChildGuard(pull);
-    assert!(
-        proxy.wait_stalled(Duration::from_secs(30)),
-        "pull under way"
-    );
+    let (mut proxy, _pull) = env.stalled_pull(&reg, "busybox", &layer, 64 * 1024);
     let gc = env.cmd().arg("gc").stdout(Stdio::null()).spawn().unwrap();
     let mut gc = ChildGuard(gc);
     std::thread::sleep(Duration::from_millis(500));
