@@ -98,6 +98,18 @@ impl Scene {
         self.imgtool(&args).ok();
     }
 
+    /// Imports busybox as `name` with `changes` and saves it as a docker-archive `file`;
+    /// returns the archive and the image's config digest.
+    fn saved_busybox(&self, name: &str, changes: &[&str], file: &str) -> (PathBuf, String) {
+        self.import_busybox(name, changes);
+        let ours = self.skopeo(&self.store(), name, "--raw");
+        let config_digest = ours["config"]["digest"].as_str().unwrap().to_string();
+        let archive = self.path(file);
+        self.imgtool(&["save", name, "-o", archive.to_str().unwrap()])
+            .ok();
+        (archive, config_digest)
+    }
+
     /// `skopeo inspect [--config|--raw] oci:STORE:NAME` as JSON.
     fn skopeo(&self, store: &Path, name: &str, what: &str) -> Value {
         let mut cmd = Command::new("skopeo");
@@ -174,23 +186,14 @@ fn assert_one_line_error(out: &Outcome, what: &str) {
 #[test]
 fn docker_archive_is_loaded_by_podman_and_runs() {
     let s = Scene::new();
-    s.import_busybox(
+    let (archive, config_digest) = s.saved_busybox(
         "localhost/arch-pm:v1",
         &[
             "CMD [\"sh\", \"-c\", \"echo saved-by-imgtool $GREETING\"]",
             "ENV GREETING=hi",
         ],
+        "pm.tar",
     );
-    let ours = s.skopeo(&s.store(), "localhost/arch-pm:v1", "--raw");
-    let config_digest = ours["config"]["digest"].as_str().unwrap().to_string();
-    let archive = s.path("pm.tar");
-    s.imgtool(&[
-        "save",
-        "localhost/arch-pm:v1",
-        "-o",
-        archive.to_str().unwrap(),
-    ])
-    .ok();
 
     let Some(pm) = spec_tests::podman::Podman::new(&runtime()) else {
         return;
@@ -222,23 +225,14 @@ fn docker_archive_is_loaded_by_podman_and_runs() {
 #[test]
 fn docker_archive_is_loaded_by_docker_and_runs() {
     let s = Scene::new();
-    s.import_busybox(
+    let (archive, config_digest) = s.saved_busybox(
         "localhost/arch-dk:v1",
         &[
             "CMD [\"echo\", \"saved-for-docker\"]",
             "LABEL origin=imgtool",
         ],
+        "dk.tar",
     );
-    let ours = s.skopeo(&s.store(), "localhost/arch-dk:v1", "--raw");
-    let config_digest = ours["config"]["digest"].as_str().unwrap().to_string();
-    let archive = s.path("dk.tar");
-    s.imgtool(&[
-        "save",
-        "localhost/arch-dk:v1",
-        "-o",
-        archive.to_str().unwrap(),
-    ])
-    .ok();
 
     let Some(dk) = spec_tests::docker::Dockerd::start(&runtime()) else {
         return;
