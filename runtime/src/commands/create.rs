@@ -123,6 +123,16 @@ fn ensure_cwd(rootfs: &Path, cwd: &Path) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let root = pathrs::Root::open(rootfs)
         .with_context(|| format!("cannot open the rootfs {}", rootfs.display()))?;
+    // The usual case, an existing directory, in one openat2(RESOLVE_IN_ROOT) and one
+    // fstat: mkdir_all re-opens each handle through procfs (about 50 system calls).
+    let existing = root.resolve(cwd).ok().and_then(|h| {
+        fs::File::from(std::os::fd::OwnedFd::from(h))
+            .metadata()
+            .ok()
+    });
+    if existing.is_some_and(|m| m.is_dir()) {
+        return Ok(());
+    }
     root.mkdir_all(cwd, &fs::Permissions::from_mode(0o755))
         .with_context(|| {
             format!(

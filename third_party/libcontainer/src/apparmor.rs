@@ -3,7 +3,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use pathrs::flags::OpenFlags;
-use pathrs::procfs::{ProcfsBase, ProcfsHandle};
+// PATCH (runtime): /proc/self files are opened through libcgroups::proc_self.
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppArmorError {
@@ -41,12 +41,7 @@ pub fn apply_profile(profile: &str) -> Result<()> {
 }
 
 fn activate_profile(subpath: &Path, profile: &str) -> Result<()> {
-    ProcfsHandle::new()?
-        .open(
-            ProcfsBase::ProcSelf,
-            subpath,
-            OpenFlags::O_WRONLY | OpenFlags::O_CLOEXEC,
-        )?
+    libcgroups::proc_self::open(subpath, OpenFlags::O_WRONLY | OpenFlags::O_CLOEXEC)?
         .write_all(format!("exec {profile}").as_bytes())
         .map_err(|err| AppArmorError::ActivateProfile {
             path: PathBuf::from("/proc/self").join(subpath),

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use nix::unistd::Pid;
 use pathrs::flags::OpenFlags;
-use pathrs::procfs::{ProcfsBase, ProcfsHandle};
+// PATCH (runtime): /proc/self files are opened through libcgroups::proc_self.
 use procfs::{FromRead, ProcError, ProcessCGroups};
 
 use super::blkio::{Blkio, V1BlkioStatsError};
@@ -104,8 +104,7 @@ impl Manager {
         tracing::debug!("Get path for subsystem: {}", subsystem);
         let mount_point = util::get_subsystem_mount_point(subsystem)?;
 
-        let cgroup = ProcessCGroups::from_read(ProcfsHandle::new()?.open(
-            ProcfsBase::ProcSelf,
+        let cgroup = ProcessCGroups::from_read(crate::proc_self::open(
             "cgroup",
             OpenFlags::O_RDONLY | OpenFlags::O_CLOEXEC,
         )?)?

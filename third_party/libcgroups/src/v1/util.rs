@@ -1,11 +1,11 @@
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use pathrs::flags::OpenFlags;
-use pathrs::procfs::{ProcfsBase, ProcfsHandle};
+// PATCH (runtime): /proc/self files are opened through libcgroups::proc_self.
 use procfs::ProcError;
 use procfs::process::MountInfo;
 
@@ -52,8 +52,7 @@ fn cgroup_mount_points() -> Result<Arc<Vec<PathBuf>>, V1MountPointError> {
 }
 
 fn read_cgroup_mount_points() -> Result<Vec<PathBuf>, V1MountPointError> {
-    let reader = BufReader::new(ProcfsHandle::new()?.open(
-        ProcfsBase::ProcSelf,
+    let reader = BufReader::new(crate::proc_self::open(
         "mountinfo",
         OpenFlags::O_RDONLY | OpenFlags::O_CLOEXEC,
     )?);

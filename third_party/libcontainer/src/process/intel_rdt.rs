@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 use nix::unistd::Pid;
 use oci_spec::runtime::LinuxIntelRdt;
 use pathrs::flags::OpenFlags;
-use pathrs::procfs::{ProcfsBase, ProcfsHandle};
+// PATCH (runtime): /proc/self files are opened through libcgroups::proc_self.
 use procfs::process::MountInfo;
 use regex::Regex;
 
@@ -174,8 +174,7 @@ pub fn cleanup_intel_rdt(
 
 /// Finds the resctrl mount path by looking at the process mountinfo data.
 pub fn find_resctrl_mount_point() -> Result<PathBuf> {
-    let reader = BufReader::new(ProcfsHandle::new()?.open(
-        ProcfsBase::ProcSelf,
+    let reader = BufReader::new(libcgroups::proc_self::open(
         "mountinfo",
         OpenFlags::O_RDONLY | OpenFlags::O_CLOEXEC,
     )?);

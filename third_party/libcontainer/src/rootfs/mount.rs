@@ -18,7 +18,7 @@ use nix::sys::statfs::{PROC_SUPER_MAGIC, statfs};
 use oci_spec::runtime::{Mount as SpecMount, MountBuilder as SpecMountBuilder};
 use pathrs::Root;
 use pathrs::flags::OpenFlags;
-use pathrs::procfs::{ProcfsBase, ProcfsHandle};
+// PATCH (runtime): /proc/self files are opened through libcgroups::proc_self.
 #[cfg(feature = "v1")]
 use procfs::process::Process;
 use procfs::process::{MountInfo, MountOptFields};
@@ -85,8 +85,7 @@ impl ProcMountInfoProvider {
 
 impl MountInfoProvider for ProcMountInfoProvider {
     fn mountinfo(&self) -> Result<Vec<MountInfo>> {
-        let reader = BufReader::new(ProcfsHandle::new()?.open(
-            ProcfsBase::ProcSelf,
+        let reader = BufReader::new(libcgroups::proc_self::open(
             "mountinfo",
             OpenFlags::O_RDONLY | OpenFlags::O_CLOEXEC,
         )?);
@@ -282,30 +281,27 @@ impl Mount {
         // The non-zero ppid means that the PID Namespace is not separated.
         let ppid = if ppid == 0 { std::process::id() } else { ppid };
         let root_cgroups = Process::new(ppid as i32)?.cgroups()?.0;
-        let process_cgroups: HashMap<String, String> =
-            ProcessCGroups::from_read(ProcfsHandle::new()?.open(
-                ProcfsBase::ProcSelf,
-                "cgroup",
-                OpenFlags::O_RDONLY | OpenFlags::O_CLOEXEC,
-            )?)?
-            .into_iter()
-            .map(|c| {
-                let hierarchy = c.hierarchy;
-                // When youki itself is running inside a container, the cgroup path
-                // will include the path of pid-1, which needs to be stripped before
-                // mounting.
-                let root_pathname = root_cgroups
-                    .iter()
-                    .find(|c| c.hierarchy == hierarchy)
-                    .map(|c| c.pathname.as_ref())
-                    .unwrap_or("");
-                let path = c
-                    .pathname
-                    .strip_prefix(root_pathname)
-                    .unwrap_or(&c.pathname);
-                (c.controllers.join(","), path.to_owned())
-            })
-            .collect();
+        let process_cgroups: HashMap<String, String> = ProcessCGroups::from_read(
+            libcgroups::proc_self::open("cgroup", OpenFlags::O_RDONLY | OpenFlags::O_CLOEXEC)?,
+        )?
+        .into_iter()
+        .map(|c| {
+            let hierarchy = c.hierarchy;
+            // When youki itself is running inside a container, the cgroup path
+            // will include the path of pid-1, which needs to be stripped before
+            // mounting.
+            let root_pathname = root_cgroups
+                .iter()
+                .find(|c| c.hierarchy == hierarchy)
+                .map(|c| c.pathname.as_ref())
+                .unwrap_or("");
+            let path = c
+                .pathname
+                .strip_prefix(root_pathname)
+                .unwrap_or(&c.pathname);
+            (c.controllers.join(","), path.to_owned())
+        })
+        .collect();
         tracing::debug!("Process cgroups: {:?}", process_cgroups);
 
         let cgroup_root = options
@@ -500,8 +496,7 @@ impl Mount {
                 MountError::Other(err.into())
             })?;
 
-            let process_cgroup = ProcessCGroups::from_read(ProcfsHandle::new()?.open(
-                ProcfsBase::ProcSelf,
+            let process_cgroup = ProcessCGroups::from_read(libcgroups::proc_self::open(
                 "cgroup",
                 OpenFlags::O_RDONLY | OpenFlags::O_CLOEXEC,
             )?)?
@@ -590,13 +585,28 @@ impl Mount {
 
         let source = m.source().as_ref().ok_or(MountError::NoSource)?;
         let dir_perm = Permissions::from_mode(0o755);
+        // PATCH (runtime, see third_party/README.md): the destination is found, or made,
+        // with plain openat2(RESOLVE_IN_ROOT) lookups (super::in_root) instead of
+        // libpathrs' mkdir_all, which re-opens every handle through procfs (40 to 70
+        // system calls per mount). When that declines (anything unusual), the original
+        // libpathrs calls below run and report the error.
+        let existing_dest = |want_dir: bool| -> Option<OwnedFd> {
+            if want_dir {
+                super::in_root::dir_all(root.as_fd(), container_dest, dir_perm.mode())
+            } else {
+                super::in_root::existing(root.as_fd(), container_dest)
+            }
+        };
+        let mut dest_found: Option<OwnedFd> = None;
         let src = if is_bind(m) {
             let src = canonicalize(source).map_err(|err| {
                 tracing::error!("failed to canonicalize {:?}: {}", source, err);
                 err
             })?;
 
-            if src.is_dir() {
+            if let Some(dest) = existing_dest(src.is_dir()) {
+                dest_found = Some(dest);
+            } else if src.is_dir() {
                 root.mkdir_all(container_dest, &dir_perm)?;
             } else {
                 let parent = container_dest
@@ -623,11 +633,17 @@ impl Mount {
 
             src
         } else {
-            root.mkdir_all(container_dest, &dir_perm)?;
+            dest_found = existing_dest(true);
+            if dest_found.is_none() {
+                root.mkdir_all(container_dest, &dir_perm)?;
+            }
             PathBuf::from(source)
         };
 
-        let dest: OwnedFd = root.resolve(container_dest)?.into();
+        let dest: OwnedFd = match dest_found {
+            Some(dest) => dest,
+            None => root.resolve(container_dest)?.into(),
+        };
         let dest_fd = dest.as_fd();
 
         // fd-based mount flow:

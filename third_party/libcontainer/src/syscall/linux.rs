@@ -21,7 +21,7 @@ use nix::sys::stat::{Mode, SFlag, mknod};
 use nix::unistd::{Gid, Uid, chdir, chown, chroot, fchdir, pivot_root, sethostname};
 use oci_spec::runtime::PosixRlimit;
 use pathrs::flags::OpenFlags;
-use pathrs::procfs::{ProcfsBase, ProcfsHandle};
+// PATCH (runtime): /proc/self files are opened through libcgroups::proc_self.
 
 use super::{Result, Syscall, SyscallError};
 use crate::capabilities;
@@ -344,8 +344,7 @@ impl LinuxSyscall {
 
     // Get a list of open fds for the calling process.
     fn get_open_fds() -> Result<Vec<i32>> {
-        let dir = ProcfsHandle::new()?.open(
-            ProcfsBase::ProcSelf,
+        let dir = libcgroups::proc_self::open(
             Path::new("fd"),
             OpenFlags::O_DIRECTORY | OpenFlags::O_CLOEXEC,
         )?;

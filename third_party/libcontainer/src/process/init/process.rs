@@ -15,7 +15,7 @@ use oci_spec::runtime::{
     LinuxSchedulerFlag, LinuxSchedulerPolicy, Scheduler, Spec, User,
 };
 use pathrs::flags::OpenFlags;
-use pathrs::procfs::{ProcfsBase, ProcfsHandle, ProcfsHandleBuilder};
+use pathrs::procfs::{ProcfsBase, ProcfsHandleBuilder}; // PATCH (runtime): ProcfsHandle unused
 
 use super::Result;
 use super::context::InitContext;
@@ -801,8 +801,7 @@ fn set_supplementary_gids(
         }
 
         let mut setgroups = String::new();
-        ProcfsHandle::new()?
-            .open(ProcfsBase::ProcSelf, "setgroups", OpenFlags::O_RDONLY)?
+        libcgroups::proc_self::open("setgroups", OpenFlags::O_RDONLY)?
             .read_to_string(&mut setgroups)
             .map_err(|err| {
                 tracing::error!(?err, "failed to read setgroups");
