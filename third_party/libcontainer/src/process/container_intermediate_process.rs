@@ -252,6 +252,35 @@ pub fn container_intermediate_process(
     Ok(())
 }
 
+/// PATCH (runtime, see third_party/README.md): what the intermediate process does for an
+/// init container that needs neither a user namespace, a time namespace nor to join an
+/// existing pid namespace, run by the init process itself when the main process clones it
+/// directly (see `container_main_process::can_skip_intermediate`): join the cgroup and
+/// apply its resources, then set the rlimits. The init was cloned into its new pid
+/// namespace already, and the cgroup v1/v2 `cgroup.procs` write resolves its pid (1) in
+/// the writer's own pid namespace, i.e. to itself.
+pub(crate) fn prepare_init_without_intermediate(args: &ContainerArgs) -> Result<()> {
+    let command = args.syscall.create_syscall();
+    let spec = &args.spec;
+    let linux = spec.linux().as_ref().ok_or(MissingSpecError::Linux)?;
+    let rootless = rootless_required(command.as_ref()).unwrap_or(false);
+    let cgroup_manager = libcgroups::common::create_cgroup_manager(args.cgroup_config.to_owned())
+        .map_err(|e| IntermediateProcessError::Cgroup(e.to_string()))?
+        .with_rootless(rootless);
+    apply_cgroups(&cgroup_manager, linux.resources().as_ref(), true)?;
+
+    let proc = spec.process().as_ref().ok_or(MissingSpecError::Process)?;
+    if let Some(rlimits) = proc.rlimits() {
+        for rlimit in rlimits {
+            command.set_rlimit(rlimit).map_err(|err| {
+                tracing::error!(?err, ?rlimit, "failed to set rlimit");
+                err
+            })?;
+        }
+    }
+    Ok(())
+}
+
 fn setup_userns(
     namespaces: &Namespaces,
     user_namespace: &LinuxNamespace,

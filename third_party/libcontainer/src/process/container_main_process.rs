@@ -60,49 +60,75 @@ pub fn container_main_process(container_args: &ContainerArgs) -> Result<Pid> {
     let mut inter_chan = channel::intermediate_channel()?;
     let mut init_chan = channel::init_channel()?;
 
-    let cb: CloneCb = {
-        Box::new(|| {
-            if let Err(ret) = prctl::set_name("youki:[1:INTER]") {
-                tracing::error!(?ret, "failed to set name for child process");
-                return ret;
-            }
-
-            match container_intermediate_process::container_intermediate_process(
+    // PATCH (runtime, see third_party/README.md): without a user namespace (and the other
+    // cases the intermediate process exists for) the init is cloned directly, into its
+    // new pid namespace, as crun does: one fork and one process exit fewer per container.
+    let direct = can_skip_intermediate(container_args);
+    let child_pid = if direct {
+        let cb: CloneCb = Box::new(|| {
+            direct_init(
                 container_args,
                 &mut inter_chan,
                 &mut init_chan,
                 &mut intermediate_main_sender,
                 &mut init_main_sender,
-            ) {
-                Ok(_) => 0,
-                Err(err) => {
-                    tracing::error!("failed to run intermediate process {}", err);
-                    match intermediate_main_sender.send_error(err.to_string()) {
-                        Ok(_) => {}
-                        Err(e) => {
-                            tracing::error!(
-                                "error in sending intermediate error message {} to main: {}",
-                                err,
-                                e
-                            )
-                        }
-                    }
-                    -1
-                }
-            }
-        })
-    };
-
-    let container_clone_fn = if container_args.as_sibling {
-        fork::container_clone_sibling
+            )
+        });
+        let flags = if new_pid_namespace(container_args) {
+            libc::CLONE_NEWPID as u64
+        } else {
+            0
+        };
+        fork::container_clone_with_flags(cb, flags).map_err(|err| {
+            tracing::error!("failed to fork init process: {}", err);
+            ProcessError::IntermediateProcessFailed(err)
+        })?
     } else {
-        fork::container_clone
-    };
+        let cb: CloneCb = {
+            Box::new(|| {
+                if let Err(ret) = prctl::set_name("youki:[1:INTER]") {
+                    tracing::error!(?ret, "failed to set name for child process");
+                    return ret;
+                }
 
-    let intermediate_pid = container_clone_fn(cb).map_err(|err| {
-        tracing::error!("failed to fork intermediate process: {}", err);
-        ProcessError::IntermediateProcessFailed(err)
-    })?;
+                match container_intermediate_process::container_intermediate_process(
+                    container_args,
+                    &mut inter_chan,
+                    &mut init_chan,
+                    &mut intermediate_main_sender,
+                    &mut init_main_sender,
+                ) {
+                    Ok(_) => 0,
+                    Err(err) => {
+                        tracing::error!("failed to run intermediate process {}", err);
+                        match intermediate_main_sender.send_error(err.to_string()) {
+                            Ok(_) => {}
+                            Err(e) => {
+                                tracing::error!(
+                                    "error in sending intermediate error message {} to main: {}",
+                                    err,
+                                    e
+                                )
+                            }
+                        }
+                        -1
+                    }
+                }
+            })
+        };
+
+        let container_clone_fn = if container_args.as_sibling {
+            fork::container_clone_sibling
+        } else {
+            fork::container_clone
+        };
+
+        container_clone_fn(cb).map_err(|err| {
+            tracing::error!("failed to fork intermediate process: {}", err);
+            ProcessError::IntermediateProcessFailed(err)
+        })?
+    };
+    let intermediate_pid = child_pid;
 
     // Close down unused fds. The corresponding fds are duplicated to the
     // child process during clone.
@@ -162,7 +188,11 @@ pub fn container_main_process(container_args: &ContainerArgs) -> Result<Pid> {
 
     // The intermediate process will send the init pid once it forks the init
     // process.  The intermediate process should exit after this point.
-    let init_pid = intermediate_main_receiver.wait_for_intermediate_ready()?;
+    let init_pid = if direct {
+        child_pid
+    } else {
+        intermediate_main_receiver.wait_for_intermediate_ready()?
+    };
 
     // if file to write the pid to is specified, write pid of the child
     if let Some(pid_file) = &container_args.pid_file {
@@ -292,6 +322,9 @@ pub fn container_main_process(container_args: &ContainerArgs) -> Result<Pid> {
     // process is exit and reaped. By this point, the intermediate process
     // should already exited successfully. If intermediate process errors out,
     // the `init_ready` will not be sent.
+    if direct {
+        return Ok(init_pid);
+    }
     match waitpid(intermediate_pid, None) {
         Ok(WaitStatus::Exited(_, 0)) => (),
         Ok(WaitStatus::Exited(_, s)) => {
@@ -310,6 +343,100 @@ pub fn container_main_process(container_args: &ContainerArgs) -> Result<Pid> {
     };
 
     Ok(init_pid)
+}
+
+/// PATCH (runtime): whether the init can be cloned directly by the main process. The
+/// intermediate process is needed to write uid/gid maps and time offsets from the parent,
+/// to join an existing pid namespace (setns only moves children), for exec (a tenant joins
+/// the init's namespaces the same way), for a sibling init, and with systemd's cgroup
+/// manager (it is handed the pid as the host sees it, which the init cannot name).
+fn can_skip_intermediate(args: &ContainerArgs) -> bool {
+    let Some(linux) = args.spec.linux() else {
+        return false;
+    };
+    let namespaces = linux.namespaces().as_deref().unwrap_or_default();
+    let joins_pid_ns = namespaces
+        .iter()
+        .any(|ns| ns.typ() == LinuxNamespaceType::Pid && ns.path().is_some());
+    let time_ns = namespaces
+        .iter()
+        .any(|ns| ns.typ() == LinuxNamespaceType::Time);
+    let user_ns = namespaces
+        .iter()
+        .any(|ns| ns.typ() == LinuxNamespaceType::User);
+    matches!(args.container_type, ContainerType::InitContainer)
+        && args.user_ns_config.is_none()
+        && !user_ns
+        && !time_ns
+        && linux.time_offsets().as_ref().is_none_or(|o| o.is_empty())
+        && !joins_pid_ns
+        && !args.as_sibling
+        && !args.cgroup_config.systemd_cgroup
+}
+
+/// Whether the spec asks for a new pid namespace (a joined one excludes the direct path).
+fn new_pid_namespace(args: &ContainerArgs) -> bool {
+    args.spec.linux().as_ref().is_some_and(|l| {
+        l.namespaces()
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .any(|ns| ns.typ() == LinuxNamespaceType::Pid && ns.path().is_none())
+    })
+}
+
+/// PATCH (runtime): the body of an init cloned directly by the main process: it does the
+/// intermediate process's part itself (cgroup, resources, rlimits), then runs as the init.
+fn direct_init(
+    args: &ContainerArgs,
+    inter_chan: &mut (channel::IntermediateSender, channel::IntermediateReceiver),
+    init_chan: &mut (channel::InitSender, channel::InitReceiver),
+    intermediate_main_sender: &mut channel::MainSender,
+    init_main_sender: &mut channel::MainSender,
+) -> i32 {
+    if let Err(ret) = prctl::set_name("youki:[2:INIT]") {
+        tracing::error!(?ret, "failed to set name for child process");
+        return ret;
+    }
+    let (inter_sender, _) = inter_chan;
+    let (init_sender, init_receiver) = init_chan;
+    // As in the init cloned by the intermediate process: close the senders it must not
+    // hold, so that the main process sees EOF when the init dies.
+    if let Err(err) = init_sender.close() {
+        tracing::error!(?err, "failed to close receiver in init process");
+        return -1;
+    }
+    if let Err(err) = inter_sender.close() {
+        tracing::error!(?err, "failed to close sender in the init process");
+        return -1;
+    }
+    if let Err(err) = intermediate_main_sender.close() {
+        tracing::error!(
+            ?err,
+            "failed to close intermediate main sender in init process"
+        );
+        return -1;
+    }
+    let result = container_intermediate_process::prepare_init_without_intermediate(args)
+        .map_err(|e| e.to_string())
+        .and_then(|()| {
+            crate::process::init::process::container_init_process(
+                args,
+                init_main_sender,
+                init_receiver,
+            )
+            .map_err(|e| e.to_string())
+        });
+    match result {
+        Ok(_) => 0,
+        Err(e) => {
+            tracing::error!("failed to initialize container process: {e}");
+            if let Err(err) = init_main_sender.exec_failed(e) {
+                tracing::error!(?err, "failed sending error to main sender");
+            }
+            -1
+        }
+    }
 }
 
 fn setup_mapping(config: &UserNamespaceConfig, pid: Pid) -> Result<()> {
