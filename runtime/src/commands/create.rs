@@ -183,7 +183,10 @@ pub fn create_loaded_container(
         .then(|| shadow_bundle::write(&root, id, &bundle, &spec))
         .transpose()?;
     let lib_bundle = shadow.as_deref().unwrap_or(&bundle);
-    let built = build(&root, lib_bundle, opts, id, detach, systemd);
+    // libcontainer gets the spec we already parsed, unless it must read the shadow
+    // bundle's adjusted copy.
+    let handed = shadow.is_none().then(|| spec.clone());
+    let built = build(&root, lib_bundle, opts, id, detach, systemd, handed);
     phase("create:built");
     if let Some(dir) = &shadow {
         let _ = fs::remove_dir_all(dir);
@@ -219,8 +222,9 @@ fn build(
     id: &str,
     detach: bool,
     systemd: bool,
+    spec: Option<Spec>,
 ) -> Result<Container> {
-    let container = ContainerBuilder::new(id.to_string(), SyscallType::default())
+    let mut init = ContainerBuilder::new(id.to_string(), SyscallType::default())
         .with_root_path(root)?
         .with_pid_file(opts.pid_file.as_ref())?
         .with_console_socket(opts.console_socket.as_ref())
@@ -230,7 +234,11 @@ fn build(
         .as_init(bundle)
         .with_systemd(systemd)
         .with_detach(detach)
-        .with_no_pivot(opts.no_pivot)
+        .with_no_pivot(opts.no_pivot);
+    if let Some(spec) = spec {
+        init = init.with_spec(spec);
+    }
+    let container = init
         .build()
         .map_err(|e| anyhow::anyhow!("{}", error_chain(&e)))
         .with_context(|| format!("cannot create container {id}"))?;

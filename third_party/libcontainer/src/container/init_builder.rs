@@ -25,6 +25,8 @@ pub struct InitContainerBuilder {
     detached: bool,
     no_pivot: bool,
     as_sibling: bool,
+    /// PATCH (runtime): the bundle's spec, already read by the caller.
+    spec: Option<Spec>,
 }
 
 impl InitContainerBuilder {
@@ -38,6 +40,7 @@ impl InitContainerBuilder {
             detached: true,
             no_pivot: false,
             as_sibling: false,
+            spec: None,
         }
     }
 
@@ -72,8 +75,17 @@ impl InitContainerBuilder {
         self
     }
 
+    /// PATCH (runtime, see third_party/README.md): uses `spec` as the bundle's
+    /// config.json instead of reading and parsing the file again, for a caller that has
+    /// just loaded it from the same bundle. It is validated and its rootfs canonicalized
+    /// exactly as a loaded one.
+    pub fn with_spec(mut self, spec: Spec) -> Self {
+        self.spec = Some(spec);
+        self
+    }
+
     /// Creates a new container
-    pub fn build(self) -> Result<Container, LibcontainerError> {
+    pub fn build(mut self) -> Result<Container, LibcontainerError> {
         let spec = self.load_spec()?;
         // validate terminal field against console socket presence before any side effects
         // (mirrors runc's checkTerminal called at the top of runner.run())
@@ -163,9 +175,11 @@ impl InitContainerBuilder {
         Ok(container_dir)
     }
 
-    fn load_spec(&self) -> Result<Spec, LibcontainerError> {
-        let source_spec_path = self.bundle.join("config.json");
-        let mut spec = Spec::load(source_spec_path)?;
+    fn load_spec(&mut self) -> Result<Spec, LibcontainerError> {
+        let mut spec = match self.spec.take() {
+            Some(spec) => spec,
+            None => Spec::load(self.bundle.join("config.json"))?,
+        };
         Self::validate_spec(&spec)?;
 
         spec.canonicalize_rootfs(&self.bundle).map_err(|err| {
