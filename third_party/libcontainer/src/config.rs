@@ -1,5 +1,5 @@
 use std::fs;
-use std::io::{BufReader, BufWriter, Write};
+use std::io::BufReader; // PATCH (runtime): writes go through utils::replace_file
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{Hooks, Spec};
@@ -66,21 +66,18 @@ impl YoukiConfig {
     }
 
     pub fn save<P: AsRef<Path>>(&self, path: P) -> Result<()> {
-        let file = fs::File::create(path.as_ref().join(YOUKI_CONFIG_NAME)).map_err(|err| {
-            ConfigError::SaveIO {
+        // PATCH (runtime): written to a temporary file renamed over the old one
+        // (crate::utils::replace_file) instead of truncating it in place.
+        let contents = serde_json::to_vec(self).map_err(|err| ConfigError::SaveEncode {
+            source: err,
+            path: path.as_ref().to_owned(),
+        })?;
+        crate::utils::replace_file(&path.as_ref().join(YOUKI_CONFIG_NAME), &contents).map_err(
+            |(_, err)| ConfigError::SaveIO {
                 source: err,
                 path: path.as_ref().to_owned(),
-            }
-        })?;
-        let mut writer = BufWriter::new(file);
-        serde_json::to_writer(&mut writer, self).map_err(|err| ConfigError::SaveEncode {
-            source: err,
-            path: path.as_ref().to_owned(),
-        })?;
-        writer.flush().map_err(|err| ConfigError::SaveIO {
-            source: err,
-            path: path.as_ref().to_owned(),
-        })?;
+            },
+        )?;
 
         Ok(())
     }

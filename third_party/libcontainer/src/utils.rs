@@ -155,6 +155,34 @@ pub fn get_cgroup_path(cgroups_path: &Option<PathBuf>, container_id: &str) -> Pa
     }
 }
 
+/// PATCH (runtime, see third_party/README.md): replaces `path` with `contents`
+/// atomically: a temporary file next to it is written and renamed over it, so a reader
+/// sees the old or the new contents, never a truncated file (state.json and the saved
+/// config used to be rewritten in place with O_TRUNC). On error the temporary file is
+/// removed; the error says whether it was creating (`true`) or writing it that failed.
+pub(crate) fn replace_file(path: &Path, contents: &[u8]) -> Result<(), (bool, std::io::Error)> {
+    use std::io::Write;
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&tmp)
+        .map_err(|err| (true, err))?;
+    let written = file
+        .write_all(contents)
+        .and_then(|()| {
+            drop(file);
+            fs::rename(&tmp, path)
+        })
+        .map_err(|err| (false, err));
+    if written.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    written
+}
+
 pub fn write_file<P: AsRef<Path>, C: AsRef<[u8]>>(
     path: P,
     contents: C,

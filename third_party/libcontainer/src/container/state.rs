@@ -1,9 +1,8 @@
 //! Information about status and state of the container
 use std::collections::HashMap;
 use std::fmt::Display;
-use std::fs;
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Write};
+use std::io::BufReader; // PATCH (runtime): writes go through utils::replace_file
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
@@ -162,26 +161,9 @@ impl State {
     #[instrument(level = "trace")]
     pub fn save(&self, container_root: &Path) -> Result<()> {
         let state_file_path = Self::file_path(container_root);
-        let file = fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .append(false)
-            .create(true)
-            .truncate(true)
-            .open(&state_file_path)
-            .map_err(|err| {
-                tracing::error!(
-                    state_file_path = ?state_file_path,
-                    err = %err,
-                    "failed to open container state file",
-                );
-                StateError::OpenStateFile {
-                    state_file_path: state_file_path.to_owned(),
-                    source: err,
-                }
-            })?;
-        let mut writer = BufWriter::new(file);
-        serde_json::to_writer(&mut writer, self).map_err(|err| {
+        // PATCH (runtime): serialized first, then written to a temporary file that is
+        // renamed over state.json (crate::utils::replace_file) instead of truncating it.
+        let contents = serde_json::to_vec(self).map_err(|err| {
             tracing::error!(
                 ?state_file_path,
                 %err,
@@ -192,15 +174,18 @@ impl State {
                 source: err,
             }
         })?;
-        writer.flush().map_err(|err| {
-            tracing::error!(
-                ?state_file_path,
-                %err,
-                "failed to write container state file",
-            );
-            StateError::WriteStateFile {
-                state_file_path: state_file_path.to_owned(),
-                source: err,
+        crate::utils::replace_file(&state_file_path, &contents).map_err(|(opening, err)| {
+            tracing::error!(?state_file_path, %err, "failed to write container state file");
+            if opening {
+                StateError::OpenStateFile {
+                    state_file_path: state_file_path.to_owned(),
+                    source: err,
+                }
+            } else {
+                StateError::WriteStateFile {
+                    state_file_path: state_file_path.to_owned(),
+                    source: err,
+                }
             }
         })?;
 

@@ -259,14 +259,22 @@ pub fn container_intermediate_process(
 /// apply its resources, then set the rlimits. The init was cloned into its new pid
 /// namespace already, and the cgroup v1/v2 `cgroup.procs` write resolves its pid (1) in
 /// the writer's own pid namespace, i.e. to itself.
-pub(crate) fn prepare_init_without_intermediate(args: &ContainerArgs) -> Result<()> {
+///
+/// `prebuilt` is the cgroup manager the main process could already make (it computes
+/// paths only, which are the same on both sides of the fork, and warms the main
+/// process's mount-point and procfs caches for its own later use); without it the init
+/// makes the manager itself and reports any error.
+pub(crate) fn prepare_init_without_intermediate(
+    args: &ContainerArgs,
+    prebuilt: Option<libcgroups::common::AnyCgroupManager>,
+) -> Result<()> {
     let command = args.syscall.create_syscall();
     let spec = &args.spec;
     let linux = spec.linux().as_ref().ok_or(MissingSpecError::Linux)?;
-    let rootless = rootless_required(command.as_ref()).unwrap_or(false);
-    let cgroup_manager = libcgroups::common::create_cgroup_manager(args.cgroup_config.to_owned())
-        .map_err(|e| IntermediateProcessError::Cgroup(e.to_string()))?
-        .with_rootless(rootless);
+    let cgroup_manager = match prebuilt {
+        Some(manager) => manager,
+        None => init_cgroup_manager(args)?,
+    };
     apply_cgroups(&cgroup_manager, linux.resources().as_ref(), true)?;
 
     let proc = spec.process().as_ref().ok_or(MissingSpecError::Process)?;
@@ -279,6 +287,19 @@ pub(crate) fn prepare_init_without_intermediate(args: &ContainerArgs) -> Result<
         }
     }
     Ok(())
+}
+
+/// PATCH (runtime): the cgroup manager the intermediate process would make.
+pub(crate) fn init_cgroup_manager(
+    args: &ContainerArgs,
+) -> Result<libcgroups::common::AnyCgroupManager> {
+    let command = args.syscall.create_syscall();
+    let rootless = rootless_required(command.as_ref()).unwrap_or(false);
+    Ok(
+        libcgroups::common::create_cgroup_manager(args.cgroup_config.to_owned())
+            .map_err(|e| IntermediateProcessError::Cgroup(e.to_string()))?
+            .with_rootless(rootless),
+    )
 }
 
 fn setup_userns(

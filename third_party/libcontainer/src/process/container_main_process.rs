@@ -65,9 +65,11 @@ pub fn container_main_process(container_args: &ContainerArgs) -> Result<Pid> {
     // new pid namespace, as crun does: one fork and one process exit fewer per container.
     let direct = can_skip_intermediate(container_args);
     let child_pid = if direct {
+        let mut prebuilt = container_intermediate_process::init_cgroup_manager(container_args).ok();
         let cb: CloneCb = Box::new(|| {
             direct_init(
                 container_args,
+                prebuilt.take(),
                 &mut inter_chan,
                 &mut init_chan,
                 &mut intermediate_main_sender,
@@ -389,6 +391,7 @@ fn new_pid_namespace(args: &ContainerArgs) -> bool {
 /// intermediate process's part itself (cgroup, resources, rlimits), then runs as the init.
 fn direct_init(
     args: &ContainerArgs,
+    prebuilt: Option<libcgroups::common::AnyCgroupManager>,
     inter_chan: &mut (channel::IntermediateSender, channel::IntermediateReceiver),
     init_chan: &mut (channel::InitSender, channel::InitReceiver),
     intermediate_main_sender: &mut channel::MainSender,
@@ -417,7 +420,7 @@ fn direct_init(
         );
         return -1;
     }
-    let result = container_intermediate_process::prepare_init_without_intermediate(args)
+    let result = container_intermediate_process::prepare_init_without_intermediate(args, prebuilt)
         .map_err(|e| e.to_string())
         .and_then(|()| {
             crate::process::init::process::container_init_process(
