@@ -174,7 +174,13 @@ pub(crate) fn replace_file(path: &Path, contents: &[u8]) -> Result<(), (bool, st
         .write_all(contents)
         .and_then(|()| {
             drop(file);
-            fs::rename(&tmp, path)
+            match fs::rename(&tmp, path) {
+                // The temporary file or the directory is gone: a concurrent delete
+                // removed the container while we wrote. Writing in place would have
+                // succeeded into the file that delete then unlinked, so this does too.
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                other => other,
+            }
         })
         .map_err(|err| (false, err));
     if written.is_err() {
