@@ -185,7 +185,12 @@ pub fn create_loaded_container(
     let lib_bundle = shadow.as_deref().unwrap_or(&bundle);
     // libcontainer gets the spec we already parsed, unless it must read the shadow
     // bundle's adjusted copy.
-    let handed = shadow.is_none().then(|| spec.clone());
+    let mut handed = shadow.is_none().then(|| spec.clone());
+    let default_cgroup = !cgroups_hidden && cgroup_default::applies(&spec, systemd);
+    let named_up_front = default_cgroup
+        && handed
+            .as_mut()
+            .is_some_and(|s| cgroup_default::name_up_front(s, id));
     let built = build(&root, lib_bundle, opts, id, detach, systemd, handed);
     phase("create:built");
     if let Some(dir) = &shadow {
@@ -195,7 +200,7 @@ pub fn create_loaded_container(
         if shadow.is_some() {
             shadow_bundle::restore_bundle_path(&mut container, &bundle)?;
         }
-        if !cgroups_hidden && cgroup_default::applies(&spec, systemd) {
+        if default_cgroup && !named_up_front {
             cgroup_default::rename_to_runc_default(&dir, id)?;
         }
         if let Some(socket) = &opts.pidfd_socket {
