@@ -156,10 +156,18 @@ pub fn get_cgroup_path(cgroups_path: &Option<PathBuf>, container_id: &str) -> Pa
 }
 
 /// PATCH (runtime, see third_party/README.md): replaces `path` with `contents`
-/// atomically: a temporary file next to it is written and renamed over it, so a reader
-/// sees the old or the new contents, never a truncated file (state.json and the saved
-/// config used to be rewritten in place with O_TRUNC). On error the temporary file is
-/// removed; the error says whether it was creating (`true`) or writing it that failed.
+/// atomically: a temporary file next to it is written and swapped in, so a reader sees
+/// the old or the new contents, never a truncated file (state.json and the saved config
+/// used to be rewritten in place with O_TRUNC). On error the temporary file is removed;
+/// the error says whether it was creating (`true`) or writing it that failed.
+///
+/// The swap is `renameat2(RENAME_EXCHANGE)` followed by unlinking the temporary name
+/// (which then holds the old contents), not a rename over `path`: ext4 starts writeback
+/// of the new file when it replaces an existing one by rename, and when a file is
+/// truncated to zero (its `auto_da_alloc` heuristic), which cost about 120 us per write
+/// on this VM; an exchange and an unlink of never-written pages cost about 15 us. A first
+/// write (nothing to exchange with) or a filesystem without RENAME_EXCHANGE uses a plain
+/// rename.
 pub(crate) fn replace_file(path: &Path, contents: &[u8]) -> Result<(), (bool, std::io::Error)> {
     use std::io::Write;
     let name = path.file_name().unwrap_or_default().to_string_lossy();
@@ -174,6 +182,10 @@ pub(crate) fn replace_file(path: &Path, contents: &[u8]) -> Result<(), (bool, st
         .write_all(contents)
         .and_then(|()| {
             drop(file);
+            if exchange(&tmp, path).is_ok() {
+                let _ = fs::remove_file(&tmp);
+                return Ok(());
+            }
             match fs::rename(&tmp, path) {
                 // The temporary file or the directory is gone: a concurrent delete
                 // removed the container while we wrote. Writing in place would have
@@ -187,6 +199,27 @@ pub(crate) fn replace_file(path: &Path, contents: &[u8]) -> Result<(), (bool, st
         let _ = fs::remove_file(&tmp);
     }
     written
+}
+
+/// `renameat2(a, b, RENAME_EXCHANGE)`: swaps two existing names atomically.
+fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let a = std::ffi::CString::new(a.as_os_str().as_bytes())?;
+    let b = std::ffi::CString::new(b.as_os_str().as_bytes())?;
+    // SAFETY: renameat2 reads two NUL-terminated paths; it keeps no pointer.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            a.as_ptr(),
+            libc::AT_FDCWD,
+            b.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 pub fn write_file<P: AsRef<Path>, C: AsRef<[u8]>>(
