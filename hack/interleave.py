@@ -1,11 +1,19 @@
 #!/usr/bin/env python3
-"""Times commands interleaved (A, B, C, A, B, C, ...) so that a load change on a shared
-machine hits all of them alike, and prints per command the median wall-clock time, the
-median CPU time (user+sys of the whole process tree, from the children's rusage) and
-both as ratios to the first command named in --base.
+"""Times commands interleaved (every round runs each command once) so that a load change
+on a shared machine hits all of them alike, and prints per command the median wall-clock
+time, the median CPU time (user+sys of the whole process tree, from the children's
+rusage) and both as ratios to the first command named in --base.
+
+The order within a round is shuffled (fixed seed, so runs are repeatable): a command pays
+part of the asynchronous kernel work its predecessor left behind (network namespace
+teardown, RCU callbacks, cgroup release), and runc leaves much more than the others, so a
+fixed order (A, B, C, A, B, C) biased whichever runtime ran right after it, by about 5%
+of its wall time on this VM; rotating the order still let one runtime follow runc twice
+as often as another.
 
 usage: interleave.py RUNS --base NAME NAME=COMMAND...   (COMMAND split on spaces)
 """
+import random
 import resource
 import statistics
 import subprocess
@@ -21,8 +29,11 @@ def main():
     wall = {n: [] for n, _ in cmds}
     cpu = {n: [] for n, _ in cmds}
     warmup = 3
+    rng = random.Random(1)
     for i in range(warmup + runs):
-        for name, cmd in cmds:
+        order = list(cmds)
+        rng.shuffle(order)
+        for name, cmd in order:
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
             start = time.perf_counter()
             subprocess.run(cmd.split(), check=True, stdout=subprocess.DEVNULL)

@@ -123,6 +123,16 @@ fn ensure_cwd(rootfs: &Path, cwd: &Path) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let root = pathrs::Root::open(rootfs)
         .with_context(|| format!("cannot open the rootfs {}", rootfs.display()))?;
+    // The usual case, an existing directory, in one openat2(RESOLVE_IN_ROOT) and one
+    // fstat: mkdir_all re-opens each handle through procfs (about 50 system calls).
+    let existing = root.resolve(cwd).ok().and_then(|h| {
+        fs::File::from(std::os::fd::OwnedFd::from(h))
+            .metadata()
+            .ok()
+    });
+    if existing.is_some_and(|m| m.is_dir()) {
+        return Ok(());
+    }
     root.mkdir_all(cwd, &fs::Permissions::from_mode(0o755))
         .with_context(|| {
             format!(
@@ -173,7 +183,15 @@ pub fn create_loaded_container(
         .then(|| shadow_bundle::write(&root, id, &bundle, &spec))
         .transpose()?;
     let lib_bundle = shadow.as_deref().unwrap_or(&bundle);
-    let built = build(&root, lib_bundle, opts, id, detach, systemd);
+    // libcontainer gets the spec we already parsed, unless it must read the shadow
+    // bundle's adjusted copy.
+    let mut handed = shadow.is_none().then(|| spec.clone());
+    let default_cgroup = !cgroups_hidden && cgroup_default::applies(&spec, systemd);
+    let named_up_front = default_cgroup
+        && handed
+            .as_mut()
+            .is_some_and(|s| cgroup_default::name_up_front(s, id));
+    let built = build(&root, lib_bundle, opts, id, detach, systemd, handed);
     phase("create:built");
     if let Some(dir) = &shadow {
         let _ = fs::remove_dir_all(dir);
@@ -182,7 +200,7 @@ pub fn create_loaded_container(
         if shadow.is_some() {
             shadow_bundle::restore_bundle_path(&mut container, &bundle)?;
         }
-        if !cgroups_hidden && cgroup_default::applies(&spec, systemd) {
+        if default_cgroup && !named_up_front {
             cgroup_default::rename_to_runc_default(&dir, id)?;
         }
         if let Some(socket) = &opts.pidfd_socket {
@@ -209,8 +227,9 @@ fn build(
     id: &str,
     detach: bool,
     systemd: bool,
+    spec: Option<Spec>,
 ) -> Result<Container> {
-    let container = ContainerBuilder::new(id.to_string(), SyscallType::default())
+    let mut init = ContainerBuilder::new(id.to_string(), SyscallType::default())
         .with_root_path(root)?
         .with_pid_file(opts.pid_file.as_ref())?
         .with_console_socket(opts.console_socket.as_ref())
@@ -220,7 +239,11 @@ fn build(
         .as_init(bundle)
         .with_systemd(systemd)
         .with_detach(detach)
-        .with_no_pivot(opts.no_pivot)
+        .with_no_pivot(opts.no_pivot);
+    if let Some(spec) = spec {
+        init = init.with_spec(spec);
+    }
+    let container = init
         .build()
         .map_err(|e| anyhow::anyhow!("{}", error_chain(&e)))
         .with_context(|| format!("cannot create container {id}"))?;

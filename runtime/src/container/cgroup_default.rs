@@ -24,6 +24,26 @@ pub fn applies(spec: &Spec, systemd: bool) -> bool {
             .is_none_or(|l| l.cgroups_path().is_none())
 }
 
+/// Names the cgroup `/<id>` up front, in the spec handed to libcontainer, when no cgroup
+/// hierarchy has a `<id>` cgroup yet: libcontainer then creates it under runc's name and
+/// records that path itself, which saves renaming every hierarchy's directory and
+/// rewriting the saved config afterwards (the renames were about 4% of a `run`'s CPU).
+/// Returns false, leaving the spec alone, when `<id>` exists somewhere: the container then
+/// gets libcontainer's name and `rename_to_runc_default` keeps it, as before.
+pub fn name_up_front(spec: &mut Spec, id: &str) -> bool {
+    if super::cgroup_mounts::all()
+        .iter()
+        .any(|m| m.path.join(id).exists())
+    {
+        return false;
+    }
+    let Some(linux) = spec.linux_mut() else {
+        return false;
+    };
+    linux.set_cgroups_path(Some(PathBuf::from(format!("/{id}"))));
+    true
+}
+
 /// Renames `:youki:<id>` to `<id>` in every hierarchy where libcontainer made it, then
 /// records `/<id>` in the container's saved config. A hierarchy where `<id>` already
 /// exists keeps libcontainer's name, and the saved path is left alone in that case so

@@ -13,6 +13,7 @@ extern crate mockall;
 mod test;
 
 pub mod common;
+pub mod proc_self;
 pub mod stats;
 #[cfg(feature = "systemd")]
 pub mod systemd;
