@@ -235,8 +235,14 @@ fn kill_at_then_delete(command: &str, at: StopAt, delete_env: &[(&str, &str)]) -
     if !delete_env.is_empty() {
         let left = what_is_left(&rt, &id, &b, &snap);
         eprintln!("{at:?} with {delete_env:?}: {out:?}");
-        // Clean up for real before the guard's delete.
+        // Clean up for real before the guard's delete: the container is gone from the
+        // runtime's state, so the stray cgroups it left are the test's to remove.
         rt.exec(&["delete", "--force", &id]);
+        for name in [id.clone(), format!(":youki:{id}")] {
+            for dir in cgroup_dirs_named(&name) {
+                let _ = std::fs::remove_dir(&dir);
+            }
+        }
         return left;
     }
     assert_eq!(
