@@ -10,6 +10,12 @@
 # hyperfine runs one command's runs back to back, so on a shared machine a load change
 # can favour one runtime; `run` is therefore also timed interleaved (ours, crun, runc,
 # ours, ...) with wall-clock and CPU-time medians, which contention hits evenly.
+# The runtimes' state roots (--root) are on a tmpfs, as their defaults /run/runtime,
+# /run/crun and /run/runc are on any host where /run is a tmpfs (systemd's, Debian's).
+# This VM has no systemd and its /run is on a journal-less ext4, where every file created
+# soon after others were deleted pays a scan of the recently freed inodes; each `run`
+# creates and deletes a few state files (ours six, crun three), so a loop of runs
+# measured that filesystem's allocator more than the runtimes (docs/performance.md).
 # usage: hack/bench-runtime.sh [RUNS]   (default 100)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,30 +44,32 @@ export ours work runs cri_latency
 unshare -m bash -euo pipefail -c '
   mount --make-rprivate /
   mountpoint -q /sys/fs/cgroup/unified && umount /sys/fs/cgroup/unified
+  mkdir -p "$work/state"
+  mount -t tmpfs -o mode=0700 state "$work/state"
   declare -A bin=([ours]="$ours" [crun]="$(command -v crun)" [runc]="$(command -v runc)")
   cmds=()
   for name in ours crun runc; do
-    mkdir -p "$work/root-$name"
-    cmds+=(-n "$name" "${bin[$name]} --root $work/root-$name run -b $work/bundle bench-$name")
+    mkdir -p "$work/state/root-$name"
+    cmds+=(-n "$name" "${bin[$name]} --root $work/state/root-$name run -b $work/bundle bench-$name")
   done
   hyperfine -N --warmup 10 --runs "$runs" --export-json "$work/result.json" "${cmds[@]}" >/dev/null
   # The same run, interleaved, with wall-clock and CPU-time medians.
   python3 hack/interleave.py "$runs" --base crun \
-    "ours=$ours --root $work/root-ours run -b $work/bundle il-ours" \
-    "crun=${bin[crun]} --root $work/root-crun run -b $work/bundle il-crun" \
-    "runc=${bin[runc]} --root $work/root-runc run -b $work/bundle il-runc" >"$work/interleaved.txt"
+    "ours=$ours --root $work/state/root-ours run -b $work/bundle il-ours" \
+    "crun=${bin[crun]} --root $work/state/root-crun run -b $work/bundle il-crun" \
+    "runc=${bin[runc]} --root $work/state/root-runc run -b $work/bundle il-runc" >"$work/interleaved.txt"
   for name in ours crun runc; do
-    /usr/bin/time -f "%M" -o "$work/rss-$name" ${bin[$name]} --root $work/root-$name run -b $work/bundle rss-$name
+    /usr/bin/time -f "%M" -o "$work/rss-$name" ${bin[$name]} --root $work/state/root-$name run -b $work/bundle rss-$name
   done
 
   # exec of /bin/true into a running container.
   cmds=()
   for name in ours crun runc; do
-    ${bin[$name]} --root $work/root-$name run -d -b $work/sleeper sleeper-$name
-    cmds+=(-n "$name" "${bin[$name]} --root $work/root-$name exec sleeper-$name /bin/true")
+    ${bin[$name]} --root $work/state/root-$name run -d -b $work/sleeper sleeper-$name
+    cmds+=(-n "$name" "${bin[$name]} --root $work/state/root-$name exec sleeper-$name /bin/true")
   done
   hyperfine -N --warmup 5 --runs "$runs" --export-json "$work/exec.json" "${cmds[@]}" >/dev/null
-  for name in ours crun runc; do ${bin[$name]} --root $work/root-$name delete -f sleeper-$name; done
+  for name in ours crun runc; do ${bin[$name]} --root $work/state/root-$name delete -f sleeper-$name; done
 
   # ctr run --rm through containerd and the runc v2 shim.
   cat > $work/ctd.toml <<EOF2
