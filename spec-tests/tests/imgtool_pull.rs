@@ -111,6 +111,38 @@ impl Env {
         entry_names(&self.store().join("imgtool/tmp"))
     }
 
+    /// Replaces `$DOCKER_CONFIG/config.json` with `config`.
+    fn write_docker_config(&self, config: Value) {
+        std::fs::write(
+            self.dir.path().join("docker/config.json"),
+            config.to_string(),
+        )
+        .unwrap();
+    }
+
+    /// Writes the credential helper `docker-credential-NAME`, a shell script with `body`,
+    /// into the directory [`Env::cmd_with_cred_helpers`] puts first in PATH.
+    fn write_cred_helper(&self, name: &str, body: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        let bin = self.dir.path().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        let path = bin.join(format!("docker-credential-{name}"));
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    /// [`Env::cmd`] finding the helpers of [`Env::write_cred_helper`] in PATH.
+    fn cmd_with_cred_helpers(&self) -> Command {
+        let path = format!(
+            "{}:{}",
+            self.dir.path().join("bin").display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let mut c = self.cmd();
+        c.env("PATH", path);
+        c
+    }
+
     /// The layers unpacked in the store's layer cache (`imgtool/layers/<chain-id>`).
     fn layer_cache(&self) -> Vec<String> {
         entry_names(&self.store().join("imgtool/layers"))
@@ -614,14 +646,13 @@ fn credentials_from_credential_helpers() {
     let reference = format!("{}/private", reg.host());
 
     let env = Env::new();
-    let bin = env.dir.path().join("bin");
     let asked = env.dir.path().join("asked");
     let helper = |name: &str, body: &str| {
         let record = format!(
             "[ \"$1\" = get ] || exit 3\nread -r server\necho \"{name} $server\" >> {}",
             asked.display()
         );
-        write_cred_helper(&bin, name, &format!("{record}\n{body}"));
+        env.write_cred_helper(name, &format!("{record}\n{body}"));
     };
     helper(
         "good",
@@ -633,19 +664,9 @@ fn credentials_from_credential_helpers() {
         "echo 'credentials not found in native keychain'; exit 1",
     );
     helper("broken", "echo 'the keyring is locked' >&2; exit 1");
-    let path = format!(
-        "{}:{}",
-        bin.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
     let pull = |config: Value| {
-        std::fs::write(
-            env.dir.path().join("docker/config.json"),
-            config.to_string(),
-        )
-        .unwrap();
-        env.cmd()
-            .env("PATH", &path)
+        env.write_docker_config(config);
+        env.cmd_with_cred_helpers()
             .args(["pull", &reference])
             .output()
             .unwrap()
@@ -864,15 +885,6 @@ fn token_auth_registry() -> (TokenServer, VariantRegistry, String) {
     (tokens, reg, want)
 }
 
-/// Writes `bin/docker-credential-NAME`, a shell script with `body`, executable.
-fn write_cred_helper(bin: &Path, name: &str, body: &str) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::create_dir_all(bin).unwrap();
-    let path = bin.join(format!("docker-credential-{name}"));
-    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-}
-
 #[test]
 fn bearer_token_auth_through_a_token_server() {
     let (_tokens, reg, want) = token_auth_registry();
@@ -909,11 +921,7 @@ fn identity_token_is_exchanged_at_the_token_realm() {
     let reference = format!("{}/private", reg.host());
 
     let env = Env::new();
-    let config = |body: Value| {
-        let path = env.dir.path().join("docker/config.json");
-        std::fs::write(&path, body.to_string()).unwrap();
-    };
-    config(json!({"auths": {reg.host(): {"identitytoken": REFRESH_TOKEN}}}));
+    env.write_docker_config(json!({"auths": {reg.host(): {"identitytoken": REFRESH_TOKEN}}}));
     let (_, digest) = env.pull_ok(&[&reference]);
     assert_eq!(digest, want, "{}", reg.log());
     let posts: Vec<String> = tokens
@@ -931,34 +939,22 @@ fn identity_token_is_exchanged_at_the_token_realm() {
     }
 
     // The same token from a credential helper (user "<token>").
-    let bin = env.dir.path().join("bin");
-    write_cred_helper(
-        &bin,
+    env.write_cred_helper(
         "sso",
         &format!(
             "cat >/dev/null\necho '{{\"Username\":\"<token>\",\"Secret\":\"{REFRESH_TOKEN}\"}}'"
         ),
     );
-    config(json!({"credsStore": "sso"}));
-    let path = format!(
-        "{}:{}",
-        bin.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
+    env.write_docker_config(json!({"credsStore": "sso"}));
     let out = env
-        .cmd()
-        .env("PATH", &path)
+        .cmd_with_cred_helpers()
         .args(["pull", &reference])
         .output()
         .unwrap();
     assert_eq!(result_line("pull", &[&reference], &out).1, want);
 
     let fresh = Env::new();
-    std::fs::write(
-        fresh.dir.path().join("docker/config.json"),
-        json!({"auths": {reg.host(): {"identitytoken": "expired"}}}).to_string(),
-    )
-    .unwrap();
+    fresh.write_docker_config(json!({"auths": {reg.host(): {"identitytoken": "expired"}}}));
     let err = fresh.pull_err(&[&reference]);
     assert!(
         err.contains("unauthorized") && err.contains("rejected the identity token"),
