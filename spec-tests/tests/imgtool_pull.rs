@@ -6,23 +6,26 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use spec_tests::bins;
 use spec_tests::faulty_proxy::{Fault, FaultyProxy};
 use spec_tests::images::{self, Compression, Image, Layer};
-use spec_tests::imgtool_store::{entry_names, error_line, result_line};
+use spec_tests::imgtool_store::{entry_names, error_line, result_line, StoreEnv};
 use spec_tests::registry::{free_port, Registry};
 use spec_tests::registry_variants::{TokenServer, VariantRegistry, REFRESH_TOKEN};
 use spec_tests::tree;
-use tempfile::TempDir;
 
-/// A store, a registries config and a docker config dir of one test, all in a temp dir,
-/// so nothing from the machine (~/.docker, /etc/imgtool) leaks in.
-struct Env {
-    dir: TempDir,
+/// [`StoreEnv`] (a store, a registries config and a docker config dir in a temp dir, so
+/// nothing from the machine leaks in) with pull's own helpers.
+struct Env(StoreEnv);
+
+impl std::ops::Deref for Env {
+    type Target = StoreEnv;
+    fn deref(&self) -> &StoreEnv {
+        &self.0
+    }
 }
 
 impl Drop for Env {
@@ -34,16 +37,7 @@ impl Drop for Env {
 
 impl Env {
     fn new() -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("imgtool-pull-")
-            .tempdir()
-            .unwrap();
-        std::fs::create_dir_all(dir.path().join("docker")).unwrap();
-        Self { dir }
-    }
-
-    fn store(&self) -> PathBuf {
-        self.dir.path().join("store")
+        Self(StoreEnv::new())
     }
 
     fn config_path(&self) -> PathBuf {
@@ -54,61 +48,16 @@ impl Env {
         std::fs::write(self.config_path(), config.to_string()).unwrap();
     }
 
-    fn cmd(&self) -> Command {
-        let mut c = Command::new(bins::imgtool());
-        c.arg("--store")
-            .arg(self.store())
-            .arg("--config")
-            .arg(self.config_path())
-            .env("DOCKER_CONFIG", self.dir.path().join("docker"))
-            .env_remove("REGISTRY_AUTH_FILE")
-            .env_remove("IMGTOOL_STORE")
-            .env_remove("IMGTOOL_CONFIG");
-        c
-    }
-
-    fn pull(&self, args: &[&str]) -> Output {
-        self.cmd()
-            .arg("pull")
-            .args(args)
-            .output()
-            .expect("run imgtool")
-    }
-
-    /// Pulls and expects success: returns (stored name, digest) from the one stdout line.
+    /// Pulls and expects success, with nothing on stderr (no progress output when stderr
+    /// is not a terminal); returns (stored name, digest) from the one stdout line.
     fn pull_ok(&self, args: &[&str]) -> (String, String) {
-        let out = self.pull(args);
+        let out = self.run(&[&["pull"], args].concat());
         assert!(
             out.stderr.is_empty() || !out.status.success(),
             "no progress output when stderr is not a terminal: {}",
             String::from_utf8_lossy(&out.stderr)
         );
         result_line("pull", args, &out)
-    }
-
-    /// Pulls and expects the one-line failure; returns the line.
-    fn pull_err(&self, args: &[&str]) -> String {
-        error_line("pull", args, &self.pull(args))
-    }
-
-    /// The tags in the store's index.json (which must be valid).
-    fn tags(&self) -> Vec<String> {
-        let path = self.store().join("index.json");
-        let Ok(text) = std::fs::read(&path) else {
-            return vec![];
-        };
-        let index: Value = serde_json::from_slice(&text).expect("index.json is valid JSON");
-        index["manifests"]
-            .as_array()
-            .expect("manifests array")
-            .iter()
-            .filter_map(|m| m["annotations"]["org.opencontainers.image.ref.name"].as_str())
-            .map(String::from)
-            .collect()
-    }
-
-    fn tmp_files(&self) -> Vec<String> {
-        entry_names(&self.store().join("imgtool/tmp"))
     }
 
     /// Replaces `$DOCKER_CONFIG/config.json` with `config`.
@@ -197,31 +146,6 @@ impl Env {
             .join("blobs/sha256")
             .join(digest.trim_start_matches("sha256:"))
             .exists()
-    }
-
-    /// `skopeo inspect oci:STORE:NAME` (must succeed).
-    fn skopeo_inspect(&self, name: &str) -> Value {
-        let out = Command::new("skopeo")
-            .arg("inspect")
-            .arg(format!("oci:{}:{name}", self.store().display()))
-            .output()
-            .expect("skopeo");
-        assert!(
-            out.status.success(),
-            "skopeo inspect {name}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
-
-    /// Failure checks shared by the error tests.
-    fn assert_nothing_tagged_nor_left(&self) {
-        assert!(self.tags().is_empty(), "tagged: {:?}", self.tags());
-        assert!(
-            self.tmp_files().is_empty(),
-            "temp files: {:?}",
-            self.tmp_files()
-        );
     }
 }
 
