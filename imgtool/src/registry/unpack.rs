@@ -51,9 +51,11 @@ impl Unpacker {
                     .map_err(|e| StoreError::Corrupt(format!("image config: {e}")))?;
                 let config: ImageConfiguration = serde_json::from_slice(&raw)
                     .map_err(|e| StoreError::Corrupt(format!("image config: {e}")))?;
-                store.build_layer_cache_from(&descs, config.rootfs().diff_ids(), |i| {
-                    Box::new(layer_feeds[i].reader())
-                })
+                store
+                    .build_layer_cache_from(&descs, config.rootfs().diff_ids(), |i| {
+                        Ok(Box::new(layer_feeds[i].reader()))
+                    })
+                    .map(drop)
             },
         );
         Some(Self {

@@ -80,6 +80,17 @@ impl Store {
         self.root().join("imgtool/layers").join(hex)
     }
 
+    /// Opens the stored blob of layer `desc`.
+    fn open_layer_blob(&self, desc: &Descriptor) -> Result<Box<dyn Read + Send>, StoreError> {
+        let digest = desc.digest().to_string();
+        let path = self.blob_path(&digest)?;
+        let blob = fs::File::open(&path).map_err(|e| StoreError::Io {
+            path: path.clone(),
+            message: format!("layer {digest}: {e}"),
+        })?;
+        Ok(Box::new(blob))
+    }
+
     /// Applies layer `index` of `image` to `root` (decompressing by media type) and
     /// checks that the uncompressed stream matches the config's diff_id.
     pub fn apply_image_layer(
@@ -89,30 +100,34 @@ impl Store {
         root: &Path,
     ) -> Result<(), StoreError> {
         let desc = &image.manifest.layers()[index];
-        let digest = desc.digest().to_string();
-        let path = self.blob_path(&digest)?;
-        let blob = fs::File::open(&path).map_err(|e| StoreError::Io {
-            path: path.clone(),
-            message: format!("layer {digest}: {e}"),
-        })?;
         apply_compressed(
-            Box::new(blob),
+            self.open_layer_blob(desc)?,
             desc.media_type().as_ref(),
-            &digest,
+            desc.digest().as_ref(),
             &image.diff_ids()[index],
             root,
         )
     }
 
+    /// Makes sure every layer of `image` is in the cache and returns their directories,
+    /// bottom first. Needs overlay support (see [`mount::overlay_supported`]).
+    pub fn ensure_layer_cache(&self, image: &LoadedImage) -> Result<Vec<PathBuf>, StoreError> {
+        let layers = image.manifest.layers();
+        self.build_layer_cache_from(layers, image.diff_ids(), |i| {
+            self.open_layer_blob(&layers[i])
+        })
+    }
+
     /// Builds the cache of `layers` (bottom first, with their `diff_ids`) from `blobs`, a
-    /// reader of each layer's compressed bytes, skipping layers already cached. A pull
-    /// calls this while the blobs are still downloading (see [`super::feed`]).
+    /// reader of each layer's compressed bytes, skipping layers already cached, and
+    /// returns their directories. A pull calls this while the blobs are still
+    /// downloading (see [`super::feed`]).
     pub fn build_layer_cache_from(
         &self,
         layers: &[Descriptor],
         diff_ids: &[String],
-        mut blobs: impl FnMut(usize) -> Box<dyn Read + Send>,
-    ) -> Result<(), StoreError> {
+        mut blobs: impl FnMut(usize) -> Result<Box<dyn Read + Send>, StoreError>,
+    ) -> Result<Vec<PathBuf>, StoreError> {
         if layers.len() != diff_ids.len() {
             return Err(StoreError::Corrupt(format!(
                 "the image has {} layers but its config lists {} diff_ids",
@@ -128,28 +143,13 @@ impl Store {
                 let desc = &layers[i];
                 self.build_layer(&dirs, &dir, |root| {
                     apply_compressed(
-                        blobs(i),
+                        blobs(i)?,
                         desc.media_type().as_ref(),
                         desc.digest().as_ref(),
                         &diff_ids[i],
                         root,
                     )
                 })?;
-            }
-            dirs.push(dir);
-        }
-        Ok(())
-    }
-
-    /// Makes sure every layer of `image` is in the cache and returns their directories,
-    /// bottom first. Needs overlay support (see [`mount::overlay_supported`]).
-    pub fn ensure_layer_cache(&self, image: &LoadedImage) -> Result<Vec<PathBuf>, StoreError> {
-        let chains = chain_ids(image.diff_ids());
-        let mut dirs: Vec<PathBuf> = Vec::with_capacity(chains.len());
-        for (i, chain) in chains.iter().enumerate() {
-            let dir = self.layer_dir(chain);
-            if !dir.exists() {
-                self.build_layer(&dirs, &dir, |root| self.apply_image_layer(image, i, root))?;
             }
             dirs.push(dir);
         }
