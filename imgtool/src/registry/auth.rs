@@ -47,9 +47,10 @@ struct AuthEntry {
 /// What the file says for one registry.
 #[derive(Debug, Clone)]
 enum Source {
-    Given(RegistryAuth),
+    /// Written in the file (`auths`).
+    Given(Credentials),
+    /// Kept by this credential helper.
     Helper(String),
-    IdentityToken(String),
 }
 
 /// The credentials for one registry.
@@ -108,9 +109,12 @@ impl AuthFile {
         for (key, entry) in config.auths {
             let auth = entry_auth(&entry).map_err(|m| bad(format!("auths.{key:?}: {m}")))?;
             if let Some(auth) = auth {
-                entries.insert(normalize_key(&key), Source::Given(auth));
+                entries.insert(normalize_key(&key), Source::Given(Credentials::Auth(auth)));
             } else if let Some(token) = entry.identitytoken.filter(|t| !t.is_empty()) {
-                entries.insert(normalize_key(&key), Source::IdentityToken(token));
+                entries.insert(
+                    normalize_key(&key),
+                    Source::Given(Credentials::IdentityToken(token)),
+                );
             }
         }
         for (key, helper) in config.cred_helpers {
@@ -136,9 +140,8 @@ impl AuthFile {
                 .map_err(|message| self.error(message))
         };
         match self.entries.get(&key) {
-            Some(Source::Given(auth)) => Ok(Credentials::Auth(auth.clone())),
+            Some(Source::Given(credentials)) => Ok(credentials.clone()),
             Some(Source::Helper(helper)) => from_helper(helper),
-            Some(Source::IdentityToken(token)) => Ok(Credentials::IdentityToken(token.clone())),
             None => match &self.creds_store {
                 Some(store) => from_helper(store),
                 None => Ok(Credentials::Auth(RegistryAuth::Anonymous)),

@@ -42,7 +42,6 @@ pub struct Connection {
     pub endpoint: Endpoint,
     /// Where the credentials came from, for error hints.
     pub auth_source: Option<PathBuf>,
-    pub has_credentials: bool,
     /// The scheme finally used ("http" or "https").
     pub scheme: &'static str,
 }
@@ -60,7 +59,7 @@ impl Connection {
             .as_ref()
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| "no auth file".to_string());
-        if self.has_credentials {
+        if !matches!(self.auth, RegistryAuth::Anonymous) {
             format!(
                 "the credentials for {} in {file} were rejected",
                 self.credentials_key()
@@ -138,7 +137,6 @@ pub async fn connect(
     };
     Ok(Connection {
         client,
-        has_credentials: !matches!(auth, RegistryAuth::Anonymous),
         auth,
         auth_source: auth_file.path.clone(),
         reference: target,

@@ -38,12 +38,7 @@ pub async fn fetch_blob(
 ) -> Result<(), RegistryError> {
     if store.has_blob(digest) {
         if let Some(feed) = feed {
-            match store.blob_path(digest).and_then(|p| {
-                std::fs::File::open(&p).map_err(|e| StoreError::Io {
-                    path: p,
-                    message: e.to_string(),
-                })
-            }) {
+            match store.open_blob(digest) {
                 Ok(file) => feed.already_stored(file, size),
                 Err(_) => feed.fail(),
             }

@@ -80,17 +80,6 @@ impl Store {
         self.root().join("imgtool/layers").join(hex)
     }
 
-    /// Opens the stored blob of layer `desc`.
-    fn open_layer_blob(&self, desc: &Descriptor) -> Result<Box<dyn Read + Send>, StoreError> {
-        let digest = desc.digest().to_string();
-        let path = self.blob_path(&digest)?;
-        let blob = fs::File::open(&path).map_err(|e| StoreError::Io {
-            path: path.clone(),
-            message: format!("layer {digest}: {e}"),
-        })?;
-        Ok(Box::new(blob))
-    }
-
     /// Applies layer `index` of `image` to `root` (decompressing by media type) and
     /// checks that the uncompressed stream matches the config's diff_id.
     pub fn apply_image_layer(
@@ -101,7 +90,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let desc = &image.manifest.layers()[index];
         apply_compressed(
-            self.open_layer_blob(desc)?,
+            Box::new(self.open_blob(desc.digest().as_ref())?),
             desc.media_type().as_ref(),
             desc.digest().as_ref(),
             &image.diff_ids()[index],
@@ -114,7 +103,7 @@ impl Store {
     pub fn ensure_layer_cache(&self, image: &LoadedImage) -> Result<Vec<PathBuf>, StoreError> {
         let layers = image.manifest.layers();
         self.build_layer_cache_from(layers, image.diff_ids(), |i| {
-            self.open_layer_blob(&layers[i])
+            Ok(Box::new(self.open_blob(layers[i].digest().as_ref())?))
         })
     }
 

@@ -54,6 +54,15 @@ impl Store {
         })
     }
 
+    /// A blob, opened for reading.
+    pub fn open_blob(&self, digest: &str) -> Result<fs::File, StoreError> {
+        let path = self.blob_path(digest)?;
+        fs::File::open(&path).map_err(|e| StoreError::Io {
+            path,
+            message: format!("blob {digest}: {e}"),
+        })
+    }
+
     /// Every tagged image, in index order.
     pub fn images(&self) -> Result<Vec<StoredImage>, StoreError> {
         let _lock = self.lock_shared()?;
