@@ -148,45 +148,43 @@ async fn one_attempt(
                     // oci-client checks the digest when a full response ends; ending
                     // before all the bytes (a Content-Length shorter than the blob) is a
                     // broken transfer to resume, not corrupt content.
-                    return Err(Attempt::Transient {
-                        err: RegistryError::Unreachable {
-                            registry: conn.host().to_string(),
-                            message: format!(
-                                "download of {digest} ended after {} of {} bytes",
-                                writer.written(),
-                                writer.size()
-                            ),
-                        },
-                        throttled: false,
-                    });
+                    return Err(cut_short(conn, digest, writer, None));
                 }
-                return Err(Attempt::Transient {
-                    err: RegistryError::Unreachable {
-                        registry: conn.host().to_string(),
-                        message: format!(
-                            "download of {digest} failed after {} bytes: {}",
-                            writer.written(),
-                            root_cause(&e)
-                        ),
-                    },
-                    throttled: false,
-                });
+                return Err(cut_short(conn, digest, writer, Some(root_cause(&e))));
             }
         }
     }
     if writer.written() < writer.size() {
         // The connection ended early without an error (no Content-Length): resume.
-        return Err(Attempt::Transient {
-            err: RegistryError::Unreachable {
-                registry: conn.host().to_string(),
-                message: format!(
-                    "download of {digest} ended after {} of {} bytes",
-                    writer.written(),
-                    writer.size()
-                ),
-            },
-            throttled: false,
-        });
+        return Err(cut_short(conn, digest, writer, None));
     }
     Ok(())
+}
+
+/// A transfer that stopped before the whole blob arrived: retried, resuming from what
+/// `writer` holds. `cause` is the connection's error, if it reported one.
+fn cut_short(
+    conn: &Connection,
+    digest: &str,
+    writer: &BlobWriter,
+    cause: Option<String>,
+) -> Attempt {
+    let message = match cause {
+        Some(cause) => format!(
+            "download of {digest} failed after {} bytes: {cause}",
+            writer.written()
+        ),
+        None => format!(
+            "download of {digest} ended after {} of {} bytes",
+            writer.written(),
+            writer.size()
+        ),
+    };
+    Attempt::Transient {
+        err: RegistryError::Unreachable {
+            registry: conn.host().to_string(),
+            message,
+        },
+        throttled: false,
+    }
 }
