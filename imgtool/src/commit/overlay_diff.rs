@@ -9,7 +9,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
-use super::writer::{xattrs, ChangeWriter};
+use super::writer::{child_path, sorted_entries, xattrs, ChangeWriter};
 
 fn is_whiteout(meta: &fs::Metadata) -> bool {
     meta.file_type().is_char_device() && meta.rdev() == 0
@@ -37,16 +37,10 @@ fn walk<W: Write>(
     excluded: &[String],
     out: &mut ChangeWriter<W>,
 ) -> io::Result<()> {
-    let mut names: Vec<_> = fs::read_dir(dir)?.collect::<Result<Vec<_>, _>>()?;
-    names.sort_by_key(|e| e.file_name());
-    for entry in names {
+    for entry in sorted_entries(dir)? {
         let name = entry.file_name().to_string_lossy().into_owned();
         let path = entry.path();
-        let child = if rel.is_empty() {
-            name.clone()
-        } else {
-            format!("{rel}/{name}")
-        };
+        let child = child_path(rel, &name);
         if excluded.iter().any(|e| e == &child) {
             continue;
         }

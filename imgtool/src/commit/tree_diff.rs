@@ -8,7 +8,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use super::writer::{xattrs, ChangeWriter};
+use super::writer::{child_path, sorted_entries, xattrs, ChangeWriter};
 
 fn same(a: &fs::Metadata, b: &fs::Metadata, pa: &Path, pb: &Path) -> bool {
     if a.file_type() != b.file_type()
@@ -50,18 +50,10 @@ fn walk<W: Write>(
     excluded: &[String],
     out: &mut ChangeWriter<W>,
 ) -> io::Result<()> {
-    let mut names: Vec<_> = fs::read_dir(cur)?.collect::<Result<Vec<_>, _>>()?;
-    names.sort_by_key(|e| e.file_name());
-    let join = |name: &str| {
-        if rel.is_empty() {
-            name.to_string()
-        } else {
-            format!("{rel}/{name}")
-        }
-    };
+    let names = sorted_entries(cur)?;
     for entry in &names {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let child = join(&name);
+        let child = child_path(rel, &name);
         if excluded.iter().any(|e| e == &child) {
             continue;
         }
@@ -93,7 +85,7 @@ fn walk<W: Write>(
             .collect();
         gone.sort();
         for name in gone {
-            let child = join(&name);
+            let child = child_path(rel, &name);
             if !excluded.iter().any(|e| e == &child) {
                 out.whiteout(&child)?;
             }
@@ -109,9 +101,7 @@ fn add_tree<W: Write>(
     excluded: &[String],
     out: &mut ChangeWriter<W>,
 ) -> io::Result<()> {
-    let mut names: Vec<_> = fs::read_dir(dir)?.collect::<Result<Vec<_>, _>>()?;
-    names.sort_by_key(|e| e.file_name());
-    for entry in names {
+    for entry in sorted_entries(dir)? {
         let child = format!("{rel}/{}", entry.file_name().to_string_lossy());
         if excluded.iter().any(|e| e == &child) {
             continue;

@@ -10,6 +10,22 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
+/// The entries of `dir`, sorted by name so the layer's order is reproducible.
+pub fn sorted_entries(dir: &Path) -> io::Result<Vec<fs::DirEntry>> {
+    let mut entries = fs::read_dir(dir)?.collect::<Result<Vec<_>, _>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    Ok(entries)
+}
+
+/// The layer path of `name` inside the directory at layer path `rel` ("" for the root).
+pub fn child_path(rel: &str, name: &str) -> String {
+    if rel.is_empty() {
+        name.to_string()
+    } else {
+        format!("{rel}/{name}")
+    }
+}
+
 /// Extended attributes that belong to the overlay's bookkeeping, never to the image.
 fn keep_xattr(name: &str) -> bool {
     !name.starts_with("trusted.overlay.") && !name.starts_with("user.overlay.")
