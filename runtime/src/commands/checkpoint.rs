@@ -23,21 +23,8 @@ pub struct CheckpointArgs {
     /// Leave the container running after the dump.
     #[arg(long = "leave-running")]
     pub leave_running: bool,
-    /// Allow open TCP connections.
-    #[arg(long = "tcp-established")]
-    pub tcp_established: bool,
-    /// Allow external unix sockets.
-    #[arg(long = "ext-unix-sk")]
-    pub ext_unix_sk: bool,
-    /// Allow shell jobs.
-    #[arg(long = "shell-job")]
-    pub shell_job: bool,
-    /// Handle file locks.
-    #[arg(long = "file-locks")]
-    pub file_locks: bool,
-    /// cgroups mode: soft, full, strict or ignore.
-    #[arg(long = "manage-cgroups-mode", default_value = "soft", value_parser = criu::CGROUP_MODES)]
-    pub manage_cgroups_mode: String,
+    #[command(flatten)]
+    pub criu: criu::SharedFlags,
     /// The container id.
     pub id: String,
 }
@@ -59,14 +46,14 @@ pub fn run(cli: &Cli, args: CheckpointArgs) -> Result<()> {
         .with_context(|| format!("cannot create {}", args.image_path.display()))?;
     let image_path = std::fs::canonicalize(&args.image_path)?;
     let work = args.work_path.clone().unwrap_or_else(|| image_path.clone());
-    let mode = criu::cgroup_mode(&args.manage_cgroups_mode);
+    let mode = criu::cgroup_mode(&args.criu.manage_cgroups_mode);
     let opts = CheckpointOptions {
-        ext_unix_sk: args.ext_unix_sk,
-        file_locks: args.file_locks,
+        ext_unix_sk: args.criu.ext_unix_sk,
+        file_locks: args.criu.file_locks,
         image_path,
         leave_running: args.leave_running,
-        shell_job: args.shell_job,
-        tcp_established: args.tcp_established,
+        shell_job: args.criu.shell_job,
+        tcp_established: args.criu.tcp_established,
         work_path: Some(work.clone()),
         manage_cgroups_mode: mode,
         link_remap: false,

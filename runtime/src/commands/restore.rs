@@ -37,21 +37,8 @@ pub struct RestoreArgs {
     /// Directory for CRIU's log and work files (default: the image directory).
     #[arg(long = "work-path", value_name = "DIR")]
     pub work_path: Option<PathBuf>,
-    /// Allow open TCP connections.
-    #[arg(long = "tcp-established")]
-    pub tcp_established: bool,
-    /// Allow external unix sockets.
-    #[arg(long = "ext-unix-sk")]
-    pub ext_unix_sk: bool,
-    /// Allow shell jobs.
-    #[arg(long = "shell-job")]
-    pub shell_job: bool,
-    /// Handle file locks.
-    #[arg(long = "file-locks")]
-    pub file_locks: bool,
-    /// cgroups mode: soft (default), full, strict or ignore.
-    #[arg(long = "manage-cgroups-mode", default_value = "soft", value_parser = criu::CGROUP_MODES)]
-    pub manage_cgroups_mode: String,
+    #[command(flatten)]
+    pub criu: criu::SharedFlags,
     /// Path to the bundle directory (holding config.json and the root filesystem).
     #[arg(short = 'b', long, default_value = ".", value_name = "DIR")]
     pub bundle: PathBuf,
@@ -374,13 +361,9 @@ impl Attempt<'_> {
             CgroupVisit::enter(self.manager, resources).with_context(|| self.what.to_string())?;
         let criu_root = CriuRoot::mount(rootfs, self.dir).context(self.what.to_string())?;
         let flags = criu_restore::Flags {
-            tcp_established: self.args.tcp_established,
-            ext_unix_sk: self.args.ext_unix_sk,
-            shell_job: self.args.shell_job,
-            file_locks: self.args.file_locks,
+            shared: self.args.criu.clone(),
             auto_dedup: self.args.auto_dedup,
             lazy_pages: self.args.lazy_pages,
-            manage_cgroups_mode: self.args.manage_cgroups_mode.clone(),
             lsm_profile: self.args.lsm_profile.clone(),
             lsm_mount_context: self.args.lsm_mount_context.clone(),
         };

@@ -64,6 +64,26 @@ fn dotted(version: u32) -> String {
 /// runc's `--manage-cgroups-mode` names (`soft` is CRIU's default for containers).
 pub const CGROUP_MODES: [&str; 4] = ["soft", "full", "strict", "ignore"];
 
+/// The CRIU options `checkpoint` and `restore` share, with runc's flag names.
+#[derive(clap::Args, Debug, Clone)]
+pub struct SharedFlags {
+    /// Allow open TCP connections.
+    #[arg(long = "tcp-established")]
+    pub tcp_established: bool,
+    /// Allow external unix sockets.
+    #[arg(long = "ext-unix-sk")]
+    pub ext_unix_sk: bool,
+    /// Allow shell jobs.
+    #[arg(long = "shell-job")]
+    pub shell_job: bool,
+    /// Handle file locks.
+    #[arg(long = "file-locks")]
+    pub file_locks: bool,
+    /// cgroups mode: soft (default), full, strict or ignore.
+    #[arg(long = "manage-cgroups-mode", default_value = "soft", value_parser = CGROUP_MODES)]
+    pub manage_cgroups_mode: String,
+}
+
 /// The CRIU mode for one of [`CGROUP_MODES`].
 pub fn cgroup_mode(name: &str) -> rust_criu::CgMode {
     match name {

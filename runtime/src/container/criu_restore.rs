@@ -24,15 +24,11 @@ use super::criu;
 pub const LOG_FILE: &str = "restore.log";
 
 /// Which CRIU options the user chose (runc's restore flags).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Flags {
-    pub tcp_established: bool,
-    pub ext_unix_sk: bool,
-    pub shell_job: bool,
-    pub file_locks: bool,
+    pub shared: criu::SharedFlags,
     pub auto_dedup: bool,
     pub lazy_pages: bool,
-    pub manage_cgroups_mode: String,
     pub lsm_profile: Option<String>,
     pub lsm_mount_context: Option<String>,
 }
@@ -104,13 +100,13 @@ pub fn restore(req: Request<'_>, what: &str) -> Result<Restored> {
     c.set_rst_sibling(true);
     c.set_root(req.root.to_string_lossy().into_owned());
     c.set_manage_cgroups(true);
-    c.cgroups_mode(criu::cgroup_mode(&req.flags.manage_cgroups_mode));
+    c.cgroups_mode(criu::cgroup_mode(&req.flags.shared.manage_cgroups_mode));
     c.set_notify_scripts(true);
     c.set_notify_cb(on_notify);
-    c.set_shell_job(req.flags.shell_job);
-    c.set_ext_unix_sk(req.flags.ext_unix_sk);
-    c.set_tcp_established(req.flags.tcp_established);
-    c.set_file_locks(req.flags.file_locks);
+    c.set_shell_job(req.flags.shared.shell_job);
+    c.set_ext_unix_sk(req.flags.shared.ext_unix_sk);
+    c.set_tcp_established(req.flags.shared.tcp_established);
+    c.set_file_locks(req.flags.shared.file_locks);
     // runc always restores the network namespace empty: it configures no network itself.
     c.set_empty_net_ns(true);
     c.set_orphan_pts_master(true);
