@@ -79,7 +79,7 @@ pub struct SharedFlags {
     /// Handle file locks.
     #[arg(long = "file-locks")]
     pub file_locks: bool,
-    /// cgroups mode: soft (default), full, strict or ignore.
+    /// cgroups mode: soft, full, strict or ignore.
     #[arg(long = "manage-cgroups-mode", default_value = "soft", value_parser = CGROUP_MODES)]
     pub manage_cgroups_mode: String,
 }
