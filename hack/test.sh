@@ -11,6 +11,9 @@ fi
 
 bash hack/install-deps.sh
 
+# The libcontainer fork must be exactly upstream + its patch series (third_party/README.md).
+bash third_party/patch-series.sh check
+
 export CARGO_TERM_COLOR=never
 cargo build --workspace --bins
 export RUNTIME_BIN="$PWD/target/debug/runtime"

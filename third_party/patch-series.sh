@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# The fork is the pristine upstream crates (third_party/upstream.sha256, fetched from
+# crates.io and checked) plus the numbered patches in third_party/patches/series, applied
+# in order. The trees under third_party/ are what cargo builds; this script keeps them
+# honest:
+#
+#   patch-series.sh check              the trees equal upstream + series (CI runs this)
+#   patch-series.sh new NAME FILE [N]  the trees' changes not yet in the series become the
+#                                      next patch, NNNN-NAME.patch (number N if given, at
+#                                      least the last one + 1); FILE (or - for stdin) holds
+#                                      its reason: a subject line, a blank line, why
+#   patch-series.sh refresh            the last patch is made again from the trees (its
+#                                      reason kept): for amending the newest patch
+#   patch-series.sh apply DIR          writes upstream + series into DIR (for reading or
+#                                      for starting over)
+#
+# Patches are made with `diff -ruN` over a/<crate> and b/<crate> and applied with
+# `patch -p1 -F0`: the context must match exactly, so a patch that no longer fits the
+# tree fails loudly instead of landing somewhere else.
+set -euo pipefail
+
+here="$(cd "$(dirname "$0")" && pwd)"
+patches="$here/patches"
+series="$patches/series"
+cache="${XDG_CACHE_HOME:-$HOME/.cache}/runtime-third-party"
+
+die() { echo "patch-series.sh: $*" >&2; exit 1; }
+
+# The crates named in upstream.sha256 ("<sha256>  <name>-<version>.crate"), as "name version".
+crates() {
+  sed -n 's/^[0-9a-f]\{64\}  \(.*\)-\([0-9][^-]*\)\.crate$/\1 \2/p' "$here/upstream.sha256"
+}
+
+# Downloads each pristine crate once into the cache and checks its digest.
+fetch() {
+  mkdir -p "$cache"
+  local name version file
+  while read -r name version; do
+    file="$cache/$name-$version.crate"
+    if [ ! -f "$file" ]; then
+      curl -sSfL --retry 3 -o "$file.part" \
+        "https://static.crates.io/crates/$name/$name-$version.crate" \
+        || die "cannot download $name $version from crates.io"
+      mv "$file.part" "$file"
+    fi
+  done < <(crates)
+  (cd "$cache" && sha256sum --quiet -c "$here/upstream.sha256") \
+    || die "a cached crate does not match third_party/upstream.sha256 (remove $cache and retry)"
+}
+
+# Unpacks the pristine crates into $1/<name> and applies the first $2 patches (all if empty).
+build_tree() {
+  local dir="$1" count="${2:-}" name version n=0 p
+  fetch
+  while read -r name version; do
+    mkdir -p "$dir/$name"
+    tar -xzf "$cache/$name-$version.crate" -C "$dir/$name" --strip-components=1
+    rm -f "$dir/$name/.cargo_vcs_info.json"
+  done < <(crates)
+  [ -f "$series" ] || return 0
+  while read -r p; do
+    case "$p" in ''|'#'*) continue ;; esac
+    if [ -n "$count" ] && [ "$n" -ge "$count" ]; then break; fi
+    patch -p1 -F0 -s --no-backup-if-mismatch -d "$dir" < "$patches/$p" \
+      || die "patch $p does not apply to upstream + the patches before it"
+    n=$((n + 1))
+  done < "$series"
+}
+
+patch_names() { [ -f "$series" ] && grep -v '^\s*\(#\|$\)' "$series" || true; }
+
+# The difference between the tree in $1 and the working trees, as a patch body.
+diff_trees() {
+  local dir="$1" name version
+  while read -r name version; do
+    (cd "$dir" && mkdir -p a b && rm -rf "a/$name" "b/$name" \
+      && mv "$name" "a/$name" && ln -s "$here/$name" "b/$name")
+    (cd "$dir" && diff -ruN -x target -x '*.orig' -x '*.rej' "a/$name" "b/$name") || true
+  done < <(crates) | sed -E 's#^(---|\+\+\+) ([^\t]*)\t.*#\1 \2#'
+}
+
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+
+case "${1:-}" in
+  check)
+    build_tree "$tmp/t"
+    body="$(diff_trees "$tmp/t")"
+    if [ -n "$body" ]; then
+      echo "$body" | head -60 >&2
+      die "third_party differs from upstream + patches/series (above); make the change a patch: third_party/patch-series.sh new NAME REASON-FILE"
+    fi
+    echo "third_party: upstream ($(crates | tr '\n' ' ' | sed 's/ $//')) + $(patch_names | wc -l) patches == the tree"
+    ;;
+  new)
+    name="${2:-}"; reason="${3:-}"
+    [ -n "$name" ] && [ -n "$reason" ] || die "usage: new NAME REASON-FILE|- [NUMBER]"
+    [[ "$name" =~ ^[a-z0-9][a-z0-9-]*$ ]] || die "NAME $name: use lower-case letters, digits and '-'"
+    text="$(cat -- "$reason")"
+    [ -n "$text" ] || die "the reason is empty: say why the patch exists"
+    build_tree "$tmp/t"
+    body="$(diff_trees "$tmp/t")"
+    [ -n "$body" ] || die "the trees equal upstream + series: nothing to make a patch of"
+    last="$(patch_names | tail -1 | cut -c1-4)"
+    next=$((10#${last:-0} + 1))
+    if [ -n "${4:-}" ]; then
+      [[ "$4" =~ ^[0-9]{1,4}$ ]] && [ $((10#$4)) -ge "$next" ] \
+        || die "number $4: give one of 4 digits at least $next (the series is applied in order)"
+      next=$((10#$4))
+    fi
+    num="$(printf '%04d' "$next")"
+    file="$num-$name.patch"
+    { echo "$text"; echo "---"; echo "$body"; } > "$patches/$file"
+    echo "$file" >> "$series"
+    echo "wrote third_party/patches/$file"
+    ;;
+  refresh)
+    last="$(patch_names | tail -1)"
+    [ -n "$last" ] || die "the series is empty"
+    count="$(($(patch_names | wc -l) - 1))"
+    build_tree "$tmp/t" "$count"
+    body="$(diff_trees "$tmp/t")"
+    [ -n "$body" ] || die "the last patch would be empty: remove it from the series instead"
+    header="$(sed '/^---$/,$d' "$patches/$last")"
+    { echo "$header"; echo "---"; echo "$body"; } > "$patches/$last"
+    echo "refreshed third_party/patches/$last"
+    ;;
+  apply)
+    [ -n "${2:-}" ] || die "usage: apply DIR"
+    mkdir -p "$2"
+    build_tree "$2"
+    echo "upstream + series written to $2"
+    ;;
+  *)
+    sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
+    exit 2
+    ;;
+esac
