@@ -85,10 +85,11 @@ impl Normaliser {
         }
     }
 
-    /// The text with literals, pids and timestamps replaced, carriage returns dropped
-    /// (terminal output) and trailing blanks of each line trimmed.
+    /// The text with literals, pids and timestamps replaced, carriage returns and NULs
+    /// dropped (terminal output) and trailing blanks of each line trimmed.
     pub fn text(&self, s: &str) -> String {
-        let mut t = s.replace('\r', "");
+        // Carriage returns and NULs are terminal noise (script(1) relays what the pty had).
+        let mut t = s.replace(['\r', '\0'], "");
         for (lit, ph) in &self.pairs {
             t = t.replace(lit.as_str(), ph);
         }

@@ -36,6 +36,8 @@ pub struct RowResult {
     pub diffs: Vec<(String, String, String)>,
     /// Both sides' observations (reference, candidate), when the row ran.
     pub observed: Option<(Vec<Observation>, Vec<Observation>)>,
+    /// Wall time of the row (both sides at once).
+    pub took: std::time::Duration,
 }
 
 /// What the host offers, for `Requires`.
@@ -100,7 +102,9 @@ pub fn judge(
         verdict: Verdict::Agree,
         diffs: Vec::new(),
         observed: None,
+        took: std::time::Duration::ZERO,
     };
+    let started = std::time::Instant::now();
     if let Err(why) = host_has(row.requires) {
         result.verdict = Verdict::NotRun(why);
         return result;
@@ -137,6 +141,7 @@ pub fn judge(
     };
     result.diffs = diff(&a, &b);
     result.observed = Some((a, b));
+    result.took = started.elapsed();
     let only_shape =
         !result.diffs.is_empty() && result.diffs.iter().all(|(l, _, _)| l.ends_with(SHAPE));
     if only_shape && !strict_same {
@@ -360,6 +365,12 @@ pub fn render(results: &[RowResult], names: (&str, &str), verbose: bool) -> Stri
                 write_diffs(&mut out, r, names);
             }
         }
+    }
+    let mut slow: Vec<&RowResult> = results.iter().collect();
+    slow.sort_by_key(|r| std::cmp::Reverse(r.took));
+    let _ = writeln!(out, "\n== slowest rows");
+    for r in slow.iter().take(5) {
+        let _ = writeln!(out, "  [{}] {:.1} s {}", r.index, r.took.as_secs_f64(), r.name);
     }
     let designed: Vec<&RowResult> = results
         .iter()

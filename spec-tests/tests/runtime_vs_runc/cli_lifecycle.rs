@@ -16,6 +16,14 @@ fn running(name: &str) -> Row {
     row(S, name).args(&["sleep", "100"]).daemon()
 }
 
+/// A running container whose init reports `signal` (a name or number sh's trap takes) on
+/// its stdout (the create step's) and exits.
+fn trapping(name: &str, signal: &str) -> Row {
+    row(S, name)
+        .sh(&format!("trap 'echo got {signal}; exit 0' {signal}; echo ready; while :; do sleep 1 & wait $!; done"))
+        .daemon()
+}
+
 /// A container whose program has exited.
 fn stopped(name: &str) -> Row {
     row(S, name)
@@ -58,14 +66,17 @@ pub fn rows() -> Vec<Row> {
         running("state: paused").cli(&["pause", "{id}"]).observe(Obs::State),
         running("state | head -0 (broken pipe) (13.9)").step(cli(&["state", "{id}"]).stdout(Stdout::BrokenPipe)).awaiting("13.9"),
         // kill
-        running("kill: default signal is TERM").cli(&["kill", "{id}"]).wait("stopped"),
+        trapping("kill: default signal is TERM", "TERM").cli(&["kill", "{id}"]).wait("stopped").observe(Obs::StepOutput(0, Class::Text)),
         running("kill: KILL by name").cli(&["kill", "{id}", "KILL"]).wait("stopped"),
         running("kill: SIGKILL").cli(&["kill", "{id}", "SIGKILL"]).wait("stopped"),
         running("kill: 9").cli(&["kill", "{id}", "9"]).wait("stopped"),
         running("kill: an unknown signal name").cli_err(&["kill", "{id}", "NOSUCHSIG"], "unknown signal").awaiting("13.1"),
         running("kill: signal 0 while running (13.8, 19.13)").cli(&["kill", "{id}", "0"]).observe(Obs::State).awaiting("13.8"),
         running("kill: --all").cli(&["kill", "--all", "{id}", "KILL"]).wait("stopped"),
-        running("kill: USR1 (its default action ends sleep)").cli(&["kill", "{id}", "USR1"]).wait("stopped"),
+        trapping("kill: USR1 by name", "USR1").cli(&["kill", "{id}", "USR1"]).wait("stopped").observe(Obs::StepOutput(0, Class::Text)),
+        trapping("kill: SIGHUP", "HUP").cli(&["kill", "{id}", "SIGHUP"]).wait("stopped").observe(Obs::StepOutput(0, Class::Text)),
+        trapping("kill: RTMIN+1", "34").cli(&["kill", "{id}", "RTMIN+1"]).wait("stopped").observe(Obs::StepOutput(0, Class::Text))
+            .by_design("we take the RTMIN+N spelling (as kill(1) and later runc do); runc 1.1.5 refuses it (numbers work in both)"),
         created("kill: a created container").cli(&["kill", "{id}", "KILL"]).wait("stopped"),
         stopped("kill: a stopped container says not running (13.1)").cli_err(&["kill", "{id}", "KILL"], "container not running").awaiting("13.1"),
         row(S, "kill: an unknown id").cli_err(&["kill", "no-such-ctr", "KILL"], "container does not exist").awaiting("13.1"),

@@ -54,7 +54,7 @@ pub fn rows() -> Vec<Row> {
             .step(cli(&["run", "{id}"]).err(Class::Text)),
         // env
         row(S, "env: the list in order, nothing added but HOME")
-            .set("/process/env", json!(["A=1", "B=two words", "PATH=/bin"]))
+            .set("/process/env", json!(["A=1", "B=two words", "PATH=/bin", "C=3", "D=4", "E=5", "F=6", "G=7"]))
             .args(&["env"])
             .run()
             .awaiting("new: process.env order is not kept"),
@@ -236,7 +236,7 @@ pub fn rows() -> Vec<Row> {
             .observe(Obs::State)
             .awaiting("12.7"),
         row(S, "stdio: foreground run relays stdout and stderr through pipes")
-            .sh("readlink /proc/self/fd/1 /proc/self/fd/2 | sed 's/:.*//'")
+            .sh("readlink /proc/self/fd/1 | sed 's/:.*//'; readlink /proc/self/fd/2 | sed 's/:.*//'")
             .run()
             .awaiting("new: foreground run hands the caller's stdout/stderr to the container (runc relays them through pipes)"),
         // stdio

@@ -123,7 +123,7 @@ pub fn rows() -> Vec<Row> {
             .set("/process/capabilities/effective", json!(["CAP_MKNOD"]))
             .set("/process/capabilities/permitted", json!(["CAP_MKNOD"]))
             .set("/root/readonly", json!(false))
-            .sh("mknod /tmp/mem c 1 1 && (head -c1 /tmp/mem >/dev/null 2>&1 && echo opened || echo refused)")
+            .sh("mknod /tmp/fuse c 10 229 && ( (exec 3<>/tmp/fuse) 2>/dev/null && echo opened || echo refused)")
             .run()
             .awaiting("12.1"),
         // cgroupsPath and placement
@@ -190,7 +190,12 @@ pub fn rows() -> Vec<Row> {
                 Ok(())
             })
             .args(&["sleep", "100"])
-            .step(cli(&["run", "-d", "{id}"]).timeout(15))
+            .step(cli(&["run", "-d", "{id}"]).timeout(10))
+            .host("thaw", |c| {
+                let d = PathBuf::from("/sys/fs/cgroup/freezer").join(format!("mx-frozen-{}", c.id));
+                std::fs::write(d.join("freezer.state"), "THAWED")?;
+                Ok(String::new())
+            })
             .requires(Requires::CgroupV1)
             .awaiting("19.3"),
         row(S, "cgroup removed after delete")

@@ -49,7 +49,8 @@ pub fn rows() -> Vec<Row> {
             .set("/annotations", json!({"org.example.b": "2", "org.example.a": "1"}))
             .args(&["sleep", "100"])
             .create()
-            .observe(Obs::State),
+            .observe(Obs::State)
+            .awaiting("new: state lists annotations after owner in config order (runc: before owner, sorted)"),
         row(S, "state JSON: ociVersion is the spec version each runtime implements")
             .args(&["sleep", "100"])
             .create()
