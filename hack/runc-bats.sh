@@ -188,7 +188,9 @@ echo "runc-bats: running ${#files[@]} files against $runtime (TAP in $tap)"
 # foreground, so it needs a controlling terminal: script(1) gives it one.
 quoted=$(printf '%q ' "${files[@]}")
 set +e
-(cd "$src" && RUNC="$runtime" script -qec "bats --tap $quoted" /dev/null </dev/null) 2>&1 |
+# A test that hangs (a runtime waiting forever) is failed after BATS_TEST_TIMEOUT seconds.
+(cd "$src" && RUNC="$runtime" BATS_TEST_TIMEOUT="${BATS_TEST_TIMEOUT:-120}" \
+  script -qec "bats --tap $quoted" /dev/null </dev/null) 2>&1 |
   tr -d '\r' > "$tap"
 set -e
 summarise "$tap"

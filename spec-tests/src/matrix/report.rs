@@ -370,7 +370,13 @@ pub fn render(results: &[RowResult], names: (&str, &str), verbose: bool) -> Stri
     slow.sort_by_key(|r| std::cmp::Reverse(r.took));
     let _ = writeln!(out, "\n== slowest rows");
     for r in slow.iter().take(5) {
-        let _ = writeln!(out, "  [{}] {:.1} s {}", r.index, r.took.as_secs_f64(), r.name);
+        let _ = writeln!(
+            out,
+            "  [{}] {:.1} s {}",
+            r.index,
+            r.took.as_secs_f64(),
+            r.name
+        );
     }
     let designed: Vec<&RowResult> = results
         .iter()
