@@ -35,7 +35,8 @@ fn devices_row(name: &str, rules: Value) -> Row {
         .requires(Requires::CgroupV1)
 }
 
-/// A v1 cgroup directory `name` made in every hierarchy listed, removed when the row ends.
+/// A v1 cgroup directory `name` made in every hierarchy listed; `name` is removed from
+/// every hierarchy when the row ends.
 fn host_cgroup(s: &mut Setup, name: &str, ctrls: &[&str]) -> anyhow::Result<Vec<PathBuf>> {
     let mut dirs = Vec::new();
     for c in ctrls {
@@ -43,11 +44,20 @@ fn host_cgroup(s: &mut Setup, name: &str, ctrls: &[&str]) -> anyhow::Result<Vec<
         std::fs::create_dir_all(&d)?;
         dirs.push(d);
     }
-    let cleanup = dirs.clone();
+    // The runtime may have made the same path in the other hierarchies (and a runtime that
+    // hung in it may not have removed them): thawed and removed in every one.
+    let name = name.to_string();
     s.cleanups.push(Box::new(move || {
-        for d in cleanup {
-            let _ = std::fs::write(d.join("freezer.state"), "THAWED");
-            let _ = std::fs::remove_dir(&d);
+        let _ = std::fs::write(
+            PathBuf::from("/sys/fs/cgroup/freezer")
+                .join(&name)
+                .join("freezer.state"),
+            "THAWED",
+        );
+        if let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") {
+            for h in hierarchies.flatten() {
+                let _ = std::fs::remove_dir(h.path().join(&name));
+            }
         }
     }));
     Ok(dirs)
