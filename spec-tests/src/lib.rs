@@ -11,6 +11,7 @@ pub mod faulty_proxy;
 pub mod host;
 pub mod images;
 pub mod imgtool_store;
+pub mod matrix;
 pub mod podman;
 pub mod registry;
 pub mod registry_variants;
