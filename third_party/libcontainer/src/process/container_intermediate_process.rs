@@ -383,7 +383,17 @@ fn apply_cgroups<
         IntermediateProcessError::Cgroup(err.to_string())
     })?;
 
-    if init && let Some(resources) = resources {
+    // PATCH (runtime, see third_party/README.md): the init's cgroup always gets its
+    // limits applied, and always with a device list (empty if the config has none): the
+    // device controller then sets runc's rule set (deny-all, the config's rules, runc's
+    // defaults). Without `linux.resources`, or with no `devices` in it, the devices
+    // cgroup was left as inherited (allow-all under the root cgroup).
+    if init {
+        let mut resources = resources.cloned().unwrap_or_default();
+        if resources.devices().is_none() {
+            resources.set_devices(Some(Vec::new()));
+        }
+        let resources = &resources;
         let controller_opt = libcgroups::common::ControllerOpt {
             resources,
             freezer_state: None,

@@ -1,0 +1,242 @@
+//! The holes of issue 12 and the cgroup mount of issue 19 (GHSA-m8cg-xc2p-r3fc), each
+//! checked as a user or an attacker in the container sees it, beside runc on the same
+//! bundle, with a negative control that shows the check can see the hole. The /proc
+//! over-mount race and the `proc`-typed bind are in runtime_escapes.rs with the other
+//! /proc escapes. docs/SECURITY.md lists them.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use spec_tests::bundle::Bundle;
+use spec_tests::container::{capture, cgroup_dirs_named, unique_id, Outcome, Runtime};
+use spec_tests::host::runc;
+
+/// Whether the tests must fail instead of skipping what they cannot run.
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// The runtime under test and runc, each with its own state root.
+fn both() -> [(&'static str, Runtime); 2] {
+    [
+        ("ours", Runtime::new()),
+        ("runc", Runtime::with_bin(runc())),
+    ]
+}
+
+// ---------------------------------------------------------------------------------------
+// 12.1: the device cgroup starts from deny-all whatever the config lists.
+
+/// mknod of /dev/fuse's numbers (c 10:229) and an open of the node: what the container
+/// says. mknod itself is allowed (runc's `c *:* m`); the open is the hole.
+const MKNOD_OPEN: &str =
+    "rm -f /tmp/f; mknod /tmp/f c 10 229 || exit 3; (exec 3<>/tmp/f) 2>/dev/null && echo OPENED || echo REFUSED";
+
+/// A writable busybox bundle whose process has CAP_MKNOD (docker's default set has it).
+fn mknod_bundle(devices: Option<Value>) -> Bundle {
+    let mut b = Bundle::busybox();
+    for set in ["bounding", "effective", "permitted"] {
+        b.push(&format!("/process/capabilities/{set}"), json!("CAP_MKNOD"));
+    }
+    b.set("/root/readonly", json!(false)).sh(MKNOD_OPEN);
+    match devices {
+        Some(d) => b.set("/linux/resources", json!({ "devices": d })),
+        None => b.remove("/linux/resources"),
+    };
+    b
+}
+
+/// How a runtime is run: on the host's cgroups as they are, or in a private mount
+/// namespace whose /sys/fs/cgroup is the cgroup2 hierarchy (on a hybrid host: the same
+/// kernel's eBPF device filter, the cgroup v2 code path).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum CgroupView {
+    Host,
+    Unified,
+}
+
+/// The views this host can give: always the host's; the unified one when the host is
+/// hybrid (cgroup2 at /sys/fs/cgroup/unified). A v2-only host's own view is unified.
+fn cgroup_views() -> Vec<CgroupView> {
+    let mut views = vec![CgroupView::Host];
+    let unified = Path::new("/sys/fs/cgroup/unified/cgroup.controllers").exists();
+    if unified {
+        views.push(CgroupView::Unified);
+    } else if !Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        let why = "the cgroup v2 device filter is not tested: this host has no cgroup2 hierarchy";
+        assert!(!in_ci(), "{why}");
+        eprintln!("NOT RUN: {why}");
+    }
+    views
+}
+
+/// `run` of `bundle` as `id` (foreground, removed at exit) in the given view.
+fn run_in_view(rt: &Runtime, view: CgroupView, bundle: &Path, id: &str) -> Outcome {
+    let args = [
+        rt.bin().to_string_lossy().to_string(),
+        "--root".into(),
+        rt.root().to_string_lossy().to_string(),
+        "run".into(),
+        "--bundle".into(),
+        bundle.to_string_lossy().to_string(),
+        id.to_string(),
+    ];
+    let mut cmd = match view {
+        CgroupView::Host => {
+            let mut c = Command::new(&args[0]);
+            c.args(&args[1..]);
+            c
+        }
+        CgroupView::Unified => {
+            let mut c = Command::new("unshare");
+            c.args([
+                "-m",
+                "sh",
+                "-c",
+                "mount --make-rprivate / && umount -l /sys/fs/cgroup && \
+                 mount -t cgroup2 cgroup2 /sys/fs/cgroup && exec \"$@\"",
+                "sh",
+            ]);
+            c.args(&args);
+            c
+        }
+    };
+    cmd.stdin(std::process::Stdio::null());
+    let out = capture(cmd);
+    // A run that failed half-way in the private namespace may leave its cgroup2 directory.
+    let _ = std::fs::remove_dir(Path::new("/sys/fs/cgroup/unified").join(id));
+    out
+}
+
+/// The device cgroup's list of a running container (cgroup v1).
+fn devices_list(pid: i64) -> Option<String> {
+    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    let path = cgroups
+        .lines()
+        .find_map(|l| l.split_once(":devices:").map(|(_, p)| p.to_string()))?;
+    std::fs::read_to_string(format!(
+        "/sys/fs/cgroup/devices{}/devices.list",
+        path.trim_end_matches('/')
+    ))
+    .ok()
+}
+
+#[test]
+fn device_cgroup_denies_host_devices_whatever_the_config_lists() {
+    let cases: [(&str, Option<Value>, &str); 5] = [
+        ("empty-list", Some(json!([])), "REFUSED"),
+        ("no-resources", None, "REFUSED"),
+        (
+            "runc-spec",
+            Some(json!([{"allow": false, "access": "rwm"}])),
+            "REFUSED",
+        ),
+        (
+            "allow-all-but-fuse",
+            Some(json!([{"allow": true, "access": "rwm"},
+                        {"allow": false, "type": "c", "major": 10, "minor": 229, "access": "rw"}])),
+            "REFUSED",
+        ),
+        // Negative control: a config that allows the device; the detector sees the open.
+        (
+            "allows-fuse",
+            Some(json!([{"allow": true, "type": "c", "major": 10, "minor": 229, "access": "rw"}])),
+            "OPENED",
+        ),
+    ];
+    let runtimes = both();
+    for view in cgroup_views() {
+        for (name, devices, want) in &cases {
+            let b = mknod_bundle(devices.clone());
+            for (who, rt) in &runtimes {
+                let id = unique_id(&format!("dev{name}"));
+                let out = run_in_view(rt, view, b.path(), &id);
+                let _ = rt.exec(&["delete", "--force", &id]);
+                eprintln!(
+                    "{view:?} {name} {who}: {} {}",
+                    out.stdout.trim(),
+                    out.stderr.trim()
+                );
+                assert_eq!(out.code, 0, "{view:?} {name} {who}: {out:?}");
+                assert_eq!(out.stdout.trim(), *want, "{view:?} {name} {who}: {out:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn device_cgroup_list_is_runcs() {
+    // cgroup v1: the kernel's own list of the container's device cgroup, ours and runc's
+    // for the same bundles.
+    if !Path::new("/sys/fs/cgroup/devices/devices.list").exists() {
+        let why = "no cgroup v1 devices hierarchy on this host: devices.list not compared";
+        assert!(
+            !in_ci() || Path::new("/sys/fs/cgroup/cgroup.controllers").exists(),
+            "{why}"
+        );
+        eprintln!("NOT RUN: {why}");
+        return;
+    }
+    for devices in [
+        json!([]),
+        json!([{"allow": false, "type": "c", "major": 1, "minor": 9, "access": "rwm"}]),
+        json!([{"allow": true, "type": "c", "major": 10, "minor": 229, "access": "rw"}]),
+        json!([{"allow": true, "access": "rwm"}]),
+        // runc's own update test config: a deny with a letter that is not r/w/m.
+        json!([{"allow": false, "access": "rwm"},
+               {"allow": false, "type": "c", "major": 1, "minor": 11, "access": "rwa"}]),
+    ] {
+        let mut b = mknod_bundle(Some(devices.clone()));
+        b.args(&["sleep", "30"]);
+        let mut lists = Vec::new();
+        for (who, rt) in both() {
+            let c = rt.guard("devlist");
+            rt.exec(&["run", "-d", "--bundle", &b.path().to_string_lossy(), c.id()])
+                .ok();
+            let pid = rt.wait_status(c.id(), "running", Duration::from_secs(10))["pid"]
+                .as_i64()
+                .unwrap();
+            let list = devices_list(pid).expect("the container's devices.list");
+            lists.push((who, list));
+        }
+        eprintln!("{devices}: {lists:?}");
+        assert_eq!(lists[0].1, lists[1].1, "{devices}");
+    }
+    // A rule the kernel cannot express (a hole in a wildcard) is refused on one line, as
+    // runc refuses it, and leaves nothing.
+    let b = mknod_bundle(Some(json!([
+        {"allow": true, "type": "c", "major": 4, "access": "rw"},
+        {"allow": false, "type": "c", "major": 4, "minor": 5, "access": "w"}
+    ])));
+    for (who, rt) in both() {
+        let c = rt.guard("devhole");
+        let out = rt.run(b.path(), c.id());
+        assert_ne!(out.code, 0, "{who}: {out:?}");
+        assert!(out.stderr.contains("wildcard"), "{who}: {out:?}");
+        if who == "ours" {
+            assert_eq!(out.stderr.trim().lines().count(), 1, "{out:?}");
+            assert!(out.stderr.contains("c 4:5 w"), "{out:?}");
+            assert!(!rt.root().join(c.id()).exists(), "state left: {out:?}");
+            assert!(cgroup_dirs_named(c.id()).is_empty(), "cgroup left: {out:?}");
+        }
+    }
+}
+
+#[test]
+fn runtime_spec_writes_runcs_deny_all_device_rule() {
+    for (who, rt) in both() {
+        let dir = tempfile::tempdir().unwrap();
+        rt.exec(&["spec", "--bundle", &dir.path().to_string_lossy()])
+            .ok();
+        let config: Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join("config.json")).unwrap())
+                .unwrap();
+        assert_eq!(
+            config["linux"]["resources"]["devices"],
+            json!([{"allow": false, "access": "rwm"}]),
+            "{who}"
+        );
+    }
+}
