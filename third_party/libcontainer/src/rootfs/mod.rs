@@ -11,6 +11,8 @@ pub use device::Device;
 // PATCH (runtime): cheap in-rootfs lookups for mount destinations.
 pub(super) mod in_root;
 pub(super) mod mount;
+// PATCH (runtime): nothing but procfs on /proc, judged on the mount's descriptors.
+pub(super) mod proc_guard;
 pub use mount::Mount;
 
 pub(super) mod symlink;

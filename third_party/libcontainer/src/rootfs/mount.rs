@@ -137,7 +137,16 @@ impl Mount {
         tracing::debug!("mounting {:?}", mount);
         let mut mount_option_config = parse_mount(mount)?;
 
-        match mount.typ().as_deref() {
+        // PATCH (runtime, see third_party/README.md): a mount with a `bind`/`rbind` option
+        // is a bind mount whatever its `type` says (runc ignores the type then): a
+        // `proc`-typed bind of any directory went through the procfs branch below and
+        // was mounted on /proc unchecked.
+        let typ = if is_bind(mount) {
+            Some("bind")
+        } else {
+            mount.typ().as_deref()
+        };
+        match typ {
             Some("cgroup") => {
                 let cgroup_setup = libcgroups::common::get_cgroup_setup().map_err(|err| {
                     tracing::error!("failed to determine cgroup setup: {}", err);
@@ -667,6 +676,14 @@ impl Mount {
                 self.syscall
                     .open_tree(libc::AT_FDCWD, Some(src_str), open_tree_flags)?;
             let mount_fd = mount_fd_owned.as_fd();
+            // PATCH (runtime): judged on the descriptors the mount uses (proc_guard).
+            super::proc_guard::check(
+                root.as_fd(),
+                dest_fd,
+                super::proc_guard::Mounted::Tree(mount_fd),
+                m,
+            )
+            .map_err(MountError::Custom)?;
 
             // mount_setattr
             let attr_set_from_flags = self.mount_flag_to_attr(&mount_option_config.flags);
@@ -712,6 +729,14 @@ impl Mount {
                 linux::MOVE_MOUNT_T_EMPTY_PATH | linux::MOVE_MOUNT_F_EMPTY_PATH,
             )?;
         } else {
+            // PATCH (runtime): judged on the descriptor the mount is moved onto (proc_guard).
+            super::proc_guard::check(
+                root.as_fd(),
+                dest_fd,
+                super::proc_guard::Mounted::NewFs(typ),
+                m,
+            )
+            .map_err(MountError::Custom)?;
             let mount_fn = || -> std::result::Result<(), SyscallError> {
                 // fsopen
                 let fsfd_owned = self.syscall.fsopen(typ, 0)?;

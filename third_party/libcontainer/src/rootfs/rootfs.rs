@@ -88,6 +88,9 @@ impl RootFS {
             for mount in mounts {
                 mounter.setup_mount(mount, &global_options)?;
             }
+            // PATCH (runtime, see third_party/README.md): the end state, once more.
+            super::proc_guard::check_final(rootfs, mounts)
+                .map_err(|e| RootfsError::Mount(super::mount::MountError::Custom(e)))?;
         }
         Ok(())
     }
