@@ -31,6 +31,14 @@ pub enum RootfsError {
     Symlink(#[from] symlink::SymlinkError),
     #[error(transparent)]
     Mount(#[from] mount::MountError),
+    // PATCH (runtime): which of the config's mounts failed.
+    #[error("mounts[{index}] ({what})")]
+    MountEntry {
+        index: usize,
+        what: String,
+        #[source]
+        source: mount::MountError,
+    },
     #[error(transparent)]
     Device(#[from] device::DeviceError),
 }

@@ -66,6 +66,13 @@ pub enum MountError {
     UnsupportedMountOption(String),
     #[error(transparent)]
     Pathrs(#[from] pathrs::error::Error),
+    // PATCH (runtime): which step of a mount failed, for the error line.
+    #[error("{op}")]
+    Op {
+        op: String,
+        #[source]
+        source: SyscallError,
+    },
 }
 
 type Result<T> = std::result::Result<T, MountError>;
@@ -672,9 +679,13 @@ impl Mount {
             };
 
             let src_str = src.to_str().ok_or(SyscallError::Nix(Errno::EINVAL))?;
-            let mount_fd_owned =
-                self.syscall
-                    .open_tree(libc::AT_FDCWD, Some(src_str), open_tree_flags)?;
+            let mount_fd_owned = self
+                .syscall
+                .open_tree(libc::AT_FDCWD, Some(src_str), open_tree_flags)
+                .map_err(|source| MountError::Op {
+                    op: format!("open_tree {src_str}"),
+                    source,
+                })?;
             let mount_fd = mount_fd_owned.as_fd();
             // PATCH (runtime): judged on the descriptors the mount uses (proc_guard).
             super::proc_guard::check(
@@ -721,13 +732,18 @@ impl Mount {
             }
 
             // move_mount
-            self.syscall.move_mount(
-                mount_fd,
-                None,
-                dest_fd,
-                None,
-                linux::MOVE_MOUNT_T_EMPTY_PATH | linux::MOVE_MOUNT_F_EMPTY_PATH,
-            )?;
+            self.syscall
+                .move_mount(
+                    mount_fd,
+                    None,
+                    dest_fd,
+                    None,
+                    linux::MOVE_MOUNT_T_EMPTY_PATH | linux::MOVE_MOUNT_F_EMPTY_PATH,
+                )
+                .map_err(|source| MountError::Op {
+                    op: format!("move_mount of {src_str} onto {}", container_dest.display()),
+                    source,
+                })?;
         } else {
             // PATCH (runtime): judged on the descriptor the mount is moved onto (proc_guard).
             super::proc_guard::check(
@@ -828,18 +844,29 @@ impl Mount {
                 Ok(())
             };
 
+            // PATCH (runtime): a failure names what was being mounted where.
+            let failed = |source: SyscallError| MountError::Op {
+                op: format!(
+                    "mounting {} ({}) on {}",
+                    typ.unwrap_or("?"),
+                    src.display(),
+                    container_dest.display()
+                ),
+                source,
+            };
             match mount_fn() {
                 Ok(()) => {}
                 Err(SyscallError::Nix(nix::Error::EINVAL)) => {
-                    mount_fn()?;
+                    mount_fn().map_err(failed)?;
                 }
                 Err(SyscallError::Nix(nix::Error::EBUSY)) => {
                     let delay = Duration::from_millis(MOUNT_RETRY_DELAY_MS);
                     let retry_policy =
                         |err: &SyscallError| matches!(err, SyscallError::Nix(Errno::EBUSY));
-                    retry(mount_fn, MAX_EBUSY_MOUNT_ATTEMPTS - 1, delay, retry_policy)?;
+                    retry(mount_fn, MAX_EBUSY_MOUNT_ATTEMPTS - 1, delay, retry_policy)
+                        .map_err(failed)?;
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(failed(e)),
             }
         }
 
