@@ -355,3 +355,89 @@ fn init_failures_name_the_operation_the_path_and_the_errno() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Issue 19, item 1 (GHSA-m8cg-xc2p-r3fc): a `ro` cgroup mount gives read-only per-controller
+// cgroup v1 mounts inside the container, with and without a cgroup namespace.
+
+/// The container's mounts below /sys/fs/cgroup (not the tmpfs itself): mount point and
+/// per-mount options, as its /proc/self/mountinfo lists them, then whether a write to a
+/// hierarchy's cgroup.procs went through.
+const CGROUP_MOUNTS: &str = "awk '$5 ~ \"^/sys/fs/cgroup/\" {print $5, $6}' /proc/self/mountinfo; \
+     for f in /sys/fs/cgroup/pids/cgroup.procs /sys/fs/cgroup/unified/cgroup.procs; do \
+     [ -e $f ] && { echo 1 > $f 2>/dev/null && echo WROTE $f || echo REFUSED $f; }; done; true";
+
+#[test]
+fn ro_cgroup_mount_gives_read_only_hierarchies_as_runc() {
+    if !Path::new("/sys/fs/cgroup/pids/cgroup.procs").exists() {
+        let why = "no cgroup v1 hierarchies on this host: the per-controller mounts are not tested";
+        assert!(
+            !in_ci() || Path::new("/sys/fs/cgroup/cgroup.controllers").exists(),
+            "{why}"
+        );
+        eprintln!("NOT RUN: {why}");
+        return;
+    }
+    for cgroupns in [true, false] {
+        for ro in [true, false] {
+            let mut b = Bundle::busybox();
+            b.sh(CGROUP_MOUNTS);
+            let namespaces: Vec<Value> = ["pid", "network", "ipc", "uts", "mount"]
+                .iter()
+                .chain(cgroupns.then_some(&"cgroup"))
+                .map(|t| json!({ "type": t }))
+                .collect();
+            b.set("/linux/namespaces", json!(namespaces));
+            let options = [
+                "nosuid",
+                "noexec",
+                "nodev",
+                "relatime",
+                if ro { "ro" } else { "rw" },
+            ];
+            let mounts: Vec<Value> = b.config["mounts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| {
+                    let mut m = m.clone();
+                    if m["type"] == "cgroup" {
+                        m["options"] = json!(options);
+                    }
+                    m
+                })
+                .collect();
+            b.set("/mounts", json!(mounts));
+            let mut seen = Vec::new();
+            for (who, rt) in both() {
+                let c = rt.guard("cgroupro");
+                let out = rt.run(b.path(), c.id());
+                assert_eq!(out.code, 0, "{who}: {out:?}");
+                seen.push((who, out.stdout));
+            }
+            let (ours, runc) = (&seen[0].1, &seen[1].1);
+            eprintln!("cgroupns {cgroupns} ro {ro}:\nours:\n{ours}runc:\n{runc}");
+            let hierarchies: Vec<&str> = ours
+                .lines()
+                .filter(|l| !l.starts_with("WROTE") && !l.starts_with("REFUSED"))
+                .collect();
+            assert!(hierarchies.len() > 3, "{ours}");
+            for line in &hierarchies {
+                let opts = line.split_whitespace().nth(1).unwrap_or("");
+                for want in ["nosuid", "nodev", "noexec"] {
+                    assert!(opts.split(',').any(|o| o == want), "{line}");
+                }
+                assert!(opts.starts_with(if ro { "ro," } else { "rw," }), "{line}");
+            }
+            if ro {
+                assert!(ours.contains("REFUSED /sys/fs/cgroup/pids"), "{ours}");
+                assert!(!ours.contains("WROTE"), "{ours}");
+            } else {
+                // Negative control: a `rw` cgroup mount; the detector sees the write.
+                assert!(ours.contains("WROTE /sys/fs/cgroup/pids"), "{ours}");
+            }
+            // The same mounts with the same options as runc's.
+            assert_eq!(ours, runc, "cgroupns {cgroupns} ro {ro}");
+        }
+    }
+}

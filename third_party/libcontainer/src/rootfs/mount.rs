@@ -400,8 +400,14 @@ impl Mount {
             subsystem_name.into()
         };
 
+        // PATCH (runtime, see third_party/README.md): read-only when the cgroup mount is
+        // (GHSA-m8cg-xc2p-r3fc), as runc: `ro,nosuid,nodev,noexec`.
+        let mut flags = MsFlags::MS_NOEXEC | MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+        if parse_mount(cgroup_mount)?.flags.contains(MsFlags::MS_RDONLY) {
+            flags |= MsFlags::MS_RDONLY;
+        }
         let mount_options_config = MountOptionConfig {
-            flags: MsFlags::MS_NOEXEC | MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            flags,
             data: vec![data.into_owned()],
             rec_attr: None,
         };
@@ -461,10 +467,20 @@ impl Mount {
                         })?,
                 )
                 .typ("bind")
+                // PATCH (runtime, see third_party/README.md): the bind gets the cgroup
+                // mount's options (runc: MS_BIND|MS_REC|the mount's flags), so a `ro`
+                // cgroup mount gives read-only hierarchies (GHSA-m8cg-xc2p-r3fc) and
+                // nosuid/nodev/noexec are kept; it was always `rw`.
                 .options(
-                    ["rw", "rbind"]
-                        .iter()
-                        .map(|o| o.to_string())
+                    std::iter::once("rbind".to_string())
+                        .chain(
+                            cgroup_mount
+                                .options()
+                                .iter()
+                                .flatten()
+                                .filter(|o| !matches!(o.as_str(), "bind" | "rbind"))
+                                .cloned(),
+                        )
                         .collect::<Vec<String>>(),
                 )
                 .build()?;
