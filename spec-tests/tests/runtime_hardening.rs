@@ -441,3 +441,189 @@ fn ro_cgroup_mount_gives_read_only_hierarchies_as_runc() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// 12.5: the state is its owner's: the state root 0700, container directories 0711,
+// state.json and the saved config 0600, as runc; rootless too.
+
+/// An unprivileged user for the checks (shared with runtime_rootless.rs's tests).
+const OTHER_USER: &str = "spec-rootless";
+
+fn ensure_other_user() {
+    let known = || {
+        Command::new("id")
+            .args(["-u", OTHER_USER])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    if !known() {
+        // Another test binary may be adding it at the same time: only the end matters.
+        let _ = Command::new("useradd")
+            .args(["--no-create-home", "--shell", "/bin/sh", OTHER_USER])
+            .status();
+    }
+    assert!(known(), "cannot create the user {OTHER_USER}");
+}
+
+/// `cmd args...` as the unprivileged user, with its own XDG_RUNTIME_DIR.
+fn as_other_user(xdg: Option<&Path>, args: &[&str]) -> Outcome {
+    let mut cmd = Command::new("setpriv");
+    cmd.args([
+        "--reuid",
+        OTHER_USER,
+        "--regid",
+        OTHER_USER,
+        "--init-groups",
+        "env",
+    ]);
+    if let Some(xdg) = xdg {
+        cmd.arg(format!("XDG_RUNTIME_DIR={}", xdg.display()));
+    }
+    cmd.arg("HOME=/tmp")
+        .args(args)
+        .stdin(std::process::Stdio::null());
+    capture(cmd)
+}
+
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::symlink_metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o7777
+}
+
+#[test]
+fn container_state_is_readable_by_its_owner_only() {
+    ensure_other_user();
+    let mut b = Bundle::busybox();
+    b.args(&["sleep", "30"])
+        .set("/annotations", json!({"secret": "s3cr3t-token"}));
+    for (who, rt) in both() {
+        // A state root the runtime makes itself.
+        let root = rt.root().join("made");
+        let c_id = unique_id("modes");
+        let out = capture({
+            let mut c = Command::new(rt.bin());
+            c.arg("--root")
+                .arg(&root)
+                .args(["create", "--bundle", &b.path().to_string_lossy(), &c_id])
+                .stdin(std::process::Stdio::null());
+            c
+        });
+        let dir = root.join(&c_id);
+        let modes = (
+            mode(&root),
+            dir.exists().then(|| mode(&dir)),
+            dir.join("state.json")
+                .exists()
+                .then(|| mode(&dir.join("state.json"))),
+        );
+        let read = as_other_user(None, &["cat", &dir.join("state.json").to_string_lossy()]);
+        let _ = Command::new(rt.bin())
+            .arg("--root")
+            .arg(&root)
+            .args(["delete", "--force", &c_id])
+            .output();
+        let octal = |m: Option<u32>| m.map_or("-".to_string(), |m| format!("{m:o}"));
+        eprintln!(
+            "{who}: modes root {:o}, dir {}, state.json {}; another user reads: {read:?}",
+            modes.0,
+            octal(modes.1),
+            octal(modes.2)
+        );
+        assert_eq!(out.code, 0, "{who}: {out:?}");
+        assert_eq!(modes.0, 0o700, "{who}: state root");
+        assert_eq!(modes.1, Some(0o711), "{who}: container directory");
+        if who == "ours" {
+            // (runc keeps its state in state.json only; ours also in youki_config.json
+            // and the id's lock file.)
+            assert_eq!(modes.2, Some(0o600), "state.json");
+        }
+        assert_ne!(read.code, 0, "{who}: another user read the state: {read:?}");
+        assert!(!read.stdout.contains("s3cr3t"), "{who}: {read:?}");
+    }
+    // Every file of a created container, also in a state root that already existed with
+    // a wider mode (the files protect themselves).
+    let rt = Runtime::new();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(rt.root(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let c = rt.guard("modes2");
+    rt.create(b.path(), c.id()).ok();
+    let dir = rt.root().join(c.id());
+    assert_eq!(mode(&dir), 0o711);
+    for f in ["state.json", "youki_config.json"] {
+        assert_eq!(mode(&dir.join(f)), 0o600, "{f}");
+    }
+    assert_eq!(mode(&rt.root().join(format!(".{}.lock", c.id()))), 0o600);
+    let read = as_other_user(None, &["cat", &dir.join("state.json").to_string_lossy()]);
+    assert_ne!(read.code, 0, "another user read the state: {read:?}");
+    // Negative control: the same read of a 0644 copy in the 0755 root succeeds.
+    let copy = rt.root().join("state-copy.json");
+    std::fs::copy(dir.join("state.json"), &copy).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let read = as_other_user(None, &["cat", &copy.to_string_lossy()]);
+    assert_eq!(read.code, 0, "negative control: {read:?}");
+    assert!(
+        read.stdout.contains("s3cr3t-token"),
+        "negative control: {read:?}"
+    );
+}
+
+#[test]
+fn rootless_state_has_the_same_modes() {
+    ensure_other_user();
+    let tools = tempfile::tempdir().unwrap();
+    let bin = tools.path().join("runtime");
+    std::fs::copy(spec_tests::bins::runtime(), &bin).unwrap();
+    let xdg = tools.path().join("xdg");
+    std::fs::create_dir(&xdg).unwrap();
+    let mut b = Bundle::busybox();
+    std::fs::remove_file(b.path().join("config.json")).unwrap();
+    let chown = |p: &Path| {
+        assert!(Command::new("chown")
+            .args(["-R", &format!("{OTHER_USER}:{OTHER_USER}")])
+            .arg(p)
+            .status()
+            .unwrap()
+            .success());
+    };
+    chown(tools.path());
+    chown(b.path());
+    let bundle = b.path().to_string_lossy().to_string();
+    let binp = bin.to_string_lossy().to_string();
+    as_other_user(
+        Some(&xdg),
+        &[&binp, "spec", "--rootless", "--bundle", &bundle],
+    )
+    .ok();
+    let config: Value =
+        serde_json::from_slice(&std::fs::read(b.path().join("config.json")).unwrap()).unwrap();
+    b.config = config;
+    b.set("/process/terminal", json!(false)).args(&["true"]);
+    chown(b.path());
+    let out = as_other_user(
+        Some(&xdg),
+        &[&binp, "run", "--keep", "--bundle", &bundle, "rl-modes"],
+    );
+    let root = xdg.join("runtime");
+    let dir = root.join("rl-modes");
+    let modes = (
+        mode(&root),
+        dir.exists().then(|| mode(&dir)),
+        dir.join("state.json")
+            .exists()
+            .then(|| mode(&dir.join("state.json"))),
+    );
+    let _ = as_other_user(Some(&xdg), &[&binp, "delete", "--force", "rl-modes"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(modes, (0o700, Some(0o711), Some(0o600)), "{modes:?}");
+}

@@ -52,8 +52,7 @@ pub fn run(cli: &Cli, args: RunArgs) -> Result<i32> {
     // A terminal with nobody to hand it to: we take the master and relay it ourselves.
     let mut opts = args.opts.clone();
     let console = if opts.console_socket.is_none() && spec_wants_terminal(&loaded.1) {
-        std::fs::create_dir_all(&root)
-            .with_context(|| format!("cannot create the state root {}", root.display()))?;
+        container::make_state_root(&root)?;
         let receiver = ConsoleReceiver::listen(&root.join(format!(".{}.console", args.id)))?;
         opts.console_socket = Some(receiver.path().to_path_buf());
         Some(receiver)

@@ -163,14 +163,27 @@ impl InitContainerBuilder {
             return Err(LibcontainerError::Exist);
         }
 
-        std::fs::create_dir_all(&container_dir).map_err(|err| {
-            tracing::error!(
-                ?container_dir,
-                "failed to create container directory: {}",
-                err
-            );
-            LibcontainerError::OtherIO(err)
-        })?;
+        // PATCH (runtime, see third_party/README.md): mode 0711 as runc, whatever the
+        // umask: others may pass through (a user-namespaced init reaches files handed to
+        // it), not list it or read the state (pid, bundle, annotations).
+        {
+            use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o711)
+                .create(&container_dir)
+                .and_then(|()| {
+                    fs::set_permissions(&container_dir, fs::Permissions::from_mode(0o711))
+                })
+                .map_err(|err| {
+                    tracing::error!(
+                        ?container_dir,
+                        "failed to create container directory: {}",
+                        err
+                    );
+                    LibcontainerError::OtherIO(err)
+                })?;
+        }
 
         Ok(container_dir)
     }
