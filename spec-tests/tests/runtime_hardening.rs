@@ -627,3 +627,158 @@ fn rootless_state_has_the_same_modes() {
     assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(modes, (0o700, Some(0o711), Some(0o600)), "{modes:?}");
 }
+
+// ---------------------------------------------------------------------------------------
+// 12.6: an LSM field without its LSM is refused before anything is made.
+
+fn selinux_on_host() -> bool {
+    Path::new("/sys/fs/selinux/enforce").exists()
+}
+
+fn apparmor_on_host() -> bool {
+    Path::new("/sys/kernel/security/apparmor").exists()
+        && std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+            .is_ok_and(|v| v.starts_with('Y'))
+}
+
+#[test]
+fn lsm_fields_without_their_lsm_are_refused_up_front() {
+    let cases = [
+        (
+            "/process/selinuxLabel",
+            "system_u:system_r:container_t:s0",
+            "process.selinuxLabel",
+            "SELinux",
+            selinux_on_host(),
+        ),
+        (
+            "/process/apparmorProfile",
+            "docker-default",
+            "process.apparmorProfile",
+            "AppArmor",
+            apparmor_on_host(),
+        ),
+        (
+            "/linux/mountLabel",
+            "system_u:object_r:container_file_t:s0",
+            "linux.mountLabel",
+            "SELinux",
+            selinux_on_host(),
+        ),
+    ];
+    for (pointer, value, field, lsm, host_has_it) in cases {
+        if host_has_it {
+            eprintln!("NOT RUN: {field}: this host has {lsm}");
+            continue;
+        }
+        let mut b = Bundle::busybox();
+        b.args(&["true"]);
+        // Negative control: without the field the same bundle runs (the detector tells a
+        // refusal from a run).
+        let rt = Runtime::new();
+        let c = rt.guard("lsmbase");
+        assert_eq!(rt.run(b.path(), c.id()).code, 0);
+        drop(c);
+        b.set(pointer, json!(value));
+        for (who, rt) in both() {
+            let c = rt.guard("lsm");
+            let out = rt.run(b.path(), c.id());
+            eprintln!("{field}: {who}: exit {} {}", out.code, out.stderr.trim());
+            if who == "ours" {
+                assert_ne!(out.code, 0, "{field}: ran without {lsm}: {out:?}");
+                let lines: Vec<&str> = out.stderr.lines().collect();
+                assert_eq!(lines.len(), 1, "{out:?}");
+                assert!(
+                    lines[0].contains(field) && lines[0].contains(lsm),
+                    "{field}: {out:?}"
+                );
+                assert!(
+                    !lines[0].contains("youki") && !lines[0].contains("runc"),
+                    "{out:?}"
+                );
+                assert!(!rt.root().join(c.id()).exists(), "state left: {out:?}");
+                assert!(
+                    !rt.root().join(format!(".{}.lock", c.id())).exists(),
+                    "lock left"
+                );
+                assert!(cgroup_dirs_named(c.id()).is_empty(), "cgroup left: {out:?}");
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// 12.7: `process.terminal: true` with no console socket and no terminal of the caller's
+// fails before anything is made (it used to start the container and hang).
+
+/// The runtime with its stdio on files and no controlling terminal (a new session), with
+/// a deadline: a runtime that hangs is killed and reported as exit 137.
+fn without_terminal(rt: &Runtime, args: &[&str]) -> Outcome {
+    let mut cmd = Command::new("timeout");
+    cmd.args(["-s", "KILL", "20", "setsid", "-w"])
+        .arg(rt.bin())
+        .arg("--root")
+        .arg(rt.root())
+        .args(args)
+        .stdin(std::process::Stdio::null());
+    capture(cmd)
+}
+
+#[test]
+fn terminal_without_console_socket_or_caller_terminal_fails_before_creating() {
+    let mut b = Bundle::busybox();
+    b.set("/process/terminal", json!(true))
+        .args(&["echo", "hi"]);
+    let bundle = b.path().to_string_lossy().to_string();
+    for (who, rt) in both() {
+        for (how, extra) in [
+            ("create", &["create"][..]),
+            ("run -d", &["run", "-d"][..]),
+            ("run", &["run"][..]),
+        ] {
+            let c = rt.guard("tty");
+            let mut args: Vec<&str> = extra.to_vec();
+            args.extend(["--bundle", &bundle, c.id()]);
+            let out = without_terminal(&rt, &args);
+            eprintln!("{how}: {who}: exit {} {}", out.code, out.stderr.trim());
+            assert_ne!(out.code, 137, "{how}: {who}: hung: {out:?}");
+            assert_ne!(out.code, 0, "{how}: {who}: {out:?}");
+            if who == "ours" {
+                let lines: Vec<&str> = out.stderr.lines().collect();
+                assert_eq!(lines.len(), 1, "{how}: {out:?}");
+                assert!(lines[0].contains("process.terminal"), "{how}: {out:?}");
+                assert!(
+                    !lines[0].contains("youki") && !lines[0].contains("runc"),
+                    "{out:?}"
+                );
+                assert!(!rt.root().join(c.id()).exists(), "{how}: state left");
+                assert!(
+                    !rt.root().join(format!(".{}.lock", c.id())).exists(),
+                    "{how}: lock left"
+                );
+                assert!(cgroup_dirs_named(c.id()).is_empty(), "{how}: cgroup left");
+                assert!(
+                    !out.stdout.contains("hi"),
+                    "{how}: the container ran: {out:?}"
+                );
+            }
+        }
+    }
+    // Negative control: in a terminal the same bundle runs and its output comes through.
+    let rt = Runtime::new();
+    let c = rt.guard("ttyok");
+    let out = spec_tests::host::in_terminal(
+        &[
+            &rt.bin().to_string_lossy(),
+            "--root",
+            &rt.root().to_string_lossy(),
+            "run",
+            "--bundle",
+            &bundle,
+            c.id(),
+        ],
+        &[],
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("hi"), "{out:?}");
+}

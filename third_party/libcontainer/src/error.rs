@@ -121,13 +121,24 @@ pub enum ErrInvalidSpec {
     UnsupportedVersion,
     #[error("apparmor is specified but not enabled on this system")]
     AppArmorNotEnabled,
+    // PATCH (runtime): crate::lsm.
+    #[error("{field} is set, but {lsm} is not enabled on this host")]
+    LsmNotEnabled {
+        field: &'static str,
+        lsm: &'static str,
+    },
     #[error("invalid io priority or class.")]
     IoPriority,
     #[error("invalid scheduler config for process: {0}")]
     Scheduler(String),
-    #[error("cannot allocate tty if youki will detach without setting console socket")]
+    // PATCH (runtime): the field and the flag, not "youki" (the runtime has its own name).
+    #[error(
+        "process.terminal is true but no --console-socket was given: a detached container cannot get a terminal without one"
+    )]
     ConsoleSocketRequired,
-    #[error("cannot use console socket if youki will not detach or allocate tty")]
+    #[error(
+        "--console-socket was given but the container does not get a terminal (process.terminal is false, or the runtime will not detach)"
+    )]
     InvalidConsoleSocket,
     #[error("idmapped mount requires bind mount")]
     MountIdmapNonBind,
