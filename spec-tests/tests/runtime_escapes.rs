@@ -405,19 +405,29 @@ fn assert_refused_naming_proc(out: &Outcome) {
 }
 
 /// The attack bundle `b` is refused with an error naming /proc and the container never
-/// sees the fake procfs; the negative control (our proc-mount check switched off, so
-/// libcontainer 0.7 alone, which checks /proc only for mounts of type proc/sysfs) shows
-/// the fake procfs is what the container would see.
+/// sees the fake procfs. Two layers: with our path check before libcontainer switched off
+/// (`proc-mount-check`), libcontainer's check on the mount's descriptors (third_party
+/// patch 0101) still refuses; the negative control (both off: libcontainer 0.7 alone,
+/// which checks /proc only for mounts of type proc/sysfs) shows the fake procfs is what
+/// the container would see.
 fn assert_fake_proc_refused_unless_unchecked(b: &Bundle, id: &str) {
     let (out, seen) = proc_attack(b, id, &[]);
     assert!(seen.is_none(), "{seen:?}");
     assert_refused_naming_proc(&out);
     let (out, seen) = proc_attack(
         b,
-        &format!("{id}neg"),
+        &format!("{id}lib"),
         &[("_RUNTIME_TEST_UNSAFE", "proc-mount-check")],
     );
     if unsafe_switch_took_effect(&out) {
+        assert!(seen.is_none(), "{seen:?}");
+        assert_ne!(out.code, 0, "{out:?}");
+        assert!(out.stderr.contains("only procfs may be"), "{out:?}");
+        let (out, seen) = proc_attack(
+            b,
+            &format!("{id}neg"),
+            &[("_RUNTIME_TEST_UNSAFE", "proc-mount-check,proc-handle-check")],
+        );
         assert!(
             seen.is_some(),
             "negative control: the fake /proc went unnoticed: {out:?}"
