@@ -14,15 +14,12 @@ use oci_spec::runtime::Spec;
 
 use crate::error::ErrInvalidSpec;
 
-/// selinuxfs's statfs magic.
-const SELINUX_MAGIC: i64 = 0xf97c_ff8c;
-
 /// SELinux is enabled when selinuxfs is mounted where the kernel's tools look for it and
 /// the process has a context other than the kernel's placeholder (as go-selinux decides).
 pub fn selinux_enabled() -> bool {
     let mounted = ["/sys/fs/selinux", "/selinux"].iter().any(|p| {
         nix::sys::statfs::statfs(Path::new(p))
-            .is_ok_and(|st| st.filesystem_type().0 as i64 == SELINUX_MAGIC)
+            .is_ok_and(|st| st.filesystem_type() == nix::sys::statfs::SELINUX_MAGIC)
     });
     mounted
         && std::fs::read_to_string("/proc/self/attr/current")
