@@ -162,8 +162,7 @@ pub fn create_loaded_container(
     (bundle, spec): (PathBuf, Spec),
 ) -> Result<Container> {
     let root = container::state_root(cli);
-    fs::create_dir_all(&root)
-        .with_context(|| format!("cannot create the state root {}", root.display()))?;
+    container::make_state_root(&root)?;
     // Held until this function returns: a concurrent create of the same id fails below
     // instead of racing libcontainer's non-exclusive directory creation.
     let _claim = container::claim_id(&root, id)?;

@@ -90,8 +90,7 @@ pub fn run(cli: &Cli, args: RestoreArgs) -> Result<i32> {
     let what = format!("cannot restore container {id}");
     let checked = check(cli, &args, &what)?;
     let root = container::state_root(cli);
-    fs::create_dir_all(&root)
-        .with_context(|| format!("cannot create the state root {}", root.display()))?;
+    container::make_state_root(&root)?;
     let claim = container::claim_id(&root, &id)?;
     let dir = container::container_dir(&root, &id);
     if dir.exists() {
@@ -326,8 +325,7 @@ impl Attempt<'_> {
             ..
         } = self.checked;
         let id = &self.args.id;
-        fs::create_dir(self.dir)
-            .with_context(|| format!("{}: cannot create {}", self.what, self.dir.display()))?;
+        container::make_container_dir(self.dir).with_context(|| self.what.to_string())?;
         let mut c = Container::new(id, ContainerStatus::Creating, None, bundle, self.dir)
             .map_err(|e| anyhow::anyhow!("{}", error_chain(&e)))
             .with_context(|| format!("{}: cannot record its state", self.what))?;

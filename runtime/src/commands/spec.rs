@@ -37,8 +37,33 @@ pub fn run(_cli: &Cli, args: SpecArgs) -> Result<()> {
         // runc's starting point: an interactive shell.
         process.set_terminal(Some(true));
     }
+    if !args.rootless {
+        // (runc's rootless spec has no resources at all; nor has ours.)
+        deny_all_devices(&mut spec)?;
+    }
     let text = serde_json::to_string_pretty(&spec)?;
     std::fs::write(&path, text + "\n")
         .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+/// runc's spec starts the device rules with deny-all (`{"allow": false, "access": "rwm"}`).
+/// The runtime applies deny-all first whatever the config lists (docs/SECURITY.md); the rule
+/// is written so the file says so, for runc and other runtimes reading it too.
+fn deny_all_devices(spec: &mut Spec) -> Result<()> {
+    use libcontainer::oci_spec::runtime::{LinuxDeviceCgroupBuilder, LinuxResources};
+    let deny_all = LinuxDeviceCgroupBuilder::default()
+        .allow(false)
+        .access("rwm")
+        .build()
+        .context("cannot build the deny-all device rule")?;
+    if let Some(linux) = spec.linux_mut() {
+        let mut resources = linux
+            .resources()
+            .clone()
+            .unwrap_or_else(LinuxResources::default);
+        resources.set_devices(Some(vec![deny_all]));
+        linux.set_resources(Some(resources));
+    }
     Ok(())
 }

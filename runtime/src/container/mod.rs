@@ -46,6 +46,30 @@ pub fn state_root(cli: &Cli) -> PathBuf {
     }
 }
 
+/// Makes the state root (and its missing parents) as runc does: mode 0700, so only its
+/// owner can look into it. An existing root keeps its mode. The container directories in
+/// it are 0711 and their state files 0600 (libcontainer, third_party patch 0104).
+pub fn make_state_root(root: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(root)
+        .with_context(|| format!("cannot create the state root {}", root.display()))
+}
+
+/// Makes one container's state directory, mode 0711 as runc (whatever the umask): others
+/// may pass through it, not list or read it.
+pub fn make_container_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .mode(0o711)
+        .create(dir)
+        .with_context(|| format!("cannot create {}", dir.display()))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711))
+        .with_context(|| format!("cannot set the mode of {}", dir.display()))
+}
+
 /// Refuses ids that would escape the state root or confuse tools, as runc does.
 pub fn validate_id(id: &str) -> Result<()> {
     let ok = !id.is_empty()
@@ -117,10 +141,12 @@ fn lock_id(root: &Path, id: &str, wait: Option<std::time::Duration>) -> Result<O
     let path = lock_path(root, id);
     let deadline = wait.map(|w| std::time::Instant::now() + w);
     loop {
+        use std::os::unix::fs::OpenOptionsExt;
         let file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
+            .mode(0o600)
             .open(&path)
             .with_context(|| format!("cannot create {}", path.display()))?;
         // A POSIX record lock, not flock: it belongs to this process only, so the container

@@ -1,5 +1,24 @@
 use crate::container::ContainerStatus;
 
+/// PATCH (runtime, see third_party/README.md): an error and all its causes on one line
+/// (`mounts[7] (tmpfs on /a/b): ...: Not a directory (os error 20)`). The container's
+/// init sends this over the channel, so what failed inside it reaches the caller whole
+/// instead of as its outermost "failed to prepare rootfs". A cause already contained in
+/// the text so far is not repeated.
+pub fn chain(err: &dyn std::error::Error) -> String {
+    let mut parts: Vec<String> = vec![err.to_string()];
+    let mut source = err.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.retain(|p| !p.is_empty());
+    parts.join(": ")
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum MissingSpecError {
     #[error("missing process in spec")]
@@ -102,13 +121,24 @@ pub enum ErrInvalidSpec {
     UnsupportedVersion,
     #[error("apparmor is specified but not enabled on this system")]
     AppArmorNotEnabled,
+    // PATCH (runtime): crate::lsm.
+    #[error("{field} is set, but {lsm} is not enabled on this host")]
+    LsmNotEnabled {
+        field: &'static str,
+        lsm: &'static str,
+    },
     #[error("invalid io priority or class.")]
     IoPriority,
     #[error("invalid scheduler config for process: {0}")]
     Scheduler(String),
-    #[error("cannot allocate tty if youki will detach without setting console socket")]
+    // PATCH (runtime): the field and the flag, not "youki" (the runtime has its own name).
+    #[error(
+        "process.terminal is true but no --console-socket was given: a detached container cannot get a terminal without one"
+    )]
     ConsoleSocketRequired,
-    #[error("cannot use console socket if youki will not detach or allocate tty")]
+    #[error(
+        "--console-socket was given but the container does not get a terminal (process.terminal is false, or the runtime will not detach)"
+    )]
     InvalidConsoleSocket,
     #[error("idmapped mount requires bind mount")]
     MountIdmapNonBind,
@@ -197,6 +227,25 @@ mod tests {
             msg
         );
     }
+    #[test]
+    fn chain_gives_every_cause_once() {
+        #[derive(Debug, thiserror::Error)]
+        enum Outer {
+            #[error("failed to prepare rootfs")]
+            Rootfs(#[source] Inner),
+        }
+        #[derive(Debug, thiserror::Error)]
+        enum Inner {
+            #[error("mounts[7] (tmpfs on /a/b)")]
+            Mount(#[source] std::io::Error),
+        }
+        let err = Outer::Rootfs(Inner::Mount(std::io::Error::from_raw_os_error(20)));
+        assert_eq!(
+            super::chain(&err),
+            "failed to prepare rootfs: mounts[7] (tmpfs on /a/b): Not a directory (os error 20)"
+        );
+    }
+
     #[test]
     fn test_libcontainer_error_msg() {
         use crate::container::ContainerStatus::*;

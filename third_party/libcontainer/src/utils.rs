@@ -172,12 +172,18 @@ pub(crate) fn replace_file(path: &Path, contents: &[u8]) -> Result<(), (bool, st
     use std::io::Write;
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&tmp)
-        .map_err(|err| (true, err))?;
+    // PATCH (runtime): state.json and the saved config are the owner's only (0600), as
+    // runc's state.json: they hold the pid, the bundle path and annotations (often secrets).
+    let mut file = {
+        use std::os::unix::fs::OpenOptionsExt;
+        fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(|err| (true, err))?
+    };
     let written = file
         .write_all(contents)
         .and_then(|()| {

@@ -18,6 +18,8 @@ impl Validator {
         Self::validate_spec_for_io_priority(spec)?;
         Self::validate_spec_for_intel_rdt(spec)?;
         Self::validate_spec_for_time_namespace(spec)?;
+        // PATCH (runtime): LSM fields need their LSM (crate::lsm).
+        crate::lsm::check(spec)?;
 
         Ok(())
     }

@@ -14,7 +14,7 @@ use super::controller_type::CONTROLLERS;
 use super::cpu::{Cpu, V1CpuStatsError};
 use super::cpuacct::{CpuAcct, V1CpuAcctStatsError};
 use super::cpuset::{CpuSet, V1CpuSetControllerError};
-use super::devices::Devices;
+use super::devices::{Devices, V1DevicesControllerError};
 use super::freezer::{Freezer, V1FreezerControllerError};
 use super::hugetlb::{HugeTlb, V1HugeTlbControllerError, V1HugeTlbStatsError};
 use super::memory::{Memory, V1MemoryControllerError, V1MemoryStatsError};
@@ -61,6 +61,9 @@ pub enum V1ManagerError {
     CpuSetController(#[from] V1CpuSetControllerError),
     #[error(transparent)]
     FreezerController(#[from] V1FreezerControllerError),
+    // PATCH (runtime): the device rules' own errors (crate::device_rules).
+    #[error(transparent)]
+    DevicesController(#[from] V1DevicesControllerError),
     #[error(transparent)]
     HugeTlbController(#[from] V1HugeTlbControllerError),
     #[error(transparent)]

@@ -15,7 +15,8 @@ use crate::notify_socket::NOTIFY_FILE;
 use crate::process::args::ContainerType;
 use crate::syscall::syscall::create_syscall;
 use crate::validator::Validator;
-use crate::{apparmor, tty, user_ns, utils};
+// PATCH (runtime): apparmor is checked by crate::lsm now.
+use crate::{tty, user_ns, utils};
 
 // Builder that can be used to configure the properties of a new container
 pub struct InitContainerBuilder {
@@ -163,14 +164,27 @@ impl InitContainerBuilder {
             return Err(LibcontainerError::Exist);
         }
 
-        std::fs::create_dir_all(&container_dir).map_err(|err| {
-            tracing::error!(
-                ?container_dir,
-                "failed to create container directory: {}",
-                err
-            );
-            LibcontainerError::OtherIO(err)
-        })?;
+        // PATCH (runtime, see third_party/README.md): mode 0711 as runc, whatever the
+        // umask: others may pass through (a user-namespaced init reaches files handed to
+        // it), not list it or read the state (pid, bundle, annotations).
+        {
+            use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o711)
+                .create(&container_dir)
+                .and_then(|()| {
+                    fs::set_permissions(&container_dir, fs::Permissions::from_mode(0o711))
+                })
+                .map_err(|err| {
+                    tracing::error!(
+                        ?container_dir,
+                        "failed to create container directory: {}",
+                        err
+                    );
+                    LibcontainerError::OtherIO(err)
+                })?;
+        }
 
         Ok(container_dir)
     }
@@ -202,21 +216,8 @@ impl InitContainerBuilder {
 
         Validator::validate_spec(spec)?;
 
-        if let Some(process) = spec.process() {
-            if let Some(profile) = process.apparmor_profile() {
-                let apparmor_is_enabled = apparmor::is_enabled().map_err(|err| {
-                    tracing::error!(?err, "failed to check if apparmor is enabled");
-                    LibcontainerError::OtherIO(err)
-                })?;
-                if !apparmor_is_enabled {
-                    tracing::error!(
-                        ?profile,
-                        "apparmor profile exists in the spec, but apparmor is not activated on this system"
-                    );
-                    Err(ErrInvalidSpec::AppArmorNotEnabled)?;
-                }
-            }
-        }
+        // PATCH (runtime): the AppArmor check is crate::lsm's, in Validator::validate_spec
+        // (this one failed with "io error: No such file or directory" without AppArmor).
 
         let syscall = create_syscall();
 

@@ -24,9 +24,11 @@ pub enum ChannelError {
     BaseChannelError(#[from] crate::channel::ChannelError),
     #[error("missing fds from seccomp request")]
     MissingSeccompFds,
-    #[error("exec process failed with error {0}")]
+    // PATCH (runtime): the init's and the intermediate process's messages are whole
+    // causes (crate::error::chain) and are passed on as they are.
+    #[error("{0}")]
     ExecError(String),
-    #[error("intermediate process error {0}")]
+    #[error("{0}")]
     OtherError(String),
     #[error("missing fd from mount request")]
     MissingMountFds,
@@ -265,9 +267,7 @@ impl MainReceiver {
         match msg {
             Message::InitReady => Ok(()),
             // this case in unique and known enough to have a special error format
-            Message::ExecFailed(err) => Err(ChannelError::ExecError(format!(
-                "error in executing process : {err}"
-            ))),
+            Message::ExecFailed(err) => Err(ChannelError::ExecError(err)),
             msg => Err(ChannelError::unexpected("InitReady", msg)),
         }
     }

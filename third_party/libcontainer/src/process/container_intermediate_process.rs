@@ -35,6 +35,30 @@ pub enum IntermediateProcessError {
     CpuAffinity(#[from] cpu_affinity::CPUAffinityError),
     #[error("other error")]
     Other(String),
+    // PATCH (runtime): the rlimit the kernel refused, for the error line.
+    #[error("process.rlimits: setrlimit {typ} (soft {soft}, hard {hard})")]
+    Rlimit {
+        typ: String,
+        soft: u64,
+        hard: u64,
+        #[source]
+        source: crate::syscall::SyscallError,
+    },
+}
+
+/// PATCH (runtime): a setrlimit failure names the limit and the values.
+fn rlimit_error(
+    rlimit: &oci_spec::runtime::PosixRlimit,
+) -> impl FnOnce(crate::syscall::SyscallError) -> IntermediateProcessError + '_ {
+    move |source| IntermediateProcessError::Rlimit {
+        typ: serde_json::to_value(rlimit.typ())
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_else(|| format!("{:?}", rlimit.typ())),
+        soft: rlimit.soft(),
+        hard: rlimit.hard(),
+        source,
+    }
 }
 
 type Result<T> = std::result::Result<T, IntermediateProcessError>;
@@ -128,7 +152,7 @@ pub fn container_intermediate_process(
         for rlimit in rlimits {
             command.set_rlimit(rlimit).map_err(|err| {
                 tracing::error!(?err, ?rlimit, "failed to set rlimit");
-                err
+                rlimit_error(rlimit)(err)
             })?;
         }
     }
@@ -179,11 +203,12 @@ pub fn container_intermediate_process(
                 Ok(_) => 0,
                 Err(e) => {
                     tracing::error!("failed to initialize container process: {e}");
-                    if let Err(err) = init_main_sender.exec_failed(e.to_string()) {
+                    // PATCH (runtime): the whole cause, not just the outermost error.
+                    if let Err(err) = init_main_sender.exec_failed(crate::error::chain(&e)) {
                         tracing::error!(?err, "failed sending error to main sender");
                     }
                     if let ContainerType::TenantContainer { exec_notify_fd } = args.container_type {
-                        let buf = format!("{e}");
+                        let buf = crate::error::chain(&e);
                         let exec_notify_fd =
                             unsafe { std::os::fd::OwnedFd::from_raw_fd(exec_notify_fd) };
                         if let Err(err) = write(&exec_notify_fd, buf.as_bytes()) {
@@ -282,7 +307,7 @@ pub(crate) fn prepare_init_without_intermediate(
         for rlimit in rlimits {
             command.set_rlimit(rlimit).map_err(|err| {
                 tracing::error!(?err, ?rlimit, "failed to set rlimit");
-                err
+                rlimit_error(rlimit)(err)
             })?;
         }
     }
@@ -383,7 +408,17 @@ fn apply_cgroups<
         IntermediateProcessError::Cgroup(err.to_string())
     })?;
 
-    if init && let Some(resources) = resources {
+    // PATCH (runtime, see third_party/README.md): the init's cgroup always gets its
+    // limits applied, and always with a device list (empty if the config has none): the
+    // device controller then sets runc's rule set (deny-all, the config's rules, runc's
+    // defaults). Without `linux.resources`, or with no `devices` in it, the devices
+    // cgroup was left as inherited (allow-all under the root cgroup).
+    if init {
+        let mut resources = resources.cloned().unwrap_or_default();
+        if resources.devices().is_none() {
+            resources.set_devices(Some(Vec::new()));
+        }
+        let resources = &resources;
         let controller_opt = libcgroups::common::ControllerOpt {
             resources,
             freezer_state: None,
@@ -459,7 +494,8 @@ mod tests {
             cmanager.get_add_task_args()[0],
             Pid::from_raw(Process::myself()?.pid())
         );
-        assert!(!cmanager.apply_called());
+        // PATCH (runtime): the init's cgroup always gets its device rules (runc's set).
+        assert!(cmanager.apply_called());
         Ok(())
     }
 }

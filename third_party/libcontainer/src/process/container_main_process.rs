@@ -103,7 +103,8 @@ pub fn container_main_process(container_args: &ContainerArgs) -> Result<Pid> {
                     Ok(_) => 0,
                     Err(err) => {
                         tracing::error!("failed to run intermediate process {}", err);
-                        match intermediate_main_sender.send_error(err.to_string()) {
+                        // PATCH (runtime): the whole cause (crate::error::chain).
+                        match intermediate_main_sender.send_error(crate::error::chain(&err)) {
                             Ok(_) => {}
                             Err(e) => {
                                 tracing::error!(
@@ -420,15 +421,16 @@ fn direct_init(
         );
         return -1;
     }
+    // PATCH (runtime): the whole cause of a failure goes to the parent (crate::error::chain).
     let result = container_intermediate_process::prepare_init_without_intermediate(args, prebuilt)
-        .map_err(|e| e.to_string())
+        .map_err(|e| crate::error::chain(&e))
         .and_then(|()| {
             crate::process::init::process::container_init_process(
                 args,
                 init_main_sender,
                 init_receiver,
             )
-            .map_err(|e| e.to_string())
+            .map_err(|e| crate::error::chain(&e))
         });
     match result {
         Ok(_) => 0,

@@ -376,7 +376,7 @@ pub fn container_init_process(
     if let Some(caps) = ctx.process.capabilities() {
         capabilities::drop_privileges(caps, ctx.syscall.as_ref()).map_err(|err| {
             tracing::error!(?err, "failed to drop capabilities");
-            InitProcessError::SyscallOther(err)
+            InitProcessError::Capabilities(err)
         })?;
     }
 
