@@ -3,6 +3,7 @@ use std::path::Path;
 use oci_spec::runtime::LinuxDeviceCgroup;
 
 use super::controller::Controller;
+use super::devices_emulator::Emulator;
 use crate::common::{self, ControllerOpt, WrappedIoError, default_allow_devices, default_devices};
 
 pub struct Devices {}
@@ -11,34 +12,66 @@ impl Controller for Devices {
     type Error = WrappedIoError;
     type Resource = ();
 
+    /// PATCH (runtime, see third_party/README.md): the cgroup gets the effective rule set
+    /// of the requested rules followed by the default ones, starting from "deny
+    /// everything", and only the writes that take its current devices.list there (see
+    /// devices_emulator), as runc's devices controller does; afterwards devices.list must
+    /// show exactly that set. Upstream wrote every rule as given, each time.
     fn apply(controller_opt: &ControllerOpt, cgroup_root: &Path) -> Result<(), Self::Error> {
         tracing::debug!("Apply Devices cgroup config");
-
-        if let Some(devices) = controller_opt.resources.devices().as_ref() {
-            for d in devices {
-                Self::apply_device(d, cgroup_root)?;
+        let Some(devices) = controller_opt.resources.devices().as_ref() else {
+            return Ok(());
+        };
+        let invalid = |msg: String| WrappedIoError::Other {
+            err: std::io::Error::new(std::io::ErrorKind::InvalidInput, msg),
+            path: cgroup_root.to_path_buf(),
+        };
+        let mut target = Emulator::deny_all();
+        let defaults: Vec<LinuxDeviceCgroup> = default_devices().iter().map(|d| d.into()).collect();
+        for d in devices.iter().chain(&defaults).chain(&default_allow_devices()) {
+            target.apply(d).map_err(invalid)?;
+        }
+        let list = cgroup_root.join("devices.list");
+        // An unreadable list (no devices hierarchy, or a mirror of one) is taken as
+        // allow-all: the rules are then written from a reset, and not checked after.
+        let current = std::fs::read_to_string(&list)
+            .ok()
+            .and_then(|t| Emulator::from_list(&t).ok());
+        let writes = current
+            .clone()
+            .unwrap_or_else(Emulator::allow_all)
+            .transition(&target);
+        for w in writes {
+            let file = if w.allow { "devices.allow" } else { "devices.deny" };
+            common::write_cgroup_file_str(cgroup_root.join(file), &w.rule)?;
+        }
+        if current.is_some() {
+            let after = std::fs::read_to_string(&list)
+                .map_err(|err| WrappedIoError::Read {
+                    err,
+                    path: list.clone(),
+                })
+                .and_then(|t| Emulator::from_list(&t).map_err(invalid))?;
+            if after != target {
+                return Err(invalid(format!(
+                    "the devices cgroup does not match the rules requested: {after:?} is not {target:?}"
+                )));
             }
         }
-
-        for d in [
-            default_devices().iter().map(|d| d.into()).collect(),
-            default_allow_devices(),
-        ]
-        .concat()
-        {
-            Self::apply_device(&d, cgroup_root)?;
-        }
-
         Ok(())
     }
 
-    // always needs to be called due to default devices
-    fn needs_to_handle<'a>(_controller_opt: &'a ControllerOpt) -> Option<&'a Self::Resource> {
-        Some(&())
+    // PATCH (runtime): only when the resources name devices. Create always does (it
+    // passes an empty list for none, and the default rules apply); an update that does
+    // not mention devices leaves them alone, as runc's does.
+    fn needs_to_handle<'a>(controller_opt: &'a ControllerOpt) -> Option<&'a Self::Resource> {
+        controller_opt.resources.devices().as_ref().map(|_| &())
     }
 }
 
 impl Devices {
+    // PATCH (runtime): apply writes through the emulator; this stays for the tests.
+    #[cfg(test)]
     fn apply_device(device: &LinuxDeviceCgroup, cgroup_root: &Path) -> Result<(), WrappedIoError> {
         let path = if device.allow() {
             cgroup_root.join("devices.allow")

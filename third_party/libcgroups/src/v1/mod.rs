@@ -5,6 +5,8 @@ mod cpu;
 mod cpuacct;
 mod cpuset;
 mod devices;
+// PATCH (runtime): runc's devices rule emulator.
+mod devices_emulator;
 mod freezer;
 mod hugetlb;
 pub mod manager;
