@@ -458,20 +458,42 @@ fn full_state_root_is_one_clear_error() {
 }
 
 #[test]
-fn negative_control_delete_without_the_sweep_leaves_an_interrupted_exec_behind() {
-    // libcontainer's delete alone (our sweep off, debug builds): an exec killed before its
-    // process was moved out of libcontainer's `:youki:<id>` cgroup leaves that cgroup.
-    let left = kill_at_then_delete(
-        "exec",
-        StopAt::Phase("exec:started".into()),
-        &[("_RUNTIME_TEST_UNSAFE", "delete-sweep")],
+fn negative_control_delete_without_the_sweep_leaves_an_interrupted_create_behind() {
+    // libcontainer's delete alone (our sweep off, debug builds) on what a create killed
+    // before libcontainer saved its state leaves: an init in its cgroup and a state
+    // directory without state.json (done by hand: the container is created, its
+    // state.json removed). The detector must see the init and the cgroup; then the real
+    // delete --force (sweep on) removes them.
+    let rt = Runtime::new();
+    let b = bundle_for(
+        &StopAt::Phase("create:built".into()),
+        Path::new("/nonexistent"),
     );
-    if left.is_empty() && !cfg!(debug_assertions) {
+    let c = rt.guard("faultneg-nostate");
+    let id = c.id().to_string();
+    rt.create(b.path(), &id).ok();
+    // No runtime runs now: pid -1 has no descendants, so only the cgroup counts.
+    let snap = snapshot(&id, -1);
+    std::fs::remove_file(rt.root().join(&id).join("state.json")).unwrap();
+    let mut cmd = rt.command();
+    cmd.args(["delete", "--force", &id])
+        .env("_RUNTIME_TEST_UNSAFE", "delete-sweep");
+    capture(cmd);
+    let left = what_is_left(&rt, &id, &b, &snap);
+    let unsafe_honoured = !left.is_empty();
+    // The sweep: everything goes.
+    let mut cmd = rt.command();
+    cmd.args(["delete", "--force", &id]);
+    capture(cmd);
+    let after = what_is_left(&rt, &id, &b, &snap);
+    if !unsafe_honoured && !cfg!(debug_assertions) {
         eprintln!("negative control not run: the runtime under test may be a release build");
         return;
     }
     assert!(
-        left.iter().any(|l| l.contains(":youki:")),
-        "negative control: the stray cgroup should be detected: {left:?}"
+        left.iter().any(|l| l.starts_with("cgroup "))
+            && left.iter().any(|l| l.starts_with("process ")),
+        "negative control: the init and its cgroup should be detected: {left:?}"
     );
+    assert!(after.is_empty(), "the sweep left: {after:?}");
 }
