@@ -535,7 +535,9 @@ fn pods_with_exited_containers(
             container_status(cri, &quitter).0.state == cri::ContainerState::ContainerExited as i32
         });
         assert_eq!(container_status(cri, &quitter).0.exit_code, 3);
-        let victim_pid = container_status(cri, &victim).1["pid"].as_i64().expect("pid");
+        let victim_pid = container_status(cri, &victim).1["pid"]
+            .as_i64()
+            .expect("pid");
         // SAFETY: kill takes a pid and a signal.
         unsafe { libc::kill(victim_pid as i32, libc::SIGKILL) };
         let mut rt = cri.runtime();
@@ -544,7 +546,9 @@ fn pods_with_exited_containers(
             timeout: 0,
         }));
         if let Err(e) = stopped {
-            failures.push(format!("round {round}: StopContainer of a killed container: {e}"));
+            failures.push(format!(
+                "round {round}: StopContainer of a killed container: {e}"
+            ));
         }
         let pod_id = pod.id.clone();
         // StopPodSandbox + RemovePodSandbox, the calls kubelet makes for a finished pod.
@@ -554,7 +558,9 @@ fn pods_with_exited_containers(
                 .downcast_ref::<String>()
                 .map(|s| s.lines().next().unwrap_or_default().to_string())
                 .unwrap_or_default();
-            failures.push(format!("round {round}: the pod was not stopped and removed: {why}"));
+            failures.push(format!(
+                "round {round}: the pod was not stopped and removed: {why}"
+            ));
             continue;
         }
         // (After a failed round that pod is still there: only a clean run is checked.)
@@ -605,20 +611,25 @@ fn cri_pod_with_exited_containers_is_stopped_and_removed() {
     let runc = spec_tests::host::runc();
     let dir = tempfile::tempdir().unwrap();
     let old = old_wording_wrapper(dir.path(), &ours);
-    let Some(cri) = CriContainerd::start(&[("ours", &ours), ("runc", &runc), ("old", &old)])
-    else {
+    let Some(cri) = CriContainerd::start(&[("ours", &ours), ("runc", &runc), ("old", &old)]) else {
         return;
     };
     let image = cri.pull(&cri.busybox_image());
     for handler in ["ours", "runc"] {
         let failures = pods_with_exited_containers(&cri, handler, &image, 5);
-        assert!(failures.is_empty(), "{handler}: {failures:#?}\n{}", cri.log());
+        assert!(
+            failures.is_empty(),
+            "{handler}: {failures:#?}\n{}",
+            cri.log()
+        );
     }
     // The negative control: with kill's old wording containerd's shim does not see the
     // container as finished, and the pod cannot be stopped.
     let failures = pods_with_exited_containers(&cri, "old", &image, 5);
     assert!(
-        failures.iter().any(|f| f.contains("unknown error after kill")),
+        failures
+            .iter()
+            .any(|f| f.contains("unknown error after kill")),
         "the old wording went unnoticed: {failures:#?}"
     );
 }
