@@ -240,13 +240,17 @@ fn update_accepts_memory_swap_minus_one() {
     assert!(out.stderr.contains("memory-swap"), "{out:?}");
 }
 
-/// Cgroup directories made by hand for a test, removed deepest first when dropped.
-struct HandMade(Vec<std::path::PathBuf>);
+/// A parent cgroup a test makes: the container's create makes it in every hierarchy (and
+/// delete removes only the container's own), so it is removed from every hierarchy when
+/// dropped, after the container.
+struct ParentCgroup(String);
 
-impl Drop for HandMade {
+impl Drop for ParentCgroup {
     fn drop(&mut self) {
-        for d in self.0.iter().rev() {
-            let _ = std::fs::remove_dir(d);
+        if let Ok(entries) = std::fs::read_dir("/sys/fs/cgroup") {
+            for e in entries.flatten() {
+                let _ = std::fs::remove_dir(e.path().join(&self.0));
+            }
         }
     }
 }
@@ -259,10 +263,11 @@ fn update_orders_period_and_quota_under_a_limited_parent() {
         return;
     }
     let rt = Runtime::new();
+    // A parent limited to half a CPU, the container at 500000/1000000 (half a CPU). The
+    // parent's guard is declared first, so it is dropped after the container's.
+    let parent = spec_tests::container::unique_id("cpuparent");
+    let _parent = ParentCgroup(parent.clone());
     let c = rt.guard("cpuorder");
-    // A parent limited to half a CPU, the container at 500000/1000000 (half a CPU).
-    let parent = format!("st-cpu-parent-{}", c.id());
-    let _dirs = HandMade(vec![cpu.join(&parent)]);
     std::fs::create_dir(cpu.join(&parent)).unwrap();
     std::fs::write(cpu.join(&parent).join("cpu.cfs_quota_us"), "50000").unwrap();
     let mut b = Bundle::busybox();
