@@ -22,6 +22,13 @@ impl Controller for Devices {
         let Some(devices) = controller_opt.resources.devices().as_ref() else {
             return Ok(());
         };
+        // PATCH (runtime): not in a user namespace, where the devices cgroup cannot be
+        // written (runc skips it there too: RunningInUserNS); the runtime's rootless
+        // mode runs in one, over an inert mirror of the hierarchy.
+        if in_user_namespace() {
+            tracing::debug!("devices cgroup left alone in a user namespace");
+            return Ok(());
+        }
         let invalid = |msg: String| WrappedIoError::Other {
             err: std::io::Error::new(std::io::ErrorKind::InvalidInput, msg),
             path: cgroup_root.to_path_buf(),
@@ -67,6 +74,14 @@ impl Controller for Devices {
     fn needs_to_handle<'a>(controller_opt: &'a ControllerOpt) -> Option<&'a Self::Resource> {
         controller_opt.resources.devices().as_ref().map(|_| &())
     }
+}
+
+/// PATCH (runtime): whether this process is in a user namespace other than the initial
+/// one, whose uid_map maps the whole range (`0 0 4294967295`).
+fn in_user_namespace() -> bool {
+    std::fs::read_to_string("/proc/self/uid_map")
+        .map(|m| !m.contains("4294967295"))
+        .unwrap_or(false)
 }
 
 impl Devices {
