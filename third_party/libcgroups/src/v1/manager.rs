@@ -142,10 +142,15 @@ impl Manager {
                 .find(|c| c.controllers.iter().any(|n| n == "name=systemd"));
             mounts.push((systemd, mine));
         }
-        if matches!(
-            common::get_cgroup_setup(),
-            Ok(common::CgroupSetup::Hybrid)
-        ) {
+        // The host's layout, looked up once per process (two statfs calls each time).
+        static HYBRID: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        let hybrid = *HYBRID.get_or_init(|| {
+            matches!(
+                common::get_cgroup_setup(),
+                Ok(common::CgroupSetup::Hybrid)
+            )
+        });
+        if hybrid {
             let mine = own.iter().find(|c| c.hierarchy == 0);
             mounts.push((Path::new(common::DEFAULT_CGROUP_ROOT).join("unified"), mine));
         }
