@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use libcontainer::oci_spec::runtime::Spec;
+use libcontainer::oci_spec::runtime::{LinuxNamespaceType, Spec};
 
 use crate::cli::Cli;
 
@@ -40,6 +40,17 @@ pub fn run(_cli: &Cli, args: SpecArgs) -> Result<()> {
     if !args.rootless {
         // (runc's rootless spec has no resources at all; nor has ours.)
         deny_all_devices(&mut spec)?;
+    }
+    // runc's default spec has no cgroup namespace (oci-spec-rs's has one): configs that
+    // add their own, as runc's tests and some tools do, would otherwise list it twice.
+    if let Some(linux) = spec.linux_mut() {
+        if let Some(namespaces) = linux.namespaces().clone() {
+            let kept = namespaces
+                .into_iter()
+                .filter(|ns| ns.typ() != LinuxNamespaceType::Cgroup)
+                .collect();
+            linux.set_namespaces(Some(kept));
+        }
     }
     let text = serde_json::to_string_pretty(&spec)?;
     std::fs::write(&path, text + "\n")

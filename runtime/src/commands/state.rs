@@ -80,6 +80,6 @@ fn rootfs_of(c: &Container) -> PathBuf {
 pub fn run(cli: &Cli, args: StateArgs) -> Result<()> {
     let root = container::state_root(cli);
     let c = container::load(&root, &args.id)?;
-    println!("{}", serde_json::to_string_pretty(&StateView::of(&c))?);
+    crate::output::outln!("{}", serde_json::to_string_pretty(&StateView::of(&c))?);
     Ok(())
 }

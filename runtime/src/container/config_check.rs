@@ -203,16 +203,8 @@ pub fn validate(spec: &Spec) -> Result<(), String> {
             }
         }
     }
-    for (field, paths) in [
-        ("maskedPaths", linux.masked_paths()),
-        ("readonlyPaths", linux.readonly_paths()),
-    ] {
-        for (i, p) in paths.iter().flatten().enumerate() {
-            if !Path::new(p).is_absolute() {
-                return Err(format!("linux.{field}[{i}] {p:?} must be an absolute path"));
-            }
-        }
-    }
+    // maskedPaths and readonlyPaths may be relative: runc takes them from the
+    // container's root, and so does the fork (patch 0307).
     for (i, d) in linux.devices().iter().flatten().enumerate() {
         if !d.path().is_absolute() {
             return Err(format!(

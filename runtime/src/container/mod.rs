@@ -1,16 +1,15 @@
 //! Our layer over libcontainer's `Container`: where state lives, loading a container by id,
-//! and the corrections libcontainer leaves to its caller (true status, default cgroup).
+//! and the corrections libcontainer leaves to its caller (true status).
 
-pub mod cgroup_default;
 pub mod cgroup_mounts;
 pub mod cgroup_visit;
+pub mod client_errors;
 pub mod config_check;
 #[cfg(test)]
 mod config_fuzz;
 pub mod criu;
 pub mod criu_restore;
 pub mod exe_protect;
-pub mod exec_cgroup;
 pub mod exec_seccomp;
 pub mod leftovers;
 pub mod path_lookup;
@@ -95,7 +94,7 @@ pub fn load(root: &Path, id: &str) -> Result<Container> {
     validate_id(id)?;
     let dir = container_dir(root, id);
     if !dir.join("state.json").exists() {
-        bail!("container {id} does not exist");
+        bail!(client_errors::does_not_exist(id));
     }
     let mut container =
         Container::load(dir).with_context(|| format!("cannot load the state of container {id}"))?;

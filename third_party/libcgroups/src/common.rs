@@ -47,6 +47,23 @@ pub trait CgroupManager {
 
     /// Gets the PIDs inside the cgroup
     fn get_all_pids(&self) -> Result<Vec<Pid>, Self::Error>;
+
+    /// PATCH (runtime, see third_party/README.md): adds a task to a cgroup that must
+    /// already exist, as a process joining a running container does (runc's exec fails
+    /// when the container's cgroup, or the sub-cgroup `exec --cgroup` names, is
+    /// missing; add_task would create it). Managers that cannot tell fall back to
+    /// add_task.
+    fn join_existing(&self, pid: Pid) -> Result<(), Self::Error> {
+        self.add_task(pid)
+    }
+
+    /// PATCH (runtime): whether the cgroup exists and is frozen by its own freezer
+    /// state (not only through an ancestor), as runc's GetFreezerState answers it. A
+    /// container must not start in a frozen cgroup: its first process would stay
+    /// frozen. Managers that cannot tell say no.
+    fn is_frozen(&self) -> Result<bool, Self::Error> {
+        Ok(false)
+    }
 }
 
 #[derive(thiserror::Error, Debug)]
@@ -114,6 +131,24 @@ impl CgroupManager for AnyCgroupManager {
             AnyCgroupManager::Systemd(m) => Ok(m.get_all_pids()?),
             AnyCgroupManager::V1(m) => Ok(m.get_all_pids()?),
             AnyCgroupManager::V2(m) => Ok(m.get_all_pids()?),
+        }
+    }
+
+    // PATCH (runtime): dispatch of is_frozen.
+    fn is_frozen(&self) -> Result<bool, Self::Error> {
+        match self {
+            AnyCgroupManager::Systemd(m) => Ok(m.is_frozen()?),
+            AnyCgroupManager::V1(m) => Ok(m.is_frozen()?),
+            AnyCgroupManager::V2(m) => Ok(m.is_frozen()?),
+        }
+    }
+
+    // PATCH (runtime): dispatch of join_existing.
+    fn join_existing(&self, pid: Pid) -> Result<(), Self::Error> {
+        match self {
+            AnyCgroupManager::Systemd(m) => Ok(m.join_existing(pid)?),
+            AnyCgroupManager::V1(m) => Ok(m.join_existing(pid)?),
+            AnyCgroupManager::V2(m) => Ok(m.join_existing(pid)?),
         }
     }
 }

@@ -131,14 +131,11 @@ pub enum ErrInvalidSpec {
     IoPriority,
     #[error("invalid scheduler config for process: {0}")]
     Scheduler(String),
-    // PATCH (runtime): the field and the flag, not "youki" (the runtime has its own name).
-    #[error(
-        "process.terminal is true but no --console-socket was given: a detached container cannot get a terminal without one"
-    )]
+    // PATCH (runtime, see third_party/README.md): runc's wording, without the name of
+    // a program the user did not run.
+    #[error("cannot allocate tty if the runtime will detach without setting console socket")]
     ConsoleSocketRequired,
-    #[error(
-        "--console-socket was given but the container does not get a terminal (process.terminal is false, or the runtime will not detach)"
-    )]
+    #[error("cannot use console socket if the runtime will not detach or allocate tty")]
     InvalidConsoleSocket,
     #[error("idmapped mount requires bind mount")]
     MountIdmapNonBind,
@@ -192,7 +189,9 @@ impl CreateContainerError {
 
 impl std::fmt::Display for CreateContainerError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "failed to create container: {}", self.0)?;
+        // PATCH (runtime): no "failed to create container: " prefix; the caller says
+        // what it was doing (create, run or exec, which creates no container).
+        write!(f, "{}", self.0)?;
         if let Some(cleanup_err) = &self.1 {
             write!(f, ". error during cleanup: {}", cleanup_err)?;
         }
@@ -211,10 +210,7 @@ mod tests {
         let create_container_err =
             CreateContainerError::new(CreateCgroupSetupError::NonDefault.into(), None);
         let msg = format!("{}", create_container_err);
-        assert_eq!(
-            "failed to create container: non default cgroup root not supported",
-            msg
-        );
+        assert_eq!("non default cgroup root not supported", msg);
 
         let create_container_err = CreateContainerError::new(
             CreateCgroupSetupError::NonDefault.into(),
@@ -222,7 +218,7 @@ mod tests {
         );
         let msg = format!("{}", create_container_err);
         assert_eq!(
-            "failed to create container: non default cgroup root not supported. \
+            "non default cgroup root not supported. \
          error during cleanup: container id can't be empty",
             msg
         );

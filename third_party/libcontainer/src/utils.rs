@@ -148,11 +148,31 @@ pub fn get_user_home(uid: u32) -> Option<PathBuf> {
 }
 
 /// If None, it will generate a default path for cgroups.
-pub fn get_cgroup_path(cgroups_path: &Option<PathBuf>, container_id: &str) -> PathBuf {
+///
+/// PATCH (runtime, see third_party/README.md): the default is named as runc names it:
+/// `/<id>` below each hierarchy's root with cgroupfs, and `:runc:<id>` (the unit
+/// `runc-<id>.scope` in the default slice) when `systemd` manages a cgroup v2 host.
+/// Upstream named both `:youki:<id>`, a systemd spelling that cgroupfs took as a
+/// directory name. `systemd` is whether the systemd driver was asked for; on a cgroup v1
+/// or hybrid host libcgroups uses cgroupfs whatever it says, so the default is `/<id>`.
+pub fn get_cgroup_path(
+    cgroups_path: &Option<PathBuf>,
+    container_id: &str,
+    systemd: bool,
+) -> PathBuf {
     match cgroups_path {
         Some(cpath) => cpath.clone(),
-        None => PathBuf::from(format!(":youki:{container_id}")),
+        None if systemd && is_unified_host() => PathBuf::from(format!(":runc:{container_id}")),
+        None => PathBuf::from(format!("/{container_id}")),
     }
+}
+
+/// PATCH (runtime): whether the host has only the cgroup v2 hierarchy.
+fn is_unified_host() -> bool {
+    matches!(
+        libcgroups::common::get_cgroup_setup(),
+        Ok(libcgroups::common::CgroupSetup::Unified)
+    )
 }
 
 /// PATCH (runtime, see third_party/README.md): replaces `path` with `contents`
@@ -529,11 +549,15 @@ mod tests {
     fn test_get_cgroup_path() {
         let cid = "sample_container_id";
         assert_eq!(
-            get_cgroup_path(&None, cid),
-            PathBuf::from(":youki:sample_container_id")
+            get_cgroup_path(&None, cid, false),
+            PathBuf::from("/sample_container_id")
         );
         assert_eq!(
-            get_cgroup_path(&Some(PathBuf::from("/youki")), cid),
+            get_cgroup_path(&Some(PathBuf::from("/youki")), cid, false),
+            PathBuf::from("/youki")
+        );
+        assert_eq!(
+            get_cgroup_path(&Some(PathBuf::from("/youki")), cid, true),
             PathBuf::from("/youki")
         );
     }
