@@ -132,10 +132,14 @@ pub enum ErrInvalidSpec {
     #[error("invalid scheduler config for process: {0}")]
     Scheduler(String),
     // PATCH (runtime, see third_party/README.md): runc's wording, without the name of
-    // a program the user did not run.
-    #[error("cannot allocate tty if the runtime will detach without setting console socket")]
+    // a program the user did not run, and the field and flag that decide it.
+    #[error(
+        "cannot allocate tty if the runtime will detach without setting console socket (process.terminal is true and no --console-socket was given)"
+    )]
     ConsoleSocketRequired,
-    #[error("cannot use console socket if the runtime will not detach or allocate tty")]
+    #[error(
+        "cannot use console socket if the runtime will not detach or allocate tty (--console-socket was given but process.terminal is false)"
+    )]
     InvalidConsoleSocket,
     #[error("idmapped mount requires bind mount")]
     MountIdmapNonBind,
