@@ -128,6 +128,11 @@ pub enum ErrInvalidSpec {
     UserMappingsWithoutNamespace,
     #[error("unable to restrict sys entries without a private MNT namespace")]
     SysEntriesWithoutMntNamespace,
+    // PATCH (runtime, see third_party/README.md): runc's texts for rootfsPropagation.
+    #[error("rootfsPropagation={0} is not supported")]
+    RootfsPropagation(String),
+    #[error("rootfsPropagation of [r]private is not safe without pivot_root")]
+    PrivateRootfsPropagationWithoutPivot,
     #[error("sysctl {0} is not allowed in the hosts ipc namespace")]
     SysctlNotAllowedInHostIpc(String),
     #[error("sysctl {0} not allowed in host network namespace")]

@@ -5,6 +5,7 @@ use nix::sys::stat::stat;
 use oci_spec::runtime::{LinuxNamespaceType, LinuxSchedulerPolicy, Spec};
 
 use crate::error::ErrInvalidSpec;
+use crate::rootfs::propagation::RootPropagation;
 
 pub struct Validator;
 
@@ -18,8 +19,25 @@ impl Validator {
         Self::validate_spec_for_io_priority(spec)?;
         Self::validate_spec_for_intel_rdt(spec)?;
         Self::validate_spec_for_time_namespace(spec)?;
+        Self::validate_spec_for_rootfs_propagation(spec)?;
 
         Ok(())
+    }
+
+    /// PATCH (runtime, see third_party/README.md): a value runc does not accept is refused
+    /// before anything is created, with runc's text (the init would fail on it later,
+    /// with the cause lost on the way to the caller).
+    fn validate_spec_for_rootfs_propagation(spec: &Spec) -> Result<(), ErrInvalidSpec> {
+        let value = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.rootfs_propagation().as_deref());
+        match RootPropagation::parse(value) {
+            Some(_) => Ok(()),
+            None => Err(ErrInvalidSpec::RootfsPropagation(
+                value.unwrap_or_default().to_string(),
+            )),
+        }
     }
 
     fn validate_spec_for_uts_namespace(spec: &Spec) -> Result<(), ErrInvalidSpec> {

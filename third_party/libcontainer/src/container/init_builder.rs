@@ -87,6 +87,17 @@ impl InitContainerBuilder {
     /// Creates a new container
     pub fn build(mut self) -> Result<Container, LibcontainerError> {
         let spec = self.load_spec()?;
+        // PATCH (runtime, see third_party/README.md): runc refuses a private root
+        // propagation without pivot_root.
+        if self.no_pivot
+            && crate::rootfs::propagation::RootPropagation::is_private(
+                spec.linux()
+                    .as_ref()
+                    .and_then(|l| l.rootfs_propagation().as_deref()),
+            )
+        {
+            Err(ErrInvalidSpec::PrivateRootfsPropagationWithoutPivot)?;
+        }
         // validate terminal field against console socket presence before any side effects
         // (mirrors runc's checkTerminal called at the top of runner.run())
         self.base.check_terminal(&spec, self.detached)?;

@@ -13,6 +13,9 @@ pub(super) mod in_root;
 pub(super) mod mount;
 pub use mount::Mount;
 
+// PATCH (runtime, see third_party/README.md): runc's rootfsPropagation spellings.
+pub mod propagation;
+
 pub(super) mod symlink;
 
 pub mod utils;
@@ -23,7 +26,8 @@ pub enum RootfsError {
     Syscall(#[from] crate::syscall::SyscallError),
     #[error(transparent)]
     MissingSpec(#[from] crate::error::MissingSpecError),
-    #[error("unknown rootfs propagation")]
+    // PATCH (runtime, see third_party/README.md): runc's text, naming the value.
+    #[error("rootfsPropagation={0} is not supported")]
     UnknownRootfsPropagation(String),
     #[error(transparent)]
     Symlink(#[from] symlink::SymlinkError),

@@ -6,6 +6,7 @@ use oci_spec::runtime::{Linux, Spec};
 
 use super::device::Device;
 use super::mount::{Mount, MountOptions};
+use super::propagation::RootPropagation;
 use super::symlink::Symlink;
 use super::utils::default_devices;
 use super::{Result, RootfsError};
@@ -38,15 +39,11 @@ impl RootFS {
         rootfs: &Path,
         cgroup_ns: bool,
     ) -> Result<()> {
-        let mut flags = MsFlags::MS_REC;
-        match linux.rootfs_propagation().as_deref() {
-            Some("shared") => flags |= MsFlags::MS_SHARED,
-            Some("private") => flags |= MsFlags::MS_PRIVATE,
-            Some("slave" | "unbindable") | None => flags |= MsFlags::MS_SLAVE,
-            Some(unknown) => {
-                return Err(RootfsError::UnknownRootfsPropagation(unknown.to_string()));
-            }
-        }
+        // PATCH (runtime, see third_party/README.md): runc's spellings and meaning.
+        let value = linux.rootfs_propagation().as_deref();
+        let flags = RootPropagation::parse(value)
+            .ok_or_else(|| RootfsError::UnknownRootfsPropagation(value.unwrap_or("").into()))?
+            .namespace;
 
         self.syscall
             .mount(None, Path::new("/"), None, flags, None)
@@ -126,13 +123,14 @@ impl RootFS {
     }
 
     /// Change propagation type of rootfs as specified in spec.
+    // PATCH (runtime, see third_party/README.md): every spelling, and called once the
+    // container's mounts are all in place (an unbindable root would refuse the bind
+    // mounts of masked and read-only paths).
     pub fn adjust_root_mount_propagation(&self, linux: &Linux) -> Result<()> {
-        let rootfs_propagation = linux.rootfs_propagation().as_deref();
-        let flags = match rootfs_propagation {
-            Some("shared") => Some(MsFlags::MS_SHARED),
-            Some("unbindable") => Some(MsFlags::MS_UNBINDABLE),
-            _ => None,
-        };
+        let value = linux.rootfs_propagation().as_deref();
+        let flags = RootPropagation::parse(value)
+            .ok_or_else(|| RootfsError::UnknownRootfsPropagation(value.unwrap_or("").into()))?
+            .container_root;
 
         if let Some(flags) = flags {
             self.syscall

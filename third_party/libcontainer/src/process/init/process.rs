@@ -127,12 +127,8 @@ pub fn container_init_process(
         // logs are no longer visible in journalctl
         // so make sure that you bubble up any errors
         // and do not call unwrap() as any panics would not be correctly logged
-        rootfs
-            .adjust_root_mount_propagation(ctx.linux)
-            .map_err(|err| {
-                tracing::error!(?err, "failed to adjust root mount propagation");
-                InitProcessError::RootFS(err)
-            })?;
+        // PATCH (runtime, see third_party/README.md): the root's own propagation is set
+        // after the masked and read-only paths (below), not here.
 
         reopen_dev_null().map_err(|err| {
             tracing::error!(?err, "failed to reopen /dev/null");
@@ -241,6 +237,15 @@ pub fn container_init_process(
                 err
             })?;
         }
+
+        // PATCH (runtime, see third_party/README.md): last, once every mount is in place:
+        // an unbindable root would refuse the bind mounts above.
+        RootFS::new()
+            .adjust_root_mount_propagation(ctx.linux)
+            .map_err(|err| {
+                tracing::error!(?err, "failed to adjust root mount propagation");
+                InitProcessError::RootFS(err)
+            })?;
     }
 
     let cwd = format!("{}", ctx.process.cwd().display());
