@@ -93,11 +93,7 @@ mod tests {
             (Some("slave"), MsFlags::MS_SLAVE, None),
             (Some("private"), MsFlags::MS_PRIVATE, None),
             (Some("rprivate"), MsFlags::MS_PRIVATE | rec, None),
-            (
-                Some("shared"),
-                MsFlags::MS_SHARED,
-                Some(MsFlags::MS_SHARED),
-            ),
+            (Some("shared"), MsFlags::MS_SHARED, Some(MsFlags::MS_SHARED)),
             (
                 Some("rshared"),
                 MsFlags::MS_SHARED | rec,
