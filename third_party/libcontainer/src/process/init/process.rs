@@ -668,10 +668,17 @@ fn reopen_dev_null() -> Result<()> {
     // At this point we should be inside of the container and now
     // we can re-open /dev/null if it is in use to the /dev/null
     // in the container.
-    let dev_null = fs::File::open("/dev/null").map_err(|err| {
-        tracing::error!(?err, "failed to open /dev/null inside the container");
-        InitProcessError::ReopenDevNull(err)
-    })?;
+    // PATCH (runtime, see third_party/README.md): read-write, as runc's reOpenDevNull:
+    // the descriptor replaces stdin, stdout and stderr alike, and a read-only stdout
+    // made every write of the container fail with EBADF.
+    let dev_null = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .map_err(|err| {
+            tracing::error!(?err, "failed to open /dev/null inside the container");
+            InitProcessError::ReopenDevNull(err)
+        })?;
     let dev_null_fstat_info = nix::sys::stat::fstat(dev_null.as_raw_fd()).map_err(|err| {
         tracing::error!(?err, "failed to fstat /dev/null inside the container");
         InitProcessError::NixOther(err)
