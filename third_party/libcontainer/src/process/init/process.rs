@@ -75,6 +75,20 @@ pub fn container_init_process(
 
     apply_rest_namespaces(&ctx.ns, ctx.spec, ctx.syscall.as_ref())?;
 
+    // PATCH (runtime, see third_party/README.md): runc brings lo up in a network
+    // namespace it creates (not in one joined by path).
+    if matches!(args.container_type, ContainerType::InitContainer)
+        && ctx
+            .ns
+            .get(LinuxNamespaceType::Network)?
+            .is_some_and(|ns| ns.path().is_none())
+    {
+        crate::network::loopback::bring_up().map_err(|err| {
+            tracing::error!(?err, "failed to bring the loopback device up");
+            InitProcessError::Network(err)
+        })?;
+    }
+
     if let Some(true) = ctx.process.no_new_privileges() {
         let _ = prctl::set_no_new_privileges(true);
     }
