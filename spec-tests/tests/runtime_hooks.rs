@@ -137,3 +137,92 @@ fn a_failing_prestart_hook_fails_create_and_leaves_nothing() {
         "state directory left behind"
     );
 }
+
+/// A list of two hooks of `kind`: the first appends "one" to the log and fails with
+/// `status`, the second appends "two".
+fn failing_then_ok(log: &std::path::Path, status: i32) -> Value {
+    let l = log.display();
+    json!([
+        {"path": "/bin/sh", "args": ["sh", "-c", format!("cat >/dev/null; echo one >> {l}; exit {status}")]},
+        {"path": "/bin/sh", "args": ["sh", "-c", format!("cat >/dev/null; echo two >> {l}")]}
+    ])
+}
+
+/// Whether the container is gone: no state, no state directory, no cgroup.
+fn container_gone(rt: &Runtime, id: &str) -> bool {
+    rt.state(id).is_none()
+        && !rt.root().join(id).exists()
+        && spec_tests::container::cgroup_dirs_named(id).is_empty()
+}
+
+#[test]
+fn a_failing_poststop_hook_is_a_warning_the_rest_run_and_delete_removes_the_container() {
+    let rt = Runtime::new();
+    let logdir = tempfile::tempdir().unwrap();
+    let log = logdir.path().join("poststop.log");
+    let mut b = Bundle::busybox();
+    b.args(&["true"])
+        .set("/hooks", json!({"poststop": failing_then_ok(&log, 3)}));
+
+    // create, start, delete: delete succeeds with a warning naming the hook.
+    let c = rt.guard("poststop");
+    rt.create(b.path(), c.id()).ok();
+    rt.exec(&["start", c.id()]).ok();
+    rt.wait_status(c.id(), "stopped", Duration::from_secs(10));
+    let out = rt.exec(&["delete", c.id()]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stderr.contains("warning") && out.stderr.contains("poststop hook #0"),
+        "{out:?}"
+    );
+    assert!(container_gone(&rt, c.id()), "the container was not removed");
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "one\ntwo\n");
+
+    // run: the container is removed when it exits, the same way.
+    std::fs::remove_file(&log).unwrap();
+    let c = rt.guard("poststoprun");
+    let out = rt.run(b.path(), c.id());
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stderr.contains("poststop hook #0"), "{out:?}");
+    assert!(container_gone(&rt, c.id()), "run left the container");
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "one\ntwo\n");
+}
+
+#[test]
+fn a_failing_poststart_hook_is_a_warning_and_the_rest_run() {
+    let rt = Runtime::new();
+    let logdir = tempfile::tempdir().unwrap();
+    let log = logdir.path().join("poststart.log");
+    let mut b = Bundle::busybox();
+    b.args(&["sleep", "30"])
+        .set("/hooks", json!({"poststart": failing_then_ok(&log, 4)}));
+    let c = rt.guard("poststart");
+    rt.create(b.path(), c.id()).ok();
+    let out = rt.exec(&["start", c.id()]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stderr.contains("poststart hook #0"), "{out:?}");
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "one\ntwo\n");
+    assert_eq!(rt.state(c.id()).unwrap()["status"], "running");
+}
+
+#[test]
+fn negative_control_a_failing_prestart_hook_stops_the_list_and_the_container_stays_checkable() {
+    // The detectors above see both failures: prestart must stop at its first failing hook
+    // (runtime spec), so "two" is missing; and a container that is still there is not
+    // "gone".
+    let rt = Runtime::new();
+    let logdir = tempfile::tempdir().unwrap();
+    let log = logdir.path().join("prestart.log");
+    let mut b = Bundle::busybox();
+    b.args(&["true"])
+        .set("/hooks", json!({"prestart": failing_then_ok(&log, 5)}));
+    let c = rt.guard("prestartneg");
+    let out = rt.create(b.path(), c.id());
+    assert_ne!(out.code, 0, "{out:?}");
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "one\n");
+
+    b.remove("/hooks");
+    let c = rt.guard("presentneg");
+    rt.create(b.path(), c.id()).ok();
+    assert!(!container_gone(&rt, c.id()));
+}

@@ -12,6 +12,7 @@ pub mod criu_restore;
 pub mod exe_protect;
 pub mod exec_cgroup;
 pub mod exec_seccomp;
+pub mod hook_warnings;
 pub mod leftovers;
 pub mod path_lookup;
 pub mod rootless_cgroups;
