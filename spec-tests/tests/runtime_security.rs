@@ -64,3 +64,44 @@ fn exec_processes_are_confined_by_the_container_seccomp_profile() {
     assert!(out.stdout.contains("Seccomp:\t2"), "{out:?}");
     assert!(out.stdout.contains("Operation not permitted"), "{out:?}");
 }
+
+/// The container state a createRuntime hook receives, and what the container printed, for
+/// a bundle with the mkdir-denying profile and the given noNewPrivileges.
+fn hook_state_with_seccomp(
+    nnp: serde_json::Value,
+) -> (serde_json::Value, String, std::path::PathBuf) {
+    let rt = Runtime::new();
+    let out_dir = tempfile::tempdir().unwrap();
+    let state_file = out_dir.path().join("state.json");
+    let mut b = Bundle::busybox();
+    b.set("/process/noNewPrivileges", nnp)
+        .set("/linux/seccomp", deny_mkdir(1))
+        .set(
+            "/hooks/createRuntime",
+            json!([{"path": "/bin/sh", "args": ["sh", "-c", format!("cat > {}", state_file.display())]}]),
+        )
+        .sh("mkdir /tmp/x 2>&1; grep NoNewPrivs /proc/self/status");
+    let c = rt.guard("seccomphook");
+    let out = rt.run(b.path(), c.id());
+    assert_eq!(out.code, 0, "{out:?}");
+    let state = serde_json::from_str(&std::fs::read_to_string(&state_file).unwrap()).unwrap();
+    (state, out.stdout, std::fs::canonicalize(b.path()).unwrap())
+}
+
+#[test]
+fn seccomp_with_no_new_privileges_false_hooks_see_the_real_bundle() {
+    // libcontainer used to take `false` for `true` here; our layer handed it a copy of the
+    // bundle, so hooks saw that copy's path. Now the fork reads the value itself.
+    let (state, stdout, bundle) = hook_state_with_seccomp(json!(false));
+    assert_eq!(state["bundle"], json!(bundle), "{state}");
+    assert!(stdout.contains("Operation not permitted"), "{stdout}");
+    assert!(stdout.contains("NoNewPrivs:\t0"), "{stdout}");
+}
+
+#[test]
+fn negative_control_no_new_privileges_true_is_seen_as_set() {
+    // The NoNewPrivs check above does tell the two apart.
+    let (state, stdout, bundle) = hook_state_with_seccomp(json!(true));
+    assert_eq!(state["bundle"], json!(bundle), "{state}");
+    assert!(stdout.contains("NoNewPrivs:\t1"), "{stdout}");
+}

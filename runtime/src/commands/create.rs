@@ -14,7 +14,7 @@ use libcontainer::syscall::syscall::SyscallType;
 use crate::cli::Cli;
 use crate::container::path_lookup::PathLookupExecutor;
 use crate::container::test_switches::phase;
-use crate::container::{self, cgroup_default, config_check, rootless_cgroups, shadow_bundle};
+use crate::container::{self, cgroup_default, config_check, rootless_cgroups};
 
 /// Options shared by `create` and `run`.
 #[derive(Args, Debug, Clone)]
@@ -179,27 +179,13 @@ pub fn create_loaded_container(
         let cgroups_path = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone());
         rootless_cgroups::hide_cgroup_v1(&libcontainer::utils::get_cgroup_path(&cgroups_path, id))?;
     }
-    let shadow = shadow_bundle::needed(&spec)
-        .then(|| shadow_bundle::write(&root, id, &bundle, &spec))
-        .transpose()?;
-    let lib_bundle = shadow.as_deref().unwrap_or(&bundle);
-    // libcontainer gets the spec we already parsed, unless it must read the shadow
-    // bundle's adjusted copy.
-    let mut handed = shadow.is_none().then(|| spec.clone());
+    // libcontainer gets the spec we already parsed.
+    let mut handed = spec.clone();
     let default_cgroup = !cgroups_hidden && cgroup_default::applies(&spec, systemd);
-    let named_up_front = default_cgroup
-        && handed
-            .as_mut()
-            .is_some_and(|s| cgroup_default::name_up_front(s, id));
-    let built = build(&root, lib_bundle, opts, id, detach, systemd, handed);
+    let named_up_front = default_cgroup && cgroup_default::name_up_front(&mut handed, id);
+    let built = build(&root, &bundle, opts, id, detach, systemd, handed);
     phase("create:built");
-    if let Some(dir) = &shadow {
-        let _ = fs::remove_dir_all(dir);
-    }
-    let result = built.and_then(|mut container| {
-        if shadow.is_some() {
-            shadow_bundle::restore_bundle_path(&mut container, &bundle)?;
-        }
+    let result = built.and_then(|container| {
         if default_cgroup && !named_up_front {
             cgroup_default::rename_to_runc_default(&dir, id)?;
         }
@@ -227,9 +213,9 @@ fn build(
     id: &str,
     detach: bool,
     systemd: bool,
-    spec: Option<Spec>,
+    spec: Spec,
 ) -> Result<Container> {
-    let mut init = ContainerBuilder::new(id.to_string(), SyscallType::default())
+    let container = ContainerBuilder::new(id.to_string(), SyscallType::default())
         .with_root_path(root)?
         .with_pid_file(opts.pid_file.as_ref())?
         .with_console_socket(opts.console_socket.as_ref())
@@ -239,11 +225,8 @@ fn build(
         .as_init(bundle)
         .with_systemd(systemd)
         .with_detach(detach)
-        .with_no_pivot(opts.no_pivot);
-    if let Some(spec) = spec {
-        init = init.with_spec(spec);
-    }
-    let container = init
+        .with_no_pivot(opts.no_pivot)
+        .with_spec(spec)
         .build()
         .map_err(|e| anyhow::anyhow!("{}", error_chain(&e)))
         .with_context(|| format!("cannot create container {id}"))?;

@@ -100,7 +100,7 @@ fn parse_user(text: &str) -> Result<(u32, Option<u32>)> {
 /// The process to run: `--process FILE` as given, or the container's process changed by
 /// the flags.
 fn build_process(args: &ExecArgs, bundle: &std::path::Path) -> Result<Process> {
-    let mut process: Process = if let Some(path) = &args.process {
+    let process: Process = if let Some(path) = &args.process {
         let text = std::fs::read(path)
             .with_context(|| format!("cannot read process file {}", path.display()))?;
         serde_json::from_slice(&text)
@@ -172,11 +172,6 @@ fn build_process(args: &ExecArgs, bundle: &std::path::Path) -> Result<Process> {
         }
         p
     };
-    // libcontainer mishandles an explicit `false` with seccomp (see shadow_bundle);
-    // absent means the same.
-    if process.no_new_privileges() == Some(false) {
-        process.set_no_new_privileges(None);
-    }
     Ok(process)
 }
 

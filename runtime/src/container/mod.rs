@@ -17,7 +17,6 @@ pub mod leftovers;
 pub mod path_lookup;
 pub mod rootless_cgroups;
 pub mod send_fd;
-pub mod shadow_bundle;
 pub mod start;
 pub mod status;
 pub mod test_switches;
