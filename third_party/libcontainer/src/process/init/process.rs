@@ -367,25 +367,18 @@ pub fn container_init_process(
         )?;
     }
 
-    // Without no new privileges, seccomp is a privileged operation. We have to
-    // do this before dropping capabilities. Otherwise, we should do it later,
-    // as close to exec as possible.
-    // PATCH (runtime, see third_party/README.md): judged on noNewPrivileges' value, not
-    // its presence: an explicit `false` took the no_new_privs path, loaded the filter
-    // after CAP_SYS_ADMIN was gone and failed ("failed to load seccomp context").
+    // PATCH (runtime, see third_party/README.md): the seccomp filter is loaded as late as
+    // possible in both cases, right before the init reports ready (as runc and crun
+    // do), so that the init's own system calls after that point are as few as possible:
+    // a profile denying one the init used after an early load (getcwd, to verify the
+    // working directory) broke create when noNewPrivileges was unset. Without
+    // no_new_privs the kernel wants CAP_SYS_ADMIN to load a filter, so it stays in the
+    // effective and permitted sets until then and goes right after.
     #[cfg(feature = "libseccomp")]
-    if let Some(seccomp) = ctx.linux.seccomp() {
-        if ctx.process.no_new_privileges() != Some(true) {
-            let notify_fd = seccomp::initialize_seccomp(seccomp).map_err(|err| {
-                tracing::error!(?err, "failed to initialize seccomp");
-                err
-            })?;
-            sync_seccomp(notify_fd, main_sender, init_receiver).map_err(|err| {
-                tracing::error!(?err, "failed to sync seccomp");
-                err
-            })?;
-        }
-    }
+    let keep_sys_admin =
+        ctx.linux.seccomp().is_some() && ctx.process.no_new_privileges() != Some(true);
+    #[cfg(not(feature = "libseccomp"))]
+    let keep_sys_admin = false;
     #[cfg(not(feature = "libseccomp"))]
     if ctx.process.no_new_privileges() != Some(true) {
         tracing::warn!("seccomp not available, unable to enforce no_new_privileges!")
@@ -396,7 +389,12 @@ pub fn container_init_process(
         InitProcessError::SyscallOther(err)
     })?;
     if let Some(caps) = ctx.process.capabilities() {
-        capabilities::drop_privileges(caps, ctx.syscall.as_ref()).map_err(|err| {
+        let caps = if keep_sys_admin {
+            capabilities::with_sys_admin(caps)
+        } else {
+            caps.clone()
+        };
+        capabilities::drop_privileges(&caps, ctx.syscall.as_ref()).map_err(|err| {
             tracing::error!(?err, "failed to drop capabilities");
             InitProcessError::SyscallOther(err)
         })?;
@@ -417,27 +415,6 @@ pub fn container_init_process(
         err
     })?;
 
-    // Initialize seccomp profile right before we are ready to execute the
-    // payload so as few syscalls will happen between here and payload exec. The
-    // notify socket will still need network related syscalls.
-    #[cfg(feature = "libseccomp")]
-    if let Some(seccomp) = ctx.linux.seccomp() {
-        if ctx.process.no_new_privileges() == Some(true) {
-            let notify_fd = seccomp::initialize_seccomp(seccomp).map_err(|err| {
-                tracing::error!(?err, "failed to initialize seccomp");
-                err
-            })?;
-            sync_seccomp(notify_fd, main_sender, init_receiver).map_err(|err| {
-                tracing::error!(?err, "failed to sync seccomp");
-                err
-            })?;
-        }
-    }
-    #[cfg(not(feature = "libseccomp"))]
-    if ctx.process.no_new_privileges() == Some(true) {
-        tracing::warn!("seccomp not available, unable to set seccomp privileges!")
-    }
-
     // add HOME into envs if not exists
     set_home_env_if_not_exists(&mut ctx.envs, ctx.process.user().uid().into());
 
@@ -449,6 +426,33 @@ pub fn container_init_process(
 
     args.executor.validate(ctx.spec)?;
     args.executor.setup_envs(ctx.envs)?;
+
+    // Initialize seccomp profile right before we are ready to execute the
+    // payload so as few syscalls will happen between here and payload exec. The
+    // notify socket will still need network related syscalls.
+    // PATCH (runtime, see third_party/README.md): here whatever noNewPrivileges says
+    // (see keep_sys_admin above).
+    #[cfg(feature = "libseccomp")]
+    if let Some(seccomp) = ctx.linux.seccomp() {
+        let notify_fd = seccomp::initialize_seccomp(seccomp).map_err(|err| {
+            tracing::error!(?err, "failed to initialize seccomp");
+            err
+        })?;
+        sync_seccomp(notify_fd, main_sender, init_receiver).map_err(|err| {
+            tracing::error!(?err, "failed to sync seccomp");
+            err
+        })?;
+    }
+    if keep_sys_admin {
+        if let Some(caps) = ctx.process.capabilities() {
+            capabilities::restore_effective_and_permitted(caps, ctx.syscall.as_ref()).map_err(
+                |err| {
+                    tracing::error!(?err, "failed to drop CAP_SYS_ADMIN kept for seccomp");
+                    InitProcessError::SyscallOther(err)
+                },
+            )?;
+        }
+    }
 
     // Notify main process that the init process is ready to execute the
     // payload.  Note, because we are already inside the pid namespace, the pid
