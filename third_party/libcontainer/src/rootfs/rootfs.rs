@@ -8,7 +8,7 @@ use super::device::Device;
 use super::mount::{Mount, MountOptions};
 use super::propagation::RootPropagation;
 use super::symlink::Symlink;
-use super::utils::default_devices;
+use super::utils::{default_devices, parse_mount};
 use super::{Result, RootfsError};
 use crate::error::MissingSpecError;
 use crate::syscall::Syscall;
@@ -120,6 +120,46 @@ impl RootFS {
 
         symlinker.setup_ptmx(rootfs)?;
         Ok(())
+    }
+
+    /// PATCH (runtime, see third_party/README.md): honours `ro` on the /dev mount, as
+    /// runc's finalizeRootfs does. /dev is mounted writable first (the device nodes, the
+    /// /dev symlinks and /dev/console are made in it) and, when its mount asks for `ro`,
+    /// remounted read-only once the console is set up. The remount keeps the mount's
+    /// other flags and is a bind remount, which a user namespace may do too; EBUSY is
+    /// retried as runc does.
+    pub fn remount_dev_readonly(&self, spec: &Spec) -> Result<()> {
+        let Some(dev) = spec.mounts().iter().flatten().find(|m| {
+            m.destination()
+                .components()
+                .eq(std::path::Path::new("/dev").components())
+        }) else {
+            return Ok(());
+        };
+        let flags = parse_mount(dev)?.flags;
+        if !flags.contains(MsFlags::MS_RDONLY) {
+            return Ok(());
+        }
+        let flags = flags | MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY;
+        let mut attempts = 0;
+        loop {
+            match self
+                .syscall
+                .mount(None, Path::new("/dev"), None, flags, None)
+            {
+                Err(crate::syscall::SyscallError::Nix(nix::errno::Errno::EBUSY))
+                    if attempts < 5 =>
+                {
+                    attempts += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                Err(err) => {
+                    tracing::error!(?err, ?flags, "failed to remount /dev read-only");
+                    return Err(err.into());
+                }
+                Ok(()) => return Ok(()),
+            }
+        }
     }
 
     /// Change propagation type of rootfs as specified in spec.

@@ -209,6 +209,14 @@ pub fn container_init_process(
     }
 
     if matches!(args.container_type, ContainerType::InitContainer) {
+        // PATCH (runtime, see third_party/README.md): `ro` on the /dev mount.
+        RootFS::new()
+            .remount_dev_readonly(ctx.spec)
+            .map_err(|err| {
+                tracing::error!(?err, "failed to remount /dev read-only");
+                InitProcessError::RootFS(err)
+            })?;
+
         if ctx.rootfs_ro {
             let current_flags = statfs("/")
                 .map_err(|err| {
