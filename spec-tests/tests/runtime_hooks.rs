@@ -226,3 +226,72 @@ fn negative_control_a_failing_prestart_hook_stops_the_list_and_the_container_sta
     rt.create(b.path(), c.id()).ok();
     assert!(!container_gone(&rt, c.id()));
 }
+
+#[test]
+fn hooks_run_in_runc_working_directories() {
+    // runc changes into the bundle for create, and into the rootfs before the
+    // createContainer hooks (runc's hooks.bats bind-mounts onto ./lib/... from one).
+    let rt = Runtime::new();
+    let logdir = tempfile::tempdir().unwrap();
+    let mut b = Bundle::busybox();
+    std::fs::write(b.rootfs().join("only-in-rootfs"), "").unwrap();
+    let pwd_hook = |name: &str| {
+        let log = logdir.path().join(name);
+        json!([{"path": "/bin/sh", "args": ["sh", "-c",
+            format!("cat >/dev/null; pwd > {0}; ls ./only-in-rootfs >> {0} 2>&1 || true", log.display())]}])
+    };
+    b.push(
+        "/mounts",
+        json!({"destination": logdir.path(), "type": "bind", "source": logdir.path(), "options": ["rbind", "rw"]}),
+    )
+    .args(&["true"])
+    .set(
+        "/hooks",
+        json!({
+            "prestart": pwd_hook("prestart"),
+            "createRuntime": pwd_hook("createRuntime"),
+            "createContainer": pwd_hook("createContainer"),
+            "poststop": pwd_hook("poststop")
+        }),
+    );
+    let c = rt.guard("hookcwd");
+    // The runtime runs from a directory that is neither the bundle nor the rootfs.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let in_elsewhere = |args: &[&str]| {
+        let mut cmd = rt.command();
+        cmd.current_dir(elsewhere.path()).args(args);
+        let out = spec_tests::container::capture(cmd);
+        assert_eq!(out.code, 0, "{args:?}: {out:?}");
+    };
+    in_elsewhere(&["create", "--bundle", &b.path().to_string_lossy(), c.id()]);
+    in_elsewhere(&["start", c.id()]);
+    rt.wait_status(c.id(), "stopped", Duration::from_secs(10));
+    in_elsewhere(&["delete", c.id()]);
+    let first_line = |name: &str| {
+        std::fs::read_to_string(logdir.path().join(name))
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let bundle = std::fs::canonicalize(b.path()).unwrap();
+    let rootfs = bundle.join("rootfs");
+    assert_eq!(first_line("prestart"), bundle.to_string_lossy());
+    assert_eq!(first_line("createRuntime"), bundle.to_string_lossy());
+    let create_container = std::fs::read_to_string(logdir.path().join("createContainer")).unwrap();
+    assert_eq!(
+        create_container,
+        format!("{}\n./only-in-rootfs\n", rootfs.display()),
+        "createContainer hooks run in the rootfs"
+    );
+    // Negative control: the same check sees the caller's directory where runc leaves it,
+    // in the poststop hooks `delete` runs (`runc run` runs them in the bundle, ours in the
+    // caller's directory: docs/runtime.md).
+    assert_eq!(
+        first_line("poststop"),
+        std::fs::canonicalize(elsewhere.path())
+            .unwrap()
+            .to_string_lossy()
+    );
+}

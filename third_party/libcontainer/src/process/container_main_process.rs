@@ -207,10 +207,14 @@ pub fn container_main_process(container_args: &ContainerArgs) -> Result<Pid> {
         if let Some(hooks) = container_args.spec.hooks() {
             init_main_receiver.wait_for_hook_request()?;
             if let Some(container_for_hooks) = &container_args.container {
+                // PATCH (runtime, see third_party/README.md): prestart and createRuntime
+                // hooks run in the bundle, as runc's (`runc create` changes into the
+                // bundle first), not in whatever directory the caller was in.
+                let bundle = Some(container_for_hooks.bundle().as_path());
                 hooks::run_hooks(
                     hooks.prestart().as_ref(),
                     Some(&container_for_hooks.state),
-                    None,
+                    bundle,
                     Some(init_pid),
                     None,
                 )
@@ -222,7 +226,7 @@ pub fn container_main_process(container_args: &ContainerArgs) -> Result<Pid> {
                 hooks::run_hooks(
                     hooks.create_runtime().as_ref(),
                     Some(&container_for_hooks.state),
-                    None,
+                    bundle,
                     Some(init_pid),
                     None,
                 )

@@ -118,10 +118,13 @@ pub fn container_init_process(
 
             // create_container hook needs to be called after the namespace setup, but
             // before pivot_root is called. This runs in the container namespaces.
+            // PATCH (runtime, see third_party/README.md): in the rootfs, as runc runs them
+            // (it changes into the rootfs before them); hooks rely on relative paths
+            // there (runc's hooks.bats bind-mounts onto ./lib/...).
             hooks::run_hooks(
                 hooks.create_container().as_ref(),
                 ctx.container.map(|c| &c.state),
-                None,
+                Some(ctx.rootfs),
                 None,
                 None,
             )
