@@ -197,6 +197,17 @@ impl InitContainerBuilder {
             tracing::error!(bundle = ?self.bundle, "failed to canonicalize rootfs: {}", err);
             err
         })?;
+        // PATCH (runtime, see third_party/README.md): a relative bind-mount source is
+        // relative to the bundle, as in runc (which works in the bundle directory); it
+        // used to be looked up from wherever the caller happened to be.
+        if let Some(mounts) = spec.mounts_mut() {
+            for m in mounts.iter_mut() {
+                let relative = m.source().as_ref().filter(|s| s.is_relative()).cloned();
+                if let (Some(source), true) = (relative, crate::rootfs::utils::is_bind(m)) {
+                    m.set_source(Some(self.bundle.join(source)));
+                }
+            }
+        }
 
         Ok(spec)
     }
