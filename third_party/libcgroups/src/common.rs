@@ -694,8 +694,11 @@ pub(crate) fn kill_and_remove_tree(path: &Path, timeout: Duration) -> Result<(),
         for dir in &dirs {
             let procs = fs::read_to_string(dir.join(CGROUP_PROCS)).unwrap_or_default();
             for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
-                killed = true;
-                let _ = nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+                // A pid no process has any more is not waited for (a rootless runtime's
+                // inert mirror of the hierarchy lists pids in plain files).
+                let gone = nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::SIGKILL)
+                    == Err(nix::errno::Errno::ESRCH);
+                killed |= !gone;
             }
         }
         if !killed {
@@ -711,15 +714,19 @@ pub(crate) fn kill_and_remove_tree(path: &Path, timeout: Duration) -> Result<(),
         std::thread::sleep(Duration::from_millis(2));
     }
     for dir in dirs.iter().rev() {
-        // A process that has just left may still hold the directory for a moment.
+        // A process that has just left may still hold the directory for a moment (EBUSY);
+        // anything else will not change by waiting.
         loop {
             match fs::remove_dir(dir) {
                 Ok(()) => break,
                 Err(err) if err.kind() == std::io::ErrorKind::NotFound => break,
-                Err(err) if std::time::Instant::now() > deadline => {
-                    return Err(err).wrap_other(dir);
+                Err(err)
+                    if err.raw_os_error() == Some(libc::EBUSY)
+                        && std::time::Instant::now() <= deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(2))
                 }
-                Err(_) => std::thread::sleep(Duration::from_millis(2)),
+                Err(err) => return Err(err).wrap_other(dir),
             }
         }
     }

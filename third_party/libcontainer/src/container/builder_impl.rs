@@ -190,6 +190,11 @@ impl ContainerBuilderImpl {
             stderr: self.stderr.as_ref().map(|x| x.as_raw_fd()),
             as_sibling: self.as_sibling,
             pid_file: self.pid_file.to_owned(),
+            // PATCH (runtime, see third_party/README.md): as runc, not for a rootless
+            // runtime (it could not open what its container's root cannot).
+            open_bind_sources: matches!(self.container_type, ContainerType::InitContainer)
+                && !utils::rootless_required(&*crate::syscall::syscall::create_syscall())
+                    .unwrap_or(true),
         };
 
         let init_pid = process::container_main_process::container_main_process(&container_args)

@@ -203,6 +203,18 @@ pub fn container_main_process(container_args: &ContainerArgs) -> Result<Pid> {
         }
     }
 
+    // PATCH (runtime, see third_party/README.md): the init asks for its bind-mount
+    // sources first (process::bind_sources).
+    if matches!(container_args.container_type, ContainerType::InitContainer) {
+        super::bind_sources::serve(
+            &container_args.spec,
+            container_args.open_bind_sources,
+            init_pid,
+            &mut init_main_receiver,
+            &mut init_sender,
+        )?;
+    }
+
     if matches!(container_args.container_type, ContainerType::InitContainer) {
         if let Some(hooks) = container_args.spec.hooks() {
             init_main_receiver.wait_for_hook_request()?;

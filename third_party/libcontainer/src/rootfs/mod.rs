@@ -9,7 +9,7 @@ pub mod device;
 pub use device::Device;
 
 // PATCH (runtime): cheap in-rootfs lookups for mount destinations.
-pub(super) mod in_root;
+pub(crate) mod in_root;
 pub(super) mod mount;
 pub use mount::Mount;
 

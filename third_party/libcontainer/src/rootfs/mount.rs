@@ -1,6 +1,6 @@
 use std::fs::{Permissions, canonicalize};
 use std::io::{BufRead, BufReader, ErrorKind};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -107,6 +107,9 @@ pub struct MountOptions<'a> {
     pub label: Option<&'a str>,
     #[allow(dead_code)]
     pub cgroup_ns: bool,
+    /// PATCH (runtime, see third_party/README.md): a bind mount's source, opened by the
+    /// runtime before the user namespace applied (process::bind_sources).
+    pub source_fd: Option<BorrowedFd<'a>>,
 }
 
 pub struct Mount {
@@ -223,11 +226,12 @@ impl Mount {
                         err
                     })?;
                 } else {
-                    self.mount_into_container(
+                    self.mount_into_container_from(
                         mount,
                         options.root,
                         &mount_option_config,
                         options.label,
+                        options.source_fd,
                     )
                     .map_err(|err| {
                         tracing::error!("failed to mount {:?}: {}", mount, err);
@@ -567,6 +571,19 @@ impl Mount {
         mount_option_config: &MountOptionConfig,
         label: Option<&str>,
     ) -> Result<()> {
+        self.mount_into_container_from(m, rootfs, mount_option_config, label, None)
+    }
+
+    // PATCH (runtime, see third_party/README.md): `source_fd`, a bind mount's source the
+    // runtime opened (process::bind_sources), is mounted from instead of the path.
+    fn mount_into_container_from(
+        &self,
+        m: &SpecMount,
+        rootfs: &Path,
+        mount_option_config: &MountOptionConfig,
+        label: Option<&str>,
+        source_fd: Option<BorrowedFd<'_>>,
+    ) -> Result<()> {
         let typ = m.typ().as_deref();
         let mut data_options = mount_option_config.data.clone();
 
@@ -599,14 +616,21 @@ impl Mount {
         };
         let mut dest_found: Option<OwnedFd> = None;
         let src = if is_bind(m) {
-            let src = canonicalize(source).map_err(|err| {
-                tracing::error!("failed to canonicalize {:?}: {}", source, err);
-                err
-            })?;
+            let (src, src_is_dir) = match source_fd {
+                Some(fd) => (PathBuf::from(source), fd_is_dir(fd)),
+                None => {
+                    let src = canonicalize(source).map_err(|err| {
+                        tracing::error!("failed to canonicalize {:?}: {}", source, err);
+                        err
+                    })?;
+                    let is_dir = src.is_dir();
+                    (src, is_dir)
+                }
+            };
 
-            if let Some(dest) = existing_dest(src.is_dir()) {
+            if let Some(dest) = existing_dest(src_is_dir) {
                 dest_found = Some(dest);
-            } else if src.is_dir() {
+            } else if src_is_dir {
                 root.mkdir_all(container_dest, &dir_perm)?;
             } else {
                 let parent = container_dest
@@ -662,10 +686,16 @@ impl Mount {
                 open_tree_flags |= libc::AT_RECURSIVE as libc::c_uint;
             };
 
-            let src_str = src.to_str().ok_or(SyscallError::Nix(Errno::EINVAL))?;
-            let mount_fd_owned =
-                self.syscall
-                    .open_tree(libc::AT_FDCWD, Some(src_str), open_tree_flags)?;
+            let mount_fd_owned = match source_fd {
+                Some(fd) => self
+                    .syscall
+                    .open_tree(fd.as_raw_fd(), None, open_tree_flags)?,
+                None => {
+                    let src_str = src.to_str().ok_or(SyscallError::Nix(Errno::EINVAL))?;
+                    self.syscall
+                        .open_tree(libc::AT_FDCWD, Some(src_str), open_tree_flags)?
+                }
+            };
             let mount_fd = mount_fd_owned.as_fd();
 
             // mount_setattr
@@ -1028,6 +1058,12 @@ pub fn find_parent_mount(
             MountError::Custom(format!("can't find the parent mount of {:?}", rootfs))
         })?;
     Ok(parent_mount_info)
+}
+
+/// PATCH (runtime, see third_party/README.md): whether an (O_PATH) descriptor is a
+/// directory.
+fn fd_is_dir(fd: BorrowedFd<'_>) -> bool {
+    nix::sys::stat::fstat(fd.as_raw_fd()).is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
 }
 
 #[cfg(test)]
@@ -1428,6 +1464,7 @@ mod tests {
             root: tmp.path(),
             label: None,
             cgroup_ns: true,
+            source_fd: None,
         };
 
         let mounter = Mount::new();
@@ -1589,6 +1626,7 @@ mod tests {
             root: rootfs,
             label: None,
             cgroup_ns: true,
+            source_fd: None,
         };
 
         let m = Mount::new();
@@ -1624,6 +1662,7 @@ mod tests {
             root: rootfs,
             label: None,
             cgroup_ns: true,
+            source_fd: None,
         };
 
         let m = Mount::new();

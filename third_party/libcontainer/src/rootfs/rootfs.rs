@@ -1,4 +1,5 @@
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
 use nix::mount::MsFlags;
@@ -38,6 +39,9 @@ impl RootFS {
         spec: &Spec,
         rootfs: &Path,
         cgroup_ns: bool,
+        // PATCH (runtime, see third_party/README.md): sources opened by the runtime, by
+        // position in spec.mounts (process::bind_sources).
+        bind_sources: &HashMap<usize, OwnedFd>,
     ) -> Result<()> {
         // PATCH (runtime, see third_party/README.md): runc's spellings and meaning.
         let value = linux.rootfs_propagation().as_deref();
@@ -75,15 +79,15 @@ impl RootFS {
                 err
             })?;
 
-        let global_options = MountOptions {
-            root: rootfs,
-            label: linux.mount_label().as_deref(),
-            cgroup_ns,
-        };
-
         if let Some(mounts) = spec.mounts() {
-            for mount in mounts {
-                mounter.setup_mount(mount, &global_options)?;
+            for (i, mount) in mounts.iter().enumerate() {
+                let options = MountOptions {
+                    root: rootfs,
+                    label: linux.mount_label().as_deref(),
+                    cgroup_ns,
+                    source_fd: bind_sources.get(&i).map(|fd| fd.as_fd()),
+                };
+                mounter.setup_mount(mount, &options)?;
             }
         }
         Ok(())
@@ -95,11 +99,13 @@ impl RootFS {
         rootfs: &Path,
         bind_devices: bool,
         cgroup_ns: bool,
+        // PATCH (runtime, see third_party/README.md): see mount_to_rootfs.
+        bind_sources: &HashMap<usize, OwnedFd>,
     ) -> Result<()> {
         tracing::debug!(?rootfs, "prepare rootfs");
         let linux = spec.linux().as_ref().ok_or(MissingSpecError::Linux)?;
 
-        self.mount_to_rootfs(linux, spec, rootfs, cgroup_ns)?;
+        self.mount_to_rootfs(linux, spec, rootfs, cgroup_ns, bind_sources)?;
 
         let symlinker = Symlink::new();
         symlinker.setup_kcore_symlink(rootfs)?;

@@ -96,6 +96,13 @@ pub fn container_init_process(
     if matches!(args.container_type, ContainerType::InitContainer) {
         let in_user_ns = utils::is_in_new_userns().map_err(InitProcessError::Io)?;
         let bind_service = ctx.ns.get(LinuxNamespaceType::User)?.is_some() || in_user_ns;
+        // PATCH (runtime, see third_party/README.md): bind sources opened by the runtime.
+        let bind_sources = crate::process::bind_sources::receive(
+            ctx.spec,
+            args.open_bind_sources,
+            main_sender,
+            init_receiver,
+        )?;
         let rootfs = RootFS::new();
         rootfs
             .prepare_rootfs(
@@ -103,6 +110,7 @@ pub fn container_init_process(
                 ctx.rootfs,
                 bind_service,
                 ctx.ns.get(LinuxNamespaceType::Cgroup)?.is_some(),
+                &bind_sources,
             )
             .map_err(|err| {
                 tracing::error!(?err, "failed to prepare rootfs");
