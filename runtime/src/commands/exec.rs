@@ -103,7 +103,15 @@ fn build_process(args: &ExecArgs, bundle: &std::path::Path) -> Result<Process> {
     let process: Process = if let Some(path) = &args.process {
         let text = std::fs::read(path)
             .with_context(|| format!("cannot read process file {}", path.display()))?;
-        serde_json::from_slice(&text)
+        let mut value: serde_json::Value = serde_json::from_slice(&text)
+            .with_context(|| format!("invalid process file {}", path.display()))?;
+        // runc runs a process without `user` as 0:0 (its Go struct's zero value); the
+        // runtime spec's type requires the field.
+        if let Some(obj) = value.as_object_mut() {
+            obj.entry("user")
+                .or_insert_with(|| serde_json::json!({"uid": 0, "gid": 0}));
+        }
+        serde_json::from_value(value)
             .with_context(|| format!("invalid process file {}", path.display()))?
     } else {
         if args.command.is_empty() {

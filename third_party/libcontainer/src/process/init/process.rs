@@ -298,6 +298,12 @@ pub fn container_init_process(
         }
     };
 
+    // PATCH (runtime, see third_party/README.md): the process's user owns its stdio.
+    tty::give_stdio_to(Uid::from_raw(ctx.process.user().uid())).map_err(|err| {
+        tracing::error!(?err, "failed to give the stdio to the process's user");
+        InitProcessError::NixOther(err)
+    })?;
+
     set_supplementary_gids(
         ctx.process.user(),
         &args.user_ns_config,
