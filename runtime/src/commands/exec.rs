@@ -11,13 +11,12 @@ use clap::Args;
 use libcontainer::config::YoukiConfig;
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::container::ContainerStatus;
-use libcontainer::oci_spec::runtime::{LinuxSeccomp, Process, Spec};
+use libcontainer::oci_spec::runtime::{Process, Spec};
 use libcontainer::syscall::syscall::SyscallType;
 use nix::unistd::Pid;
 
 use crate::cli::Cli;
 use crate::commands::create::error_chain;
-use crate::container::exec_seccomp::SeccompExecutor;
 use crate::container::path_lookup::PathLookupExecutor;
 use crate::container::test_switches::phase;
 use crate::container::tty_proxy::{ConsoleReceiver, Relay};
@@ -183,14 +182,6 @@ fn build_process(args: &ExecArgs, bundle: &std::path::Path) -> Result<Process> {
     Ok(process)
 }
 
-/// The container's seccomp profile, which libcontainer's exec would leave out.
-fn container_seccomp(bundle: &std::path::Path) -> Result<Option<LinuxSeccomp>> {
-    let config = bundle.join("config.json");
-    let spec = Spec::load(&config)
-        .with_context(|| format!("cannot read the container's {}", config.display()))?;
-    Ok(spec.linux().as_ref().and_then(|l| l.seccomp().clone()))
-}
-
 /// Runs the command; returns the exit status (the process's, or 0 when detached).
 pub fn run(cli: &Cli, args: ExecArgs) -> Result<i32> {
     let root = container::state_root(cli);
@@ -206,7 +197,6 @@ pub fn run(cli: &Cli, args: ExecArgs) -> Result<i32> {
         ),
     }
     let process = build_process(&args, c.bundle())?;
-    let seccomp = container_seccomp(c.bundle())?;
     if process.terminal() == Some(true) && args.detach && args.console_socket.is_none() {
         bail!("exec --tty --detach needs --console-socket");
     }
@@ -242,11 +232,9 @@ pub fn run(cli: &Cli, args: ExecArgs) -> Result<i32> {
         .with_root_path(&root)
         .and_then(|b| b.with_pid_file(args.pid_file.as_ref()))
         .map(|b| {
-            let b = match seccomp {
-                Some(profile) => b.with_executor(SeccompExecutor { profile }),
-                None => b.with_executor(PathLookupExecutor),
-            };
-            b.with_console_socket(console_socket.as_ref())
+            // libcontainer gives the exec'd process the container's seccomp profile.
+            b.with_executor(PathLookupExecutor)
+                .with_console_socket(console_socket.as_ref())
                 .with_preserved_fds(args.preserve_fds)
                 .as_tenant()
                 .with_process(Some(&process_file))

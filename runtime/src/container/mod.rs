@@ -11,7 +11,6 @@ pub mod criu;
 pub mod criu_restore;
 pub mod exe_protect;
 pub mod exec_cgroup;
-pub mod exec_seccomp;
 pub mod hook_warnings;
 pub mod leftovers;
 pub mod path_lookup;

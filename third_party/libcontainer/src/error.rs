@@ -133,6 +133,9 @@ pub enum ErrInvalidSpec {
     RootfsPropagation(String),
     #[error("rootfsPropagation of [r]private is not safe without pivot_root")]
     PrivateRootfsPropagationWithoutPivot,
+    // PATCH (runtime, see third_party/README.md): runc's texts for notify profiles.
+    #[error("{0}")]
+    SeccompNotify(&'static str),
     #[error("sysctl {0} is not allowed in the hosts ipc namespace")]
     SysctlNotAllowedInHostIpc(String),
     #[error("sysctl {0} not allowed in host network namespace")]

@@ -146,6 +146,7 @@ impl InitContainerBuilder {
             user_ns_config,
             notify_path,
             container: Some(container.clone()),
+            joined_container: None,
             preserve_fds: self.base.preserve_fds,
             detached: self.detached,
             executor: self.base.executor,

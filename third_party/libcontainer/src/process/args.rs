@@ -59,4 +59,7 @@ pub struct ContainerArgs {
     /// bind-mount sources for the init (process::bind_sources): decided once here, where
     /// the runtime's own privileges are known, so that both sides agree.
     pub open_bind_sources: bool,
+    /// PATCH (runtime, see third_party/README.md): the container an exec'd process joins,
+    /// for the state its seccomp listener receives (`container` is the init's only).
+    pub joined_container: Option<Container>,
 }

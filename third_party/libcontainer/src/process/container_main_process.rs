@@ -34,7 +34,8 @@ pub enum ProcessError {
     IntelRdt(#[from] crate::process::intel_rdt::IntelRdtError),
     #[error("failed to create intermediate process")]
     IntermediateProcessFailed(#[source] fork::CloneError),
-    #[error("failed seccomp listener")]
+    // PATCH (runtime, see third_party/README.md): the listener's own (runc's) text.
+    #[error(transparent)]
     #[cfg(feature = "libseccomp")]
     SeccompListener(#[from] crate::process::seccomp_listener::SeccompListenerError),
     #[error("failed setup network device")]
@@ -259,12 +260,29 @@ pub fn container_main_process(container_args: &ContainerArgs) -> Result<Pid> {
             &mut init_sender,
         )?;
 
+        // PATCH (runtime, see third_party/README.md): an exec'd process loads the
+        // container's profile too (container/tenant_builder.rs); its listener gets the
+        // joined container's state, with the container's init as the state's pid and the
+        // exec'd process as the process's, as runc sends it. The state is only needed
+        // for notify rules.
         #[cfg(feature = "libseccomp")]
-        if let Some(seccomp) = linux.seccomp() {
+        if let Some(seccomp) = linux
+            .seccomp()
+            .as_ref()
+            .filter(|s| crate::seccomp::is_notify(s))
+        {
             let container = container_args
                 .container
                 .as_ref()
+                .or(container_args.joined_container.as_ref())
                 .ok_or(ProcessError::ContainerStateRequired)?;
+            let state_pid = match container_args.container_type {
+                ContainerType::InitContainer => init_pid.as_raw(),
+                ContainerType::TenantContainer { .. } => container
+                    .pid()
+                    .map(|p| p.as_raw())
+                    .unwrap_or(init_pid.as_raw()),
+            };
 
             // Determine OCI status based on container type (matching runc behavior)
             let oci_status = match container_args.container_type {
@@ -277,7 +295,7 @@ pub fn container_main_process(container_args: &ContainerArgs) -> Result<Pid> {
                 .version(OCI_VERSION)
                 .id(container.state.id.clone())
                 .status(oci_status)
-                .pid(init_pid.as_raw())
+                .pid(state_pid)
                 .bundle(container.state.bundle.clone())
                 .annotations(container.state.annotations.clone().unwrap_or_default())
                 .build()
