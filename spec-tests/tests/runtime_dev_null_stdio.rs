@@ -183,9 +183,7 @@ fn shell_redirect_to_dev_null() {
     let c = rt.guard("shnull");
     let status = Command::new("sh")
         .arg("-c")
-        .arg(format!(
-            "\"$0\" --root \"$1\" run -b \"$2\" \"$3\" >/dev/null"
-        ))
+        .arg("\"$0\" --root \"$1\" run -b \"$2\" \"$3\" >/dev/null")
         .arg(rt.bin())
         .arg(rt.root())
         .arg(b.path())

@@ -8,13 +8,13 @@ use serde_json::json;
 use spec_tests::bundle::Bundle;
 use spec_tests::container::Runtime;
 
-/// Prints lo's flags, then sends a word through a TCP connection to 127.0.0.1 (the client
-/// retries until the server listens, two seconds at most) and prints what arrived, or
-/// "unreachable".
+/// Prints lo's flags, then fetches a word over a TCP connection to 127.0.0.1 (the server
+/// sends it from a file; the client retries until the server listens, two seconds at
+/// most) and prints it, or "unreachable".
 const REACH_LOOPBACK: &str = "ip -o link show lo | cut -d' ' -f3; \
-    mkdir -p /tmp; nc -l -p 8080 > /tmp/got & srv=$!; ok=0; \
-    for i in $(seq 40); do echo reached | nc 127.0.0.1 8080 2>/dev/null && { ok=1; break; }; sleep 0.05; done; \
-    if [ $ok = 1 ] && wait $srv; then cat /tmp/got; else kill $srv; echo unreachable; fi";
+    mkdir -p /tmp; echo reached > /tmp/msg; nc -l -p 8080 < /tmp/msg & srv=$!; got=''; \
+    for i in $(seq 40); do got=$(nc 127.0.0.1 8080 </dev/null 2>/dev/null) && [ -n \"$got\" ] && break; sleep 0.05; done; \
+    if [ -n \"$got\" ]; then wait $srv; echo \"$got\"; else kill $srv; echo unreachable; fi";
 
 #[test]
 fn a_new_network_namespace_has_loopback_up() {
