@@ -33,22 +33,21 @@ fn oom_control(dir: &std::path::Path, field: &str) -> String {
 /// Starts a container that grows past a 16 MiB limit: awk doubles a string, touching the
 /// new memory from user space (a fault there waits for the OOM killer; a charge inside a
 /// system call would fail with ENOMEM instead).
-fn start_hog<'a>(rt: &'a Runtime, memory: Value) -> ContainerGuard<'a> {
+fn start_hog(rt: &Runtime, memory: Value) -> (ContainerGuard<'_>, Bundle) {
     let mut b = Bundle::busybox();
     b.set("/linux/resources/memory", memory)
         .args(&["awk", "BEGIN { s = \"x\"; while (1) s = s s }"]);
     let c = rt.guard("oom");
     rt.exec(&["run", "-d", "--bundle", &b.path().to_string_lossy(), c.id()])
         .ok();
-    // The bundle directory may go; the container runs from its mounts.
-    std::mem::forget(b);
-    c
+    // Dropped in this order: the container is deleted before its bundle is removed.
+    (c, b)
 }
 
 #[test]
 fn disable_oom_killer_holds_the_container_instead_of_killing_it() {
     let rt = Runtime::new();
-    let c = start_hog(
+    let (c, _bundle) = start_hog(
         &rt,
         json!({"limit": 16 << 20, "swap": 16 << 20, "disableOOMKiller": true}),
     );
@@ -79,7 +78,7 @@ fn disable_oom_killer_holds_the_container_instead_of_killing_it() {
 fn negative_control_without_disable_oom_killer_the_container_is_killed() {
     // The checks above do see a killed container and an enabled OOM killer.
     let rt = Runtime::new();
-    let c = start_hog(&rt, json!({"limit": 16 << 20, "swap": 16 << 20}));
+    let (c, _bundle) = start_hog(&rt, json!({"limit": 16 << 20, "swap": 16 << 20}));
     let dir = memory_cgroup(&rt, c.id());
     assert_eq!(oom_control(&dir, "oom_kill_disable"), "0");
     rt.wait_status(c.id(), "stopped", Duration::from_secs(30));
