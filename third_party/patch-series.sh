@@ -6,8 +6,8 @@
 #
 #   patch-series.sh check              the trees equal upstream + series (CI runs this)
 #   patch-series.sh new NAME FILE [N]  the trees' changes not yet in the series become the
-#                                      next patch, NNNN-NAME.patch (number N if given, at
-#                                      least the last one + 1); FILE (or - for stdin) holds
+#                                      next patch, NNNN-NAME.patch (number N if given and
+#                                      unused, else the highest + 1); FILE (or - for stdin) holds
 #                                      its reason: a subject line, a blank line, why
 #   patch-series.sh refresh            the last patch is made again from the trees (its
 #                                      reason kept): for amending the newest patch
@@ -127,12 +127,15 @@ case "${1:-}" in
     build_tree "$tmp/t"
     body="$(diff_trees "$tmp/t")"
     [ -n "$body" ] || die "the trees equal upstream + series: nothing to make a patch of"
-    last="$(patch_names | tail -1 | cut -c1-4)"
+    # Numbers name patches; the series file orders them. Merged branches keep the numbers
+    # they were written with, so the series need not be sorted.
+    last="$(patch_names | cut -c1-4 | sort -n | tail -1)"
     next=$((10#${last:-0} + 1))
     if [ -n "${4:-}" ]; then
-      [[ "$4" =~ ^[0-9]{1,4}$ ]] && [ $((10#$4)) -ge "$next" ] \
-        || die "number $4: give one of 4 digits at least $next (the series is applied in order)"
+      [[ "$4" =~ ^[0-9]{1,4}$ ]] || die "number $4: give at most 4 digits"
       next=$((10#$4))
+      ! patch_names | cut -c1-4 | grep -qx "$(printf '%04d' "$next")" \
+        || die "number $4 is already in the series"
     fi
     num="$(printf '%04d' "$next")"
     file="$num-$name.patch"

@@ -163,6 +163,38 @@ pub fn drop_privileges<S: Syscall + ?Sized>(
     Ok(())
 }
 
+/// PATCH (runtime, see third_party/README.md): the container's capabilities with
+/// CAP_SYS_ADMIN added to the effective and permitted sets (where the spec gives them),
+/// for an init that must still load a seccomp filter without no_new_privs.
+pub fn with_sys_admin(cs: &LinuxCapabilities) -> LinuxCapabilities {
+    let mut kept = cs.clone();
+    let add = |set: &Option<Capabilities>| {
+        set.as_ref().map(|set| {
+            let mut set = set.clone();
+            set.insert(SpecCapability::SysAdmin);
+            set
+        })
+    };
+    let (effective, permitted) = (add(cs.effective()), add(cs.permitted()));
+    kept.set_effective(effective).set_permitted(permitted);
+    kept
+}
+
+/// PATCH (runtime, see third_party/README.md): sets the effective, then the permitted set
+/// to the container's own, dropping what `with_sys_admin` kept.
+pub fn restore_effective_and_permitted<S: Syscall + ?Sized>(
+    cs: &LinuxCapabilities,
+    syscall: &S,
+) -> Result<(), SyscallError> {
+    if let Some(effective) = cs.effective() {
+        syscall.set_capability(CapSet::Effective, &to_set(effective))?;
+    }
+    if let Some(permitted) = cs.permitted() {
+        syscall.set_capability(CapSet::Permitted, &to_set(permitted))?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashSet;
@@ -171,6 +203,40 @@ mod tests {
 
     use super::*;
     use crate::syscall::test::TestHelperSyscall;
+
+    #[test]
+    // PATCH (runtime, see third_party/README.md)
+    fn test_with_sys_admin_and_restore() {
+        let kill: Capabilities = [SpecCapability::Kill].into_iter().collect();
+        let cs = LinuxCapabilitiesBuilder::default()
+            .bounding(kill.clone())
+            .effective(kill.clone())
+            .permitted(kill.clone())
+            .build()
+            .unwrap();
+        let kept = with_sys_admin(&cs);
+        let both: Capabilities = [SpecCapability::Kill, SpecCapability::SysAdmin]
+            .into_iter()
+            .collect();
+        assert_eq!(kept.effective().as_ref(), Some(&both));
+        assert_eq!(kept.permitted().as_ref(), Some(&both));
+        assert_eq!(
+            kept.bounding().as_ref(),
+            Some(&kill),
+            "the bounding set is not widened"
+        );
+        assert_eq!(kept.inheritable(), cs.inheritable());
+
+        let test_command = TestHelperSyscall::default();
+        restore_effective_and_permitted(&cs, &test_command).unwrap();
+        let only_kill: CapsHashSet = [CapsCapability::CAP_KILL].into_iter().collect();
+        let args = test_command.get_set_capability_args();
+        assert_eq!(args.len(), 2);
+        assert!(matches!(args[0].0, CapSet::Effective));
+        assert!(matches!(args[1].0, CapSet::Permitted));
+        assert_eq!(args[0].1, only_kill);
+        assert_eq!(args[1].1, only_kill);
+    }
 
     #[test]
     fn test_reset_effective() {

@@ -159,6 +159,14 @@ pub enum ErrInvalidSpec {
     UserMappingsWithoutNamespace,
     #[error("unable to restrict sys entries without a private MNT namespace")]
     SysEntriesWithoutMntNamespace,
+    // PATCH (runtime, see third_party/README.md): runc's texts for rootfsPropagation.
+    #[error("rootfsPropagation={0} is not supported")]
+    RootfsPropagation(String),
+    #[error("rootfsPropagation of [r]private is not safe without pivot_root")]
+    PrivateRootfsPropagationWithoutPivot,
+    // PATCH (runtime, see third_party/README.md): runc's texts for notify profiles.
+    #[error("{0}")]
+    SeccompNotify(&'static str),
     #[error("sysctl {0} is not allowed in the hosts ipc namespace")]
     SysctlNotAllowedInHostIpc(String),
     #[error("sysctl {0} not allowed in host network namespace")]
