@@ -14,5 +14,6 @@ pub mod imgtool_store;
 pub mod podman;
 pub mod registry;
 pub mod registry_variants;
+pub mod rss;
 pub mod sockets;
 pub mod tree;

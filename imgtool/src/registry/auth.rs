@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
-use oci_client::secrets::RegistryAuth;
 use serde::Deserialize;
 
+use super::wire::Creds;
 use super::RegistryError;
 
 /// A docker config.json, only the parts that matter here.
@@ -57,9 +57,9 @@ enum Source {
 #[derive(Debug, Clone)]
 pub enum Credentials {
     /// Usable as they are (anonymous, basic, or a registry token).
-    Auth(RegistryAuth),
+    Auth(Creds),
     /// An OAuth2 refresh token, to exchange at the registry's token realm (see
-    /// [`super::identity_token`]).
+    /// [`super::wire`]).
     IdentityToken(String),
 }
 
@@ -136,7 +136,7 @@ impl AuthFile {
         let key = normalize_key(registry);
         let from_helper = |helper: &str| {
             super::cred_helper::get(helper, &key)
-                .map(|c| c.unwrap_or(Credentials::Auth(RegistryAuth::Anonymous)))
+                .map(|c| c.unwrap_or(Credentials::Auth(Creds::Anonymous)))
                 .map_err(|message| self.error(message))
         };
         match self.entries.get(&key) {
@@ -144,7 +144,7 @@ impl AuthFile {
             Some(Source::Helper(helper)) => from_helper(helper),
             None => match &self.creds_store {
                 Some(store) => from_helper(store),
-                None => Ok(Credentials::Auth(RegistryAuth::Anonymous)),
+                None => Ok(Credentials::Auth(Creds::Anonymous)),
             },
         }
     }
@@ -158,9 +158,9 @@ impl AuthFile {
     }
 }
 
-fn entry_auth(e: &AuthEntry) -> Result<Option<RegistryAuth>, String> {
+fn entry_auth(e: &AuthEntry) -> Result<Option<Creds>, String> {
     if let Some(token) = e.registrytoken.as_deref().filter(|t| !t.is_empty()) {
-        return Ok(Some(RegistryAuth::Bearer(token.to_string())));
+        return Ok(Some(Creds::Bearer(token.to_string())));
     }
     if let Some(b64) = e.auth.as_deref().filter(|a| !a.is_empty()) {
         let raw = base64::engine::general_purpose::STANDARD
@@ -170,13 +170,16 @@ fn entry_auth(e: &AuthEntry) -> Result<Option<RegistryAuth>, String> {
         let (user, pass) = text
             .split_once(':')
             .ok_or_else(|| "\"auth\" is not base64 of user:password".to_string())?;
-        return Ok(Some(RegistryAuth::Basic(
-            user.to_string(),
-            pass.to_string(),
-        )));
+        return Ok(Some(Creds::Basic {
+            user: user.to_string(),
+            password: pass.to_string(),
+        }));
     }
     match (&e.username, &e.password) {
-        (Some(u), Some(p)) if !u.is_empty() => Ok(Some(RegistryAuth::Basic(u.clone(), p.clone()))),
+        (Some(u), Some(p)) if !u.is_empty() => Ok(Some(Creds::Basic {
+            user: u.clone(),
+            password: p.clone(),
+        })),
         _ => Ok(None),
     }
 }
@@ -203,7 +206,9 @@ mod tests {
 
     fn basic(c: &Credentials) -> Option<(String, String)> {
         match c {
-            Credentials::Auth(RegistryAuth::Basic(u, p)) => Some((u.clone(), p.clone())),
+            Credentials::Auth(Creds::Basic { user, password }) => {
+                Some((user.clone(), password.clone()))
+            }
             _ => None,
         }
     }
@@ -237,15 +242,15 @@ mod tests {
             Some(("carol".into(), "x:y".into()))
         );
         assert!(
-            matches!(f.credentials("tok.test").unwrap(), Credentials::Auth(RegistryAuth::Bearer(t)) if t == "abc")
+            matches!(f.credentials("tok.test").unwrap(), Credentials::Auth(Creds::Bearer(t)) if t == "abc")
         );
         assert!(matches!(
             f.credentials("empty.test").unwrap(),
-            Credentials::Auth(RegistryAuth::Anonymous)
+            Credentials::Auth(Creds::Anonymous)
         ));
         assert!(matches!(
             f.credentials("other:1").unwrap(),
-            Credentials::Auth(RegistryAuth::Anonymous)
+            Credentials::Auth(Creds::Anonymous)
         ));
     }
 
@@ -273,7 +278,7 @@ mod tests {
         // An auths entry wins over credsStore; other registries go to the store.
         assert!(matches!(
             f.credentials("plain.test").unwrap(),
-            Credentials::Auth(RegistryAuth::Basic(..))
+            Credentials::Auth(Creds::Basic { .. })
         ));
         let msg = f.credentials("other.test").unwrap_err().to_string();
         assert!(

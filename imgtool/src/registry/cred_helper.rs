@@ -8,10 +8,10 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use oci_client::secrets::RegistryAuth;
 use serde::Deserialize;
 
 use super::auth::Credentials;
+use super::wire::Creds;
 
 /// What a helper answered.
 #[derive(Debug, Deserialize)]
@@ -86,8 +86,8 @@ pub fn get(name: &str, registry: &str) -> Result<Option<Credentials>, String> {
     if reply.username.is_empty() && reply.secret.is_empty() {
         return Ok(None);
     }
-    Ok(Some(Credentials::Auth(RegistryAuth::Basic(
-        reply.username,
-        reply.secret,
-    ))))
+    Ok(Some(Credentials::Auth(Creds::Basic {
+        user: reply.username,
+        password: reply.secret,
+    })))
 }

@@ -16,6 +16,7 @@ pub mod push;
 pub mod retry;
 pub mod sources;
 pub mod unpack;
+pub mod wire;
 
 use std::path::PathBuf;
 

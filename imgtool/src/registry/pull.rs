@@ -153,11 +153,13 @@ async fn pull_from(
 ) -> Result<Pulled, RegistryError> {
     let conn = connect(reference, endpoint, auth, Access::Pull, opts.read_timeout).await?;
     let name = store_name(reference);
-    let (raw, digest) = retrying(&conn, policy, "image", || {
-        conn.client
-            .pull_manifest_raw(&conn.reference, &conn.auth, ACCEPT)
-    })
-    .await?;
+    let top_ref = reference
+        .digest()
+        .or(reference.tag())
+        .unwrap_or("latest")
+        .to_string();
+    let (raw, digest) =
+        fetch_manifest(&conn, policy, "image", &top_ref, reference.digest()).await?;
 
     let mut index_desc = None;
     let mut platform: Option<Platform> = None;
@@ -179,15 +181,10 @@ async fn pull_from(
                 })?
                 .clone();
             platform = chosen.platform().clone();
-            let by_digest = conn
-                .reference
-                .clone_with_digest(chosen.digest().to_string());
             let what = format!("manifest {}", chosen.digest());
-            let (m_raw, m_digest) = retrying(&conn, policy, &what, || {
-                conn.client
-                    .pull_manifest_raw(&by_digest, &conn.auth, ACCEPT)
-            })
-            .await?;
+            let child = chosen.digest().to_string();
+            let (m_raw, m_digest) =
+                fetch_manifest(&conn, policy, &what, &child, Some(&child)).await?;
             let m_type = match kind_of(&name, &m_raw)? {
                 Kind::Manifest(mt) => mt,
                 Kind::Index(_) => {
@@ -298,6 +295,37 @@ async fn pull_from(
         index: index_desc,
         served_by: conn.host().to_string(),
     })
+}
+
+/// GETs a manifest (by tag or digest, `what` naming it for errors) and returns its bytes
+/// and their digest; when `want` names a digest (a pull by digest, a child of an index),
+/// or the registry sends `Docker-Content-Digest`, the bytes must have that digest.
+async fn fetch_manifest(
+    conn: &super::client::Connection,
+    policy: RetryPolicy,
+    what: &str,
+    reference: &str,
+    want: Option<&str>,
+) -> Result<(Vec<u8>, String), RegistryError> {
+    let served = retrying(conn, policy, what, || {
+        conn.wire.get_manifest(reference, ACCEPT)
+    })
+    .await?;
+    let digest = format!("sha256:{}", hex::encode(Sha256::digest(&served.bytes)));
+    let header = served
+        .digest_header
+        .as_deref()
+        .filter(|h| h.starts_with("sha256:"));
+    for expected in [want, header].into_iter().flatten() {
+        if expected != digest {
+            return Err(RegistryError::Corrupt {
+                what: format!("manifest {reference}"),
+                registry: conn.host().to_string(),
+                message: format!("its content has digest {digest}, not {expected}"),
+            });
+        }
+    }
+    Ok((served.bytes, digest))
 }
 
 /// The platform an image config declares (os, architecture, variant), if readable.
