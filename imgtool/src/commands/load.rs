@@ -39,7 +39,10 @@ impl Load {
             archive::load(&store, input).with_context(|| format!("load {label}"))?;
         for img in images {
             if img.names.is_empty() {
-                println!("Loaded image: {} (untagged)", img.manifest.digest());
+                println!(
+                    "Loaded image: {} (untagged)",
+                    imgtool::store::identity::identity(&img.manifest).digest
+                );
             }
             for n in img.names {
                 println!("Loaded image: {n}");

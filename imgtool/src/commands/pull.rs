@@ -13,8 +13,16 @@ use super::Globals;
 pub struct Pull {
     /// The platform to pick from a multi-platform image: os/arch[/variant]. Default: the
     /// host's (linux/<arch>).
-    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    #[arg(
+        long,
+        value_name = "OS/ARCH[/VARIANT]",
+        conflicts_with = "all_platforms"
+    )]
     pub platform: Option<String>,
+    /// Pull every platform of a multi-platform image; the name then holds the whole index
+    /// (so push and save send all of it).
+    #[arg(long)]
+    pub all_platforms: bool,
     /// Allow plain HTTP and TLS without certificate verification for this registry.
     #[arg(long)]
     pub insecure: bool,
@@ -43,6 +51,7 @@ impl Pull {
         let store = g.open_store()?;
         let opts = PullOptions {
             platform,
+            all_platforms: self.all_platforms,
             insecure: self.insecure,
             read_timeout: Some(std::time::Duration::from_secs(self.timeout)),
             unpack: !self.no_unpack,
@@ -59,7 +68,10 @@ impl Pull {
         progress.done();
         let pulled =
             result.with_context(|| format!("pull {}", reference::store_name(&reference)))?;
-        println!("{} {}", pulled.name, pulled.manifest.digest());
+        if let (Some(note), false) = (&pulled.note, g.quiet) {
+            eprintln!("imgtool: note: {note}");
+        }
+        println!("{} {}", pulled.name, pulled.digest);
         Ok(())
     }
 }

@@ -12,7 +12,7 @@ use std::io::Read;
 use std::sync::{Arc, Mutex};
 
 use futures_util::{StreamExt, TryStreamExt};
-use oci_spec::image::{ImageIndex, ImageManifest};
+use oci_spec::image::{Descriptor, ImageIndex, ImageManifest};
 use sha2::{Digest as _, Sha256};
 
 use super::auth::AuthFile;
@@ -24,7 +24,8 @@ use super::retry::{gave_up, map_error, retrying, RetryPolicy};
 use super::wire::{Mount, WireError};
 use super::{sources, RegistryError};
 use crate::reference::{self, store_name, Reference};
-use crate::store::{host_architecture, Store, StoreError, StoredImage};
+use crate::store::identity::identity;
+use crate::store::{Store, StoreError, StoredImage};
 
 /// How many blobs are pushed at once.
 pub const PARALLEL_UPLOADS: usize = 4;
@@ -200,16 +201,28 @@ fn mount_candidates(store: &Store, dest: &Reference, digest: &str) -> Vec<String
         .collect()
 }
 
-/// What to send for `stored`: its manifest and blobs, or an index with all its images.
+/// The manifest (or index) `d` stands for, as its registry served it (see
+/// [`crate::store::identity`]), and the digest of its stored OCI form.
+fn as_served(store: &Store, d: &Descriptor) -> Result<(ManifestToPush, String), StoreError> {
+    let id = identity(d);
+    let bytes = store.read_blob(&id.digest)?;
+    Ok((
+        ManifestToPush {
+            digest: id.digest,
+            media_type: id.media_type,
+            bytes,
+        },
+        d.digest().to_string(),
+    ))
+}
+
+/// What to send for `stored`: its manifest and blobs, or an index with all its images,
+/// each as its registry served it.
 fn plan(store: &Store, stored: &StoredImage) -> Result<Plan, RegistryError> {
     let desc = &stored.descriptor;
-    let top = ManifestToPush {
-        digest: desc.digest().to_string(),
-        media_type: desc.media_type().to_string(),
-        bytes: store.read_blob(desc.digest().as_ref())?,
-    };
-    if !is_index(&top.media_type) {
-        let blobs = manifest_blobs(store, &stored.name, &top)?;
+    let (top, view) = as_served(store, desc)?;
+    if !stored.is_index() {
+        let blobs = manifest_blobs(store, &stored.name, &view)?;
         return Ok(Plan {
             children: vec![],
             top,
@@ -217,30 +230,25 @@ fn plan(store: &Store, stored: &StoredImage) -> Result<Plan, RegistryError> {
             note: None,
         });
     }
-    let index: ImageIndex = serde_json::from_slice(&top.bytes).map_err(|e| {
+    let view_bytes = store.read_blob(&view)?;
+    let index: ImageIndex = serde_json::from_slice(&view_bytes).map_err(|e| {
         StoreError::Corrupt(format!("image index {} is not valid: {e}", top.digest))
     })?;
     let mut children = Vec::new();
     let mut blobs = Vec::new();
     let mut incomplete = None;
     for m in index.manifests() {
-        let digest = m.digest().to_string();
-        let media_type = m.media_type().to_string();
-        let child = match store.read_blob(&digest) {
-            Ok(bytes) if !is_index(&media_type) => ManifestToPush {
-                digest: digest.clone(),
-                media_type,
-                bytes,
-            },
-            _ => {
-                incomplete = Some(digest);
-                break;
-            }
+        let served = as_served(store, m)
+            .ok()
+            .filter(|_| !is_index(&m.media_type().to_string()));
+        let Some((child, child_view)) = served else {
+            incomplete = Some(identity(m).digest);
+            break;
         };
-        match manifest_blobs(store, &stored.name, &child) {
+        match manifest_blobs(store, &stored.name, &child_view) {
             Ok(b) => blobs.extend(b),
             Err(_) => {
-                incomplete = Some(digest);
+                incomplete = Some(child.digest);
                 break;
             }
         }
@@ -256,34 +264,20 @@ fn plan(store: &Store, stored: &StoredImage) -> Result<Plan, RegistryError> {
             note: None,
         });
     };
-    // Only the image for this host is in the store (as after a pull of one platform):
-    // push that image alone, as its own manifest.
-    let host = index
-        .manifests()
-        .iter()
-        .find(|m| {
-            store.has_blob(m.digest().as_ref())
-                && m.platform().as_ref().is_none_or(|p| {
-                    p.os().to_string() == "linux"
-                        && p.architecture().to_string() == host_architecture()
-                })
-        })
-        .ok_or_else(|| {
-            StoreError::Corrupt(format!(
-                "image index {} lacks manifest {missing} in the store",
-                top.digest
-            ))
-        })?;
-    let single = ManifestToPush {
-        digest: host.digest().to_string(),
-        media_type: host.media_type().to_string(),
-        bytes: store.read_blob(host.digest().as_ref())?,
-    };
-    let blobs = manifest_blobs(store, &stored.name, &single)?;
+    // Not every platform is in the store (as after a pull of one platform): push the
+    // image this host would use, alone, as its own manifest.
+    let entry = store.index_entry(desc).map_err(|_| {
+        StoreError::Corrupt(format!(
+            "image index {} lacks manifest {missing} in the store",
+            top.digest
+        ))
+    })?;
+    let (single, single_view) = as_served(store, &entry)?;
+    let blobs = manifest_blobs(store, &stored.name, &single_view)?;
     Ok(Plan {
         note: Some(format!(
-            "only this platform's image {} of index {} is in the store (missing {missing}); pushed it alone",
-            single.digest, top.digest
+            "only some platforms of index {} are in the store (missing {missing}); pushed the image {} alone (pull with --all-platforms to push the whole index)",
+            top.digest, single.digest
         )),
         children: vec![],
         top: single,
@@ -291,15 +285,11 @@ fn plan(store: &Store, stored: &StoredImage) -> Result<Plan, RegistryError> {
     })
 }
 
-/// The config and layers of a manifest, all of which must be in the store.
-fn manifest_blobs(
-    store: &Store,
-    name: &str,
-    m: &ManifestToPush,
-) -> Result<Vec<(String, u64)>, StoreError> {
-    let manifest: ImageManifest = serde_json::from_slice(&m.bytes).map_err(|e| {
-        StoreError::Corrupt(format!("manifest {} of {name} is not valid: {e}", m.digest))
-    })?;
+/// The config and layers of the stored manifest `view`, all of which must be in the
+/// store.
+fn manifest_blobs(store: &Store, name: &str, view: &str) -> Result<Vec<(String, u64)>, StoreError> {
+    let manifest: ImageManifest = serde_json::from_slice(&store.read_blob(view)?)
+        .map_err(|e| StoreError::Corrupt(format!("manifest {view} of {name} is not valid: {e}")))?;
     let mut blobs = vec![(
         manifest.config().digest().to_string(),
         manifest.config().size(),
@@ -573,12 +563,15 @@ mod tests {
             "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
                         "digest": missing, "size": 5}],
         });
-        let m = ManifestToPush {
-            digest: "sha256:x".into(),
-            media_type: "application/vnd.oci.image.manifest.v1+json".into(),
-            bytes: serde_json::to_vec(&manifest).unwrap(),
-        };
-        let err = manifest_blobs(&store, "img", &m).unwrap_err().to_string();
+        let m = store
+            .put_bytes(
+                MediaType::ImageManifest,
+                &serde_json::to_vec(&manifest).unwrap(),
+            )
+            .unwrap();
+        let err = manifest_blobs(&store, "img", m.digest().as_ref())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains(&missing) && err.contains("missing"), "{err}");
     }
 }

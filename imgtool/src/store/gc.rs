@@ -9,6 +9,7 @@ use std::path::Path;
 
 use oci_spec::image::{ImageIndex, ImageManifest};
 
+use super::identity::digests_of;
 use super::layers::chain_ids;
 use super::{Store, StoreError};
 use crate::mount;
@@ -40,12 +41,21 @@ impl Store {
     fn reachable(&self) -> Result<(HashSet<String>, HashSet<String>), StoreError> {
         let mut blobs = HashSet::new();
         let mut chains = HashSet::new();
-        let mut todo: Vec<(String, String)> = self
-            .index()?
-            .manifests()
-            .iter()
-            .map(|d| (d.digest().to_string(), d.media_type().to_string()))
-            .collect();
+        let mut todo: Vec<(String, String)> = Vec::new();
+        // A descriptor keeps its blob and, for the OCI view of a Docker manifest, the
+        // original it stands for (see super::identity).
+        fn keep(
+            d: &oci_spec::image::Descriptor,
+            todo: &mut Vec<(String, String)>,
+            originals: &mut Vec<String>,
+        ) {
+            originals.extend(digests_of(d).into_iter().skip(1));
+            todo.push((d.digest().to_string(), d.media_type().to_string()));
+        }
+        let mut originals: Vec<String> = Vec::new();
+        for d in self.index()?.manifests() {
+            keep(d, &mut todo, &mut originals);
+        }
         while let Some((digest, media_type)) = todo.pop() {
             if !blobs.insert(digest.clone()) {
                 continue;
@@ -55,12 +65,9 @@ impl Store {
             };
             if is_index(&media_type) {
                 if let Ok(index) = serde_json::from_slice::<ImageIndex>(&bytes) {
-                    todo.extend(
-                        index
-                            .manifests()
-                            .iter()
-                            .map(|d| (d.digest().to_string(), d.media_type().to_string())),
-                    );
+                    for d in index.manifests() {
+                        keep(d, &mut todo, &mut originals);
+                    }
                 }
                 continue;
             }
@@ -77,6 +84,7 @@ impl Store {
                 chains.extend(chain_ids(cfg.rootfs().diff_ids()));
             }
         }
+        blobs.extend(originals);
         Ok((blobs, chains))
     }
 
