@@ -473,10 +473,13 @@ fn store_commands_list_tag_remove_and_gc() {
         serde_json::from_str(&store.imgtool(&["inspect", "busybox"]).ok().stdout).unwrap();
     assert_eq!(inspect["Digest"], digest);
     assert_eq!(inspect["Manifest"]["layers"].as_array().unwrap().len(), 1);
+    // docker's fields: Config is the container config, as `docker image inspect` shows.
+    assert_eq!(inspect["Config"]["Cmd"], serde_json::json!(["sh"]));
     assert_eq!(
-        inspect["Config"]["config"]["Cmd"],
+        inspect["ImageConfig"]["config"]["Cmd"],
         serde_json::json!(["sh"])
     );
+    assert_eq!(inspect["RepoTags"], serde_json::json!(["busybox:latest"]));
     // By digest prefix too.
     let by_id: serde_json::Value =
         serde_json::from_str(&store.imgtool(&["inspect", &digest[7..19]]).ok().stdout).unwrap();

@@ -887,8 +887,12 @@ fn identity_token_is_exchanged_at_the_token_realm() {
     fresh.assert_nothing_tagged_nor_left();
 }
 
+/// A Docker v2 schema 2 image keeps the registry's manifest, byte for byte, and its
+/// digest as its identity: pull prints it, `name@sha256:<registry digest>` finds the image
+/// for inspect, save, bundle and push, and push sends the same bytes back. skopeo and
+/// umoci still read the store (through the OCI form kept beside it).
 #[test]
-fn docker_schema2_image_is_stored_as_oci_and_bundles() {
+fn docker_schema2_image_keeps_its_registry_digest_everywhere() {
     let reg = Registry::start();
     let dir = tempfile::tempdir().unwrap();
     Image::busybox().write_layout(dir.path(), "t");
@@ -903,39 +907,98 @@ fn docker_schema2_image_is_stored_as_oci_and_bundles() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let (manifest, want) = registry_manifest(&reg, "docker:latest");
+    let raw = Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!("docker://{}/docker:latest", reg.host()))
+        .output()
+        .unwrap()
+        .stdout;
+    let want = images::digest(&raw);
+    let manifest: Value = serde_json::from_slice(&raw).unwrap();
     assert_eq!(
         manifest["mediaType"],
         "application/vnd.docker.distribution.manifest.v2+json"
     );
     let env = Env::new();
     let (name, digest) = env.pull_ok(&[&format!("{}/docker", reg.host())]);
-    assert_ne!(digest, want, "the Docker manifest is stored converted");
-    let index: Value =
-        serde_json::from_slice(&std::fs::read(env.store().join("index.json")).unwrap()).unwrap();
+    assert_eq!(digest, want, "pull prints the registry's digest");
     assert_eq!(
-        index["manifests"][0]["mediaType"],
-        "application/vnd.oci.image.manifest.v1+json"
-    );
-    // The same blobs: config and layers keep their registry digests.
-    let stored: Value = serde_json::from_slice(
-        &std::fs::read(
+        std::fs::read(
             env.store()
                 .join("blobs/sha256")
-                .join(&digest["sha256:".len()..]),
+                .join(&want["sha256:".len()..])
         )
         .unwrap(),
-    )
-    .unwrap();
-    assert_eq!(stored["config"]["digest"], manifest["config"]["digest"]);
-    assert_eq!(
-        stored["layers"][0]["digest"],
-        manifest["layers"][0]["digest"]
+        raw,
+        "the registry's manifest is stored byte for byte"
     );
+    // index.json tags the OCI form (for skopeo and umoci), standing for the original.
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(env.store().join("index.json")).unwrap()).unwrap();
+    let tagged = &index["manifests"][0];
+    assert_eq!(tagged["annotations"]["io.imgtool.original.digest"], want);
+    // Negative control: the OCI form has another digest, which the checks above and
+    // below would see if it were taken for the image's identity.
+    assert_ne!(tagged["digest"], want);
     assert_eq!(
-        stored["layers"][0]["mediaType"],
-        "application/vnd.oci.image.layer.v1.tar+gzip"
+        tagged["mediaType"],
+        "application/vnd.oci.image.manifest.v1+json"
     );
+
+    let by_digest = format!("{}/docker@{want}", reg.host());
+    let inspect: Value = serde_json::from_slice(&env.run(&["inspect", &by_digest]).stdout).unwrap();
+    assert_eq!(inspect["Digest"], want, "inspect NAME@<registry digest>");
+    assert_eq!(
+        inspect["RepoDigests"],
+        json!([format!("{}/docker@{want}", reg.host())])
+    );
+    let archive = env.dir.path().join("saved.tar");
+    let out = env.run(&["save", &by_digest, "-o", archive.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "save: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let oci_archive = env.dir.path().join("saved-oci.tar");
+    let out = env.run(&[
+        "save",
+        "--format",
+        "oci-archive",
+        &name,
+        "-o",
+        oci_archive.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "save: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The oci-archive keeps the identity: loaded elsewhere, the same digest.
+    let other = Env::new();
+    let out = other.run(&["load", "-i", oci_archive.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "load: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let again: Value = serde_json::from_slice(&other.run(&["inspect", &name]).stdout).unwrap();
+    assert_eq!(again["Digest"], want, "identity survives save and load");
+
+    let rootfs = env.bundle(&by_digest, "bundle", &[]);
+    assert!(rootfs.join("bin/busybox").is_file());
+
+    // Push sends the registry's manifest back unchanged.
+    let out = env.run(&["push", &by_digest, &format!("{}/copy:1", reg.host())]);
+    assert!(
+        out.status.success(),
+        "push: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (_, pushed) = result_line("push", &[], &out);
+    assert_eq!(pushed, want);
+    let (_, served) = registry_manifest(&reg, "copy:1");
+    assert_eq!(served, want, "the registry has the same bytes");
+
     // skopeo and umoci read it from the store.
     for cmd in [
         vec![
@@ -958,19 +1021,10 @@ fn docker_schema2_image_is_stored_as_oci_and_bundles() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let bundle = env.dir.path().join("bundle");
-    let out = env
-        .cmd()
-        .args(["bundle", &name])
-        .arg(&bundle)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(bundle.join("rootfs/bin/busybox").is_file());
+    // gc keeps the original (only the OCI form is in index.json).
+    let out = env.run(&["gc"]);
+    assert!(out.status.success());
+    assert!(env.has_blob(&want), "gc kept the registry's manifest");
 }
 
 #[test]

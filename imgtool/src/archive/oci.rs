@@ -193,7 +193,7 @@ pub fn load(store: &Store, archive: &ArchiveReader) -> Result<Vec<LoadedImage>, 
         let whole = identity_only(&desc);
         let stored = match store_tree(store, archive, &whole, 0) {
             Ok(()) => whole,
-            Err(ArchiveError::Missing(_)) if is_index_type(&desc.media_type().to_string()) => {
+            Err(ArchiveError::Missing(_)) if is_index_type(desc.media_type().as_ref()) => {
                 let chosen = one_platform(archive, &desc)?;
                 store_tree(store, archive, &chosen, 0)?;
                 chosen

@@ -4,7 +4,7 @@
 use anyhow::{Context, Result};
 use imgtool::reference;
 use imgtool::registry::progress::Progress;
-use imgtool::registry::{pull_image, AuthFile, PlatformSpec, PullOptions, RegistriesConfig};
+use imgtool::registry::{pull_image, PlatformSpec, PullOptions};
 
 use super::Globals;
 
@@ -26,6 +26,8 @@ pub struct Pull {
     /// Allow plain HTTP and TLS without certificate verification for this registry.
     #[arg(long)]
     pub insecure: bool,
+    #[command(flatten)]
+    pub registry: super::RegistryArgs,
     /// Fail an attempt (then retry it) when the registry sends nothing for SECS seconds.
     #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout: u64,
@@ -46,8 +48,7 @@ impl Pull {
             .as_deref()
             .map(str::parse::<PlatformSpec>)
             .transpose()?;
-        let config = RegistriesConfig::load_or_default(g.config.as_deref())?;
-        let auth = AuthFile::load(g.authfile.as_deref())?;
+        let (config, auth) = self.registry.load()?;
         let store = g.open_store()?;
         let opts = PullOptions {
             platform,
@@ -71,7 +72,7 @@ impl Pull {
         if let (Some(note), false) = (&pulled.note, g.quiet) {
             eprintln!("imgtool: note: {note}");
         }
-        println!("{} {}", pulled.name, pulled.digest);
+        crate::outln!("{} {}", pulled.name, pulled.digest)?;
         Ok(())
     }
 }

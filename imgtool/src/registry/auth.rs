@@ -82,14 +82,7 @@ impl AuthFile {
         if let Some(p) = explicit {
             return Self::read(p, true);
         }
-        let path = match std::env::var_os("DOCKER_CONFIG") {
-            Some(dir) => PathBuf::from(dir).join("config.json"),
-            None => std::env::var_os("HOME")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from("/"))
-                .join(".docker/config.json"),
-        };
-        Self::read(&path, false)
+        Self::read(&default_path(), false)
     }
 
     fn read(path: &Path, must_exist: bool) -> Result<Self, RegistryError> {
@@ -184,9 +177,20 @@ fn entry_auth(e: &AuthEntry) -> Result<Option<Creds>, String> {
     }
 }
 
+/// docker's own config.json: `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`.
+pub fn default_path() -> PathBuf {
+    match std::env::var_os("DOCKER_CONFIG") {
+        Some(dir) => PathBuf::from(dir).join("config.json"),
+        None => std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/"))
+            .join(".docker/config.json"),
+    }
+}
+
 /// Docker's key normalization: drop the scheme and any path, and treat Docker Hub's
 /// historical names (`https://index.docker.io/v1/`, `registry-1.docker.io`) as docker.io.
-fn normalize_key(key: &str) -> String {
+pub fn normalize_key(key: &str) -> String {
     let k = key
         .strip_prefix("https://")
         .or_else(|| key.strip_prefix("http://"))

@@ -139,7 +139,7 @@ pub async fn connect(
 
 /// "https" when `host` answers TLS (certificate not checked), else "http". A host that
 /// does not answer at all gets "http" and the real request reports the failure.
-async fn probe_scheme(host: &str) -> &'static str {
+pub async fn probe_scheme(host: &str) -> &'static str {
     let Ok(client) = http_client(false, Duration::from_secs(10)) else {
         return "http";
     };

@@ -9,6 +9,7 @@ pub mod config;
 pub mod cred_helper;
 pub mod download;
 pub mod identity_token;
+pub mod login;
 pub mod platform;
 pub mod progress;
 pub mod pull;

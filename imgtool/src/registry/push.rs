@@ -240,7 +240,7 @@ fn plan(store: &Store, stored: &StoredImage) -> Result<Plan, RegistryError> {
     for m in index.manifests() {
         let served = as_served(store, m)
             .ok()
-            .filter(|_| !is_index(&m.media_type().to_string()));
+            .filter(|_| !is_index(m.media_type().as_ref()));
         let Some((child, child_view)) = served else {
             incomplete = Some(identity(m).digest);
             break;

@@ -324,11 +324,13 @@ impl Wire {
         if let Creds::Bearer(token) = &c.creds {
             state.header = HeaderValue::from_str(&format!("Bearer {token}")).ok();
         }
-        state.scopes.insert(format!(
-            "repository:{}:{}",
-            c.repository,
-            c.access.actions()
-        ));
+        if !c.repository.is_empty() {
+            state.scopes.insert(format!(
+                "repository:{}:{}",
+                c.repository,
+                c.access.actions()
+            ));
+        }
         Ok(Self {
             http,
             base,
@@ -788,6 +790,20 @@ impl Wire {
                 printable(raw.as_bytes())
             ),
         })
+    }
+
+    /// `GET /v2/` with the credentials (a login check): Ok when the registry accepts
+    /// them, or needs none.
+    pub async fn check_login(&self) -> Result<(), WireError> {
+        let url = self.base.join("v2/").map_err(|e| WireError::Protocol {
+            message: format!("cannot make the /v2/ URL: {e}"),
+        })?;
+        let what = "the login check";
+        let resp = self.send(what, || self.http.get(url.clone())).await?;
+        if resp.status().is_success() {
+            return Ok(());
+        }
+        Err(self.error_of(resp, what).await)
     }
 
     /// The access this wire authenticates for.

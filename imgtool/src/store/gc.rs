@@ -1,7 +1,9 @@
 //! Garbage collection: removes blobs no tagged image reaches, layer caches that neither a
-//! tagged image nor a live bundle uses, and what interrupted operations left in the
-//! store's temp dir. It holds the operation lock exclusively, so no pull, load, commit or
-//! bundle is half-way through while it decides what is unreferenced.
+//! tagged image, nor a bundle, nor any overlay mounted in any mount namespace (a running
+//! container's rootfs) uses, and what interrupted operations left in the store's temp
+//! dir. It holds the operation lock exclusively, so no pull, load, commit or bundle is
+//! half-way through while it decides what is unreferenced. A dry run reports the same
+//! and removes nothing.
 
 use std::collections::HashSet;
 use std::fs;
@@ -14,7 +16,7 @@ use super::layers::chain_ids;
 use super::{Store, StoreError};
 use crate::mount;
 
-/// What gc removed.
+/// What gc removed (or, in a dry run, would remove).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct GcReport {
     pub blobs: usize,
@@ -22,6 +24,8 @@ pub struct GcReport {
     pub layer_caches: usize,
     pub temp_entries: usize,
     pub stale_bundles: usize,
+    /// Layer caches kept only because a mounted overlay (a running container) uses them.
+    pub layer_caches_in_use: usize,
 }
 
 /// The marker a bundle keeps, as far as gc needs it.
@@ -90,6 +94,23 @@ impl Store {
 
     /// Removes everything unreferenced; see the module docs.
     pub fn gc(&self) -> Result<GcReport, StoreError> {
+        self.collect(false)
+    }
+
+    /// What [`Store::gc`] would remove, removing nothing.
+    pub fn gc_dry_run(&self) -> Result<GcReport, StoreError> {
+        self.collect(true)
+    }
+
+    fn collect(&self, dry_run: bool) -> Result<GcReport, StoreError> {
+        let remove_file = |p: &Path| if dry_run { Ok(()) } else { fs::remove_file(p) };
+        let remove_dir = |p: &Path| {
+            if dry_run {
+                Ok(())
+            } else {
+                fs::remove_dir_all(p)
+            }
+        };
         let _op = self.lock_gc()?;
         let _index = self.lock_shared()?;
         let mut report = GcReport::default();
@@ -103,7 +124,7 @@ impl Store {
             {
                 Some(marker) => chains.extend(marker.chain_ids),
                 None => {
-                    let _ = fs::remove_file(entry);
+                    let _ = remove_file(&entry);
                     report.stale_bundles += 1;
                 }
             }
@@ -115,16 +136,16 @@ impl Store {
         let tmp = self.root().join("imgtool/tmp");
         for entry in fs::read_dir(&tmp).map_err(|e| io_err(&tmp, e))?.flatten() {
             let merged = entry.path().join("merged");
-            if merged.exists() {
+            if merged.exists() && !dry_run {
                 let _ = mount::unmount(&merged);
             }
-            if mount::is_mount_point(&merged) {
+            if mount::is_mount_point(&merged) && !dry_run {
                 continue; // still mounted: leave it rather than risk the lowers
             }
             let removed = if entry.path().is_dir() {
-                fs::remove_dir_all(entry.path())
+                remove_dir(&entry.path())
             } else {
-                fs::remove_file(entry.path())
+                remove_file(&entry.path())
             };
             if removed.is_ok() {
                 report.temp_entries += 1;
@@ -139,7 +160,13 @@ impl Store {
             let digest = format!("sha256:{}", entry.file_name().to_string_lossy());
             if !blobs.contains(&digest) {
                 let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
-                if fs::remove_file(entry.path()).is_ok() {
+                if remove_file(&entry.path()).is_ok() {
+                    let _ = remove_file(
+                        &self
+                            .root()
+                            .join("imgtool/layer-info")
+                            .join(entry.file_name()),
+                    );
                     report.blobs += 1;
                     report.blob_bytes += size;
                 }
@@ -148,9 +175,19 @@ impl Store {
 
         let layers = self.root().join("imgtool/layers");
         if let Ok(entries) = fs::read_dir(&layers) {
+            // A container whose bundle is gone (or was never registered) may still stand
+            // on layers: any overlay mounted anywhere keeps its lower directories.
+            let mounted = mount::users::overlay_lowers_in_use();
             for entry in entries.flatten() {
                 let chain = format!("sha256:{}", entry.file_name().to_string_lossy());
-                if !chains.contains(&chain) && fs::remove_dir_all(entry.path()).is_ok() {
+                if chains.contains(&chain) {
+                    continue;
+                }
+                if mounted.contains(&entry.path()) {
+                    report.layer_caches_in_use += 1;
+                    continue;
+                }
+                if remove_dir(&entry.path()).is_ok() {
                     report.layer_caches += 1;
                 }
             }

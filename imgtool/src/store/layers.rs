@@ -344,16 +344,14 @@ fn verify_compressed(
         let mut size = 0u64;
         {
             let mut archive = tar::Archive::new(&mut tar_stream);
-            let mut n = 0usize;
             let not_a_tar = |e: io::Error, n: usize| {
                 layer_err(format!(
                     "the layer is not a valid tar archive ({}, after {n} entries)",
                     tar_reason(&e)
                 ))
             };
-            for entry in archive.entries().map_err(|e| not_a_tar(e, 0))? {
+            for (n, entry) in archive.entries().map_err(|e| not_a_tar(e, 0))?.enumerate() {
                 let mut entry = entry.map_err(|e| not_a_tar(e, n))?;
-                n += 1;
                 let header = entry.header();
                 size += match header.entry_type() {
                     tar::EntryType::Regular | tar::EntryType::Continuous => {

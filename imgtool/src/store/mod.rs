@@ -91,6 +91,9 @@ pub struct StoreLock {
 impl Store {
     /// Opens the store at `root`, creating an empty layout if there is none.
     pub fn open(root: &Path) -> Result<Self, StoreError> {
+        // Absolute: layer paths end up in overlay mount options and bundle markers, which
+        // must mean the same from any working directory.
+        let root = &std::path::absolute(root).map_err(|e| io(root, e))?;
         for dir in [root.join("blobs/sha256"), root.join("imgtool/tmp")] {
             fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
         }
