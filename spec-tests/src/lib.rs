@@ -7,6 +7,7 @@ pub mod container;
 pub mod containerd;
 pub mod cri;
 pub mod docker;
+pub mod fake_registry;
 pub mod faulty_proxy;
 pub mod host;
 pub mod images;
