@@ -287,7 +287,6 @@ fn serve(conn: TcpStream, s: &Shared) {
     }
 }
 
-
 /// What the registry holds for `req`.
 fn content(s: &Shared, req: &Request) -> Response {
     let path = req.path.split('?').next().unwrap_or("");
@@ -297,7 +296,9 @@ fn content(s: &Shared, req: &Request) -> Response {
     let not_found = || {
         Response::new(
             404,
-            Body::Bytes(br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"unknown"}]}"#.to_vec()),
+            Body::Bytes(
+                br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"unknown"}]}"#.to_vec(),
+            ),
         )
         .header("Content-Type", "application/json")
     };

@@ -122,6 +122,15 @@ impl Layer {
         self.file(path, data, 0o644)
     }
 
+    /// A directory carrying an extended attribute (a PAX `SCHILY.xattr.` record).
+    pub fn dir_with_xattr(&mut self, path: &str, key: &str, value: &[u8]) -> &mut Self {
+        let pax_key = format!("SCHILY.xattr.{key}");
+        self.tar
+            .append_pax_extensions([(pax_key.as_str(), value)])
+            .expect("pax xattr");
+        self.dir(path, 0o755)
+    }
+
     pub fn symlink(&mut self, path: &str, target: &str) -> &mut Self {
         let mut h = header(tar::EntryType::Symlink, 0o777, 0);
         self.tar

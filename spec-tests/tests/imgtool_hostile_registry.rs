@@ -52,9 +52,10 @@ fn an_endless_or_oversized_manifest_is_refused_with_bounded_memory() {
 
     // A manifest that never ends (docker and containerd cap manifests at 4 MiB).
     reg.answer(|r| {
-        r.path
-            .contains("/endless/manifests/")
-            .then(|| Response::endless(200).header("Content-Type", "application/vnd.oci.image.manifest.v1+json"))
+        r.path.contains("/endless/manifests/").then(|| {
+            Response::endless(200)
+                .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+        })
     });
     // One that announces a terabyte.
     reg.answer(|r| {
@@ -176,8 +177,9 @@ fn token_replies_and_error_bodies_are_bounded() {
     // Behind a bearer challenge whose token service never stops talking.
     let challenge = format!(r#"Bearer realm="{realm}",service="fake""#);
     reg.answer(move |r| {
-        (r.path.starts_with("/v2/private/") && !r.headers.contains_key("authorization"))
-            .then(|| Response::new(401, Body::Bytes(Vec::new())).header("WWW-Authenticate", &challenge))
+        (r.path.starts_with("/v2/private/") && !r.headers.contains_key("authorization")).then(
+            || Response::new(401, Body::Bytes(Vec::new())).header("WWW-Authenticate", &challenge),
+        )
     });
     reg.answer(|r| r.path.starts_with("/token").then(|| Response::endless(200)));
     // Error pages that never end.
@@ -202,7 +204,10 @@ fn token_replies_and_error_bodies_are_bounded() {
 
     let (out, peak, took) = pull_measured(&env, &[&format!("{}/broken:1", reg.host())]);
     let err = error_line("pull", &["broken"], &out);
-    assert!(err.contains("HTTP 500") && err.contains("gave up after 5 attempts"), "{err}");
+    assert!(
+        err.contains("HTTP 500") && err.contains("gave up after 5 attempts"),
+        "{err}"
+    );
     assert!(
         err.len() < 400 && err.contains('…'),
         "the registry's message is cut short: {err}"
@@ -251,11 +256,15 @@ fn invalid_images_are_refused_at_pull_and_nothing_is_tagged() {
             "mismatch",
             config_for(&[other_diff.clone()]),
             vec![tar.clone()],
-            format!("uncompresses to {diff}, but the image config's diff_id for it is {other_diff}"),
+            format!(
+                "uncompresses to {diff}, but the image config's diff_id for it is {other_diff}"
+            ),
         ),
         (
             "notatar",
-            config_for(&[images::digest(b"\x01\x02garbage \xff\xfe".repeat(100).as_slice())]),
+            config_for(&[images::digest(
+                b"\x01\x02garbage \xff\xfe".repeat(100).as_slice(),
+            )]),
             vec![b"\x01\x02garbage \xff\xfe".repeat(100)],
             "is not a valid tar archive".into(),
         ),
@@ -273,7 +282,10 @@ fn invalid_images_are_refused_at_pull_and_nothing_is_tagged() {
                 err.contains(&format!("{}/{repo}:1", reg.host())),
                 "names the image: {err}"
             );
-            assert!(!err.contains('\u{fffd}') && !err.contains("garbage"), "no raw bytes: {err}");
+            assert!(
+                !err.contains('\u{fffd}') && !err.contains("garbage"),
+                "no raw bytes: {err}"
+            );
             if *repo == "mismatch" || *repo == "notatar" {
                 assert!(err.contains("layer 1 of 1"), "says which layer: {err}");
             }
@@ -303,7 +315,11 @@ fn images_lists_every_entry_and_a_damaged_one_with_its_problem() {
     env.pull_ok(&[&format!("{}/two:1", reg.host())]);
     let listed = |env: &StoreEnv| {
         let out = env.run(&["images"]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         (
             String::from_utf8(out.stdout).unwrap(),
             String::from_utf8(out.stderr).unwrap(),
@@ -315,22 +331,37 @@ fn images_lists_every_entry_and_a_damaged_one_with_its_problem() {
     assert!(!table.contains("damaged"), "{table}");
 
     // The config of two:1 changes on disk.
-    let inspect: serde_json::Value =
-        serde_json::from_slice(&env.run(&["inspect", &format!("{}/two:1", reg.host())]).stdout)
-            .unwrap();
+    let inspect: serde_json::Value = serde_json::from_slice(
+        &env.run(&["inspect", &format!("{}/two:1", reg.host())])
+            .stdout,
+    )
+    .unwrap();
     let config = inspect["Id"].as_str().unwrap().to_string();
-    let path = env.store().join("blobs/sha256").join(&config["sha256:".len()..]);
+    let path = env
+        .store()
+        .join("blobs/sha256")
+        .join(&config["sha256:".len()..]);
     std::fs::write(&path, b"{}").unwrap();
     let (table, stderr) = listed(&env);
     assert_eq!(table.lines().count(), 3, "{table}");
     let damaged: Vec<&str> = table.lines().filter(|l| l.contains("damaged")).collect();
     assert_eq!(damaged.len(), 1, "{table}");
     assert!(
-        damaged[0].contains("two") && damaged[0].contains(&config) && damaged[0].contains("changed on disk"),
+        damaged[0].contains("two")
+            && damaged[0].contains(&config)
+            && damaged[0].contains("changed on disk"),
         "{table}"
     );
-    assert!(table.lines().any(|l| l.contains("ok") && !l.contains("damaged")), "{table}");
-    assert!(stderr.contains("1 of 2 stored images cannot be read"), "{stderr}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.contains("ok") && !l.contains("damaged")),
+        "{table}"
+    );
+    assert!(
+        stderr.contains("1 of 2 stored images cannot be read"),
+        "{stderr}"
+    );
     let json: serde_json::Value =
         serde_json::from_slice(&env.run(&["images", "--format", "json"]).stdout).unwrap();
     let problems: Vec<&serde_json::Value> = json
@@ -348,7 +379,10 @@ fn bad_references_and_registries_files_are_explained() {
     let env = StoreEnv::new();
     let err = env.pull_err(&["127.0.0.1:99999/busybox"]);
     assert!(err.contains("invalid registry port 99999"), "{err}");
-    assert!(!err.contains("Generic error") && !err.contains("Some("), "{err}");
+    assert!(
+        !err.contains("Generic error") && !err.contains("Some("),
+        "{err}"
+    );
     // A mirror without a scheme is refused, as documented (http or https is not guessed).
     std::fs::write(
         env.dir.path().join("registries.json"),

@@ -1106,11 +1106,19 @@ fn registry_with_two_platforms(reg: &Registry, repo_tag: &str, cmd: &str) -> (St
 }
 
 /// (the host's platform argument and manifest, another platform's and its manifest).
-fn host_and_foreign<'a>(manifests: &'a [String]) -> ((&'static str, &'a str), (&'static str, &'a str)) {
+fn host_and_foreign<'a>(
+    manifests: &'a [String],
+) -> ((&'static str, &'a str), (&'static str, &'a str)) {
     if images::host_arch() == "arm64" {
-        (("linux/arm64", &manifests[1]), ("linux/amd64", &manifests[0]))
+        (
+            ("linux/arm64", &manifests[1]),
+            ("linux/amd64", &manifests[0]),
+        )
     } else {
-        (("linux/amd64", &manifests[0]), ("linux/arm64", &manifests[1]))
+        (
+            ("linux/amd64", &manifests[0]),
+            ("linux/arm64", &manifests[1]),
+        )
     }
 }
 
@@ -1128,11 +1136,23 @@ fn all_platforms_keeps_the_index_and_push_and_save_send_it_whole() {
         assert!(env.has_blob(m), "platform {m} stored");
     }
     let inspect: Value = serde_json::from_slice(&env.run(&["inspect", &name]).stdout).unwrap();
-    assert_eq!(inspect["Architecture"], images::host_arch(), "this host's platform");
+    assert_eq!(
+        inspect["Architecture"],
+        images::host_arch(),
+        "this host's platform"
+    );
 
     let out = env.run(&["push", &name, &format!("{}/copy:1", reg.host())]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(out.stderr.is_empty(), "no note: the whole index went: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "no note: the whole index went: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(result_line("push", &[], &out).1, index);
     assert_eq!(registry_manifest(&reg, "copy:1").1, index);
     for m in &manifests {
@@ -1140,15 +1160,37 @@ fn all_platforms_keeps_the_index_and_push_and_save_send_it_whole() {
     }
 
     let archive = env.dir.path().join("multi.tar");
-    let out = env.run(&["save", "--format", "oci-archive", &name, "-o", archive.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let listing = Command::new("tar").arg("-tf").arg(&archive).output().unwrap().stdout;
+    let out = env.run(&[
+        "save",
+        "--format",
+        "oci-archive",
+        &name,
+        "-o",
+        archive.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listing = Command::new("tar")
+        .arg("-tf")
+        .arg(&archive)
+        .output()
+        .unwrap()
+        .stdout;
     let listing = String::from_utf8(listing).unwrap();
     for d in manifests.iter().chain([&index]) {
-        assert!(listing.contains(&d["sha256:".len()..]), "{d} in the archive");
+        assert!(
+            listing.contains(&d["sha256:".len()..]),
+            "{d} in the archive"
+        );
     }
     let other = Env::new();
-    assert!(other.run(&["load", "-i", archive.to_str().unwrap()]).status.success());
+    assert!(other
+        .run(&["load", "-i", archive.to_str().unwrap()])
+        .status
+        .success());
     let again: Value = serde_json::from_slice(&other.run(&["inspect", &name]).stdout).unwrap();
     assert_eq!(again["Digest"], index, "loaded whole: the index again");
 
@@ -1182,28 +1224,57 @@ fn another_platform_is_kept_beside_the_first_or_its_replacement_is_told() {
     // The foreign image bundles, with docker's warning.
     let b = env.dir.path().join("foreign");
     let out = env.run(&["bundle", &name, b.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let warning = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(
-        warning.contains("warning") && warning.contains(foreign_p) && warning.contains("does not match"),
+        warning.contains("warning")
+            && warning.contains(foreign_p)
+            && warning.contains("does not match"),
         "{warning}"
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains(b.to_str().unwrap()), "bundle says what it made");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(b.to_str().unwrap()),
+        "bundle says what it made"
+    );
 
     let out = env.run(&["pull", "--platform", host_p, &reference]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let note = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(note.contains("now holds") && note.contains("linux/amd64") && note.contains("linux/arm64"), "{note}");
-    assert_eq!(result_line("pull", &[], &out).1, index, "the name holds the index now");
-    assert!(env.has_blob(foreign_m) && env.has_blob(host_m), "both platforms kept");
+    assert!(
+        note.contains("now holds") && note.contains("linux/amd64") && note.contains("linux/arm64"),
+        "{note}"
+    );
+    assert_eq!(
+        result_line("pull", &[], &out).1,
+        index,
+        "the name holds the index now"
+    );
+    assert!(
+        env.has_blob(foreign_m) && env.has_blob(host_m),
+        "both platforms kept"
+    );
     // This host's platform is what the name means here: no warning.
     let b = env.dir.path().join("host");
     let out = env.run(&["bundle", &name, b.to_str().unwrap()]);
     assert!(out.status.success());
-    assert!(!String::from_utf8_lossy(&out.stderr).contains("warning"), "{out:?}");
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("warning"),
+        "{out:?}"
+    );
     let config: Value =
         serde_json::from_slice(&std::fs::read(b.join("config.json")).unwrap()).unwrap();
-    assert!(config["process"]["args"][1].as_str().unwrap().starts_with(images::host_arch()));
+    assert!(config["process"]["args"][1]
+        .as_str()
+        .unwrap()
+        .starts_with(images::host_arch()));
 
     // The tag moves upstream to a new index: a pull of one platform replaces the image
     // of the other platform, and says so.
@@ -1212,7 +1283,11 @@ fn another_platform_is_kept_beside_the_first_or_its_replacement_is_told() {
     let (_, new_manifests) = registry_with_two_platforms(&reg, "multi:1", "v2");
     let ((_, new_host), _) = host_and_foreign(&new_manifests);
     let out = env.run(&["pull", "--platform", host_p, &reference]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let note = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(
         note.contains("held the") && note.contains(foreign_m) && note.contains("untagged"),

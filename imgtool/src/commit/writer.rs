@@ -34,7 +34,10 @@ fn keep_xattr(name: &str) -> bool {
 
 /// A path's extended attributes that belong in a layer.
 pub fn portable_xattrs(path: &Path) -> Vec<(String, Vec<u8>)> {
-    xattrs(path).into_iter().filter(|(k, _)| keep_xattr(k)).collect()
+    xattrs(path)
+        .into_iter()
+        .filter(|(k, _)| keep_xattr(k))
+        .collect()
 }
 
 /// A path's extended attributes (names and values), not following symlinks.

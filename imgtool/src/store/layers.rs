@@ -147,9 +147,37 @@ impl Store {
             desc,
             &image.diff_ids()[index],
             root,
-        )?;
+        )
+        .map_err(|e| self.explain(e))?;
         self.record_layer_info(desc.digest().as_ref(), &image.diff_ids()[index], stats.size);
         Ok(())
+    }
+
+    /// Hashes a stored blob: an error when its content no longer has its digest.
+    pub fn check_blob(&self, digest: &str) -> Result<(), StoreError> {
+        let (actual, size) = Hashing::new(self.open_blob(digest)?)
+            .finish()
+            .map_err(|e| StoreError::Corrupt(format!("blob {digest}: {e}")))?;
+        if actual != digest {
+            return Err(StoreError::Corrupt(format!(
+                "blob {digest} has changed on disk: its {size} bytes have digest {actual}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// A layer that failed to unpack because its stored blob changed on disk is
+    /// reported as that, not as whatever the decompressor tripped over first.
+    fn explain(&self, e: StoreError) -> StoreError {
+        let digest = match &e {
+            StoreError::Layer { digest, .. } => digest.clone(),
+            StoreError::DiffIdMismatch { layer, .. } => layer.clone(),
+            _ => return e,
+        };
+        match self.check_blob(&digest) {
+            Err(changed @ StoreError::Corrupt(_)) => changed,
+            _ => e,
+        }
     }
 
     fn layer_info_path(&self, blob: &str) -> PathBuf {
@@ -187,6 +215,7 @@ impl Store {
             return Ok(info);
         }
         self.verify_layer_from(desc, diff_id, Box::new(self.open_blob(&blob)?))
+            .map_err(|e| self.explain(e))
     }
 
     /// [`Store::verify_layer`] of the blob bytes `blob` reads (a download in progress).
@@ -208,6 +237,7 @@ impl Store {
         self.build_layer_cache_from(layers, image.diff_ids(), |i| {
             Ok(Box::new(self.open_blob(layers[i].digest().as_ref())?))
         })
+        .map_err(|e| self.explain(e))
     }
 
     /// Builds the cache of `layers` (bottom first, with their `diff_ids`) from `blobs`, a
