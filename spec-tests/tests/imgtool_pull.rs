@@ -1295,3 +1295,65 @@ fn another_platform_is_kept_beside_the_first_or_its_replacement_is_told() {
     );
     assert_eq!(result_line("pull", &[], &out).1, new_host);
 }
+
+/// A pull that cannot finish its work fails: on a nearly full store whose blobs fit but
+/// whose unpacked layers do not, pull says the disk is full, exits non-zero and tags
+/// nothing (before, it reported success and `bundle` failed later).
+#[test]
+fn a_pull_that_cannot_unpack_fails_and_tags_nothing() {
+    let reg = Registry::start();
+    // 48 MiB of zeros compress to almost nothing.
+    let mut big = Layer::new();
+    big.file("zeros", &vec![0u8; 48 << 20], 0o644);
+    let image = Image::new(
+        vec![
+            (images::busybox_layer(), Compression::Gzip),
+            (big.finish(), Compression::Gzip),
+        ],
+        &["sh"],
+    );
+    push(&reg, &image, "zeros:1");
+    let reference = format!("{}/zeros:1", reg.host());
+    let mount = |env: &Env, size: &str| {
+        std::fs::create_dir_all(env.store()).unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(env.store())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let env = Env::new();
+    mount(&env, "24m");
+    let err = env.pull_err(&[&reference]);
+    assert!(err.contains("No space left on device"), "{err}");
+    assert!(env.tags().is_empty(), "nothing tagged: {:?}", env.tags());
+    assert!(
+        env.layer_cache().iter().all(|l| !l.is_empty()),
+        "only complete layers in the cache"
+    );
+
+    // With --no-unpack the layers are only verified: the pull fits, and the first bundle
+    // reports the full disk instead.
+    let env = Env::new();
+    mount(&env, "24m");
+    let (name, _) = env.pull_ok(&["--no-unpack", &reference]);
+    let out = env
+        .cmd()
+        .args(["bundle", &name])
+        .arg(env.dir.path().join("b"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("No space left on device"));
+
+    // Negative control: with room, the same pull succeeds and unpacks.
+    let env = Env::new();
+    mount(&env, "256m");
+    env.pull_ok(&[&reference]);
+    assert_eq!(env.layer_cache().len(), 2);
+}
