@@ -92,7 +92,11 @@ fn an_endless_or_oversized_manifest_is_refused_with_bounded_memory() {
 fn a_trickled_manifest_or_blob_is_bounded_in_total_time() {
     let (reg, _) = with_valid_image();
     let (tar, diff) = small_layer();
-    let valid = reg.put_image("slowblob:1", &config_for(&[diff.clone()]), &[tar.clone()]);
+    let valid = reg.put_image(
+        "slowblob:1",
+        &config_for(std::slice::from_ref(&diff)),
+        std::slice::from_ref(&tar),
+    );
     let manifest_bytes = reg.blob(&valid).unwrap();
     assert!(!manifest_bytes.is_empty());
     let layer_blob = images::Compression::Gzip.compress(&tar);
@@ -233,7 +237,9 @@ fn invalid_images_are_refused_at_pull_and_nothing_is_tagged() {
         "architecture": images::host_arch(), "os": "linux", "config": {}
     }))
     .unwrap();
-    let cases: Vec<(&str, Vec<u8>, Vec<Vec<u8>>, String)> = vec![
+    // (repository, config, layers, what the error must say)
+    type Case = (&'static str, Vec<u8>, Vec<Vec<u8>>, String);
+    let cases: Vec<Case> = vec![
         (
             "notjson",
             b"this is not json {".to_vec(),
@@ -254,7 +260,7 @@ fn invalid_images_are_refused_at_pull_and_nothing_is_tagged() {
         ),
         (
             "mismatch",
-            config_for(&[other_diff.clone()]),
+            config_for(std::slice::from_ref(&other_diff)),
             vec![tar.clone()],
             format!(
                 "uncompresses to {diff}, but the image config's diff_id for it is {other_diff}"

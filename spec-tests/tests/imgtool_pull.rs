@@ -1106,9 +1106,7 @@ fn registry_with_two_platforms(reg: &Registry, repo_tag: &str, cmd: &str) -> (St
 }
 
 /// (the host's platform argument and manifest, another platform's and its manifest).
-fn host_and_foreign<'a>(
-    manifests: &'a [String],
-) -> ((&'static str, &'a str), (&'static str, &'a str)) {
+fn host_and_foreign(manifests: &[String]) -> ((&'static str, &str), (&'static str, &str)) {
     if images::host_arch() == "arm64" {
         (
             ("linux/arm64", &manifests[1]),
