@@ -147,6 +147,19 @@ impl Layer {
         self
     }
 
+    /// A character (`block` false) or block device node.
+    pub fn device(&mut self, path: &str, block: bool, major: u32, minor: u32) -> &mut Self {
+        let kind = if block {
+            tar::EntryType::Block
+        } else {
+            tar::EntryType::Char
+        };
+        let mut h = header(kind, 0o640, 0);
+        h.set_device_major(major).expect("major");
+        h.set_device_minor(minor).expect("minor");
+        self.append(h, path, &[][..])
+    }
+
     pub fn fifo(&mut self, path: &str) -> &mut Self {
         self.append(header(tar::EntryType::Fifo, 0o644, 0), path, &[][..])
     }

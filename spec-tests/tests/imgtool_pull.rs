@@ -1355,3 +1355,214 @@ fn a_pull_that_cannot_unpack_fails_and_tags_nothing() {
     env.pull_ok(&[&reference]);
     assert_eq!(env.layer_cache().len(), 2);
 }
+
+/// Every kind of content the corpus that found imgtool's failures had, built offline:
+/// whiteouts, an opaque directory, hardlinks within and across layers, set-id bits, a
+/// file capability, a fifo, devices, unicode and long names, uid 3000000, an empty layer,
+/// and a config with every field a Dockerfile sets.
+fn corpus_image(compression: Compression) -> Image {
+    // VFS_CAP_REVISION_2 with the effective bit, permitting CAP_NET_BIND_SERVICE (10).
+    let mut cap = Vec::new();
+    cap.extend_from_slice(&0x0200_0001u32.to_le_bytes());
+    cap.extend_from_slice(&(1u32 << 10).to_le_bytes());
+    cap.extend_from_slice(&[0u8; 12]);
+    let long = "l".repeat(200);
+    let deep = format!(
+        "corpus/deep/{}f.txt",
+        format!("{}/", "d".repeat(50)).repeat(6)
+    );
+    let mut l2 = Layer::new();
+    l2.dir("corpus", 0o755)
+        .file("corpus/setuid", b"#!/bin/sh\necho setuid\n", 0o4755)
+        .file("corpus/setgid", b"#!/bin/sh\n", 0o2750)
+        .file_with_xattr("corpus/cap", b"capable\n", "security.capability", &cap)
+        .file_with_xattr("corpus/user-xattr", b"x\n", "user.corpus", b"value")
+        .fifo("corpus/fifo")
+        .device("corpus/null", false, 1, 3)
+        .device("corpus/loop9", true, 7, 9)
+        .dir("corpus/données", 0o755)
+        .file(
+            "corpus/données/日本語 ファイル.txt",
+            "unicode\n".as_bytes(),
+            0o644,
+        )
+        .file(
+            "corpus/données/old",
+            b"hidden by the opaque marker\n",
+            0o644,
+        )
+        .file(&format!("corpus/{long}"), b"a 200-byte name\n", 0o644)
+        .file(&deep, b"a path longer than 255 bytes\n", 0o644)
+        .file_owned(
+            "corpus/big-uid",
+            b"owned by 3000000\n",
+            0o640,
+            3_000_000,
+            3_000_000,
+        )
+        .hardlink("corpus/hard", "corpus/setuid")
+        .dir("srv", 0o755)
+        .dir("srv/app", 0o755);
+    let empty = Layer::new().finish();
+    let mut l4 = Layer::new();
+    l4.dir("corpus", 0o755)
+        .whiteout("corpus/fifo")
+        .dir("corpus/données", 0o700)
+        .opaque("corpus/données")
+        .file("corpus/données/new", b"after the opaque marker\n", 0o644)
+        .hardlink("corpus/hard-across", "corpus/big-uid");
+    let mut image = Image::new(
+        vec![
+            (images::busybox_layer(), compression),
+            (l2.finish(), compression),
+            (empty, compression),
+            (l4.finish(), compression),
+        ],
+        &[],
+    );
+    image.config = json!({
+        "Entrypoint": ["/bin/sh", "-c"],
+        "Cmd": ["echo \"$(id -u):$(id -g) $(pwd) $GREETING $HOME\""],
+        "Env": ["GREETING=corpus", "PATH=/bin"],
+        "WorkingDir": "/srv/app",
+        "User": "3000000:3000000",
+        "Labels": {"org.example.corpus": "yes"},
+        "ExposedPorts": {"80/tcp": {}, "53/udp": {}},
+        "Volumes": {"/srv/data": {}},
+        "StopSignal": "SIGQUIT",
+    });
+    image
+}
+
+/// The corpus as OCI gzip, OCI zstd and Docker v2 schema 2 (gzip): each pulls with the
+/// registry's digest, bundles (overlay and copy) to the tree umoci unpacks from the gzip
+/// form, keeps its file capability, and runs with the image's uid, gid, cwd, env and
+/// args (HOME=/ for a user without a passwd entry).
+#[test]
+fn a_corpus_of_every_kind_pulls_bundles_and_runs_like_umoci() {
+    let reg = Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    let gzip_layout = work.path().join("gzip");
+    corpus_image(Compression::Gzip).write_layout(&gzip_layout, "c");
+    let zstd_layout = work.path().join("zstd");
+    corpus_image(Compression::Zstd).write_layout(&zstd_layout, "c");
+    push_exact(&reg, &gzip_layout, "c", "corpus:oci-gzip");
+    push_exact(&reg, &zstd_layout, "c", "corpus:oci-zstd");
+    let out = Command::new("skopeo")
+        .args(["copy", "-q", "--format", "v2s2", "--dest-tls-verify=false"])
+        .arg(format!("oci:{}:c", gzip_layout.display()))
+        .arg(format!("docker://{}/corpus:docker", reg.host()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let umoci = work.path().join("umoci");
+    let out = Command::new("umoci")
+        .args(["unpack", "--image", &format!("{}:c", gzip_layout.display())])
+        .arg(&umoci)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "umoci: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let theirs = tree::listing(&umoci.join("rootfs"));
+    let rt = spec_tests::container::Runtime::new();
+    for tag in ["oci-gzip", "oci-zstd", "docker"] {
+        let env = Env::new();
+        let reference = format!("{}/corpus:{tag}", reg.host());
+        let (name, digest) = env.pull_ok(&[&reference]);
+        assert_eq!(
+            digest,
+            registry_manifest(&reg, &format!("corpus:{tag}")).1,
+            "{tag}"
+        );
+        for (dir, args) in [("overlay", &[][..]), ("copy", &["--copy"][..])] {
+            let root = env.bundle(&name, &format!("{tag}-{dir}"), args);
+            tree::assert_same(
+                &tree::listing(&root),
+                &theirs,
+                &format!("{tag} {dir} vs umoci"),
+            );
+            let mut cap = [0u8; 32];
+            let path = std::ffi::CString::new(root.join("corpus/cap").to_string_lossy().as_bytes())
+                .unwrap();
+            // SAFETY: getxattr writes at most cap.len() bytes into cap.
+            let n = unsafe {
+                libc::getxattr(
+                    path.as_ptr(),
+                    c"security.capability".as_ptr(),
+                    cap.as_mut_ptr().cast(),
+                    cap.len(),
+                )
+            };
+            assert_eq!(n, 20, "{tag} {dir}: the file capability is kept");
+        }
+        let bundle = env.dir.path().join(format!("{tag}-overlay"));
+        let g = rt.guard("corpus");
+        let out = rt.run(&bundle, g.id()).ok();
+        assert_eq!(
+            out.stdout.trim(),
+            "3000000:3000000 /srv/app corpus /",
+            "{tag}"
+        );
+        let config: Value =
+            serde_json::from_slice(&std::fs::read(bundle.join("config.json")).unwrap()).unwrap();
+        assert_eq!(config["annotations"]["org.example.corpus"], "yes");
+        assert_eq!(
+            config["annotations"]["org.opencontainers.image.stopSignal"],
+            "SIGQUIT"
+        );
+        assert!(
+            config["mounts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| m["destination"] == "/srv/data"),
+            "the volume is mounted"
+        );
+    }
+}
+
+/// A 300 MB file (uncompressed layer, as the corpus had): pulled, bundled both ways,
+/// every byte there.
+#[test]
+fn a_300_mb_file_pulls_and_bundles() {
+    let reg = Registry::start();
+    const SIZE: usize = 300 * 1000 * 1000;
+    let mut big = Layer::new();
+    big.file("big.bin", &vec![0x5a; SIZE], 0o644);
+    let image = Image::new(
+        vec![
+            (images::busybox_layer(), Compression::Gzip),
+            (big.finish(), Compression::None),
+        ],
+        &["sh"],
+    );
+    push(&reg, &image, "big:1");
+    let env = Env::new();
+    let (name, _) = env.pull_ok(&[&format!("{}/big:1", reg.host())]);
+    for (dir, args) in [("overlay", &[][..]), ("copy", &["--copy"][..])] {
+        let root = env.bundle(&name, dir, args);
+        let mut f = std::fs::File::open(root.join("big.bin")).unwrap();
+        assert_eq!(f.metadata().unwrap().len(), SIZE as u64, "{dir}");
+        let mut buf = vec![0u8; 1 << 20];
+        let mut total = 0;
+        loop {
+            let n = f.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            assert!(
+                buf[..n].iter().all(|b| *b == 0x5a),
+                "{dir}: content at {total}"
+            );
+            total += n;
+        }
+        assert_eq!(total, SIZE);
+    }
+}
