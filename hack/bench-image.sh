@@ -40,7 +40,7 @@ fi
 work=$(mktemp -d /tmp/bench-image.XXXXXX)
 export work
 cleanup() {
-  for b in "$work"/b-* "$work"/ext4/b-*; do [ -f "$b/imgtool.json" ] && "$IMGTOOL" unbundle "$b" >/dev/null 2>&1; done
+  for b in "$work"/b-* "$work"/ext4/b-*; do [ -f "$b/imgtool.json" ] && { "$IMGTOOL" unbundle "$b" >/dev/null 2>&1 || echo "bench-image: unbundle $b failed" >&2; }; done
   for r in "$work"/registry*; do [ -f "$r/pid" ] && kill "$(cat "$r/pid")" 2>/dev/null; done
   grep -o " $work[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
   rm -rf "$work"
@@ -166,5 +166,5 @@ if want pull; then
   row "commit of a one-file change (vs umoci repack)" "$work/commit.json"
 fi
 row "push to an empty registry (vs skopeo copy)" "$work/push-debian.json"
-row "  the same for a 5-layer image (70 MB)" "$work/push-five.json"
+row "  the same, 5 layers (base + 4 x 16 MiB)" "$work/push-five.json"
 echo "(medians; speed-up = peer / imgtool; targets: cold >= 8x, stored bundle <= 50 ms, commit <= 100 ms and >= 20x, push >= 1.0x)"

@@ -671,9 +671,45 @@ fn a_running_container_keeps_its_bundle_and_its_layers() {
         "the container still stands on its layers"
     );
 
-    // Negative control: the container gone, unbundle and gc proceed.
+    // Negative control: the container gone, unbundle and gc proceed, even while another
+    // mount namespace holds the copy of the bundle's mount it inherited (as every
+    // namespace made meanwhile does: a container being set up, an `unshare -m` shell).
     rt.exec(&["delete", "--force", g.id()]).ok();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut copy = Kill(
+        Command::new("unshare")
+            .args([
+                "-m",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                "echo ready; exec sleep 300",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut ready = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(copy.0.stdout.as_mut().unwrap()),
+        &mut ready,
+    )
+    .unwrap();
+    assert_eq!(ready.trim(), "ready");
+    let inherited = std::fs::read_to_string(format!("/proc/{}/mountinfo", copy.0.id())).unwrap();
+    assert!(
+        inherited.contains(b.join("rootfs").to_str().unwrap()),
+        "the copy is there"
+    );
     store.imgtool(&["unbundle", b.to_str().unwrap()]).ok();
+    drop(copy);
     assert!(!b.exists());
     let gc = store.imgtool(&["gc"]).ok().stdout;
     assert!(

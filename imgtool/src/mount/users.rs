@@ -130,8 +130,9 @@ fn tree_of(path: &Path, table: &[MountEntry]) -> Option<(String, String)> {
 }
 
 /// Where the directory tree at `path` is in use outside this namespace's mount of it
-/// at `path`: every mount, in any mount namespace, of the same filesystem at or below the
-/// same place, and every process of this namespace whose root or working directory is
+/// at `path`: every other mount, in any mount namespace, of the same filesystem at or
+/// below the same place (a copy another namespace inherited at the same mount point
+/// excepted), and every process of this namespace whose root or working directory is
 /// inside it. Each as a line for an error message.
 pub fn users_of(path: &Path) -> Vec<String> {
     let Ok(path) = std::fs::canonicalize(path) else {
@@ -154,8 +155,12 @@ pub fn users_of(path: &Path) -> Vec<String> {
             users.push(format!("it is also mounted at {}", m.mount_point));
         }
     }
+    // Every mount namespace made after the bundle (a container being set up, an
+    // `unshare -m` shell) starts with a copy of this namespace's mounts, ours included, at
+    // the same place: such a copy is not a use. A container stands on the rootfs as its
+    // root (`/`), or has it bind-mounted somewhere else.
     for (who, table) in other_namespaces() {
-        if let Some(m) = table.iter().find(|m| within(m)) {
+        if let Some(m) = table.iter().find(|m| within(m) && m.mount_point != here) {
             users.push(format!(
                 "process {who} has it mounted at {} in another mount namespace",
                 m.mount_point

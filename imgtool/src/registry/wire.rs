@@ -532,7 +532,7 @@ impl Wire {
             });
         }
         if !status.is_success() {
-            let err = self.error_of(resp, "a token").await;
+            let err = self.error_of(resp).await;
             return Err(WireError::Protocol {
                 message: format!("the token service {realm} answered {err}"),
             });
@@ -563,7 +563,7 @@ impl Wire {
 
     /// Turns an unexpected response into an error, reading at most [`MAX_ERROR_BODY`]
     /// of its body (within the idle timeout) for the registry's message.
-    async fn error_of(&self, resp: Response, what: &str) -> WireError {
+    async fn error_of(&self, resp: Response) -> WireError {
         let status = resp.status().as_u16();
         let retry_after = resp
             .headers()
@@ -573,7 +573,6 @@ impl Wire {
             .map(|s| Duration::from_secs(s).min(MAX_RETRY_AFTER));
         let body = read_prefix(resp, MAX_ERROR_BODY, self.idle).await;
         let (codes, message) = error_message(&body);
-        let _ = what;
         WireError::Status {
             status,
             codes,
@@ -599,7 +598,7 @@ impl Wire {
             })
             .await?;
         if resp.status() != StatusCode::OK {
-            return Err(self.error_of(resp, &what).await);
+            return Err(self.error_of(resp).await);
         }
         let header = |name: &str| {
             resp.headers()
@@ -656,7 +655,7 @@ impl Wire {
                 }
                 true
             }
-            _ => return Err(self.error_of(resp, &what).await),
+            _ => return Err(self.error_of(resp).await),
         };
         let allowed = self.idle + Duration::from_secs(remaining / MIN_BLOB_RATE);
         Ok(BlobBody {
@@ -677,7 +676,7 @@ impl Wire {
         match resp.status() {
             StatusCode::OK => Ok(true),
             StatusCode::NOT_FOUND => Ok(false),
-            _ => Err(self.error_of(resp, &what).await),
+            _ => Err(self.error_of(resp).await),
         }
     }
 
@@ -700,7 +699,7 @@ impl Wire {
         match resp.status() {
             StatusCode::CREATED => Ok(Mount::Mounted),
             StatusCode::ACCEPTED => Ok(Mount::Session(self.location(&resp)?)),
-            _ => Err(self.error_of(resp, &what).await),
+            _ => Err(self.error_of(resp).await),
         }
     }
 
@@ -716,7 +715,7 @@ impl Wire {
             })
             .await?;
         if resp.status() != StatusCode::ACCEPTED {
-            return Err(self.error_of(resp, &what).await);
+            return Err(self.error_of(resp).await);
         }
         self.location(&resp)
     }
@@ -745,7 +744,7 @@ impl Wire {
             .await?;
         match resp.status() {
             StatusCode::CREATED | StatusCode::NO_CONTENT | StatusCode::OK => Ok(()),
-            _ => Err(self.error_of(resp, &what).await),
+            _ => Err(self.error_of(resp).await),
         }
     }
 
@@ -768,7 +767,7 @@ impl Wire {
             .await?;
         match resp.status() {
             StatusCode::CREATED | StatusCode::OK | StatusCode::ACCEPTED => Ok(()),
-            _ => Err(self.error_of(resp, &what).await),
+            _ => Err(self.error_of(resp).await),
         }
     }
 
@@ -803,7 +802,7 @@ impl Wire {
         if resp.status().is_success() {
             return Ok(());
         }
-        Err(self.error_of(resp, what).await)
+        Err(self.error_of(resp).await)
     }
 
     /// The access this wire authenticates for.

@@ -173,6 +173,17 @@ impl Store {
             }
         }
 
+        // What was recorded about blobs that are gone (and temp files of a killed write).
+        let info = self.root().join("imgtool/layer-info");
+        if let Ok(entries) = fs::read_dir(&info) {
+            for entry in entries.flatten() {
+                let digest = format!("sha256:{}", entry.file_name().to_string_lossy());
+                if !self.has_blob(&digest) || !blobs.contains(&digest) {
+                    let _ = remove_file(&entry.path());
+                }
+            }
+        }
+
         let layers = self.root().join("imgtool/layers");
         if let Ok(entries) = fs::read_dir(&layers) {
             // A container whose bundle is gone (or was never registered) may still stand
