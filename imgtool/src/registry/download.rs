@@ -38,7 +38,7 @@ pub async fn fetch_blob(
     if store.has_blob(digest) {
         if let Some(feed) = feed {
             match store.open_blob(digest) {
-                Ok(file) => feed.already_stored(file, size),
+                Ok(file) => feed.already_stored(file, size, digest),
                 Err(_) => feed.fail(),
             }
         }

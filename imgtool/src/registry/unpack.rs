@@ -20,6 +20,7 @@ use std::thread::JoinHandle;
 use oci_spec::image::Descriptor;
 
 use crate::store::feed::BlobFeed;
+use crate::store::layers::BlobSource;
 use crate::store::{Store, StoreError};
 
 /// What the pull does with each layer.
@@ -57,11 +58,12 @@ fn run(
     mode: Mode,
     layers: &[Descriptor],
     diff_ids: &[String],
+    source: BlobSource,
     mut blob: impl FnMut(usize) -> Result<Box<dyn Read + Send>, StoreError>,
 ) -> Result<(), StoreError> {
     match mode {
         Mode::Cache => store
-            .build_layer_cache_from(layers, diff_ids, blob)
+            .build_layer_cache_from(layers, diff_ids, source, blob)
             .map(drop),
         Mode::Verify => {
             for (i, desc) in layers.iter().enumerate() {
@@ -69,7 +71,7 @@ fn run(
                     .layer_info(desc.digest().as_ref())
                     .is_some_and(|info| info.diff_id == diff_ids[i]);
                 if !known {
-                    store.verify_layer_from(desc, &diff_ids[i], blob(i)?)?;
+                    store.verify_layer_from(desc, &diff_ids[i], blob(i)?, source)?;
                 }
             }
             Ok(())
@@ -93,9 +95,14 @@ impl Unpacker {
             std::thread::Builder::new()
                 .name("unpack".into())
                 .spawn(move || {
-                    run(&store, mode, &layers, &diff_ids, |i| {
-                        Ok(Box::new(feeds[i].reader()))
-                    })
+                    run(
+                        &store,
+                        mode,
+                        &layers,
+                        &diff_ids,
+                        BlobSource::VerifiedDownload,
+                        |i| Ok(Box::new(feeds[i].reader())),
+                    )
                 })
                 .ok()
         };
@@ -140,8 +147,13 @@ impl Unpacker {
             return Ok(());
         }
         let store = &self.store;
-        run(store, self.mode, &self.layers, &self.diff_ids, |i| {
-            Ok(Box::new(store.open_blob(self.layers[i].digest().as_ref())?))
-        })
+        run(
+            store,
+            self.mode,
+            &self.layers,
+            &self.diff_ids,
+            BlobSource::Store,
+            |i| Ok(Box::new(store.open_blob(self.layers[i].digest().as_ref())?)),
+        )
     }
 }

@@ -33,17 +33,31 @@ pub struct LayerInfo {
     pub size: u64,
 }
 
-/// Counts and hashes what is read through it.
+/// Where a layer's compressed bytes come from, which says whether they still need
+/// checking against the blob's digest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlobSource {
+    /// A stored blob, to be checked as it is read.
+    Store,
+    /// A download whose reader fails unless every byte arrived with the blob's digest
+    /// ([`super::feed::BlobFeed`]): checking again would only cost a hash on the
+    /// decompressing thread.
+    VerifiedDownload,
+}
+
+/// Counts and hashes what is read through it (only counts, when `hash` is off).
 struct Hashing<R> {
     inner: R,
-    hasher: Sha256,
+    hasher: Option<Sha256>,
     read: u64,
 }
 
 impl<R: Read> Read for Hashing<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
+        if let Some(h) = &mut self.hasher {
+            h.update(&buf[..n]);
+        }
         self.read += n as u64;
         Ok(n)
     }
@@ -51,18 +65,24 @@ impl<R: Read> Read for Hashing<R> {
 
 impl<R: Read> Hashing<R> {
     fn new(inner: R) -> Self {
+        Self::with(inner, true)
+    }
+
+    fn with(inner: R, hash: bool) -> Self {
         Self {
             inner,
-            hasher: Sha256::new(),
+            hasher: hash.then(Sha256::new),
             read: 0,
         }
     }
 
-    /// Reads the rest and returns the digest of everything.
+    /// Reads the rest and returns the digest of everything (empty when not hashed).
     fn finish(mut self) -> io::Result<(String, u64)> {
         io::copy(&mut self, &mut io::sink())?;
         Ok((
-            format!("sha256:{}", hex::encode(self.hasher.finalize())),
+            self.hasher
+                .map(|h| format!("sha256:{}", hex::encode(h.finalize())))
+                .unwrap_or_default(),
             self.read,
         ))
     }
@@ -144,6 +164,7 @@ impl Store {
         let desc = &image.manifest.layers()[index];
         let stats = apply_compressed(
             Box::new(self.open_blob(desc.digest().as_ref())?),
+            BlobSource::Store,
             desc,
             &image.diff_ids()[index],
             root,
@@ -214,8 +235,13 @@ impl Store {
         if let Some(info) = self.layer_info(&blob).filter(|i| i.diff_id == diff_id) {
             return Ok(info);
         }
-        self.verify_layer_from(desc, diff_id, Box::new(self.open_blob(&blob)?))
-            .map_err(|e| self.explain(e))
+        self.verify_layer_from(
+            desc,
+            diff_id,
+            Box::new(self.open_blob(&blob)?),
+            BlobSource::Store,
+        )
+        .map_err(|e| self.explain(e))
     }
 
     /// [`Store::verify_layer`] of the blob bytes `blob` reads (a download in progress).
@@ -224,8 +250,9 @@ impl Store {
         desc: &Descriptor,
         diff_id: &str,
         blob: Box<dyn Read + Send>,
+        source: BlobSource,
     ) -> Result<LayerInfo, StoreError> {
-        let info = verify_compressed(blob, desc, diff_id)?;
+        let info = verify_compressed(blob, source, desc, diff_id)?;
         self.record_layer_info(desc.digest().as_ref(), diff_id, info.size);
         Ok(info)
     }
@@ -234,7 +261,7 @@ impl Store {
     /// bottom first. Needs overlay support (see [`mount::overlay_supported`]).
     pub fn ensure_layer_cache(&self, image: &LoadedImage) -> Result<Vec<PathBuf>, StoreError> {
         let layers = image.manifest.layers();
-        self.build_layer_cache_from(layers, image.diff_ids(), |i| {
+        self.build_layer_cache_from(layers, image.diff_ids(), BlobSource::Store, |i| {
             Ok(Box::new(self.open_blob(layers[i].digest().as_ref())?))
         })
         .map_err(|e| self.explain(e))
@@ -248,6 +275,7 @@ impl Store {
         &self,
         layers: &[Descriptor],
         diff_ids: &[String],
+        source: BlobSource,
         mut blobs: impl FnMut(usize) -> Result<Box<dyn Read + Send>, StoreError>,
     ) -> Result<Vec<PathBuf>, StoreError> {
         if layers.len() != diff_ids.len() {
@@ -264,7 +292,7 @@ impl Store {
             if !dir.exists() {
                 let desc = &layers[i];
                 self.build_layer(&dirs, &dir, |root| {
-                    let stats = apply_compressed(blobs(i)?, desc, &diff_ids[i], root)?;
+                    let stats = apply_compressed(blobs(i)?, source, desc, &diff_ids[i], root)?;
                     self.record_layer_info(desc.digest().as_ref(), &diff_ids[i], stats.size);
                     Ok(())
                 })?;
@@ -337,7 +365,8 @@ fn check_digests(
     want_diff_id: &str,
 ) -> Result<(), StoreError> {
     let digest = desc.digest().to_string();
-    if blob.0 != digest || blob.1 != desc.size() {
+    // An empty digest: the source verified it (see BlobSource).
+    if (!blob.0.is_empty() && blob.0 != digest) || blob.1 != desc.size() {
         return Err(StoreError::Corrupt(format!(
             "blob {digest} has changed on disk: its {} bytes have digest {}",
             blob.1, blob.0
@@ -357,6 +386,7 @@ fn check_digests(
 /// and its size.
 fn verify_compressed(
     blob: Box<dyn Read + Send>,
+    source: BlobSource,
     desc: &Descriptor,
     want_diff_id: &str,
 ) -> Result<LayerInfo, StoreError> {
@@ -365,7 +395,7 @@ fn verify_compressed(
         digest: digest.clone(),
         message,
     };
-    let mut compressed = Hashing::new(blob);
+    let mut compressed = Hashing::with(blob, source == BlobSource::Store);
     let (tar_digest, size) = {
         let decoder = compression_of(desc)?
             .decoder(io::BufReader::with_capacity(1 << 20, &mut compressed))
@@ -416,6 +446,7 @@ fn verify_compressed(
 /// while this one writes the files.
 fn apply_compressed(
     blob: Box<dyn Read + Send>,
+    source: BlobSource,
     desc: &Descriptor,
     want_diff_id: &str,
     root: &Path,
@@ -426,7 +457,7 @@ fn apply_compressed(
     let decompress = std::thread::Builder::new()
         .name("decompress".into())
         .spawn(move || -> io::Result<(String, u64)> {
-            let mut compressed = Hashing::new(blob);
+            let mut compressed = Hashing::with(blob, source == BlobSource::Store);
             {
                 let mut decoder =
                     compression.decoder(io::BufReader::with_capacity(1 << 20, &mut compressed))?;
