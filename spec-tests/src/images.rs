@@ -122,6 +122,15 @@ impl Layer {
         self.file(path, data, 0o644)
     }
 
+    /// A directory carrying an extended attribute (a PAX `SCHILY.xattr.` record).
+    pub fn dir_with_xattr(&mut self, path: &str, key: &str, value: &[u8]) -> &mut Self {
+        let pax_key = format!("SCHILY.xattr.{key}");
+        self.tar
+            .append_pax_extensions([(pax_key.as_str(), value)])
+            .expect("pax xattr");
+        self.dir(path, 0o755)
+    }
+
     pub fn symlink(&mut self, path: &str, target: &str) -> &mut Self {
         let mut h = header(tar::EntryType::Symlink, 0o777, 0);
         self.tar
@@ -136,6 +145,19 @@ impl Layer {
             .append_link(&mut h, path, target)
             .unwrap_or_else(|e| panic!("hardlink {path}: {e}"));
         self
+    }
+
+    /// A character (`block` false) or block device node.
+    pub fn device(&mut self, path: &str, block: bool, major: u32, minor: u32) -> &mut Self {
+        let kind = if block {
+            tar::EntryType::Block
+        } else {
+            tar::EntryType::Char
+        };
+        let mut h = header(kind, 0o640, 0);
+        h.set_device_major(major).expect("major");
+        h.set_device_minor(minor).expect("minor");
+        self.append(h, path, &[][..])
     }
 
     pub fn fifo(&mut self, path: &str) -> &mut Self {

@@ -31,8 +31,8 @@ pub enum BundleError {
     Mount(#[from] MountError),
     #[error(transparent)]
     Marker(#[from] MarkerError),
-    #[error("{dir}: the rootfs is still in use (is a container running from this bundle?)")]
-    Busy { dir: PathBuf },
+    #[error("{dir}: the rootfs is still in use ({users}); stop the container first")]
+    Busy { dir: PathBuf, users: String },
 }
 
 fn io_err(path: &Path, e: impl std::fmt::Display) -> BundleError {
@@ -200,15 +200,29 @@ fn same_path(a: &str, b: &str) -> bool {
 }
 
 /// Unmounts and removes a bundle made by [`create_bundle`]. A rootfs still in use (a
-/// container running from it) is an error and nothing is removed.
+/// container running from it, whose mount namespace holds it; another mount of it; a
+/// process inside it) is an error and nothing is removed.
 pub fn remove_bundle(dir: &Path) -> Result<BundleMarker, BundleError> {
     let dir = std::path::absolute(dir).map_err(|e| io_err(dir, e))?;
     let marker = BundleMarker::read(&dir)?;
     let rootfs = dir.join("rootfs");
+    let users = mount::users::users_of(&rootfs);
+    if !users.is_empty() {
+        return Err(BundleError::Busy {
+            dir,
+            users: users.join("; "),
+        });
+    }
     if mount::is_mount_point(&rootfs) {
         match nix::mount::umount2(&rootfs, nix::mount::MntFlags::UMOUNT_NOFOLLOW) {
             Ok(()) => {}
-            Err(nix::Error::EBUSY) => return Err(BundleError::Busy { dir }),
+            Err(nix::Error::EBUSY) => {
+                return Err(BundleError::Busy {
+                    dir,
+                    users: "the kernel refuses to unmount it: a process has files open in it"
+                        .into(),
+                })
+            }
             Err(e) => return Err(io_err(&rootfs, format!("cannot unmount: {e}"))),
         }
     }

@@ -71,8 +71,64 @@ impl Bundle {
             copy: self.copy,
         };
         let store = g.open_store()?;
-        create_bundle(&store, &self.image, &self.dir, &opts)
+        let marker = create_bundle(&store, &self.image, &self.dir, &opts)
             .with_context(|| format!("cannot bundle {} into {}", self.image, self.dir.display()))?;
+        if !g.quiet {
+            report(&store, &self.dir, &marker)?;
+        }
         Ok(())
     }
+}
+
+/// Says what was made, and warns (as docker does) when the image is for another
+/// platform than this host's.
+fn report(
+    store: &imgtool::store::Store,
+    dir: &std::path::Path,
+    m: &imgtool::bundle::BundleMarker,
+) -> Result<()> {
+    let platform = store
+        .read_blob(&m.config_digest)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .map(|c| {
+            let mut p = format!(
+                "{}/{}",
+                c["os"].as_str().unwrap_or("?"),
+                c["architecture"].as_str().unwrap_or("?")
+            );
+            if let Some(v) = c["variant"].as_str() {
+                p = format!("{p}/{v}");
+            }
+            p
+        });
+    let host = format!("linux/{}", imgtool::store::host_architecture());
+    if let Some(p) = platform
+        .as_ref()
+        .filter(|p| !p.starts_with(&format!("{host}/")) && **p != host)
+    {
+        eprintln!(
+            "imgtool: warning: the image's platform ({p}) does not match this host's ({host}); it runs only under emulation"
+        );
+    }
+    let rootfs = match m.mode {
+        imgtool::bundle::RootfsMode::Overlay => format!(
+            "an overlay of {} cached layer{}",
+            m.chain_ids.len(),
+            if m.chain_ids.len() == 1 { "" } else { "s" }
+        ),
+        imgtool::bundle::RootfsMode::Copy => format!(
+            "a copy of {} layer{}",
+            m.diff_ids.len(),
+            if m.diff_ids.len() == 1 { "" } else { "s" }
+        ),
+    };
+    crate::outln!(
+        "{}: rootfs ({rootfs}) and config.json of {} {}{}",
+        dir.display(),
+        m.image,
+        m.manifest_digest,
+        platform.map(|p| format!(" ({p})")).unwrap_or_default()
+    )?;
+    Ok(())
 }
