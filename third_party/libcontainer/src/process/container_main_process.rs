@@ -45,6 +45,25 @@ pub enum ProcessError {
     Hooks(#[from] crate::hooks::HookError),
     #[error("failed to build OCI state: {0}")]
     OciStateBuild(String),
+    // PATCH (runtime): a pid file that cannot be written fails the operation.
+    #[error("cannot write the pid file {0}")]
+    PidFile(PathBuf, #[source] std::io::Error),
+}
+
+/// PATCH (runtime, see third_party/README.md): writes the pid to `.NAME` beside the pid
+/// file and renames it over, so a reader never sees a partial pid (runc's way).
+fn write_pid_file(path: &std::path::Path, pid: Pid) -> std::io::Result<()> {
+    let name = path.file_name().ok_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "the path has no file name")
+    })?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    let tmp = path.with_file_name(tmp_name);
+    let written = fs::write(&tmp, pid.to_string()).and_then(|()| fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    written
 }
 
 type Result<T> = std::result::Result<T, ProcessError>;
@@ -196,13 +215,6 @@ pub fn container_main_process(container_args: &ContainerArgs) -> Result<Pid> {
         intermediate_main_receiver.wait_for_intermediate_ready()?
     };
 
-    // if file to write the pid to is specified, write pid of the child
-    if let Some(pid_file) = &container_args.pid_file {
-        if let Err(err) = fs::write(pid_file, format!("{init_pid}")) {
-            tracing::warn!("failed to write pid to file: {err}");
-        }
-    }
-
     if matches!(container_args.container_type, ContainerType::InitContainer) {
         if let Some(hooks) = container_args.spec.hooks() {
             init_main_receiver.wait_for_hook_request()?;
@@ -295,6 +307,20 @@ pub fn container_main_process(container_args: &ContainerArgs) -> Result<Pid> {
         tracing::error!("failed to wait for init ready: {}", err);
         err
     })?;
+
+    // PATCH (runtime, see third_party/README.md): the pid file is written once the process
+    // is ready (as runc does), whole or not at all, and a failure to write it fails the
+    // create or exec, with the process killed (upstream warned and went on, so a caller
+    // waiting for the file never saw it).
+    if let Some(pid_file) = &container_args.pid_file {
+        if let Err(err) = write_pid_file(pid_file, init_pid) {
+            let _ = nix::sys::signal::kill(init_pid, nix::sys::signal::Signal::SIGKILL);
+            if direct {
+                let _ = waitpid(init_pid, None);
+            }
+            return Err(ProcessError::PidFile(pid_file.clone(), err));
+        }
+    }
 
     tracing::debug!("init pid is {:?}", init_pid);
 
