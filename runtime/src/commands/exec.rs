@@ -8,10 +8,11 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use libcontainer::capabilities;
 use libcontainer::config::YoukiConfig;
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::container::ContainerStatus;
-use libcontainer::oci_spec::runtime::{LinuxSeccomp, Process, Spec};
+use libcontainer::oci_spec::runtime::{LinuxSeccomp, Process};
 use libcontainer::syscall::syscall::SyscallType;
 use nix::unistd::Pid;
 
@@ -20,8 +21,8 @@ use crate::commands::create::error_chain;
 use crate::container::exec_seccomp::SeccompExecutor;
 use crate::container::path_lookup::PathLookupExecutor;
 use crate::container::test_switches::phase;
-use crate::container::tty_proxy::{ConsoleReceiver, Relay};
-use crate::container::{self, exec_cgroup};
+use crate::container::tty_proxy::{self, ConsoleReceiver, Relay};
+use crate::container::{self, config_check, exec_cgroup};
 
 #[derive(Args, Debug)]
 pub struct ExecArgs {
@@ -103,16 +104,22 @@ fn build_process(args: &ExecArgs, bundle: &std::path::Path) -> Result<Process> {
     let mut process: Process = if let Some(path) = &args.process {
         let text = std::fs::read(path)
             .with_context(|| format!("cannot read process file {}", path.display()))?;
-        serde_json::from_slice(&text)
+        let mut value: serde_json::Value = serde_json::from_slice(&text)
+            .with_context(|| format!("invalid process file {}", path.display()))?;
+        config_check::warn_ignored_capabilities(&capabilities::remove_unknown_names(&mut value));
+        serde_json::from_value(value)
             .with_context(|| format!("invalid process file {}", path.display()))?
     } else {
         if args.command.is_empty() {
             bail!("exec needs a command to run (or --process FILE)");
         }
         let config = bundle.join("config.json");
-        let spec = Spec::load(&config)
+        let text = std::fs::read(&config)
             .with_context(|| format!("cannot read the container's {}", config.display()))?;
-        let mut p = spec.process().clone().unwrap_or_default();
+        let parsed = config_check::parse(&text)
+            .map_err(|e| anyhow::anyhow!("invalid {}: {e}", config.display()))?;
+        config_check::warn_ignored_capabilities(&parsed.ignored_capabilities);
+        let mut p = parsed.spec.process().clone().unwrap_or_default();
         p.set_args(Some(args.command.clone()));
         p.set_terminal(Some(args.tty));
         if let Some(cwd) = &args.cwd {
@@ -122,12 +129,10 @@ fn build_process(args: &ExecArgs, bundle: &std::path::Path) -> Result<Process> {
             p.set_cwd(cwd.clone());
         }
         if !args.env.is_empty() {
+            // Appended, as runc does: a name given again keeps its place and takes the
+            // last value when the process's environment is set (libcontainer's Env).
             let mut env: Vec<String> = p.env().clone().unwrap_or_default();
-            for kv in &args.env {
-                let key = kv.split_once('=').map_or(kv.as_str(), |(k, _)| k);
-                env.retain(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) != key);
-                env.push(kv.clone());
-            }
+            env.extend(args.env.iter().cloned());
             p.set_env(Some(env));
         }
         let mut user = p.user().clone();
@@ -143,8 +148,16 @@ fn build_process(args: &ExecArgs, bundle: &std::path::Path) -> Result<Process> {
         }
         p.set_user(user);
         if !args.cap.is_empty() {
-            let mut caps = p.capabilities().clone().unwrap_or_default();
-            for name in &args.cap {
+            // A process without capabilities has none; --cap adds to empty sets.
+            let mut caps = p.capabilities().clone().unwrap_or_else(capabilities::none);
+            // Names runc would not know are ignored with its warning.
+            let mut named = serde_json::json!({"capabilities": {"bounding": args.cap}});
+            config_check::warn_ignored_capabilities(&capabilities::remove_unknown_names(
+                &mut named,
+            ));
+            let known: Vec<String> =
+                serde_json::from_value(named["capabilities"]["bounding"].take())?;
+            for name in &known {
                 let cap = serde_json::from_value(serde_json::Value::from(name.as_str()))
                     .map_err(|_| anyhow::anyhow!("--cap {name:?} is not a capability"))?;
                 let add = |s: &Option<std::collections::HashSet<_>>| {
@@ -183,7 +196,7 @@ fn build_process(args: &ExecArgs, bundle: &std::path::Path) -> Result<Process> {
 /// The container's seccomp profile, which libcontainer's exec would leave out.
 fn container_seccomp(bundle: &std::path::Path) -> Result<Option<LinuxSeccomp>> {
     let config = bundle.join("config.json");
-    let spec = Spec::load(&config)
+    let spec = capabilities::load_spec(&config)
         .with_context(|| format!("cannot read the container's {}", config.display()))?;
     Ok(spec.linux().as_ref().and_then(|l| l.seccomp().clone()))
 }
@@ -206,6 +219,9 @@ pub fn run(cli: &Cli, args: ExecArgs) -> Result<i32> {
     let seccomp = container_seccomp(c.bundle())?;
     if process.terminal() == Some(true) && args.detach && args.console_socket.is_none() {
         bail!("exec --tty --detach needs --console-socket");
+    }
+    if process.terminal() == Some(true) && args.console_socket.is_none() {
+        tty_proxy::require_host_terminal()?;
     }
     let process_file = c.root.join(format!("exec-{}.json", std::process::id()));
     std::fs::write(&process_file, serde_json::to_vec(&process)?)

@@ -10,6 +10,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use libcgroups::common::{create_cgroup_manager, CgroupConfig, CgroupManager, ControllerOpt};
 use libcontainer::config::YoukiConfig;
+use libcontainer::container::ContainerStatus;
 use libcontainer::oci_spec::runtime::LinuxResources;
 use serde_json::{json, Map, Value};
 
@@ -157,6 +158,11 @@ pub fn run(cli: &Cli, args: UpdateArgs) -> Result<()> {
     let resources = requested(&args)?;
     let root = container::state_root(cli);
     let c = container::load(&root, &args.id)?;
+    // runc refuses to update a stopped container (its cgroup is on its way out); created,
+    // running and paused ones are updated.
+    if c.status() == ContainerStatus::Stopped {
+        bail!("container {} is not running", args.id);
+    }
     let config = YoukiConfig::load(&c.root)
         .with_context(|| format!("cannot read the saved config of container {}", args.id))?;
     let manager = create_cgroup_manager(CgroupConfig {
