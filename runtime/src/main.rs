@@ -4,12 +4,11 @@ mod cli;
 mod commands;
 mod container;
 mod logging;
+mod output;
 mod signals;
 
-use clap::{CommandFactory, Parser};
-
 use cli::{Cli, Command};
-use logging::LogTarget;
+use logging::LogOptions;
 
 fn main() {
     let raw: Vec<std::ffi::OsString> = std::env::args_os().collect();
@@ -19,27 +18,31 @@ fn main() {
         .then(container::exe_protect::ensure_protected)
         .and_then(Result::err);
     let args = cli::normalize_go_style_flags(raw);
-    let mut cli = Cli::parse_from(args);
-    let log = LogTarget {
+    let mut cli = match cli::parse(args) {
+        Ok(cli) => cli,
+        Err(exit) => exit.report_and_exit(),
+    };
+    let log_failed = logging::init(LogOptions {
         file: cli.log.clone(),
         json: cli.log_format == "json",
         debug: cli.debug,
-    };
-    if let Some(err) = protect_failed {
-        log.error(&format!("{err:#}"));
+    })
+    .err();
+    if let Some(err) = protect_failed.map(|e| format!("{e:#}")).or(log_failed) {
+        logging::fatal(&err);
         std::process::exit(1);
     }
     if cli.version {
-        println!("runtime version {}", env!("CARGO_PKG_VERSION"));
-        println!("spec: {}", libcontainer::oci_spec::runtime::VERSION);
-        println!("libcontainer: 0.7.0");
+        output::outln!("runtime version {}", env!("CARGO_PKG_VERSION"));
+        output::outln!("spec: {}", libcontainer::oci_spec::runtime::VERSION);
+        output::outln!("libcontainer: 0.7.0");
         return;
     }
     let Some(command) = cli.command.take() else {
-        let _ = Cli::command().print_help();
-        std::process::exit(1);
+        // runc prints its help and succeeds when given no command.
+        cli::print_help();
+        return;
     };
-    log.install_debug_subscriber();
     // runc's exec reports its own failures as 255, apart from the process's statuses.
     let failure_code = if matches!(command, Command::Exec(_)) {
         255
@@ -49,7 +52,7 @@ fn main() {
     match dispatch(&cli, command) {
         Ok(code) => std::process::exit(code),
         Err(err) => {
-            log.error(&format!("{err:#}"));
+            logging::fatal(&format!("{err:#}"));
             std::process::exit(failure_code);
         }
     }

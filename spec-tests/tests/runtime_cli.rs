@@ -169,3 +169,255 @@ fn json_log_records_the_error() {
     );
     assert!(last["time"].as_str().unwrap().contains('T'), "{last}");
 }
+
+/// The runtime under test's program name (`runtime`, or `runc` when RUNTIME_BIN is runc).
+fn program(rt: &Runtime) -> String {
+    rt.bin().file_name().unwrap().to_string_lossy().into_owned()
+}
+
+const COMMANDS: [&str; 17] = [
+    "checkpoint",
+    "create",
+    "delete",
+    "events",
+    "exec",
+    "kill",
+    "list",
+    "pause",
+    "ps",
+    "restore",
+    "resume",
+    "run",
+    "spec",
+    "start",
+    "state",
+    "update",
+    "features",
+];
+
+#[test]
+fn help_is_laid_out_as_runcs() {
+    // runc's help.bats: line 0 is `NAME:`, line 1 `<program> - ...`, and for a command
+    // `<program> <command> - ...`, for -h, --help and `help COMMAND`.
+    let rt = Runtime::new();
+    let name = program(&rt);
+    for flag in ["-h", "--help"] {
+        let out = rt.exec(&[flag]).ok();
+        let lines: Vec<&str> = out.stdout.lines().collect();
+        assert_eq!(lines[0], "NAME:", "{out:?}");
+        assert!(lines[1].starts_with(&format!("   {name} - ")), "{out:?}");
+    }
+    for cmd in COMMANDS {
+        for args in [vec![cmd, "-h"], vec![cmd, "--help"], vec!["help", cmd]] {
+            let out = rt.exec(&args).ok();
+            let lines: Vec<&str> = out.stdout.lines().collect();
+            assert_eq!(lines.first(), Some(&"NAME:"), "{args:?}: {out:?}");
+            assert!(
+                lines[1].starts_with(&format!("   {name} {cmd} - ")),
+                "{args:?}: {out:?}"
+            );
+        }
+    }
+    // runc prints its help and succeeds when given no command.
+    let out = rt.exec(&[]).ok();
+    assert!(out.stdout.starts_with("NAME:\n"), "{out:?}");
+}
+
+#[test]
+fn an_unknown_command_has_no_help_topic() {
+    let rt = Runtime::new();
+    for args in [vec!["foo", "-h"], vec!["help", "foo"], vec!["foo"]] {
+        let out = rt.exec(&args);
+        assert_eq!(out.code, 3, "{args:?}: {out:?}");
+        assert!(
+            out.stderr.contains("No help topic for 'foo'"),
+            "{args:?}: {out:?}"
+        );
+    }
+    // The negative control: a known topic is helped, with status 0.
+    let out = rt.exec(&["help", "kill"]).ok();
+    assert!(!out.stderr.contains("No help topic"), "{out:?}");
+}
+
+#[test]
+fn usage_errors_exit_1_with_one_error_record() {
+    let rt = Runtime::new();
+    for args in [
+        vec!["kill"],
+        vec!["state", "a", "b"],
+        vec!["--no-such-flag", "state", "x"],
+    ] {
+        let out = rt.exec(&args);
+        assert_eq!(out.code, 1, "{args:?}: {out:?}");
+        let line = out.stderr.lines().last().unwrap_or_default();
+        assert!(line.contains("level=error"), "{args:?}: {out:?}");
+    }
+}
+
+#[test]
+fn kill_signal_0_checks_that_the_container_is_alive() {
+    let rt = Runtime::new();
+    let mut b = Bundle::busybox();
+    b.args(&["sleep", "600"]);
+    let c = rt.guard("kill0");
+    rt.exec(&["run", "-d", "--bundle", &b.path().to_string_lossy(), c.id()])
+        .ok();
+    rt.wait_status(c.id(), "running", std::time::Duration::from_secs(10));
+    rt.exec(&["kill", c.id(), "0"]).ok();
+    assert_eq!(rt.state(c.id()).unwrap()["status"], "running");
+    rt.exec(&["kill", "--all", c.id(), "0"]).ok();
+    assert_eq!(rt.state(c.id()).unwrap()["status"], "running");
+    // The negative control: once the container is gone, signal 0 says so (kill.bats).
+    rt.exec(&["kill", c.id(), "KILL"]).ok();
+    rt.wait_status(c.id(), "stopped", std::time::Duration::from_secs(10));
+    let out = rt.exec(&["kill", c.id(), "0"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("container not running"), "{out:?}");
+    // `--all` on a stopped container is not an error (kill.bats).
+    rt.exec(&["kill", "--all", c.id(), "0"]).ok();
+}
+
+/// The namespace types a `spec` writes, in order.
+fn spec_namespaces(bin: &std::path::Path, rootless: bool) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = vec!["spec".to_string()];
+    if rootless {
+        args.push("--rootless".into());
+    }
+    let status = std::process::Command::new(bin)
+        .args(&args)
+        .current_dir(dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let config: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("config.json")).unwrap()).unwrap();
+    config["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["type"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn spec_namespaces_are_runcs() {
+    let ours = Runtime::new();
+    let runc = spec_tests::host::runc();
+    for rootless in [false, true] {
+        assert_eq!(
+            spec_namespaces(ours.bin(), rootless),
+            spec_namespaces(&runc, rootless),
+            "rootless {rootless}"
+        );
+    }
+    // A config that adds its own cgroup namespace to what `spec` wrote runs; one that
+    // lists a namespace twice is refused, as runc refuses it ("duplicated ns").
+    let rt = Runtime::new();
+    let mut b = Bundle::busybox();
+    std::fs::remove_file(b.path().join("config.json")).unwrap();
+    rt.exec(&["spec", "--bundle", &b.path().to_string_lossy()])
+        .ok();
+    b.config =
+        serde_json::from_slice(&std::fs::read(b.path().join("config.json")).unwrap()).unwrap();
+    b.set("/process/terminal", Value::Bool(false))
+        .args(&["echo", "cgroupns"])
+        .push("/linux/namespaces", serde_json::json!({"type": "cgroup"}));
+    let c = rt.guard("specns");
+    assert_eq!(rt.run(b.path(), c.id()).ok().stdout, "cgroupns\n");
+    b.push("/linux/namespaces", serde_json::json!({"type": "cgroup"}));
+    let c = rt.guard("specnstwice");
+    let out = rt.run(b.path(), c.id());
+    assert_eq!(out.code, 1, "{out:?}");
+}
+
+#[test]
+fn events_envelope_keys_are_in_runcs_order() {
+    let rt = Runtime::new();
+    let mut b = Bundle::busybox();
+    b.args(&["sleep", "600"]);
+    let c = rt.guard("evorder");
+    rt.exec(&["run", "-d", "--bundle", &b.path().to_string_lossy(), c.id()])
+        .ok();
+    let out = rt.exec(&["events", "--stats", c.id()]).ok();
+    let prefix = format!("{{\"type\":\"stats\",\"id\":\"{}\",\"data\":{{", c.id());
+    assert!(out.stdout.starts_with(&prefix), "{out:?}");
+    let event: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert!(event["data"]["memory"].is_object(), "{event}");
+}
+
+/// Runs `args` with stdout a pipe whose reader is already gone: the first write fails
+/// with EPIPE. Returns how the process ended and its stderr.
+fn with_closed_stdout(rt: &Runtime, args: &[&str]) -> (std::process::ExitStatus, String) {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills two descriptors we then own.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    // SAFETY: both were just returned by pipe2.
+    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    drop(read);
+    let out = rt
+        .command()
+        .args(args)
+        .stdout(std::process::Stdio::from(write))
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_reader_that_goes_away_ends_the_runtime_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let rt = Runtime::new();
+    let mut b = Bundle::busybox();
+    b.args(&["sleep", "600"]);
+    let c = rt.guard("sigpipe");
+    rt.exec(&["run", "-d", "--bundle", &b.path().to_string_lossy(), c.id()])
+        .ok();
+    let id = c.id();
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["state", id],
+        vec!["list"],
+        vec!["list", "--format", "json"],
+        vec!["ps", id],
+        vec!["ps", "--format", "json", id],
+        vec!["events", "--stats", id],
+        vec!["events", "--interval", "100ms", id],
+        vec!["features"],
+        vec!["--help"],
+    ];
+    for args in &commands {
+        // The negative control: with a reader, the command writes.
+        assert!(!first_line(&rt, args).is_empty(), "{args:?} writes nothing");
+        // Without one it ends by SIGPIPE, as a Go program (runc) does: no panic.
+        let (status, stderr) = with_closed_stdout(&rt, args);
+        assert_eq!(
+            status.signal(),
+            Some(libc::SIGPIPE),
+            "{args:?}: {status:?} {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+    println!("commands checked on a closed stdout: {}", commands.len());
+}
+
+/// The first line `args` writes to stdout, read through a pipe; the process is then ended.
+fn first_line(rt: &Runtime, args: &[&str]) -> String {
+    use std::io::BufRead;
+    let mut child = rt
+        .command()
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    let _ = std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line);
+    let _ = child.kill();
+    let _ = child.wait();
+    line
+}

@@ -405,19 +405,29 @@ fn assert_refused_naming_proc(out: &Outcome) {
 }
 
 /// The attack bundle `b` is refused with an error naming /proc and the container never
-/// sees the fake procfs; the negative control (our proc-mount check switched off, so
-/// libcontainer 0.7 alone, which checks /proc only for mounts of type proc/sysfs) shows
-/// the fake procfs is what the container would see.
+/// sees the fake procfs. Two layers: with our path check before libcontainer switched off
+/// (`proc-mount-check`), libcontainer's check on the mount's descriptors (third_party
+/// patch 0101) still refuses; the negative control (both off: libcontainer 0.7 alone,
+/// which checks /proc only for mounts of type proc/sysfs) shows the fake procfs is what
+/// the container would see.
 fn assert_fake_proc_refused_unless_unchecked(b: &Bundle, id: &str) {
     let (out, seen) = proc_attack(b, id, &[]);
     assert!(seen.is_none(), "{seen:?}");
     assert_refused_naming_proc(&out);
     let (out, seen) = proc_attack(
         b,
-        &format!("{id}neg"),
+        &format!("{id}lib"),
         &[("_RUNTIME_TEST_UNSAFE", "proc-mount-check")],
     );
     if unsafe_switch_took_effect(&out) {
+        assert!(seen.is_none(), "{seen:?}");
+        assert_ne!(out.code, 0, "{out:?}");
+        assert!(out.stderr.contains("only procfs may be"), "{out:?}");
+        let (out, seen) = proc_attack(
+            b,
+            &format!("{id}neg"),
+            &[("_RUNTIME_TEST_UNSAFE", "proc-mount-check,proc-handle-check")],
+        );
         assert!(
             seen.is_some(),
             "negative control: the fake /proc went unnoticed: {out:?}"
@@ -476,6 +486,200 @@ fn cve_2023_27561_proc_as_a_symlink_in_the_rootfs_is_refused() {
         fake_proc_seen_at(scratch.path()).is_some(),
         "negative control: a /proc symlink to a fake procfs should be detected"
     );
+}
+
+/// A `proc`-typed mount with a `bind`/`rbind` option is a bind mount (runc ignores the type
+/// then): judged as one, a directory over /proc is refused; with our check off,
+/// libcontainer's check on the mount's descriptors still refuses (two layers); with both
+/// off the fake is what the container sees (the negative control).
+#[test]
+fn proc_typed_bind_of_a_directory_over_proc_is_refused() {
+    let fake = fake_proc();
+    for options in [json!(["bind"]), json!(["rbind"]), json!(["bind", "ro"])] {
+        let mut b = Bundle::busybox();
+        b.args(&["sleep", "30"]).push(
+            "/mounts",
+            json!({"destination": "/proc", "type": "proc", "source": fake.path(), "options": options}),
+        );
+        let (out, seen) = proc_attack(&b, "procbind", &[]);
+        assert!(seen.is_none(), "{options}: {seen:?}");
+        assert_refused_naming_proc(&out);
+        assert!(out.stderr.contains("only procfs"), "{options}: {out:?}");
+        // runc refuses it too ("... cannot be mounted because it is not of type proc").
+        let runc = Runtime::with_bin(spec_tests::host::runc());
+        let c = runc.guard("procbindrunc");
+        let r = runc.create(b.path(), c.id());
+        assert_ne!(r.code, 0, "runc: {r:?}");
+        assert!(r.stderr.contains("not of type proc"), "runc: {r:?}");
+        drop(c);
+        let (out, seen) = proc_attack(
+            &b,
+            "procbindlib",
+            &[("_RUNTIME_TEST_UNSAFE", "proc-mount-check")],
+        );
+        if unsafe_switch_took_effect(&out) {
+            assert!(seen.is_none(), "{options}: {seen:?}");
+            assert_ne!(out.code, 0, "{options}: {out:?}");
+            assert!(
+                out.stderr.contains("only procfs may be"),
+                "{options}: {out:?}"
+            );
+            let (out, seen) = proc_attack(
+                &b,
+                "procbindneg",
+                &[("_RUNTIME_TEST_UNSAFE", "proc-mount-check,proc-handle-check")],
+            );
+            assert!(
+                seen.is_some(),
+                "negative control: with both checks off the fake /proc should be seen: {out:?}"
+            );
+        }
+    }
+}
+
+/// How often the /proc swap race was won (the container saw a fake /proc), out of how
+/// many runs, and how many runs were refused.
+struct RaceTally {
+    runs: usize,
+    refused: usize,
+    /// Of the refused runs, those refused at mount time (in the container's init) rather
+    /// than by the path check before anything is created.
+    refused_at_mount: usize,
+    hits: usize,
+}
+
+/// CVE-2019-19921's race: `rootfs/data/vol` (a mount destination: a bind of a fake
+/// procfs) is exchanged with a symlink to `../proc` over and over while `runs` containers
+/// are run; each reports whether its /proc is the real procfs. Stops early after
+/// `stop_after` hits.
+fn proc_swap_race(rt: &Runtime, env: &[(&str, &str)], runs: usize, stop_after: usize) -> RaceTally {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let fake = fake_proc();
+    let mut b = Bundle::busybox();
+    std::fs::create_dir_all(b.rootfs().join("data/vol")).unwrap();
+    std::os::unix::fs::symlink("../proc", b.rootfs().join("data/vol_link")).unwrap();
+    b.sh("if [ -e /proc/FAKE-PROC-MARKER ]; then echo FAKE; else echo \"magic $(stat -f -c %t /proc)\"; fi")
+        .push(
+            "/mounts",
+            json!({"destination": "/data/vol", "type": "bind", "source": fake.path(), "options": ["rbind"]}),
+        );
+    let stop = Arc::new(AtomicBool::new(false));
+    let cstr = |p: PathBuf| std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+    let (a, l) = (
+        cstr(b.rootfs().join("data/vol")),
+        cstr(b.rootfs().join("data/vol_link")),
+    );
+    let exchange = move || {
+        // SAFETY: renameat2 with two NUL-terminated paths.
+        unsafe {
+            libc::syscall(
+                libc::SYS_renameat2,
+                libc::AT_FDCWD,
+                a.as_ptr(),
+                libc::AT_FDCWD,
+                l.as_ptr(),
+                libc::RENAME_EXCHANGE,
+            ) == 0
+        }
+    };
+    let swapper = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut swapped = false;
+            while !stop.load(Ordering::Relaxed) {
+                if exchange() {
+                    swapped = !swapped;
+                }
+            }
+            if swapped {
+                exchange();
+            }
+        })
+    };
+    let mut tally = RaceTally {
+        runs: 0,
+        refused: 0,
+        refused_at_mount: 0,
+        hits: 0,
+    };
+    for _ in 0..runs {
+        let c = rt.guard("procrace");
+        let mut cmd = rt.command();
+        cmd.args(["run", "--bundle", &b.path().to_string_lossy(), c.id()]);
+        cmd.envs(env.iter().copied());
+        let out = capture(cmd);
+        tally.runs += 1;
+        if out.code != 0 {
+            tally.refused += 1;
+            if out.stderr.contains("prepare rootfs") || out.stderr.contains("error mounting") {
+                tally.refused_at_mount += 1;
+            }
+        } else if out.stdout.contains("FAKE") || !out.stdout.contains("magic 9fa0") {
+            tally.hits += 1;
+            eprintln!("hit: the container saw {:?}", out.stdout.trim());
+            if tally.hits >= stop_after {
+                break;
+            }
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    swapper.join().unwrap();
+    tally
+}
+
+#[test]
+fn cve_2019_19921_race_swapping_a_mount_destination_for_a_symlink_to_proc_never_wins() {
+    const RUNS: usize = 300;
+    let rt = Runtime::new();
+    let ours = proc_swap_race(&rt, &[], RUNS, 1);
+    eprintln!(
+        "proc swap race, ours: {} runs, {} refused ({} at mount time), {} saw a fake /proc",
+        ours.runs, ours.refused, ours.refused_at_mount, ours.hits
+    );
+    assert_eq!(ours.hits, 0, "a run saw a fake /proc");
+    assert_eq!(ours.runs, RUNS);
+    // The race did happen: some runs met the symlink and were refused.
+    assert!(
+        ours.refused > 0,
+        "the swap never met a run: no race was tried"
+    );
+
+    // runc through the same loop, for comparison.
+    let runc = Runtime::with_bin(spec_tests::host::runc());
+    let theirs = proc_swap_race(&runc, &[], RUNS, RUNS);
+    eprintln!(
+        "proc swap race, runc: {} runs, {} refused ({} at mount time), {} saw a fake /proc",
+        theirs.runs, theirs.refused, theirs.refused_at_mount, theirs.hits
+    );
+
+    // Negative control: with the check on the mount's descriptors off (only the path
+    // check before libcontainer is left), the same loop sees the fake /proc.
+    let probe = {
+        let b = proc_attack_bundle(fake_proc().path(), "/proc");
+        let both = [("_RUNTIME_TEST_UNSAFE", "proc-mount-check,proc-handle-check")];
+        proc_attack(&b, "procraceprobe", &both).0
+    };
+    if unsafe_switch_took_effect(&probe) {
+        assert!(
+            probe.stderr.contains("protection proc-handle-check is off"),
+            "{probe:?}"
+        );
+        let neg = proc_swap_race(
+            &rt,
+            &[("_RUNTIME_TEST_UNSAFE", "proc-handle-check")],
+            RUNS,
+            3,
+        );
+        eprintln!(
+            "proc swap race, negative control (proc-handle-check off): {} runs, {} refused ({} at mount time), {} saw a fake /proc",
+            neg.runs, neg.refused, neg.refused_at_mount, neg.hits
+        );
+        assert!(
+            neg.hits > 0,
+            "negative control: without the descriptor check the race should be won at least once in {RUNS} runs"
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -458,20 +458,65 @@ fn full_state_root_is_one_clear_error() {
 }
 
 #[test]
-fn negative_control_delete_without_the_sweep_leaves_an_interrupted_exec_behind() {
-    // libcontainer's delete alone (our sweep off, debug builds): an exec killed before its
-    // process was moved out of libcontainer's `:youki:<id>` cgroup leaves that cgroup.
-    let left = kill_at_then_delete(
-        "exec",
-        StopAt::Phase("exec:started".into()),
-        &[("_RUNTIME_TEST_UNSAFE", "delete-sweep")],
+fn negative_control_delete_without_the_sweep_leaves_an_interrupted_create_behind() {
+    // What a create killed before libcontainer saved its state leaves: an init in its
+    // cgroup and a state directory without state.json (done by hand: a container is
+    // created, its state.json removed). libcontainer's delete alone (our sweep off, debug
+    // builds) leaves the init and the cgroup, and the detector must see them; delete
+    // --force with the sweep, on the same situation, leaves nothing.
+    let rt = Runtime::new();
+    let b = bundle_for(
+        &StopAt::Phase("create:built".into()),
+        Path::new("/nonexistent"),
     );
+    let interrupted = |name: &str| {
+        let id = spec_tests::container::unique_id(name);
+        rt.create(b.path(), &id).ok();
+        // No runtime runs now: pid -1 has no descendants, so only the cgroup counts.
+        let snap = snapshot(&id, -1);
+        std::fs::remove_file(rt.root().join(&id).join("state.json")).unwrap();
+        (id, snap)
+    };
+    let delete = |id: &str, env: &[(&str, &str)]| {
+        let mut cmd = rt.command();
+        cmd.args(["delete", "--force", id])
+            .envs(env.iter().copied());
+        capture(cmd)
+    };
+
+    let (swept, snap) = interrupted("faultneg-swept");
+    delete(&swept, &[]).ok();
+    let after = what_is_left(&rt, &swept, &b, &snap);
+    assert!(after.is_empty(), "the sweep left: {after:?}");
+
+    let (unswept, snap) = interrupted("faultneg-unswept");
+    delete(&unswept, &[("_RUNTIME_TEST_UNSAFE", "delete-sweep")]);
+    let left = what_is_left(&rt, &unswept, &b, &snap);
+    // Clean up for real: the test's own kill and rmdir, the runtime no longer knows it.
+    for dir in cgroup_dirs_named(&unswept) {
+        for pid in std::fs::read_to_string(dir.join("cgroup.procs"))
+            .unwrap_or_default()
+            .lines()
+        {
+            if let Ok(pid) = pid.trim().parse::<i32>() {
+                // SAFETY: kill takes a pid and a signal.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+    }
+    for dir in cgroup_dirs_named(&unswept) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while std::fs::remove_dir(&dir).is_err() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
     if left.is_empty() && !cfg!(debug_assertions) {
         eprintln!("negative control not run: the runtime under test may be a release build");
         return;
     }
     assert!(
-        left.iter().any(|l| l.contains(":youki:")),
-        "negative control: the stray cgroup should be detected: {left:?}"
+        left.iter().any(|l| l.starts_with("cgroup "))
+            && left.iter().any(|l| l.starts_with("process ")),
+        "negative control: the init and its cgroup should be detected: {left:?}"
     );
 }

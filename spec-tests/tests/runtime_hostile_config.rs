@@ -230,16 +230,8 @@ fn relative_paths_where_absolute_are_required_name_the_field() {
             vec![Set("/linux/namespaces/0/path", json!("proc/1/ns/pid"))],
             "linux.namespaces[0].path",
         ),
-        (
-            "masked-path",
-            vec![Set("/linux/maskedPaths/0", json!("proc/kcore"))],
-            "linux.maskedPaths[0]",
-        ),
-        (
-            "readonly-path",
-            vec![Set("/linux/readonlyPaths/0", json!("proc/sys"))],
-            "linux.readonlyPaths[0]",
-        ),
+        // Relative maskedPaths and readonlyPaths are accepted, taken from the container's
+        // root as runc takes them: runtime_mounts.rs::relative_masked_and_readonly_paths_apply.
         (
             "device-path",
             vec![Set(

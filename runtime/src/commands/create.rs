@@ -14,7 +14,7 @@ use libcontainer::syscall::syscall::SyscallType;
 use crate::cli::Cli;
 use crate::container::path_lookup::PathLookupExecutor;
 use crate::container::test_switches::phase;
-use crate::container::{self, cgroup_default, config_check, rootless_cgroups, shadow_bundle};
+use crate::container::{self, config_check, rootless_cgroups, shadow_bundle};
 
 /// Options shared by `create` and `run`.
 #[derive(Args, Debug, Clone)]
@@ -164,22 +164,25 @@ pub fn create_loaded_container(
     (bundle, spec): (PathBuf, Spec),
 ) -> Result<Container> {
     let root = container::state_root(cli);
-    fs::create_dir_all(&root)
-        .with_context(|| format!("cannot create the state root {}", root.display()))?;
+    container::make_state_root(&root)?;
     // Held until this function returns: a concurrent create of the same id fails below
     // instead of racing libcontainer's non-exclusive directory creation.
     let _claim = container::claim_id(&root, id)?;
     phase("create:claimed");
     let dir = container::container_dir(&root, id);
     if dir.exists() {
-        bail!("container {id} already exists");
+        bail!(container::client_errors::already_exists(id));
     }
     let systemd = cli.systemd_cgroup;
     // Rootless on cgroup v1: no cgroup is really made, so there is none to rename either.
     let cgroups_hidden = rootless_cgroups::needs_hiding();
     if cgroups_hidden {
         let cgroups_path = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone());
-        rootless_cgroups::hide_cgroup_v1(&libcontainer::utils::get_cgroup_path(&cgroups_path, id))?;
+        rootless_cgroups::hide_cgroup_v1(&libcontainer::utils::get_cgroup_path(
+            &cgroups_path,
+            id,
+            systemd,
+        ))?;
     }
     let shadow = shadow_bundle::needed(&spec)
         .then(|| shadow_bundle::write(&root, id, &bundle, &spec))
@@ -187,12 +190,7 @@ pub fn create_loaded_container(
     let lib_bundle = shadow.as_deref().unwrap_or(&bundle);
     // libcontainer gets the spec we already parsed, unless it must read the shadow
     // bundle's adjusted copy.
-    let mut handed = shadow.is_none().then(|| spec.clone());
-    let default_cgroup = !cgroups_hidden && cgroup_default::applies(&spec, systemd);
-    let named_up_front = default_cgroup
-        && handed
-            .as_mut()
-            .is_some_and(|s| cgroup_default::name_up_front(s, id));
+    let handed = shadow.is_none().then(|| spec.clone());
     let built = build(&root, lib_bundle, opts, id, detach, systemd, handed);
     phase("create:built");
     if let Some(dir) = &shadow {
@@ -201,9 +199,6 @@ pub fn create_loaded_container(
     let result = built.and_then(|mut container| {
         if shadow.is_some() {
             shadow_bundle::restore_bundle_path(&mut container, &bundle)?;
-        }
-        if default_cgroup && !named_up_front {
-            cgroup_default::rename_to_runc_default(&dir, id)?;
         }
         if let Some(socket) = &opts.pidfd_socket {
             send_pidfd(&container, socket)?;
@@ -266,8 +261,9 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
     parts.join(": ")
 }
 
-/// Removes whatever a failed create left: the init (if it was forked), the state
-/// directory and the cgroup under both names.
+/// Removes whatever a failed create left: the init (if it was forked) and its cgroup
+/// (libcontainer's delete, or its own cleanup when the build failed), the state directory
+/// and the lock. A cgroup that existed before the create is not the create's to remove.
 fn remove_leftovers(root: &Path, id: &str) {
     let dir = container::container_dir(root, id);
     rootless_cgroups::clear_mirror();
@@ -276,11 +272,6 @@ fn remove_leftovers(root: &Path, id: &str) {
     }
     let _ = fs::remove_dir_all(&dir);
     let _ = fs::remove_file(container::lock_path(root, id));
-    for name in [id.to_string(), format!(":youki:{id}")] {
-        for mount in container::cgroup_mounts::all() {
-            let _ = fs::remove_dir(mount.path.join(&name));
-        }
-    }
 }
 
 /// Sends a pidfd of the container init over the `--pidfd-socket`, as runc 1.2 does.

@@ -40,7 +40,7 @@ pub fn run(cli: &Cli, args: DeleteArgs) -> Result<()> {
         if args.force {
             return Ok(());
         }
-        bail!("container {id} does not exist");
+        bail!(container::client_errors::does_not_exist(id));
     }
     let claim = container::claim_id_waiting(&root, id, LOCK_WAIT)?;
     if !dir.join("state.json").exists() {
@@ -54,7 +54,7 @@ pub fn run(cli: &Cli, args: DeleteArgs) -> Result<()> {
             let _ = std::fs::remove_file(container::lock_path(&root, id));
         }
         drop(claim);
-        bail!("container {id} does not exist");
+        bail!(container::client_errors::does_not_exist(id));
     }
     let mut c = match container::load(&root, id) {
         Ok(c) => c,

@@ -140,12 +140,21 @@ fn memory_dir(cgroup_path: &Path) -> PathBuf {
     }
 }
 
-fn print_event(kind: &str, id: &str, data: Option<Value>) {
-    let mut event = json!({"type": kind, "id": id});
-    if let Some(d) = data {
-        event["data"] = d;
-    }
-    println!("{event}");
+/// runc's event envelope, its keys in runc's order (`type`, `id`, `data`): scripts and
+/// runc's own tests compare the text.
+#[derive(serde::Serialize)]
+struct Event<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<Value>,
+}
+
+fn print_event(kind: &str, id: &str, data: Option<Value>) -> Result<()> {
+    let event = serde_json::to_string(&Event { kind, id, data })?;
+    crate::output::outln!("{event}");
+    Ok(())
 }
 
 fn stats_of(manager: &AnyCgroupManager, id: &str) -> Result<Value> {
@@ -160,7 +169,8 @@ pub fn run(cli: &Cli, args: EventsArgs) -> Result<()> {
     let root = container::state_root(cli);
     let c = container::load(&root, &args.id)?;
     if c.status() == ContainerStatus::Stopped {
-        bail!("container {} is not running", args.id);
+        // runc's wording for events.
+        bail!("container with id {} is not running", args.id);
     }
     let config = YoukiConfig::load(&c.root)
         .with_context(|| format!("cannot read the saved config of container {}", args.id))?;
@@ -171,7 +181,7 @@ pub fn run(cli: &Cli, args: EventsArgs) -> Result<()> {
     })
     .with_context(|| format!("cannot open the cgroup of container {}", args.id))?;
     if args.stats {
-        print_event("stats", &args.id, Some(stats_of(&manager, &args.id)?));
+        print_event("stats", &args.id, Some(stats_of(&manager, &args.id)?))?;
         return Ok(());
     }
     let mem = memory_dir(&config.cgroup_path);
@@ -180,13 +190,13 @@ pub fn run(cli: &Cli, args: EventsArgs) -> Result<()> {
     loop {
         if let Some(n) = oom_kills(&mem) {
             if n > ooms {
-                print_event("oom", &args.id, None);
+                print_event("oom", &args.id, None)?;
                 ooms = n;
             }
         }
         if Instant::now() >= next_stats {
             match stats_of(&manager, &args.id) {
-                Ok(data) => print_event("stats", &args.id, Some(data)),
+                Ok(data) => print_event("stats", &args.id, Some(data))?,
                 Err(_) if container::load(&root, &args.id).is_err() => return Ok(()),
                 // runc logs a failed read and keeps streaming (a delete may be under way).
                 Err(e) => eprintln!("runtime: {e:#}"),

@@ -9,7 +9,6 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use libcontainer::capabilities;
-use libcontainer::config::YoukiConfig;
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::container::ContainerStatus;
 use libcontainer::oci_spec::runtime::{LinuxSeccomp, Process};
@@ -22,7 +21,7 @@ use crate::container::exec_seccomp::SeccompExecutor;
 use crate::container::path_lookup::PathLookupExecutor;
 use crate::container::test_switches::phase;
 use crate::container::tty_proxy::{self, ConsoleReceiver, Relay};
-use crate::container::{self, config_check, exec_cgroup};
+use crate::container::{self, client_errors, config_check};
 
 #[derive(Args, Debug)]
 pub struct ExecArgs {
@@ -201,19 +200,48 @@ fn container_seccomp(bundle: &std::path::Path) -> Result<Option<LinuxSeccomp>> {
     Ok(spec.linux().as_ref().and_then(|l| l.seccomp().clone()))
 }
 
-/// Runs the command; returns the exit status (the process's, or 0 when detached).
+/// The sub-cgroup of the container's cgroup that `--cgroup` names. runc takes `PATH`
+/// (every hierarchy) or `CONTROLLER[,CONTROLLER]:PATH` (those controllers only);
+/// libcontainer joins one path in every hierarchy, so a path for some controllers only
+/// is refused rather than applied to all of them. The sub-cgroup must exist (the
+/// process joins it, as with runc, and fails when it is missing).
+fn sub_cgroup(flags: &[String]) -> Result<Option<String>> {
+    let mut path: Option<&str> = None;
+    for flag in flags {
+        let (controllers, p) = flag.split_once(':').unwrap_or(("", flag));
+        if !controllers.is_empty() {
+            bail!(
+                "--cgroup {flag:?}: a sub-cgroup for some controllers only is not supported; \
+                 give PATH to join it in every hierarchy"
+            );
+        }
+        if p.is_empty() {
+            bail!("--cgroup {flag:?}: the path is empty");
+        }
+        if path.is_some_and(|seen| seen != p) {
+            bail!("--cgroup given twice with different paths");
+        }
+        path = Some(p);
+    }
+    Ok(path.map(str::to_string))
+}
+
+/// Runs the command; returns the exit status (the process's, or 0 when detached). Every
+/// error is reported as runc reports exec's: `exec failed: ...`.
 pub fn run(cli: &Cli, args: ExecArgs) -> Result<i32> {
+    exec(cli, args).context("exec failed")
+}
+
+fn exec(cli: &Cli, args: ExecArgs) -> Result<i32> {
     let root = container::state_root(cli);
     let c = container::load(&root, &args.id)?;
     match c.status() {
-        ContainerStatus::Running => {}
+        // runc runs a process in a created container too (its init waits for start).
+        ContainerStatus::Running | ContainerStatus::Created => {}
         ContainerStatus::Paused if args.ignore_paused => {}
-        ContainerStatus::Paused => bail!("container {} is paused (use --ignore-paused)", args.id),
-        s => bail!(
-            "cannot exec in container {}: it is {}",
-            args.id,
-            s.to_string().to_lowercase()
-        ),
+        ContainerStatus::Paused => bail!(client_errors::EXEC_PAUSED),
+        ContainerStatus::Stopped => bail!(client_errors::EXEC_STOPPED),
+        ContainerStatus::Creating => bail!("cannot exec in a container that is being created"),
     }
     let process = build_process(&args, c.bundle())?;
     let seccomp = container_seccomp(c.bundle())?;
@@ -245,11 +273,7 @@ pub fn run(cli: &Cli, args: ExecArgs) -> Result<i32> {
     } else {
         Some(container::wait::install_signal_handlers(true)?)
     };
-    let sub_cgroup = args
-        .cgroup
-        .iter()
-        .map(|c| c.split_once(':').map_or(c.as_str(), |(_, p)| p).to_string())
-        .next();
+    let sub_cgroup = sub_cgroup(&args.cgroup)?;
     phase("exec:prepared");
     let built = ContainerBuilder::new(args.id.clone(), SyscallType::default())
         .with_root_path(&root)
@@ -270,14 +294,9 @@ pub fn run(cli: &Cli, args: ExecArgs) -> Result<i32> {
         })
         .and_then(|b| b.build());
     let _ = std::fs::remove_file(&process_file);
-    let pid: Pid = built
-        .map_err(|e| anyhow::anyhow!("{}", error_chain(&e)))
-        .with_context(|| format!("cannot exec in container {}", args.id))?;
+    let pid: Pid = built.map_err(|e| anyhow::anyhow!("{}", error_chain(&e)))?;
 
     phase("exec:started");
-    if let Ok(config) = YoukiConfig::load(&c.root) {
-        exec_cgroup::adopt_stray(&args.id, &config.cgroup_path)?;
-    }
     let relay = match console {
         Some(receiver) => Some(Relay::start(receiver)?),
         None => None,

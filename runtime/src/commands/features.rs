@@ -155,6 +155,6 @@ pub fn run(_cli: &Cli, _args: FeaturesArgs) -> Result<()> {
         .linux(linux)
         .annotations(annotations)
         .build()?;
-    println!("{}", serde_json::to_string_pretty(&features)?);
+    crate::output::outln!("{}", serde_json::to_string_pretty(&features)?);
     Ok(())
 }

@@ -37,7 +37,7 @@ pub fn run(cli: &Cli, args: ListArgs) -> Result<()> {
     views.sort_by(|a, b| a.id.cmp(&b.id));
     if args.quiet {
         for v in &views {
-            println!("{}", v.id);
+            crate::output::outln!("{}", v.id);
         }
         return Ok(());
     }
@@ -45,9 +45,9 @@ pub fn run(cli: &Cli, args: ListArgs) -> Result<()> {
         // runc marshals its empty (nil) list as `null`, which clients decode as no
         // containers.
         if views.is_empty() {
-            println!("null");
+            crate::output::outln!("null");
         } else {
-            println!("{}", serde_json::to_string(&views)?);
+            crate::output::outln!("{}", serde_json::to_string(&views)?);
         }
         return Ok(());
     }
@@ -78,7 +78,7 @@ pub fn run(cli: &Cli, args: ListArgs) -> Result<()> {
             .enumerate()
             .map(|(i, cell)| format!("{cell:<width$}", width = widths[i]))
             .collect();
-        println!("{}", line.join("   ").trim_end());
+        crate::output::outln!("{}", line.join("   ").trim_end());
     }
     Ok(())
 }

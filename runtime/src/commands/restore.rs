@@ -24,7 +24,7 @@ use crate::commands::create::{bundle_wants_terminal, error_chain, load_bundle_sp
 use crate::container::cgroup_visit::CgroupVisit;
 use crate::container::criu_restore::{self, CriuRoot};
 use crate::container::tty_proxy::{ConsoleReceiver, Relay};
-use crate::container::{self, cgroup_default, criu};
+use crate::container::{self, criu};
 
 #[derive(Args, Debug)]
 pub struct RestoreArgs {
@@ -90,27 +90,23 @@ pub fn run(cli: &Cli, args: RestoreArgs) -> Result<i32> {
     let what = format!("cannot restore container {id}");
     let checked = check(cli, &args, &what)?;
     let root = container::state_root(cli);
-    fs::create_dir_all(&root)
-        .with_context(|| format!("cannot create the state root {}", root.display()))?;
+    container::make_state_root(&root)?;
     let claim = container::claim_id(&root, &id)?;
     let dir = container::container_dir(&root, &id);
     if dir.exists() {
-        bail!("container {id} already exists");
+        bail!(container::client_errors::already_exists(&id));
     }
 
     let systemd = cli.systemd_cgroup;
-    let cgroup_path = if cgroup_default::applies(&checked.spec, systemd) {
-        PathBuf::from(format!("/{id}"))
-    } else {
-        libcontainer::utils::get_cgroup_path(
-            &checked
-                .spec
-                .linux()
-                .as_ref()
-                .and_then(|l| l.cgroups_path().clone()),
-            &id,
-        )
-    };
+    let cgroup_path = libcontainer::utils::get_cgroup_path(
+        &checked
+            .spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.cgroups_path().clone()),
+        &id,
+        systemd,
+    );
     let manager = libcgroups::common::create_cgroup_manager(CgroupConfig {
         cgroup_path: cgroup_path.clone(),
         systemd_cgroup: systemd,
@@ -326,8 +322,7 @@ impl Attempt<'_> {
             ..
         } = self.checked;
         let id = &self.args.id;
-        fs::create_dir(self.dir)
-            .with_context(|| format!("{}: cannot create {}", self.what, self.dir.display()))?;
+        container::make_container_dir(self.dir).with_context(|| self.what.to_string())?;
         let mut c = Container::new(id, ContainerStatus::Creating, None, bundle, self.dir)
             .map_err(|e| anyhow::anyhow!("{}", error_chain(&e)))
             .with_context(|| format!("{}: cannot record its state", self.what))?;
@@ -337,7 +332,7 @@ impl Attempt<'_> {
         c.save()
             .map_err(|e| anyhow::anyhow!("{}", error_chain(&e)))
             .with_context(|| format!("{}: cannot record its state", self.what))?;
-        let mut config = YoukiConfig::from_spec(spec, id)
+        let mut config = YoukiConfig::from_spec(spec, id, self.systemd)
             .map_err(|e| anyhow::anyhow!("{e}"))
             .with_context(|| format!("{}: cannot record its config", self.what))?;
         config.cgroup_path = self.cgroup_path.to_path_buf();
@@ -402,10 +397,8 @@ fn undo(root: &Path, id: &str, manager: &AnyCgroupManager) {
     if let Err(err) = manager.remove() {
         tracing::warn!(%err, "cannot remove the cgroup of the failed restore");
     }
-    for name in [id.to_string(), format!(":youki:{id}")] {
-        for mount in container::cgroup_mounts::all() {
-            let _ = fs::remove_dir(mount.path.join(&name));
-        }
+    for mount in container::cgroup_mounts::all() {
+        let _ = fs::remove_dir(mount.path.join(id));
     }
     let _ = fs::remove_dir_all(container::container_dir(root, id));
     let _ = fs::remove_file(container::lock_path(root, id));
@@ -436,9 +429,6 @@ fn run_poststart(c: &Container) {
     if let Err(e) =
         libcontainer::hooks::run_hooks(Some(&hooks), Some(&c.state), Some(&c.root), None, None)
     {
-        eprintln!(
-            "runtime: warning: poststart hook failed: {}",
-            error_chain(&e)
-        );
+        crate::logging::warn(&format!("poststart hook failed: {}", error_chain(&e)));
     }
 }

@@ -37,6 +37,12 @@ pub fn run(cli: &Cli, args: RunArgs) -> Result<i32> {
     // same order, as `create`).
     container::validate_id(&args.id)?;
     let loaded = load_bundle_spec(&args.opts.bundle)?;
+    if !args.detach && args.opts.console_socket.is_none() && spec_wants_terminal(&loaded.1) {
+        // Checked before anything is made: with no terminal to relay to, the container
+        // would be created and `run` would wait on a terminal nobody can use (runc fails
+        // here too: "open /dev/tty: no such device or address").
+        ensure_caller_terminal()?;
+    }
     if args.detach {
         let mut c = create_loaded_container(cli, &args.opts, &args.id, true, loaded)?;
         if let Err(err) = container::start::start(&mut c) {
@@ -52,8 +58,7 @@ pub fn run(cli: &Cli, args: RunArgs) -> Result<i32> {
     // A terminal with nobody to hand it to: we take the master and relay it ourselves.
     let mut opts = args.opts.clone();
     let console = if opts.console_socket.is_none() && spec_wants_terminal(&loaded.1) {
-        std::fs::create_dir_all(&root)
-            .with_context(|| format!("cannot create the state root {}", root.display()))?;
+        container::make_state_root(&root)?;
         let receiver = ConsoleReceiver::listen(&root.join(format!(".{}.console", args.id)))?;
         opts.console_socket = Some(receiver.path().to_path_buf());
         Some(receiver)
@@ -88,4 +93,26 @@ pub fn run(cli: &Cli, args: RunArgs) -> Result<i32> {
     }
     cleanup(args.keep);
     Ok(status)
+}
+
+/// A terminal of the caller's to relay the container's to: one of stdin, stdout or stderr,
+/// or the controlling terminal (/dev/tty), as runc looks for one.
+fn ensure_caller_terminal() -> Result<()> {
+    use std::io::IsTerminal;
+    if std::io::stdin().is_terminal()
+        || std::io::stdout().is_terminal()
+        || std::io::stderr().is_terminal()
+    {
+        return Ok(());
+    }
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+    {
+        Ok(_) => Ok(()),
+        Err(err) => anyhow::bail!(
+            "process.terminal is true but there is no terminal to give the container: stdin, stdout and stderr are not terminals and /dev/tty cannot be opened ({err}); give --console-socket, run it in a terminal, or set process.terminal to false"
+        ),
+    }
 }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use libcontainer::oci_spec::runtime::Spec;
+use libcontainer::oci_spec::runtime::{LinuxNamespaceType, Spec};
 
 use crate::cli::Cli;
 
@@ -37,6 +37,21 @@ pub fn run(_cli: &Cli, args: SpecArgs) -> Result<()> {
         // runc's starting point: an interactive shell.
         process.set_terminal(Some(true));
     }
+    if !args.rootless {
+        // (runc's rootless spec has no resources at all; nor has ours.)
+        deny_all_devices(&mut spec)?;
+    }
+    // runc's default spec has no cgroup namespace (oci-spec-rs's has one): configs that
+    // add their own, as runc's tests and some tools do, would otherwise list it twice.
+    if let Some(linux) = spec.linux_mut() {
+        if let Some(namespaces) = linux.namespaces().clone() {
+            let kept = namespaces
+                .into_iter()
+                .filter(|ns| ns.typ() != LinuxNamespaceType::Cgroup)
+                .collect();
+            linux.set_namespaces(Some(kept));
+        }
+    }
     let text = serde_json::to_string_pretty(&runc_capabilities(&spec)?)?;
     std::fs::write(&path, text + "\n")
         .with_context(|| format!("cannot write {}", path.display()))?;
@@ -61,4 +76,25 @@ fn runc_capabilities(spec: &Spec) -> Result<serde_json::Value> {
         }
     }
     Ok(value)
+}
+
+/// runc's spec starts the device rules with deny-all (`{"allow": false, "access": "rwm"}`).
+/// The runtime applies deny-all first whatever the config lists (docs/SECURITY.md); the rule
+/// is written so the file says so, for runc and other runtimes reading it too.
+fn deny_all_devices(spec: &mut Spec) -> Result<()> {
+    use libcontainer::oci_spec::runtime::{LinuxDeviceCgroupBuilder, LinuxResources};
+    let deny_all = LinuxDeviceCgroupBuilder::default()
+        .allow(false)
+        .access("rwm")
+        .build()
+        .context("cannot build the deny-all device rule")?;
+    if let Some(linux) = spec.linux_mut() {
+        let mut resources = linux
+            .resources()
+            .clone()
+            .unwrap_or_else(LinuxResources::default);
+        resources.set_devices(Some(vec![deny_all]));
+        linux.set_resources(Some(resources));
+    }
+    Ok(())
 }

@@ -89,6 +89,6 @@ pub fn run(cli: &Cli, args: StateArgs) -> Result<()> {
     let mut view = StateView::of(&c);
     // runc's `state` leaves the owner empty; only `list` fills it in.
     view.owner.clear();
-    println!("{}", serde_json::to_string_pretty(&view)?);
+    crate::output::outln!("{}", serde_json::to_string_pretty(&view)?);
     Ok(())
 }

@@ -39,9 +39,15 @@ impl CgroupVisit {
             .add_task(Pid::this())
             .map_err(|e| anyhow::anyhow!("{e}"))
             .context("cannot create the container's cgroup")?;
-        if let Some(resources) = resources {
+        {
+            // As create (third_party patch 0100): the device cgroup always gets runc's rule
+            // set, also when the config lists no devices or no resources.
+            let mut resources = resources.cloned().unwrap_or_default();
+            if resources.devices().is_none() {
+                resources.set_devices(Some(Vec::new()));
+            }
             let opts = ControllerOpt {
-                resources,
+                resources: &resources,
                 freezer_state: None,
                 oom_score_adj: None,
                 disable_oom_killer: false,

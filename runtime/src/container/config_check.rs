@@ -243,16 +243,8 @@ pub fn validate(spec: &Spec) -> Result<(), String> {
             }
         }
     }
-    for (field, paths) in [
-        ("maskedPaths", linux.masked_paths()),
-        ("readonlyPaths", linux.readonly_paths()),
-    ] {
-        for (i, p) in paths.iter().flatten().enumerate() {
-            if !Path::new(p).is_absolute() {
-                return Err(format!("linux.{field}[{i}] {p:?} must be an absolute path"));
-            }
-        }
-    }
+    // maskedPaths and readonlyPaths may be relative: runc takes them from the
+    // container's root, and so does the fork (patch 0307).
     for (i, d) in linux.devices().iter().flatten().enumerate() {
         if !d.path().is_absolute() {
             return Err(format!(
@@ -345,7 +337,13 @@ pub fn check_proc_mounts(rootfs: &Path, spec: &Spec) -> Result<(), String> {
     let proc_dir = rootfs.join("proc");
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
         let dest = m.destination();
-        let typ = m.typ().as_deref().unwrap_or("");
+        // A `bind`/`rbind` option makes any mount a bind mount (runc ignores the type
+        // then): a `proc`-typed bind of a directory is judged as the bind it is.
+        let typ = if is_bind(m) {
+            "bind"
+        } else {
+            m.typ().as_deref().unwrap_or("")
+        };
         if matches!(typ, "proc" | "sysfs") {
             if let Some(link) = first_symlink(&rootfs, dest) {
                 return Err(format!(
@@ -411,14 +409,18 @@ fn first_symlink(rootfs: &Path, dest: &Path) -> Option<PathBuf> {
     None
 }
 
-/// A bind mount of a procfs root (what some engines do) is procfs too.
-fn is_procfs_root_bind(m: &libcontainer::oci_spec::runtime::Mount) -> bool {
-    let bind = m.typ().as_deref() == Some("bind")
+/// Whether a mount is a bind mount: its type says so, or a `bind`/`rbind` option does.
+fn is_bind(m: &libcontainer::oci_spec::runtime::Mount) -> bool {
+    m.typ().as_deref() == Some("bind")
         || m.options()
             .iter()
             .flatten()
-            .any(|o| o == "bind" || o == "rbind");
-    if !bind {
+            .any(|o| o == "bind" || o == "rbind")
+}
+
+/// A bind mount of a procfs root (what some engines do) is procfs too.
+fn is_procfs_root_bind(m: &libcontainer::oci_spec::runtime::Mount) -> bool {
+    if !is_bind(m) {
         return false;
     }
     let Some(src) = m.source() else { return false };

@@ -2,9 +2,8 @@
 //! `delete --force` after libcontainer's delete (or instead of it, when the state cannot be
 //! read because a runtime was killed half-way through create, exec or delete).
 //!
-//! What a container can leave: processes in its cgroup (under the runc-style name `<id>`,
-//! libcontainer's `:youki:<id>` when create or exec was interrupted before the rename or
-//! adoption, or the config's `cgroupsPath` recorded in `youki_config.json`), the cgroup
+//! What a container can leave: processes in its cgroup (the default `<id>`, or the
+//! config's `cgroupsPath` recorded in `youki_config.json`), the cgroup
 //! directories themselves, mounts under its state directory (restore's `criu-root`), the
 //! state directory, its lock file and a console socket of `run`.
 
@@ -49,7 +48,7 @@ pub fn sweep(root: &Path, id: &str) -> Vec<String> {
 
 /// The cgroup paths (relative to a hierarchy's mount point) the container may have used.
 fn cgroup_names(dir: &Path, id: &str) -> Vec<PathBuf> {
-    let mut names = vec![PathBuf::from(id), PathBuf::from(format!(":youki:{id}"))];
+    let mut names = vec![PathBuf::from(id)];
     // The recorded cgroup path, when the saved config can still be read (it may not be,
     // e.g. if a runtime was killed while writing it).
     let recorded = std::fs::read(dir.join("youki_config.json"))

@@ -1,16 +1,15 @@
 //! Our layer over libcontainer's `Container`: where state lives, loading a container by id,
-//! and the corrections libcontainer leaves to its caller (true status, default cgroup).
+//! and the corrections libcontainer leaves to its caller (true status).
 
-pub mod cgroup_default;
 pub mod cgroup_mounts;
 pub mod cgroup_visit;
+pub mod client_errors;
 pub mod config_check;
 #[cfg(test)]
 mod config_fuzz;
 pub mod criu;
 pub mod criu_restore;
 pub mod exe_protect;
-pub mod exec_cgroup;
 pub mod exec_seccomp;
 pub mod leftovers;
 pub mod path_lookup;
@@ -46,6 +45,30 @@ pub fn state_root(cli: &Cli) -> PathBuf {
     }
 }
 
+/// Makes the state root (and its missing parents) as runc does: mode 0700, so only its
+/// owner can look into it. An existing root keeps its mode. The container directories in
+/// it are 0711 and their state files 0600 (libcontainer, third_party patch 0104).
+pub fn make_state_root(root: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(root)
+        .with_context(|| format!("cannot create the state root {}", root.display()))
+}
+
+/// Makes one container's state directory, mode 0711 as runc (whatever the umask): others
+/// may pass through it, not list or read it.
+pub fn make_container_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .mode(0o711)
+        .create(dir)
+        .with_context(|| format!("cannot create {}", dir.display()))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711))
+        .with_context(|| format!("cannot set the mode of {}", dir.display()))
+}
+
 /// Refuses ids that would escape the state root or confuse tools, as runc does.
 pub fn validate_id(id: &str) -> Result<()> {
     let ok = !id.is_empty()
@@ -71,7 +94,7 @@ pub fn load(root: &Path, id: &str) -> Result<Container> {
     validate_id(id)?;
     let dir = container_dir(root, id);
     if !dir.join("state.json").exists() {
-        bail!("container {id} does not exist");
+        bail!(client_errors::does_not_exist(id));
     }
     let mut container =
         Container::load(dir).with_context(|| format!("cannot load the state of container {id}"))?;
@@ -117,10 +140,12 @@ fn lock_id(root: &Path, id: &str, wait: Option<std::time::Duration>) -> Result<O
     let path = lock_path(root, id);
     let deadline = wait.map(|w| std::time::Instant::now() + w);
     loop {
+        use std::os::unix::fs::OpenOptionsExt;
         let file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
+            .mode(0o600)
             .open(&path)
             .with_context(|| format!("cannot create {}", path.display()))?;
         // A POSIX record lock, not flock: it belongs to this process only, so the container

@@ -40,18 +40,23 @@ pub fn validate_program(spec: &Spec) -> Result<(), ExecutorValidationError> {
         .env()
         .as_ref()
         .and_then(|env| env.iter().find_map(|e| e.strip_prefix("PATH=")));
-    let found = find_program(program, path_var).ok_or_else(|| {
-        invalid(if program.contains('/') {
-            format!("executable '{program}' not found")
-        } else {
-            format!("executable '{program}' not found in $PATH")
-        })
-    })?;
+    // runc's (Go's exec.LookPath) words, which podman maps to exit statuses 127 ("not
+    // found", "no such file or directory") and 126 ("permission denied"); any other
+    // failure to stat it (a symlink loop) with its errno text.
+    let found = find_program(program, path_var)
+        .map_err(|e| invalid(format!("exec: {program:?}: stat {program}: {e}")))?
+        .ok_or_else(|| {
+            invalid(if program.contains('/') {
+                format!("exec: {program:?}: stat {program}: no such file or directory")
+            } else {
+                format!("exec: {program:?}: executable file not found in $PATH")
+            })
+        })?;
+    if found.is_dir() {
+        return Err(invalid(format!("exec: {program:?}: is a directory")));
+    }
     if !is_executable_file(&found) {
-        return Err(invalid(format!(
-            "'{program}' ({}) is not an executable file",
-            found.display()
-        )));
+        return Err(invalid(format!("exec: {program:?}: permission denied")));
     }
     Ok(())
 }
@@ -61,16 +66,26 @@ fn invalid(msg: String) -> ExecutorValidationError {
 }
 
 /// Where `program` is: itself when it has a `/`, else the first `PATH` entry holding it
-/// (none without `PATH`, as runc).
-fn find_program(program: &str, path_var: Option<&str>) -> Option<PathBuf> {
+/// (none without `PATH`, as runc). A path that cannot be looked at for another reason than
+/// not existing (a symlink loop, a component that is not a directory, no permission) is
+/// that error, as runc reports it (`stat /bin/x: too many levels of symbolic links`); in a
+/// `PATH` search such entries are skipped, as runc's lookup skips them.
+fn find_program(program: &str, path_var: Option<&str>) -> std::io::Result<Option<PathBuf>> {
     if program.contains('/') {
         let path = PathBuf::from(program);
-        return path.exists().then_some(path);
+        return match std::fs::metadata(&path) {
+            Ok(_) => Ok(Some(path)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        };
     }
-    path_var?
+    let Some(path_var) = path_var else {
+        return Ok(None);
+    };
+    Ok(path_var
         .split(':')
         .map(|dir| Path::new(if dir.is_empty() { "." } else { dir }).join(program))
-        .find(|candidate| candidate.exists())
+        .find(|candidate| candidate.exists()))
 }
 
 fn is_executable_file(path: &Path) -> bool {
@@ -86,19 +101,29 @@ mod tests {
     #[test]
     fn a_path_needs_no_path_variable() {
         assert_eq!(
-            find_program("/bin/sh", None),
+            find_program("/bin/sh", None).unwrap(),
             Some(PathBuf::from("/bin/sh"))
         );
-        assert_eq!(find_program("/no/such/program", None), None);
+        assert_eq!(find_program("/no/such/program", None).unwrap(), None);
     }
 
     #[test]
     fn a_bare_name_is_searched_in_path_only() {
-        assert_eq!(find_program("sh", None), None);
+        assert_eq!(find_program("sh", None).unwrap(), None);
         assert_eq!(
-            find_program("sh", Some("/nonexistent:/bin")),
+            find_program("sh", Some("/nonexistent:/bin")).unwrap(),
             Some(PathBuf::from("/bin/sh"))
         );
+    }
+
+    #[test]
+    fn a_symlink_loop_is_its_error() {
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink("b", dir.path().join("a")).unwrap();
+        std::os::unix::fs::symlink("a", dir.path().join("b")).unwrap();
+        let a = dir.path().join("a");
+        let err = find_program(&a.to_string_lossy(), None).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ELOOP));
     }
 
     #[test]

@@ -27,7 +27,14 @@ pub fn needed(spec: &Spec) -> bool {
 pub fn write(root: &Path, id: &str, bundle: &Path, spec: &Spec) -> Result<PathBuf> {
     let dir = root.join(format!(".{id}.bundle"));
     let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    // 0700: the copy of config.json holds the process env, often secrets.
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+    }
     let mut spec = spec.clone();
     if let Some(p) = spec.process_mut() {
         p.set_no_new_privileges(None);

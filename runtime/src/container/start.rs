@@ -70,10 +70,7 @@ pub fn start(container: &mut Container) -> Result<()> {
         None,
         None,
     ) {
-        eprintln!(
-            "runtime: warning: poststart hook failed: {}",
-            error_chain(&e)
-        );
+        crate::logging::warn(&format!("poststart hook failed: {}", error_chain(&e)));
     }
     Ok(())
 }

@@ -9,7 +9,8 @@
 //! - `_RUNTIME_TEST_UNSAFE=<check>[,<check>...]` (debug builds only): turns off one of our
 //!   protections so a test can show that its detector fires on the vulnerable behaviour
 //!   (a negative control). Release builds ignore it; debug builds print a warning when a
-//!   check is off.
+//!   check is off. The forked libcontainer reads the same variable for
+//!   `proc-handle-check` (third_party patch 0101, `rootfs/proc_guard.rs`).
 
 /// Marks a phase of a command; stops the runtime there if a test asked for it.
 pub fn phase(name: &str) {

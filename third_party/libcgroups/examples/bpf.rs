@@ -7,7 +7,8 @@ mod bpf {
 
     use anyhow::{Result, bail};
     use clap::{Arg, Command};
-    use libcgroups::v2::devices::{bpf, emulator, program};
+    use libcgroups::device_rules::Emulator;
+    use libcgroups::v2::devices::{bpf, program};
     use nix::fcntl::OFlag;
     use nix::sys::stat::Mode;
     use oci_spec::runtime::LinuxDeviceCgroup;
@@ -78,9 +79,10 @@ mod bpf {
             Some(("attach", submatch)) => {
                 let input_file = submatch.get_one::<String>("input_file").unwrap();
                 let rules = parse_cgroupv1_device_rules(input_file)?;
-                let mut emulator = emulator::Emulator::with_default_allow(false);
-                emulator.add_rules(&rules);
-                let prog = program::Program::from_rules(&emulator.rules, emulator.default_allow)?;
+                // PATCH (runtime): the rules as the runtime computes them for a container.
+                let emulator = Emulator::for_container(&rules)?;
+                let prog =
+                    program::Program::from_rules(&emulator.rules(), emulator.default_allow())?;
                 let prog_fd = bpf::prog::load(LICENSE, prog.bytecodes())?;
                 bpf::prog::attach(prog_fd, cgroup_fd.as_raw_fd())?;
                 println!("attach ok");

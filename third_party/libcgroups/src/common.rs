@@ -7,10 +7,6 @@ use std::time::Duration;
 use nix::sys::statfs::{CGROUP2_SUPER_MAGIC, TMPFS_MAGIC, statfs};
 use nix::unistd::Pid;
 use oci_spec::runtime::LinuxResources;
-#[cfg(any(feature = "cgroupsv2_devices", feature = "v1"))]
-use oci_spec::runtime::{
-    LinuxDevice, LinuxDeviceBuilder, LinuxDeviceCgroup, LinuxDeviceCgroupBuilder, LinuxDeviceType,
-};
 
 use super::stats::Stats;
 use super::{systemd, v1, v2};
@@ -51,6 +47,23 @@ pub trait CgroupManager {
 
     /// Gets the PIDs inside the cgroup
     fn get_all_pids(&self) -> Result<Vec<Pid>, Self::Error>;
+
+    /// PATCH (runtime, see third_party/README.md): adds a task to a cgroup that must
+    /// already exist, as a process joining a running container does (runc's exec fails
+    /// when the container's cgroup, or the sub-cgroup `exec --cgroup` names, is
+    /// missing; add_task would create it). Managers that cannot tell fall back to
+    /// add_task.
+    fn join_existing(&self, pid: Pid) -> Result<(), Self::Error> {
+        self.add_task(pid)
+    }
+
+    /// PATCH (runtime): whether the cgroup exists and is frozen by its own freezer
+    /// state (not only through an ancestor), as runc's GetFreezerState answers it. A
+    /// container must not start in a frozen cgroup: its first process would stay
+    /// frozen. Managers that cannot tell say no.
+    fn is_frozen(&self) -> Result<bool, Self::Error> {
+        Ok(false)
+    }
 }
 
 #[derive(thiserror::Error, Debug)]
@@ -118,6 +131,24 @@ impl CgroupManager for AnyCgroupManager {
             AnyCgroupManager::Systemd(m) => Ok(m.get_all_pids()?),
             AnyCgroupManager::V1(m) => Ok(m.get_all_pids()?),
             AnyCgroupManager::V2(m) => Ok(m.get_all_pids()?),
+        }
+    }
+
+    // PATCH (runtime): dispatch of is_frozen.
+    fn is_frozen(&self) -> Result<bool, Self::Error> {
+        match self {
+            AnyCgroupManager::Systemd(m) => Ok(m.is_frozen()?),
+            AnyCgroupManager::V1(m) => Ok(m.is_frozen()?),
+            AnyCgroupManager::V2(m) => Ok(m.is_frozen()?),
+        }
+    }
+
+    // PATCH (runtime): dispatch of join_existing.
+    fn join_existing(&self, pid: Pid) -> Result<(), Self::Error> {
+        match self {
+            AnyCgroupManager::Systemd(m) => Ok(m.join_existing(pid)?),
+            AnyCgroupManager::V1(m) => Ok(m.join_existing(pid)?),
+            AnyCgroupManager::V2(m) => Ok(m.join_existing(pid)?),
         }
     }
 }
@@ -523,111 +554,7 @@ impl PathBufExt for PathBuf {
     }
 }
 
-#[cfg(any(feature = "cgroupsv2_devices", feature = "v1"))]
-pub(crate) fn default_allow_devices() -> Vec<LinuxDeviceCgroup> {
-    vec![
-        LinuxDeviceCgroupBuilder::default()
-            .allow(true)
-            .typ(LinuxDeviceType::C)
-            .access("m")
-            .build()
-            .unwrap(),
-        LinuxDeviceCgroupBuilder::default()
-            .allow(true)
-            .typ(LinuxDeviceType::B)
-            .access("m")
-            .build()
-            .unwrap(),
-        // /dev/console
-        LinuxDeviceCgroupBuilder::default()
-            .allow(true)
-            .typ(LinuxDeviceType::C)
-            .major(5)
-            .minor(1)
-            .access("rwm")
-            .build()
-            .unwrap(),
-        // /dev/pts
-        LinuxDeviceCgroupBuilder::default()
-            .allow(true)
-            .typ(LinuxDeviceType::C)
-            .major(136)
-            .access("rwm")
-            .build()
-            .unwrap(),
-        LinuxDeviceCgroupBuilder::default()
-            .allow(true)
-            .typ(LinuxDeviceType::C)
-            .major(5)
-            .minor(2)
-            .access("rwm")
-            .build()
-            .unwrap(),
-        // tun/tap
-        LinuxDeviceCgroupBuilder::default()
-            .allow(true)
-            .typ(LinuxDeviceType::C)
-            .major(10)
-            .minor(200)
-            .access("rwm")
-            .build()
-            .unwrap(),
-    ]
-}
-
-#[cfg(any(feature = "cgroupsv2_devices", feature = "v1"))]
-pub(crate) fn default_devices() -> Vec<LinuxDevice> {
-    vec![
-        LinuxDeviceBuilder::default()
-            .path(PathBuf::from("/dev/null"))
-            .typ(LinuxDeviceType::C)
-            .major(1)
-            .minor(3)
-            .file_mode(0o066u32)
-            .build()
-            .unwrap(),
-        LinuxDeviceBuilder::default()
-            .path(PathBuf::from("/dev/zero"))
-            .typ(LinuxDeviceType::C)
-            .major(1)
-            .minor(5)
-            .file_mode(0o066u32)
-            .build()
-            .unwrap(),
-        LinuxDeviceBuilder::default()
-            .path(PathBuf::from("/dev/full"))
-            .typ(LinuxDeviceType::C)
-            .major(1)
-            .minor(7)
-            .file_mode(0o066u32)
-            .build()
-            .unwrap(),
-        LinuxDeviceBuilder::default()
-            .path(PathBuf::from("/dev/tty"))
-            .typ(LinuxDeviceType::C)
-            .major(5)
-            .minor(0)
-            .file_mode(0o066u32)
-            .build()
-            .unwrap(),
-        LinuxDeviceBuilder::default()
-            .path(PathBuf::from("/dev/urandom"))
-            .typ(LinuxDeviceType::C)
-            .major(1)
-            .minor(9)
-            .file_mode(0o066u32)
-            .build()
-            .unwrap(),
-        LinuxDeviceBuilder::default()
-            .path(PathBuf::from("/dev/random"))
-            .typ(LinuxDeviceType::C)
-            .major(1)
-            .minor(8)
-            .file_mode(0o066u32)
-            .build()
-            .unwrap(),
-    ]
-}
+// PATCH (runtime): the default device rules live in crate::device_rules (runc's list).
 
 /// Attempts to delete the path the requested number of times.
 pub(crate) fn delete_with_retry<P: AsRef<Path>, L: Into<Option<Duration>>>(

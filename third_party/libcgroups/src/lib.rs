@@ -13,6 +13,9 @@ extern crate mockall;
 mod test;
 
 pub mod common;
+// PATCH (runtime): the device cgroup rules as runc computes them (v1 and v2).
+#[cfg(any(feature = "cgroupsv2_devices", feature = "v1"))]
+pub mod device_rules;
 pub mod proc_self;
 pub mod stats;
 #[cfg(feature = "systemd")]

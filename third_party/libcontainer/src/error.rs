@@ -1,5 +1,24 @@
 use crate::container::ContainerStatus;
 
+/// PATCH (runtime, see third_party/README.md): an error and all its causes on one line
+/// (`mounts[7] (tmpfs on /a/b): ...: Not a directory (os error 20)`). The container's
+/// init sends this over the channel, so what failed inside it reaches the caller whole
+/// instead of as its outermost "failed to prepare rootfs". A cause already contained in
+/// the text so far is not repeated.
+pub fn chain(err: &dyn std::error::Error) -> String {
+    let mut parts: Vec<String> = vec![err.to_string()];
+    let mut source = err.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.retain(|p| !p.is_empty());
+    parts.join(": ")
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum MissingSpecError {
     #[error("missing process in spec")]
@@ -105,13 +124,21 @@ pub enum ErrInvalidSpec {
     Env(#[from] crate::utils::EnvError),
     #[error("apparmor is specified but not enabled on this system")]
     AppArmorNotEnabled,
+    // PATCH (runtime): crate::lsm.
+    #[error("{field} is set, but {lsm} is not enabled on this host")]
+    LsmNotEnabled {
+        field: &'static str,
+        lsm: &'static str,
+    },
     #[error("invalid io priority or class.")]
     IoPriority,
     #[error("invalid scheduler config for process: {0}")]
     Scheduler(String),
-    #[error("cannot allocate tty if youki will detach without setting console socket")]
+    // PATCH (runtime, see third_party/README.md): runc's wording, without the name of
+    // a program the user did not run.
+    #[error("cannot allocate tty if the runtime will detach without setting console socket")]
     ConsoleSocketRequired,
-    #[error("cannot use console socket if youki will not detach or allocate tty")]
+    #[error("cannot use console socket if the runtime will not detach or allocate tty")]
     InvalidConsoleSocket,
     #[error("idmapped mount requires bind mount")]
     MountIdmapNonBind,
@@ -165,7 +192,9 @@ impl CreateContainerError {
 
 impl std::fmt::Display for CreateContainerError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "failed to create container: {}", self.0)?;
+        // PATCH (runtime): no "failed to create container: " prefix; the caller says
+        // what it was doing (create, run or exec, which creates no container).
+        write!(f, "{}", self.0)?;
         if let Some(cleanup_err) = &self.1 {
             write!(f, ". error during cleanup: {}", cleanup_err)?;
         }
@@ -184,10 +213,7 @@ mod tests {
         let create_container_err =
             CreateContainerError::new(CreateCgroupSetupError::NonDefault.into(), None);
         let msg = format!("{}", create_container_err);
-        assert_eq!(
-            "failed to create container: non default cgroup root not supported",
-            msg
-        );
+        assert_eq!("non default cgroup root not supported", msg);
 
         let create_container_err = CreateContainerError::new(
             CreateCgroupSetupError::NonDefault.into(),
@@ -195,11 +221,30 @@ mod tests {
         );
         let msg = format!("{}", create_container_err);
         assert_eq!(
-            "failed to create container: non default cgroup root not supported. \
+            "non default cgroup root not supported. \
          error during cleanup: container id can't be empty",
             msg
         );
     }
+    #[test]
+    fn chain_gives_every_cause_once() {
+        #[derive(Debug, thiserror::Error)]
+        enum Outer {
+            #[error("failed to prepare rootfs")]
+            Rootfs(#[source] Inner),
+        }
+        #[derive(Debug, thiserror::Error)]
+        enum Inner {
+            #[error("mounts[7] (tmpfs on /a/b)")]
+            Mount(#[source] std::io::Error),
+        }
+        let err = Outer::Rootfs(Inner::Mount(std::io::Error::from_raw_os_error(20)));
+        assert_eq!(
+            super::chain(&err),
+            "failed to prepare rootfs: mounts[7] (tmpfs on /a/b): Not a directory (os error 20)"
+        );
+    }
+
     #[test]
     fn test_libcontainer_error_msg() {
         use crate::container::ContainerStatus::*;

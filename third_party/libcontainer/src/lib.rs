@@ -5,6 +5,8 @@ pub mod config;
 pub mod container;
 pub mod error;
 pub mod hooks;
+// PATCH (runtime): LSM fields refused without their LSM.
+pub mod lsm;
 pub mod namespaces;
 pub mod network;
 pub mod notify_socket;

@@ -209,11 +209,31 @@ pub fn get_user_home(uid: u32) -> Option<PathBuf> {
 }
 
 /// If None, it will generate a default path for cgroups.
-pub fn get_cgroup_path(cgroups_path: &Option<PathBuf>, container_id: &str) -> PathBuf {
+///
+/// PATCH (runtime, see third_party/README.md): the default is named as runc names it:
+/// `/<id>` below each hierarchy's root with cgroupfs, and `:runc:<id>` (the unit
+/// `runc-<id>.scope` in the default slice) when `systemd` manages a cgroup v2 host.
+/// Upstream named both `:youki:<id>`, a systemd spelling that cgroupfs took as a
+/// directory name. `systemd` is whether the systemd driver was asked for; on a cgroup v1
+/// or hybrid host libcgroups uses cgroupfs whatever it says, so the default is `/<id>`.
+pub fn get_cgroup_path(
+    cgroups_path: &Option<PathBuf>,
+    container_id: &str,
+    systemd: bool,
+) -> PathBuf {
     match cgroups_path {
         Some(cpath) => cpath.clone(),
-        None => PathBuf::from(format!(":youki:{container_id}")),
+        None if systemd && is_unified_host() => PathBuf::from(format!(":runc:{container_id}")),
+        None => PathBuf::from(format!("/{container_id}")),
     }
+}
+
+/// PATCH (runtime): whether the host has only the cgroup v2 hierarchy.
+fn is_unified_host() -> bool {
+    matches!(
+        libcgroups::common::get_cgroup_setup(),
+        Ok(libcgroups::common::CgroupSetup::Unified)
+    )
 }
 
 /// PATCH (runtime, see third_party/README.md): replaces `path` with `contents`
@@ -233,12 +253,18 @@ pub(crate) fn replace_file(path: &Path, contents: &[u8]) -> Result<(), (bool, st
     use std::io::Write;
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&tmp)
-        .map_err(|err| (true, err))?;
+    // PATCH (runtime): state.json and the saved config are the owner's only (0600), as
+    // runc's state.json: they hold the pid, the bundle path and annotations (often secrets).
+    let mut file = {
+        use std::os::unix::fs::OpenOptionsExt;
+        fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(|err| (true, err))?
+    };
     let written = file
         .write_all(contents)
         .and_then(|()| {
@@ -584,11 +610,15 @@ mod tests {
     fn test_get_cgroup_path() {
         let cid = "sample_container_id";
         assert_eq!(
-            get_cgroup_path(&None, cid),
-            PathBuf::from(":youki:sample_container_id")
+            get_cgroup_path(&None, cid, false),
+            PathBuf::from("/sample_container_id")
         );
         assert_eq!(
-            get_cgroup_path(&Some(PathBuf::from("/youki")), cid),
+            get_cgroup_path(&Some(PathBuf::from("/youki")), cid, false),
+            PathBuf::from("/youki")
+        );
+        assert_eq!(
+            get_cgroup_path(&Some(PathBuf::from("/youki")), cid, true),
             PathBuf::from("/youki")
         );
     }

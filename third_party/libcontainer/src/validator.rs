@@ -18,6 +18,9 @@ impl Validator {
         Self::validate_spec_for_io_priority(spec)?;
         Self::validate_spec_for_intel_rdt(spec)?;
         Self::validate_spec_for_time_namespace(spec)?;
+        // PATCH (runtime): LSM fields need their LSM (crate::lsm).
+        crate::lsm::check(spec)?;
+        // PATCH (runtime): process.env as runc checks it.
         Self::validate_process_env(spec)?;
 
         Ok(())

@@ -34,6 +34,9 @@ pub const CGROUP_KILL: &str = "cgroup.kill";
 pub enum V2ManagerError {
     #[error("io error: {0}")]
     WrappedIo(#[from] WrappedIoError),
+    // PATCH (runtime): join_existing found no cgroup to join.
+    #[error("cgroup {0} does not exist")]
+    MissingCgroup(PathBuf),
     #[error("while joining paths: {0}")]
     JoinSafely(#[from] JoinSafelyError),
     #[error(transparent)]
@@ -211,6 +214,24 @@ impl CgroupManager for Manager {
         }
         self.create_unified_cgroup(pid)?;
         Ok(())
+    }
+
+    /// PATCH (runtime): `cgroup.freeze` is 1 (no such file: not frozen).
+    fn is_frozen(&self) -> Result<bool, Self::Error> {
+        let path = self.full_path.join("cgroup.freeze");
+        match std::fs::read_to_string(&path) {
+            Ok(s) => Ok(s.trim() == "1"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(err) => Err(WrappedIoError::Read { err, path }.into()),
+        }
+    }
+
+    /// PATCH (runtime): joins the cgroup only if it exists.
+    fn join_existing(&self, pid: Pid) -> Result<(), Self::Error> {
+        if !self.full_path.is_dir() {
+            return Err(V2ManagerError::MissingCgroup(self.full_path.clone()));
+        }
+        self.attach_pid(pid)
     }
 
     fn apply(&self, controller_opt: &ControllerOpt) -> Result<(), Self::Error> {

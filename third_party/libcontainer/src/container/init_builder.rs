@@ -15,7 +15,8 @@ use crate::notify_socket::NOTIFY_FILE;
 use crate::process::args::ContainerType;
 use crate::syscall::syscall::create_syscall;
 use crate::validator::Validator;
-use crate::{apparmor, tty, user_ns, utils};
+// PATCH (runtime): apparmor is checked by crate::lsm now.
+use crate::{tty, user_ns, utils};
 
 // Builder that can be used to configure the properties of a new container
 pub struct InitContainerBuilder {
@@ -100,6 +101,7 @@ impl InitContainerBuilder {
         // validate terminal field against console socket presence before any side effects
         // (mirrors runc's checkTerminal called at the top of runner.run())
         self.base.check_terminal(&spec, self.detached)?;
+        self.check_cgroup(&spec)?;
 
         let container_dir = self.create_container_dir()?;
 
@@ -127,7 +129,10 @@ impl InitContainerBuilder {
 
         let user_ns_config = UserNamespaceConfig::new(&spec)?;
 
-        let config = YoukiConfig::from_spec(&spec, container.id())?;
+        // PATCH (runtime): the default cgroup's name depends on the driver, which
+        // ContainerBuilderImpl forces to systemd with a user namespace.
+        let config =
+            YoukiConfig::from_spec(&spec, container.id(), self.use_systemd || user_ns_config.is_some())?;
         config.save(&container_dir).map_err(|err| {
             tracing::error!(?container_dir, "failed to save config: {}", err);
             err
@@ -164,6 +169,51 @@ impl InitContainerBuilder {
         Ok(container)
     }
 
+    /// PATCH (runtime, see third_party/README.md): what runc's factory checks before it
+    /// creates anything. A frozen cgroup is refused ("container's cgroup unexpectedly
+    /// frozen"): the init would stay frozen and create would wait for it forever. A
+    /// cgroup that already holds processes is shared with them, which runc 1.1 allows
+    /// with a warning ("container's cgroup is not empty: N process(es) found"), given
+    /// here to the user under the `user_warning` tracing target. Nothing is made or
+    /// removed: a cgroup that cannot be inspected is left to create to report.
+    fn check_cgroup(&self, spec: &Spec) -> Result<(), LibcontainerError> {
+        use libcgroups::common::CgroupManager;
+        let Some(linux) = spec.linux() else {
+            return Ok(());
+        };
+        let new_user_ns = linux.namespaces().as_ref().is_some_and(|nss| {
+            nss.iter()
+                .any(|ns| ns.typ() == oci_spec::runtime::LinuxNamespaceType::User && ns.path().is_none())
+        });
+        let systemd = self.use_systemd || new_user_ns;
+        let cgroup_path =
+            utils::get_cgroup_path(linux.cgroups_path(), &self.base.container_id, systemd);
+        let Ok(manager) =
+            libcgroups::common::create_cgroup_manager(libcgroups::common::CgroupConfig {
+                cgroup_path,
+                systemd_cgroup: systemd,
+                container_name: self.base.container_id.clone(),
+            })
+        else {
+            return Ok(());
+        };
+        if manager.is_frozen().unwrap_or(false) {
+            return Err(LibcontainerError::Other(
+                "container's cgroup unexpectedly frozen".into(),
+            ));
+        }
+        if let Ok(pids) = manager.get_all_pids() {
+            if !pids.is_empty() {
+                tracing::warn!(
+                    target: "user_warning",
+                    "container's cgroup is not empty: {} process(es) found",
+                    pids.len()
+                );
+            }
+        }
+        Ok(())
+    }
+
     fn create_container_dir(&self) -> Result<PathBuf, LibcontainerError> {
         let container_dir = self.base.root_path.join(&self.base.container_id);
         tracing::debug!("container directory will be {:?}", container_dir);
@@ -173,14 +223,27 @@ impl InitContainerBuilder {
             return Err(LibcontainerError::Exist);
         }
 
-        std::fs::create_dir_all(&container_dir).map_err(|err| {
-            tracing::error!(
-                ?container_dir,
-                "failed to create container directory: {}",
-                err
-            );
-            LibcontainerError::OtherIO(err)
-        })?;
+        // PATCH (runtime, see third_party/README.md): mode 0711 as runc, whatever the
+        // umask: others may pass through (a user-namespaced init reaches files handed to
+        // it), not list it or read the state (pid, bundle, annotations).
+        {
+            use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o711)
+                .create(&container_dir)
+                .and_then(|()| {
+                    fs::set_permissions(&container_dir, fs::Permissions::from_mode(0o711))
+                })
+                .map_err(|err| {
+                    tracing::error!(
+                        ?container_dir,
+                        "failed to create container directory: {}",
+                        err
+                    );
+                    LibcontainerError::OtherIO(err)
+                })?;
+        }
 
         Ok(container_dir)
     }
@@ -213,21 +276,8 @@ impl InitContainerBuilder {
 
         Validator::validate_spec(spec)?;
 
-        if let Some(process) = spec.process() {
-            if let Some(profile) = process.apparmor_profile() {
-                let apparmor_is_enabled = apparmor::is_enabled().map_err(|err| {
-                    tracing::error!(?err, "failed to check if apparmor is enabled");
-                    LibcontainerError::OtherIO(err)
-                })?;
-                if !apparmor_is_enabled {
-                    tracing::error!(
-                        ?profile,
-                        "apparmor profile exists in the spec, but apparmor is not activated on this system"
-                    );
-                    Err(ErrInvalidSpec::AppArmorNotEnabled)?;
-                }
-            }
-        }
+        // PATCH (runtime): the AppArmor check is crate::lsm's, in Validator::validate_spec
+        // (this one failed with "io error: No such file or directory" without AppArmor).
 
         let syscall = create_syscall();
 

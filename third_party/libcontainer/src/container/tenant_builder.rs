@@ -248,7 +248,11 @@ impl TenantContainerBuilder {
         // validate terminal field against console socket presence before any side effects
         self.base.check_terminal(&spec, self.detached)?;
 
-        tracing::debug!("{:#?}", spec);
+        // PATCH (runtime): the spec as JSON, not as a Rust struct dump.
+        tracing::debug!(
+            spec = %serde_json::to_string(&spec).unwrap_or_default(),
+            "process spec"
+        );
 
         let notify_path = Self::setup_notify_listener(&container_dir)?;
         // convert path of root file system of the container to absolute path
@@ -380,7 +384,10 @@ impl TenantContainerBuilder {
         let container = Container::load(container_dir)?;
 
         match container.status() {
-            ContainerStatus::Running => Ok(container),
+            // PATCH (runtime, see third_party/README.md): a created container's init
+            // has its namespaces and root filesystem ready and waits for start; runc
+            // runs an exec'd process in it (create.bats), and so do we.
+            ContainerStatus::Running | ContainerStatus::Created => Ok(container),
             ContainerStatus::Paused if self.ignore_paused => Ok(container),
             _ => {
                 tracing::error!(status = ?container.status(), "cannot exec: invalid container state");
@@ -461,9 +468,20 @@ impl TenantContainerBuilder {
         let spec_linux = spec.linux().as_ref().unwrap();
         let mut linux_builder = LinuxBuilder::default().namespaces(ns);
 
-        if let Some(cgroup_path) = spec_linux.cgroups_path() {
-            linux_builder = linux_builder.cgroups_path(cgroup_path.clone());
-        }
+        // PATCH (runtime, see third_party/README.md): the process joins the cgroup the
+        // container was created in, as recorded in its saved config, not one derived
+        // again from config.json (for a container without cgroupsPath that derivation
+        // named a cgroup the container was never in, and the process ran outside the
+        // container's limits until someone moved it).
+        let recorded = crate::config::YoukiConfig::load(&container.root)
+            .map(|c| c.cgroup_path)
+            .map_err(|err| {
+                LibcontainerError::Other(format!(
+                    "cannot read the saved config of container {}: {err}",
+                    container.id()
+                ))
+            })?;
+        linux_builder = linux_builder.cgroups_path(recorded);
 
         if let Some(personality) = spec_linux.personality() {
             linux_builder = linux_builder.personality(personality.clone());

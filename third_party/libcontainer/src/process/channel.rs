@@ -24,9 +24,14 @@ pub enum ChannelError {
     BaseChannelError(#[from] crate::channel::ChannelError),
     #[error("missing fds from seccomp request")]
     MissingSeccompFds,
-    #[error("exec process failed with error {0}")]
+    // PATCH (runtime, see third_party/README.md): the init's and the intermediate
+    // process's messages are whole causes (crate::error::chain), passed on in runc's
+    // words for a process that could not be started ("unable to start container
+    // process: ..."), once; upstream said "exec process failed with error error in
+    // executing process : ...".
+    #[error("unable to start container process: {0}")]
     ExecError(String),
-    #[error("intermediate process error {0}")]
+    #[error("unable to start container process: {0}")]
     OtherError(String),
     #[error("missing fd from mount request")]
     MissingMountFds,
@@ -265,9 +270,7 @@ impl MainReceiver {
         match msg {
             Message::InitReady => Ok(()),
             // this case in unique and known enough to have a special error format
-            Message::ExecFailed(err) => Err(ChannelError::ExecError(format!(
-                "error in executing process : {err}"
-            ))),
+            Message::ExecFailed(err) => Err(ChannelError::ExecError(err)),
             msg => Err(ChannelError::unexpected("InitReady", msg)),
         }
     }

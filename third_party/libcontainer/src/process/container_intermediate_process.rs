@@ -35,6 +35,30 @@ pub enum IntermediateProcessError {
     CpuAffinity(#[from] cpu_affinity::CPUAffinityError),
     #[error("other error")]
     Other(String),
+    // PATCH (runtime): the rlimit the kernel refused, for the error line.
+    #[error("process.rlimits: setrlimit {typ} (soft {soft}, hard {hard})")]
+    Rlimit {
+        typ: String,
+        soft: u64,
+        hard: u64,
+        #[source]
+        source: crate::syscall::SyscallError,
+    },
+}
+
+/// PATCH (runtime): a setrlimit failure names the limit and the values.
+fn rlimit_error(
+    rlimit: &oci_spec::runtime::PosixRlimit,
+) -> impl FnOnce(crate::syscall::SyscallError) -> IntermediateProcessError + '_ {
+    move |source| IntermediateProcessError::Rlimit {
+        typ: serde_json::to_value(rlimit.typ())
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_else(|| format!("{:?}", rlimit.typ())),
+        soft: rlimit.soft(),
+        hard: rlimit.hard(),
+        source,
+    }
 }
 
 type Result<T> = std::result::Result<T, IntermediateProcessError>;
@@ -82,24 +106,19 @@ pub fn container_intermediate_process(
     // In addition this needs to be done before we enter the cgroup namespace as
     // the cgroup of the process will form the root of the cgroup hierarchy in
     // the cgroup namespace.
-    apply_cgroups(
-        &cgroup_manager,
-        linux.resources().as_ref(),
-        matches!(args.container_type, ContainerType::InitContainer),
-    )?;
-
-    // setting CPU affinity for tenant container after cgroup move
-    if matches!(args.container_type, ContainerType::TenantContainer { .. }) {
-        if let Some(exec_cpu_affinity) = spec
-            .process()
-            .as_ref()
-            .and_then(|p| p.exec_cpu_affinity().as_ref())
-        {
-            if let Some(cpu_affinity_final) = exec_cpu_affinity.cpu_affinity_final() {
-                cpu_affinity::set_cpuset_affinity_from_string(current_pid, cpu_affinity_final)?;
-            }
-        }
+    //
+    // PATCH (runtime, see third_party/README.md): a process joining a container (exec)
+    // is put into the container's cgroup by the main process once it has been forked
+    // (container_main_process::join_tenant_cgroup), before it runs the program, as
+    // runc's exec does; this process stays out, so it does not count against the
+    // container's limits (a pids limit reached but for one process still takes an
+    // exec'd process, as with runc).
+    if matches!(args.container_type, ContainerType::InitContainer) {
+        apply_cgroups(&cgroup_manager, linux.resources().as_ref(), true)?;
     }
+
+    // (PATCH (runtime): the tenant's final CPU affinity is set by the main process once
+    // it has moved the process into the container's cgroup.)
 
     // if new user is specified in specification, this will be true and new
     // namespace will be created, check
@@ -128,7 +147,7 @@ pub fn container_intermediate_process(
         for rlimit in rlimits {
             command.set_rlimit(rlimit).map_err(|err| {
                 tracing::error!(?err, ?rlimit, "failed to set rlimit");
-                err
+                rlimit_error(rlimit)(err)
             })?;
         }
     }
@@ -152,7 +171,8 @@ pub fn container_intermediate_process(
 
     let cb: CloneCb = {
         Box::new(|| {
-            if let Err(ret) = prctl::set_name("youki:[2:INIT]") {
+            // PATCH (runtime): the process name without youki's (runc: runc:[2:INIT]).
+            if let Err(ret) = prctl::set_name("runtime[2:INIT]") {
                 tracing::error!(?ret, "failed to set name for child process");
                 return ret;
             }
@@ -179,11 +199,12 @@ pub fn container_intermediate_process(
                 Ok(_) => 0,
                 Err(e) => {
                     tracing::error!("failed to initialize container process: {e}");
-                    if let Err(err) = init_main_sender.exec_failed(e.to_string()) {
+                    // PATCH (runtime): the whole cause, not just the outermost error.
+                    if let Err(err) = init_main_sender.exec_failed(crate::error::chain(&e)) {
                         tracing::error!(?err, "failed sending error to main sender");
                     }
                     if let ContainerType::TenantContainer { exec_notify_fd } = args.container_type {
-                        let buf = format!("{e}");
+                        let buf = crate::error::chain(&e);
                         let exec_notify_fd =
                             unsafe { std::os::fd::OwnedFd::from_raw_fd(exec_notify_fd) };
                         if let Err(err) = write(&exec_notify_fd, buf.as_bytes()) {
@@ -282,7 +303,7 @@ pub(crate) fn prepare_init_without_intermediate(
         for rlimit in rlimits {
             command.set_rlimit(rlimit).map_err(|err| {
                 tracing::error!(?err, ?rlimit, "failed to set rlimit");
-                err
+                rlimit_error(rlimit)(err)
             })?;
         }
     }
@@ -378,12 +399,29 @@ fn apply_cgroups<
     init: bool,
 ) -> Result<()> {
     let pid = getpid();
-    cmanager.add_task(pid).map_err(|err| {
+    // PATCH (runtime): a process joining a container (init == false) only joins cgroups
+    // that exist; creating them is the init's business.
+    let joined = if init {
+        cmanager.add_task(pid)
+    } else {
+        cmanager.join_existing(pid)
+    };
+    joined.map_err(|err| {
         tracing::error!(?pid, ?err, ?init, "failed to add task to cgroup");
         IntermediateProcessError::Cgroup(err.to_string())
     })?;
 
-    if init && let Some(resources) = resources {
+    // PATCH (runtime, see third_party/README.md): the init's cgroup always gets its
+    // limits applied, and always with a device list (empty if the config has none): the
+    // device controller then sets runc's rule set (deny-all, the config's rules, runc's
+    // defaults). Without `linux.resources`, or with no `devices` in it, the devices
+    // cgroup was left as inherited (allow-all under the root cgroup).
+    if init {
+        let mut resources = resources.cloned().unwrap_or_default();
+        if resources.devices().is_none() {
+            resources.set_devices(Some(Vec::new()));
+        }
+        let resources = &resources;
         let controller_opt = libcgroups::common::ControllerOpt {
             resources,
             freezer_state: None,
@@ -459,7 +497,8 @@ mod tests {
             cmanager.get_add_task_args()[0],
             Pid::from_raw(Process::myself()?.pid())
         );
-        assert!(!cmanager.apply_called());
+        // PATCH (runtime): the init's cgroup always gets its device rules (runc's set).
+        assert!(cmanager.apply_called());
         Ok(())
     }
 }

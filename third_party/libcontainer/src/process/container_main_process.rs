@@ -45,25 +45,16 @@ pub enum ProcessError {
     Hooks(#[from] crate::hooks::HookError),
     #[error("failed to build OCI state: {0}")]
     OciStateBuild(String),
-    // PATCH (runtime): a pid file that cannot be written fails the operation.
-    #[error("cannot write the pid file {0}")]
-    PidFile(PathBuf, #[source] std::io::Error),
-}
-
-/// PATCH (runtime, see third_party/README.md): writes the pid to `.NAME` beside the pid
-/// file and renames it over, so a reader never sees a partial pid (runc's way).
-fn write_pid_file(path: &std::path::Path, pid: Pid) -> std::io::Result<()> {
-    let name = path.file_name().ok_or_else(|| {
-        std::io::Error::new(std::io::ErrorKind::InvalidInput, "the path has no file name")
-    })?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    let tmp = path.with_file_name(tmp_name);
-    let written = fs::write(&tmp, pid.to_string()).and_then(|()| fs::rename(&tmp, path));
-    if written.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    written
+    // PATCH (runtime): an exec'd process could not join the container's cgroup.
+    #[error("unable to start container process: cannot join the container's cgroup: {0}")]
+    TenantCgroup(String),
+    // PATCH (runtime): the pid file could not be written.
+    #[error("cannot write the pid file {path}: {source}")]
+    PidFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 type Result<T> = std::result::Result<T, ProcessError>;
@@ -107,7 +98,8 @@ pub fn container_main_process(container_args: &ContainerArgs) -> Result<Pid> {
     } else {
         let cb: CloneCb = {
             Box::new(|| {
-                if let Err(ret) = prctl::set_name("youki:[1:INTER]") {
+                // PATCH (runtime): the process name without youki's (runc: runc:[2:INIT]).
+                if let Err(ret) = prctl::set_name("runtime[1:CHLD]") {
                     tracing::error!(?ret, "failed to set name for child process");
                     return ret;
                 }
@@ -122,7 +114,8 @@ pub fn container_main_process(container_args: &ContainerArgs) -> Result<Pid> {
                     Ok(_) => 0,
                     Err(err) => {
                         tracing::error!("failed to run intermediate process {}", err);
-                        match intermediate_main_sender.send_error(err.to_string()) {
+                        // PATCH (runtime): the whole cause (crate::error::chain).
+                        match intermediate_main_sender.send_error(crate::error::chain(&err)) {
                             Ok(_) => {}
                             Err(e) => {
                                 tracing::error!(
@@ -214,6 +207,33 @@ pub fn container_main_process(container_args: &ContainerArgs) -> Result<Pid> {
     } else {
         intermediate_main_receiver.wait_for_intermediate_ready()?
     };
+
+    // PATCH (runtime, see third_party/README.md): an exec'd process joins the container's
+    // cgroup now, forked but not yet running its program (it waits for the caller's
+    // start notification).
+    if matches!(container_args.container_type, ContainerType::TenantContainer { .. }) {
+        if let Err(err) = join_tenant_cgroup(container_args, init_pid) {
+            let _ = nix::sys::signal::kill(init_pid, nix::sys::signal::Signal::SIGKILL);
+            return Err(err);
+        }
+    }
+
+    // if file to write the pid to is specified, write pid of the child
+    //
+    // PATCH (runtime, see third_party/README.md): a pid file that cannot be written is
+    // an error, as with runc (the caller asked to learn the pid and would otherwise
+    // wait for a file that never comes); the process is killed, and for an init the
+    // caller's cleanup removes the container. The file is written whole or not at all,
+    // through a temporary file beside it renamed over it, as runc writes it.
+    if let Some(pid_file) = &container_args.pid_file {
+        if let Err(source) = write_pid_file(pid_file, init_pid) {
+            let _ = nix::sys::signal::kill(init_pid, nix::sys::signal::Signal::SIGKILL);
+            return Err(ProcessError::PidFile {
+                path: pid_file.clone(),
+                source,
+            });
+        }
+    }
 
     if matches!(container_args.container_type, ContainerType::InitContainer) {
         if let Some(hooks) = container_args.spec.hooks() {
@@ -308,20 +328,6 @@ pub fn container_main_process(container_args: &ContainerArgs) -> Result<Pid> {
         err
     })?;
 
-    // PATCH (runtime, see third_party/README.md): the pid file is written once the process
-    // is ready (as runc does), whole or not at all, and a failure to write it fails the
-    // create or exec, with the process killed (upstream warned and went on, so a caller
-    // waiting for the file never saw it).
-    if let Some(pid_file) = &container_args.pid_file {
-        if let Err(err) = write_pid_file(pid_file, init_pid) {
-            let _ = nix::sys::signal::kill(init_pid, nix::sys::signal::Signal::SIGKILL);
-            if direct {
-                let _ = waitpid(init_pid, None);
-            }
-            return Err(ProcessError::PidFile(pid_file.clone(), err));
-        }
-    }
-
     tracing::debug!("init pid is {:?}", init_pid);
 
     // Close the receiver ends to avoid leaking file descriptors.
@@ -371,6 +377,41 @@ pub fn container_main_process(container_args: &ContainerArgs) -> Result<Pid> {
     };
 
     Ok(init_pid)
+}
+
+/// PATCH (runtime): moves an exec'd process (`pid`, forked by the intermediate process
+/// outside any container cgroup) into the container's cgroup, which must exist (and the
+/// sub-cgroup `exec --cgroup` names), then gives it its final CPU affinity (joining a
+/// cpuset cgroup resets it), as runc's exec does.
+fn join_tenant_cgroup(args: &ContainerArgs, pid: Pid) -> Result<()> {
+    use libcgroups::common::CgroupManager;
+    let manager = container_intermediate_process::init_cgroup_manager(args)
+        .map_err(|e| ProcessError::TenantCgroup(e.to_string()))?;
+    manager
+        .join_existing(pid)
+        .map_err(|e| ProcessError::TenantCgroup(e.to_string()))?;
+    if let Some(cpus) = args
+        .spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.exec_cpu_affinity().as_ref())
+        .and_then(|a| a.cpu_affinity_final().as_ref())
+    {
+        crate::process::cpu_affinity::set_cpuset_affinity_from_string(pid, cpus)
+            .map_err(|e| ProcessError::TenantCgroup(e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// PATCH (runtime): writes `pid` to `path` through `.<name>` in the same directory,
+/// renamed over it, so a reader never sees a partial file.
+fn write_pid_file(path: &std::path::Path, pid: Pid) -> std::io::Result<()> {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = path.with_file_name(format!(".{name}"));
+    fs::write(&tmp, format!("{pid}"))?;
+    fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = fs::remove_file(&tmp);
+    })
 }
 
 /// PATCH (runtime): whether the init can be cloned directly by the main process. The
@@ -423,7 +464,8 @@ fn direct_init(
     intermediate_main_sender: &mut channel::MainSender,
     init_main_sender: &mut channel::MainSender,
 ) -> i32 {
-    if let Err(ret) = prctl::set_name("youki:[2:INIT]") {
+    // PATCH (runtime): the process name without youki's (runc: runc:[2:INIT]).
+    if let Err(ret) = prctl::set_name("runtime[2:INIT]") {
         tracing::error!(?ret, "failed to set name for child process");
         return ret;
     }
@@ -446,15 +488,16 @@ fn direct_init(
         );
         return -1;
     }
+    // PATCH (runtime): the whole cause of a failure goes to the parent (crate::error::chain).
     let result = container_intermediate_process::prepare_init_without_intermediate(args, prebuilt)
-        .map_err(|e| e.to_string())
+        .map_err(|e| crate::error::chain(&e))
         .and_then(|()| {
             crate::process::init::process::container_init_process(
                 args,
                 init_main_sender,
                 init_receiver,
             )
-            .map_err(|e| e.to_string())
+            .map_err(|e| crate::error::chain(&e))
         });
     match result {
         Ok(_) => 0,

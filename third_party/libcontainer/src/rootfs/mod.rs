@@ -11,6 +11,8 @@ pub use device::Device;
 // PATCH (runtime): cheap in-rootfs lookups for mount destinations.
 pub(super) mod in_root;
 pub(super) mod mount;
+// PATCH (runtime): nothing but procfs on /proc, judged on the mount's descriptors.
+pub(super) mod proc_guard;
 pub use mount::Mount;
 
 pub(super) mod symlink;
@@ -29,6 +31,14 @@ pub enum RootfsError {
     Symlink(#[from] symlink::SymlinkError),
     #[error(transparent)]
     Mount(#[from] mount::MountError),
+    // PATCH (runtime): which of the config's mounts failed.
+    #[error("mounts[{index}] ({what})")]
+    MountEntry {
+        index: usize,
+        what: String,
+        #[source]
+        source: mount::MountError,
+    },
     #[error(transparent)]
     Device(#[from] device::DeviceError),
 }

@@ -66,6 +66,13 @@ pub enum MountError {
     UnsupportedMountOption(String),
     #[error(transparent)]
     Pathrs(#[from] pathrs::error::Error),
+    // PATCH (runtime): which step of a mount failed, for the error line.
+    #[error("{op}")]
+    Op {
+        op: String,
+        #[source]
+        source: SyscallError,
+    },
 }
 
 type Result<T> = std::result::Result<T, MountError>;
@@ -137,7 +144,16 @@ impl Mount {
         tracing::debug!("mounting {:?}", mount);
         let mut mount_option_config = parse_mount(mount)?;
 
-        match mount.typ().as_deref() {
+        // PATCH (runtime, see third_party/README.md): a mount with a `bind`/`rbind` option
+        // is a bind mount whatever its `type` says (runc ignores the type then): a
+        // `proc`-typed bind of any directory went through the procfs branch below and
+        // was mounted on /proc unchecked.
+        let typ = if is_bind(mount) {
+            Some("bind")
+        } else {
+            mount.typ().as_deref()
+        };
+        match typ {
             Some("cgroup") => {
                 let cgroup_setup = libcgroups::common::get_cgroup_setup().map_err(|err| {
                     tracing::error!("failed to determine cgroup setup: {}", err);
@@ -384,8 +400,14 @@ impl Mount {
             subsystem_name.into()
         };
 
+        // PATCH (runtime, see third_party/README.md): read-only when the cgroup mount is
+        // (GHSA-m8cg-xc2p-r3fc), as runc: `ro,nosuid,nodev,noexec`.
+        let mut flags = MsFlags::MS_NOEXEC | MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+        if parse_mount(cgroup_mount)?.flags.contains(MsFlags::MS_RDONLY) {
+            flags |= MsFlags::MS_RDONLY;
+        }
         let mount_options_config = MountOptionConfig {
-            flags: MsFlags::MS_NOEXEC | MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            flags,
             data: vec![data.into_owned()],
             rec_attr: None,
         };
@@ -445,10 +467,20 @@ impl Mount {
                         })?,
                 )
                 .typ("bind")
+                // PATCH (runtime, see third_party/README.md): the bind gets the cgroup
+                // mount's options (runc: MS_BIND|MS_REC|the mount's flags), so a `ro`
+                // cgroup mount gives read-only hierarchies (GHSA-m8cg-xc2p-r3fc) and
+                // nosuid/nodev/noexec are kept; it was always `rw`.
                 .options(
-                    ["rw", "rbind"]
-                        .iter()
-                        .map(|o| o.to_string())
+                    std::iter::once("rbind".to_string())
+                        .chain(
+                            cgroup_mount
+                                .options()
+                                .iter()
+                                .flatten()
+                                .filter(|o| !matches!(o.as_str(), "bind" | "rbind"))
+                                .cloned(),
+                        )
                         .collect::<Vec<String>>(),
                 )
                 .build()?;
@@ -663,10 +695,22 @@ impl Mount {
             };
 
             let src_str = src.to_str().ok_or(SyscallError::Nix(Errno::EINVAL))?;
-            let mount_fd_owned =
-                self.syscall
-                    .open_tree(libc::AT_FDCWD, Some(src_str), open_tree_flags)?;
+            let mount_fd_owned = self
+                .syscall
+                .open_tree(libc::AT_FDCWD, Some(src_str), open_tree_flags)
+                .map_err(|source| MountError::Op {
+                    op: format!("open_tree {src_str}"),
+                    source,
+                })?;
             let mount_fd = mount_fd_owned.as_fd();
+            // PATCH (runtime): judged on the descriptors the mount uses (proc_guard).
+            super::proc_guard::check(
+                root.as_fd(),
+                dest_fd,
+                super::proc_guard::Mounted::Tree(mount_fd),
+                m,
+            )
+            .map_err(MountError::Custom)?;
 
             // mount_setattr
             let attr_set_from_flags = self.mount_flag_to_attr(&mount_option_config.flags);
@@ -704,14 +748,27 @@ impl Mount {
             }
 
             // move_mount
-            self.syscall.move_mount(
-                mount_fd,
-                None,
-                dest_fd,
-                None,
-                linux::MOVE_MOUNT_T_EMPTY_PATH | linux::MOVE_MOUNT_F_EMPTY_PATH,
-            )?;
+            self.syscall
+                .move_mount(
+                    mount_fd,
+                    None,
+                    dest_fd,
+                    None,
+                    linux::MOVE_MOUNT_T_EMPTY_PATH | linux::MOVE_MOUNT_F_EMPTY_PATH,
+                )
+                .map_err(|source| MountError::Op {
+                    op: format!("move_mount of {src_str} onto {}", container_dest.display()),
+                    source,
+                })?;
         } else {
+            // PATCH (runtime): judged on the descriptor the mount is moved onto (proc_guard).
+            super::proc_guard::check(
+                root.as_fd(),
+                dest_fd,
+                super::proc_guard::Mounted::NewFs(typ),
+                m,
+            )
+            .map_err(MountError::Custom)?;
             let mount_fn = || -> std::result::Result<(), SyscallError> {
                 // fsopen
                 let fsfd_owned = self.syscall.fsopen(typ, 0)?;
@@ -803,18 +860,29 @@ impl Mount {
                 Ok(())
             };
 
+            // PATCH (runtime): a failure names what was being mounted where.
+            let failed = |source: SyscallError| MountError::Op {
+                op: format!(
+                    "mounting {} ({}) on {}",
+                    typ.unwrap_or("?"),
+                    src.display(),
+                    container_dest.display()
+                ),
+                source,
+            };
             match mount_fn() {
                 Ok(()) => {}
                 Err(SyscallError::Nix(nix::Error::EINVAL)) => {
-                    mount_fn()?;
+                    mount_fn().map_err(failed)?;
                 }
                 Err(SyscallError::Nix(nix::Error::EBUSY)) => {
                     let delay = Duration::from_millis(MOUNT_RETRY_DELAY_MS);
                     let retry_policy =
                         |err: &SyscallError| matches!(err, SyscallError::Nix(Errno::EBUSY));
-                    retry(mount_fn, MAX_EBUSY_MOUNT_ATTEMPTS - 1, delay, retry_policy)?;
+                    retry(mount_fn, MAX_EBUSY_MOUNT_ATTEMPTS - 1, delay, retry_policy)
+                        .map_err(failed)?;
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(failed(e)),
             }
         }
 

@@ -85,9 +85,19 @@ impl RootFS {
         };
 
         if let Some(mounts) = spec.mounts() {
-            for mount in mounts {
-                mounter.setup_mount(mount, &global_options)?;
+            for (index, mount) in mounts.iter().enumerate() {
+                // PATCH (runtime): the error names the mount (crate::error::chain).
+                mounter
+                    .setup_mount(mount, &global_options)
+                    .map_err(|source| RootfsError::MountEntry {
+                        index,
+                        what: describe_mount(mount),
+                        source,
+                    })?;
             }
+            // PATCH (runtime, see third_party/README.md): the end state, once more.
+            super::proc_guard::check_final(rootfs, mounts)
+                .map_err(|e| RootfsError::Mount(super::mount::MountError::Custom(e)))?;
         }
         Ok(())
     }
@@ -148,5 +158,16 @@ impl RootFS {
         }
 
         Ok(())
+    }
+}
+
+/// PATCH (runtime): `tmpfs on /dev`, `bind /src on /dst` for error lines.
+fn describe_mount(m: &oci_spec::runtime::Mount) -> String {
+    let typ = m.typ().as_deref().unwrap_or("none");
+    match m.source() {
+        Some(src) if src.is_absolute() => {
+            format!("{typ} {} on {}", src.display(), m.destination().display())
+        }
+        _ => format!("{typ} on {}", m.destination().display()),
     }
 }

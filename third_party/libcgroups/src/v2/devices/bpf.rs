@@ -1,3 +1,9 @@
+// PATCH (runtime, see third_party/README.md): bpf(2) is called directly instead of
+// through libbpf-sys, which builds libbpf from C sources and needs libelf and zlib: the five
+// commands a device filter needs take a few fixed-layout attributes each. The feature
+// `cgroupsv2_devices` is then cheap enough to be always on, so a cgroup v2 host restricts
+// devices as a v1 host does.
+
 #[derive(Clone)]
 pub struct ProgramInfo {
     pub id: u32,
@@ -6,403 +12,241 @@ pub struct ProgramInfo {
 
 #[derive(thiserror::Error, Debug)]
 pub enum BpfError {
-    #[error(transparent)]
-    Errno(#[from] errno::Errno),
-    #[error("Failed to increase rlimit")]
+    #[error("bpf({cmd}): {err}")]
+    Syscall {
+        cmd: &'static str,
+        #[source]
+        err: std::io::Error,
+    },
+    #[error("failed to increase rlimit")]
     FailedToIncreaseRLimit,
+}
+
+/// The bpf(2) commands, program type, attach type and flag a device filter uses
+/// (include/uapi/linux/bpf.h).
+mod sys {
+    pub const BPF_PROG_LOAD: libc::c_int = 5;
+    pub const BPF_PROG_ATTACH: libc::c_int = 8;
+    pub const BPF_PROG_DETACH: libc::c_int = 9;
+    pub const BPF_PROG_GET_FD_BY_ID: libc::c_int = 13;
+    pub const BPF_PROG_QUERY: libc::c_int = 16;
+    pub const BPF_PROG_TYPE_CGROUP_DEVICE: u32 = 15;
+    pub const BPF_CGROUP_DEVICE: u32 = 6;
+    pub const BPF_F_ALLOW_MULTI: u32 = 2;
+
+    /// `union bpf_attr` for BPF_PROG_LOAD, up to `expected_attach_type`.
+    #[repr(C)]
+    #[derive(Default)]
+    pub struct ProgLoad {
+        pub prog_type: u32,
+        pub insn_cnt: u32,
+        pub insns: u64,
+        pub license: u64,
+        pub log_level: u32,
+        pub log_size: u32,
+        pub log_buf: u64,
+        pub kern_version: u32,
+        pub prog_flags: u32,
+        pub prog_name: [u8; 16],
+        pub prog_ifindex: u32,
+        pub expected_attach_type: u32,
+    }
+
+    /// `union bpf_attr` for BPF_PROG_ATTACH and BPF_PROG_DETACH.
+    #[repr(C)]
+    #[derive(Default)]
+    pub struct ProgAttach {
+        pub target_fd: u32,
+        pub attach_bpf_fd: u32,
+        pub attach_type: u32,
+        pub attach_flags: u32,
+        pub replace_bpf_fd: u32,
+    }
+
+    /// `union bpf_attr` for BPF_PROG_QUERY, up to `prog_cnt`.
+    #[repr(C)]
+    #[derive(Default)]
+    pub struct ProgQuery {
+        pub target_fd: u32,
+        pub attach_type: u32,
+        pub query_flags: u32,
+        pub attach_flags: u32,
+        pub prog_ids: u64,
+        pub prog_cnt: u32,
+        pub _pad: u32,
+    }
+
+    /// `union bpf_attr` for BPF_PROG_GET_FD_BY_ID.
+    #[repr(C)]
+    #[derive(Default)]
+    pub struct GetFdById {
+        pub prog_id: u32,
+        pub next_id: u32,
+        pub open_flags: u32,
+    }
+
+    /// bpf(cmd, attr, sizeof attr): the kernel's return value, or the errno as an error.
+    pub fn bpf<T>(cmd: libc::c_int, attr: &mut T) -> std::io::Result<libc::c_long> {
+        // SAFETY: attr points to a live, fully initialised repr(C) struct of the layout
+        // the kernel expects for cmd, and its size is passed with it; the kernel keeps no
+        // pointer to it after the call.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_bpf,
+                cmd,
+                attr as *mut T as *mut libc::c_void,
+                std::mem::size_of::<T>() as libc::c_uint,
+            )
+        };
+        if ret < 0 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(ret)
+        }
+    }
 }
 
 #[cfg_attr(test, automock)]
 pub mod prog {
     use std::os::unix::io::RawFd;
-    use std::ptr;
 
-    use libbpf_sys::{BPF_CGROUP_DEVICE, BPF_F_ALLOW_MULTI, BPF_PROG_TYPE_CGROUP_DEVICE, bpf_insn};
-    #[cfg(not(test))]
-    use libbpf_sys::{
-        bpf_prog_attach, bpf_prog_detach2, bpf_prog_get_fd_by_id, bpf_prog_load, bpf_prog_query,
-    };
-    #[cfg(not(test))]
-    use libc::setrlimit;
-    use libc::{ENOSPC, RLIMIT_MEMLOCK, rlimit};
+    use super::sys::{self, bpf};
+    use super::{BpfError, ProgramInfo};
 
-    use super::ProgramInfo;
-    // TODO: consider use of #[mockall_double]
-    #[cfg(test)]
-    use crate::v2::devices::mocks::mock_libbpf_sys::{
-        bpf_prog_attach, bpf_prog_detach2, bpf_prog_get_fd_by_id, bpf_prog_load, bpf_prog_query,
-    };
-    // mocks
-    // TODO: consider use of #[mockall_double]
-    #[cfg(test)]
-    use crate::v2::devices::mocks::mock_libc::setrlimit;
+    fn failed(cmd: &'static str) -> impl FnOnce(std::io::Error) -> BpfError {
+        move |err| BpfError::Syscall { cmd, err }
+    }
 
-    pub fn load(license: &str, insns: &[u8]) -> Result<RawFd, super::BpfError> {
-        let insns_cnt = insns.len() / std::mem::size_of::<bpf_insn>();
-        let insns = insns as *const _ as *const bpf_insn;
-        let mut opts = libbpf_sys::bpf_prog_load_opts {
-            sz: std::mem::size_of::<libbpf_sys::bpf_prog_load_opts>() as libbpf_sys::size_t,
-            kern_version: 0,
-            log_buf: ptr::null_mut::<::std::os::raw::c_char>(),
-            log_size: 0,
+    pub fn load(license: &str, insns: &[u8]) -> Result<RawFd, BpfError> {
+        let license = std::ffi::CString::new(license).map_err(|_| BpfError::Syscall {
+            cmd: "BPF_PROG_LOAD",
+            err: std::io::ErrorKind::InvalidInput.into(),
+        })?;
+        let mut attr = sys::ProgLoad {
+            prog_type: sys::BPF_PROG_TYPE_CGROUP_DEVICE,
+            insn_cnt: (insns.len() / 8) as u32,
+            insns: insns.as_ptr() as u64,
+            license: license.as_ptr() as u64,
             ..Default::default()
         };
-        #[allow(unused_unsafe)]
-        let prog_fd = unsafe {
-            bpf_prog_load(
-                BPF_PROG_TYPE_CGROUP_DEVICE,
-                ptr::null::<::std::os::raw::c_char>(),
-                license as *const _ as *const ::std::os::raw::c_char,
-                insns,
-                insns_cnt as u64,
-                &mut opts as *mut libbpf_sys::bpf_prog_load_opts,
-            )
-        };
-
-        if prog_fd < 0 {
-            return Err(errno::errno().into());
-        }
-        Ok(prog_fd)
+        let fd = bpf(sys::BPF_PROG_LOAD, &mut attr).map_err(failed("BPF_PROG_LOAD"))?;
+        Ok(fd as RawFd)
     }
 
     /// Given a fd for a cgroup, collect the programs associated with it
-    pub fn query(cgroup_fd: RawFd) -> Result<Vec<ProgramInfo>, super::BpfError> {
+    pub fn query(cgroup_fd: RawFd) -> Result<Vec<ProgramInfo>, BpfError> {
         let mut prog_ids: Vec<u32> = vec![0_u32; 64];
-        let mut attach_flags = 0_u32;
-        for _ in 0..10 {
-            let mut prog_cnt = prog_ids.len() as u32;
-            #[allow(unused_unsafe)]
-            let ret = unsafe {
-                // collect ids for bpf programs
-                bpf_prog_query(
-                    cgroup_fd,
-                    BPF_CGROUP_DEVICE,
-                    0,
-                    &mut attach_flags,
-                    &prog_ids[0] as *const u32 as *mut u32,
-                    &mut prog_cnt,
-                )
+        loop {
+            let mut attr = sys::ProgQuery {
+                target_fd: cgroup_fd as u32,
+                attach_type: sys::BPF_CGROUP_DEVICE,
+                prog_ids: prog_ids.as_mut_ptr() as u64,
+                prog_cnt: prog_ids.len() as u32,
+                ..Default::default()
             };
-            if ret != 0 {
-                let err = errno::errno();
-                if err.0 == ENOSPC {
-                    assert!(prog_cnt as usize > prog_ids.len());
-
-                    // allocate more space and try again
-                    prog_ids.resize(prog_cnt as usize, 0);
-                    continue;
+            match bpf(sys::BPF_PROG_QUERY, &mut attr) {
+                Ok(_) => {
+                    prog_ids.truncate(attr.prog_cnt as usize);
+                    break;
                 }
-
-                return Err(err.into());
+                Err(err)
+                    if err.raw_os_error() == Some(libc::ENOSPC)
+                        && attr.prog_cnt as usize > prog_ids.len() =>
+                {
+                    prog_ids.resize(attr.prog_cnt as usize, 0);
+                }
+                Err(err) => return Err(failed("BPF_PROG_QUERY")(err)),
             }
-
-            prog_ids.resize(prog_cnt as usize, 0);
-            break;
         }
 
         let mut prog_fds = Vec::with_capacity(prog_ids.len());
         for prog_id in &prog_ids {
-            // collect fds for programs by getting their ids
-            #[allow(unused_unsafe)]
-            let prog_fd = unsafe { bpf_prog_get_fd_by_id(*prog_id) };
-            if prog_fd < 0 {
-                tracing::debug!("bpf_prog_get_fd_by_id failed: {}", errno::errno());
-                continue;
+            let mut attr = sys::GetFdById {
+                prog_id: *prog_id,
+                ..Default::default()
+            };
+            match bpf(sys::BPF_PROG_GET_FD_BY_ID, &mut attr) {
+                Ok(fd) => prog_fds.push(ProgramInfo {
+                    id: *prog_id,
+                    fd: fd as i32,
+                }),
+                Err(err) => tracing::debug!("BPF_PROG_GET_FD_BY_ID {prog_id} failed: {err}"),
             }
-            prog_fds.push(ProgramInfo {
-                id: *prog_id,
-                fd: prog_fd,
-            });
         }
         Ok(prog_fds)
     }
 
-    pub fn detach2(prog_fd: RawFd, cgroup_fd: RawFd) -> Result<(), super::BpfError> {
-        #[allow(unused_unsafe)]
-        let ret = unsafe { bpf_prog_detach2(prog_fd, cgroup_fd, BPF_CGROUP_DEVICE) };
-        if ret != 0 {
-            return Err(errno::errno().into());
-        }
+    pub fn detach2(prog_fd: RawFd, cgroup_fd: RawFd) -> Result<(), BpfError> {
+        let mut attr = sys::ProgAttach {
+            target_fd: cgroup_fd as u32,
+            attach_bpf_fd: prog_fd as u32,
+            attach_type: sys::BPF_CGROUP_DEVICE,
+            ..Default::default()
+        };
+        bpf(sys::BPF_PROG_DETACH, &mut attr).map_err(failed("BPF_PROG_DETACH"))?;
         Ok(())
     }
 
-    pub fn attach(prog_fd: RawFd, cgroup_fd: RawFd) -> Result<(), super::BpfError> {
-        #[allow(unused_unsafe)]
-        let ret =
-            unsafe { bpf_prog_attach(prog_fd, cgroup_fd, BPF_CGROUP_DEVICE, BPF_F_ALLOW_MULTI) };
-
-        if ret != 0 {
-            return Err(errno::errno().into());
-        }
+    pub fn attach(prog_fd: RawFd, cgroup_fd: RawFd) -> Result<(), BpfError> {
+        let mut attr = sys::ProgAttach {
+            target_fd: cgroup_fd as u32,
+            attach_bpf_fd: prog_fd as u32,
+            attach_type: sys::BPF_CGROUP_DEVICE,
+            attach_flags: sys::BPF_F_ALLOW_MULTI,
+            ..Default::default()
+        };
+        bpf(sys::BPF_PROG_ATTACH, &mut attr).map_err(failed("BPF_PROG_ATTACH"))?;
         Ok(())
     }
 
-    pub fn bump_memlock_rlimit() -> Result<(), super::BpfError> {
-        let rlimit = rlimit {
+    /// Raises RLIMIT_MEMLOCK to 128 MiB; returns the previous (soft, hard) limits.
+    pub fn bump_memlock_rlimit() -> Result<(u64, u64), BpfError> {
+        let mut old = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit writes the struct it is given.
+        if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut old) } != 0 {
+            return Err(BpfError::FailedToIncreaseRLimit);
+        }
+        let rlimit = libc::rlimit {
             rlim_cur: 128 << 20,
             rlim_max: 128 << 20,
         };
-
-        #[allow(unused_unsafe)]
-        if unsafe { setrlimit(RLIMIT_MEMLOCK, &rlimit) } != 0 {
-            return Err(super::BpfError::FailedToIncreaseRLimit);
+        // SAFETY: setrlimit reads the struct it is given.
+        if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &rlimit) } != 0 {
+            return Err(BpfError::FailedToIncreaseRLimit);
         }
+        Ok((old.rlim_cur, old.rlim_max))
+    }
 
-        Ok(())
+    /// Puts back the limits `bump_memlock_rlimit` returned (best effort).
+    pub fn restore_memlock_rlimit(cur: u64, max: u64) {
+        let rlimit = libc::rlimit {
+            rlim_cur: cur,
+            rlim_max: max,
+        };
+        // SAFETY: setrlimit reads the struct it is given.
+        let _ = unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &rlimit) };
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use errno::{Errno, set_errno};
-    use libc::{ENOSPC, ENOSYS};
-    use serial_test::serial;
+    use super::sys;
 
-    use super::prog;
-    use crate::v2::devices::mocks::{mock_libbpf_sys, mock_libc};
-
+    /// The attribute layouts match the kernel's (include/uapi/linux/bpf.h offsets).
     #[test]
-    #[serial(libbpf_sys)] // mock contexts are shared
-    fn test_bpf_load() {
-        // eBPF uses 64-bit instructions
-        let instruction_zero: &[u8] = &[0x0, 0x0, 0x0, 0x0];
-        let instruction_one: &[u8] = &[0xF, 0xF, 0xF, 0xF];
-
-        // arrange
-        let license = "Apache";
-        let instructions = [instruction_zero, instruction_one].concat();
-        let load = mock_libbpf_sys::bpf_prog_load_context();
-
-        // expect
-        load.expect().once().returning(|_, _, _, _, _, _| 32);
-
-        // act
-        let fd = prog::load(license, &instructions).expect("successfully calls load");
-
-        // assert
-        assert_eq!(fd, 32);
-    }
-
-    #[test]
-    #[serial(libbpf_sys)] // mock contexts are shared
-    fn test_bpf_attach() {
-        // arrange
-        let attach = mock_libbpf_sys::bpf_prog_attach_context();
-
-        // expect
-        attach.expect().once().returning(|_, _, _, _| 0);
-
-        // act
-        let r = prog::attach(0, 0);
-
-        // assert
-        assert!(r.is_ok());
-    }
-
-    #[test]
-    #[serial(libbpf_sys)] // mock contexts are shared
-    fn test_bpf_load_error() {
-        // eBPF uses 64-bit instructions
-        let instruction_zero: &[u8] = &[0x0, 0x0, 0x0, 0x0];
-        let instruction_one: &[u8] = &[0xF, 0xF, 0xF, 0xF];
-
-        // arrange
-        let license = "Apache";
-        let instructions = [instruction_zero, instruction_one].concat();
-        let load = mock_libbpf_sys::bpf_prog_load_context();
-
-        // expect
-        load.expect().once().returning(|_, _, _, _, _, _| -1);
-
-        // act
-        let error_result = prog::load(license, &instructions);
-
-        // assert
-        assert!(error_result.is_err());
-    }
-
-    #[test]
-    #[serial(libbpf_sys)] // mock contexts are shared
-    fn test_bpf_query() {
-        // arrange
-        let query = mock_libbpf_sys::bpf_prog_query_context();
-        let get_fd_by_id = mock_libbpf_sys::bpf_prog_get_fd_by_id_context();
-
-        // expect
-        query.expect().once().returning(
-            |_target_fd: std::os::raw::c_int,
-             _type_: libbpf_sys::bpf_attach_type,
-             _query_flags: libbpf_sys::__u32,
-             _attach_flags: *mut libbpf_sys::__u32,
-             prog_ids: *mut libbpf_sys::__u32,
-             prog_cnt: *mut libbpf_sys::__u32|
-             -> ::std::os::raw::c_int {
-                // deref the ptr and fill it with some "ids"
-                // also set the prog_cnt to 4
-                set_errno(Errno(0));
-                unsafe {
-                    *prog_cnt = 4;
-                    let id_array = std::slice::from_raw_parts_mut(prog_ids, 4_usize);
-                    id_array[0] = 1;
-                    id_array[1] = 2;
-                    id_array[2] = 3;
-                    id_array[3] = 4;
-                }
-                0
-            },
+    fn attr_layouts() {
+        assert_eq!(std::mem::offset_of!(sys::ProgLoad, insns), 8);
+        assert_eq!(std::mem::offset_of!(sys::ProgLoad, license), 16);
+        assert_eq!(std::mem::offset_of!(sys::ProgLoad, prog_name), 48);
+        assert_eq!(
+            std::mem::offset_of!(sys::ProgLoad, expected_attach_type),
+            68
         );
-        get_fd_by_id.expect().times(4).returning(|fd| {
-            // return the same fd if it's not 0
-            if fd > 0 {
-                return fd as std::os::raw::c_int;
-            }
-            -1
-        });
-
-        // act
-        let info = prog::query(0).expect("Able to successfully query");
-
-        // assert
-        assert_eq!(info.first().unwrap().id, 1);
-        assert_eq!(info.len(), 4);
-    }
-
-    #[test]
-    #[serial(libbpf_sys)] // mock contexts are shared
-    fn test_bpf_query_recoverable_error() {
-        // arrange
-        let query = mock_libbpf_sys::bpf_prog_query_context();
-        let get_fd_by_id = mock_libbpf_sys::bpf_prog_get_fd_by_id_context();
-
-        // expect
-        query.expect().times(2).returning(
-            |_target_fd: std::os::raw::c_int,
-             _type_: libbpf_sys::bpf_attach_type,
-             _query_flags: libbpf_sys::__u32,
-             _attach_flags: *mut libbpf_sys::__u32,
-             prog_ids: *mut libbpf_sys::__u32,
-             prog_cnt: *mut libbpf_sys::__u32|
-             -> ::std::os::raw::c_int {
-                unsafe {
-                    if *prog_cnt == 64 {
-                        set_errno(Errno(ENOSPC));
-                        *prog_cnt = 128;
-                        return 1;
-                    }
-                    let id_array = std::slice::from_raw_parts_mut(prog_ids, 128_usize);
-                    for (i, item) in id_array.iter_mut().enumerate() {
-                        *item = (i + 1) as u32;
-                    }
-                }
-                0
-            },
-        );
-        get_fd_by_id.expect().times(128).returning(|fd| {
-            // return the same fd if it's not 0
-            if fd > 0 {
-                return fd as std::os::raw::c_int;
-            }
-            -1
-        });
-
-        // act
-        let info = prog::query(0).expect("Able to successfully query");
-
-        // assert
-        assert_eq!(info.first().unwrap().id, 1);
-        assert_eq!(info.len(), 128);
-    }
-
-    #[test]
-    #[serial(libbpf_sys)] // mock contexts are shared
-    fn test_bpf_query_other_error() {
-        // arrange
-        let query = mock_libbpf_sys::bpf_prog_query_context();
-        let get_fd_by_id = mock_libbpf_sys::bpf_prog_get_fd_by_id_context();
-
-        // expect
-        query.expect().times(1).returning(
-            |_target_fd: std::os::raw::c_int,
-             _type_: libbpf_sys::bpf_attach_type,
-             _query_flags: libbpf_sys::__u32,
-             _attach_flags: *mut libbpf_sys::__u32,
-             _prog_ids: *mut libbpf_sys::__u32,
-             _prog_cnt: *mut libbpf_sys::__u32|
-             -> ::std::os::raw::c_int {
-                set_errno(Errno(ENOSYS));
-                1
-            },
-        );
-        get_fd_by_id.expect().never();
-
-        // act
-        let error = prog::query(0);
-
-        // assert
-        assert!(error.is_err());
-    }
-
-    #[test]
-    #[serial(libbpf_sys)] // mock contexts are shared
-    fn test_bpf_detach2() {
-        // arrange
-        let detach2 = mock_libbpf_sys::bpf_prog_detach2_context();
-
-        // expect
-        detach2.expect().once().returning(|_, _, _| 0);
-
-        // act
-        let r = prog::detach2(0, 0);
-
-        // assert
-        assert!(r.is_ok());
-    }
-
-    #[test]
-    #[serial(libbpf_sys)] // mock contexts are shared
-    fn test_bpf_detach2_error() {
-        // arrange
-        let detach2 = mock_libbpf_sys::bpf_prog_detach2_context();
-
-        // expect
-        detach2.expect().once().returning(|_, _, _| 1);
-
-        // act
-        let r = prog::detach2(0, 0);
-
-        // assert
-        assert!(r.is_err());
-    }
-
-    #[test]
-    #[serial(libc)] // mock contexts are shared
-    fn test_bump_memlock_rlimit() {
-        // arrange
-        let setrlimit = mock_libc::setrlimit_context();
-
-        // expect
-        setrlimit.expect().once().returning(|_, _| 0);
-
-        // act
-        let r = prog::bump_memlock_rlimit();
-
-        // assert
-        assert!(r.is_ok());
-    }
-
-    #[test]
-    #[serial(libc)] // mock contexts are shared
-    fn test_bump_memlock_rlimit_error() {
-        // arrange
-        let setrlimit = mock_libc::setrlimit_context();
-
-        // expect
-        setrlimit.expect().once().returning(|_, _| 1);
-
-        // act
-        let r = prog::bump_memlock_rlimit();
-
-        // assert
-        assert!(r.is_err());
+        assert_eq!(std::mem::offset_of!(sys::ProgQuery, prog_ids), 16);
+        assert_eq!(std::mem::offset_of!(sys::ProgQuery, prog_cnt), 24);
+        assert_eq!(std::mem::size_of::<sys::ProgAttach>(), 20);
     }
 }

@@ -12,9 +12,13 @@ use oci_spec::runtime::LinuxDeviceCgroup;
 use super::bpf::BpfError;
 use super::program::ProgramError;
 use super::*;
-use crate::common::{ControllerOpt, default_allow_devices, default_devices};
+use crate::common::ControllerOpt;
+// PATCH (runtime, see third_party/README.md): the rules are runc's (deny-all, the
+// config's rules, runc's defaults), computed by crate::device_rules as for cgroup v1.
+use crate::device_rules::{DeviceRuleError, Emulator};
 use crate::v2::controller::Controller;
 
+// runc loads its device filter with this license string too.
 const LICENSE: &str = "Apache";
 
 pub struct Devices {}
@@ -27,6 +31,8 @@ pub enum DevicesControllerError {
     Nix(#[from] nix::Error),
     #[error("program error: {0}")]
     Program(#[from] ProgramError),
+    #[error("linux.resources.devices: {0}")]
+    Rule(#[from] DeviceRuleError),
 }
 
 impl Controller for Devices {
@@ -44,53 +50,51 @@ impl Controller for Devices {
     }
 }
 
+/// Whether this process's user namespace is not the initial one.
+fn running_in_user_namespace() -> bool {
+    match std::fs::read_to_string("/proc/self/uid_map") {
+        Ok(map) => map.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"],
+        Err(_) => false,
+    }
+}
+
 impl Devices {
+    /// `linux_devices` `None` leaves the cgroup's program alone (an `update` that does
+    /// not name devices); `Some` (at create, even empty) installs runc's rule set.
     pub fn apply_devices(
         cgroup_root: &Path,
         linux_devices: &Option<Vec<LinuxDeviceCgroup>>,
     ) -> Result<(), DevicesControllerError> {
         tracing::debug!("Apply Devices cgroup config");
-
-        // FIXME: should we start as "deny all"?
-        let mut emulator = emulator::Emulator::with_default_allow(false);
-
-        // FIXME: apply user-defined and default rules in which order?
-        if let Some(devices) = linux_devices {
-            for d in devices {
-                tracing::debug!("apply user defined rule: {:?}", d);
-                emulator.add_rule(d);
+        let Some(config) = linux_devices else {
+            return Ok(());
+        };
+        let emulator = Emulator::for_container(config)?;
+        match Self::install(cgroup_root, &emulator) {
+            // As runc: in a user namespace bpf(2) is not allowed, and a rootless
+            // container cannot mknod device nodes anyway.
+            Err(DevicesControllerError::Bpf(err)) if running_in_user_namespace() => {
+                tracing::debug!("device filter not installed in a user namespace: {err}");
+                Ok(())
             }
+            other => other,
         }
+    }
 
-        for d in [
-            default_devices().iter().map(|d| d.into()).collect(),
-            default_allow_devices(),
-        ]
-        .concat()
-        {
-            tracing::debug!("apply default rule: {:?}", d);
-            emulator.add_rule(&d);
-        }
+    fn install(cgroup_root: &Path, emulator: &Emulator) -> Result<(), DevicesControllerError> {
+        let prog = program::Program::from_rules(&emulator.rules(), emulator.default_allow())?;
 
-        let prog = program::Program::from_rules(&emulator.rules, emulator.default_allow)?;
-
-        // Increase `ulimit -l` limit to avoid BPF_PROG_LOAD error (#2167).
-        // This limit is not inherited into the container.
-        bpf_prog::bump_memlock_rlimit()?;
-        let prog_fd = bpf_prog::load(LICENSE, prog.bytecodes())?;
-
-        // FIXME: simple way to attach BPF program
-        //  1. get list of existing attached programs
-        //  2. attach this program (not use BPF_F_REPLACE, see below)
-        //  3. detach all programs of 1
-        //
-        // runc will use BPF_F_REPLACE to replace currently attached program if:
-        //   1. BPF_F_REPLACE is supported by kernel
-        //   2. there is exactly one attached program
-        // https://github.com/opencontainers/runc/blob/8e6871a3b14bb74e0ef358aca3b9f8f9cb80f041/libcontainer/cgroups/ebpf/ebpf_linux.go#L165
-        //
-        // IMHO, this is too complicated, and in most cases, we just attach program once without
-        // already attached programs.
+        let prog_fd = match bpf_prog::load(LICENSE, prog.bytecodes()) {
+            // Kernels before 5.11 charge programs to RLIMIT_MEMLOCK: raise it for the
+            // load only, so the container (this may be its init) keeps its own limit.
+            Err(BpfError::Syscall { err, .. }) if err.raw_os_error() == Some(libc::EPERM) => {
+                let (cur, max) = bpf_prog::bump_memlock_rlimit()?;
+                let loaded = bpf_prog::load(LICENSE, prog.bytecodes());
+                bpf_prog::restore_memlock_rlimit(cur, max);
+                loaded?
+            }
+            other => other?,
+        };
 
         // get the fd of the cgroup root
         let fd = nix::dir::Dir::open(
@@ -99,11 +103,10 @@ impl Devices {
             Mode::from_bits(0o600).unwrap(),
         )?;
 
-        // collect the programs attached to this cgroup
+        // Attach the new program next to the old ones (BPF_F_ALLOW_MULTI), then detach the
+        // old ones: the cgroup is never without a filter in between.
         let old_progs = bpf_prog::query(fd.as_raw_fd())?;
-        // attach our new program
         bpf_prog::attach(prog_fd, fd.as_raw_fd())?;
-        // detach all previous programs
         for old_prog in old_progs {
             bpf_prog::detach2(old_prog.fd, fd.as_raw_fd())?;
         }
@@ -140,7 +143,7 @@ mod tests {
         let query = mock_prog::query_context();
         let attach = mock_prog::attach_context();
         let detach2 = mock_prog::detach2_context();
-        bump_memlock_rlimit.expect().once().returning(|| Ok(()));
+        bump_memlock_rlimit.expect().never();
         load.expect()
             .once()
             .returning(move |_, _| Ok(file_descriptor));
@@ -150,6 +153,15 @@ mod tests {
 
         // act
         Devices::apply_devices(tmp.path(), &Some(vec![a_type])).expect("Could not apply devices");
+    }
+
+    #[test]
+    #[serial(bpf)] // mock contexts are shared
+    fn no_devices_field_installs_nothing() {
+        let (tmp, _) = setup("some.value");
+        let load = mock_prog::load_context();
+        load.expect().never();
+        Devices::apply_devices(tmp.path(), &None).expect("nothing to apply");
     }
 
     #[test]
@@ -173,7 +185,7 @@ mod tests {
         let query = mock_prog::query_context();
         let attach = mock_prog::attach_context();
         let detach2 = mock_prog::detach2_context();
-        bump_memlock_rlimit.expect().once().returning(|| Ok(()));
+        bump_memlock_rlimit.expect().never();
         load.expect()
             .once()
             .returning(move |_, _| Ok(file_descriptor));

@@ -2,6 +2,17 @@ use oci_spec::runtime::*;
 use rbpf::disassembler::disassemble;
 use rbpf::insn_builder::{Arch as RbpfArch, *};
 
+// PATCH (runtime, see third_party/README.md): the program is built from the rules
+// crate::device_rules computes (runc's semantics), and the constants of
+// include/uapi/linux/bpf.h are spelled here instead of taken from libbpf-sys.
+use crate::device_rules::{Access, Kind, Write};
+
+const BPF_DEVCG_ACC_MKNOD: u32 = 1;
+const BPF_DEVCG_ACC_READ: u32 = 2;
+const BPF_DEVCG_ACC_WRITE: u32 = 4;
+const BPF_DEVCG_DEV_BLOCK: u32 = 1;
+const BPF_DEVCG_DEV_CHAR: u32 = 2;
+
 pub struct Program {
     prog: BpfCode,
 }
@@ -19,10 +30,8 @@ pub enum ProgramError {
 }
 
 impl Program {
-    pub fn from_rules(
-        rules: &[LinuxDeviceCgroup],
-        default_allow: bool,
-    ) -> Result<Self, ProgramError> {
+    /// `rules` are exceptions to `default_allow` (crate::device_rules::Emulator::rules).
+    pub fn from_rules(rules: &[Write], default_allow: bool) -> Result<Self, ProgramError> {
         let mut prog = Program {
             prog: BpfCode::new(),
         };
@@ -101,16 +110,17 @@ impl Program {
             .push();
     }
 
-    fn add_rule(&mut self, rule: &LinuxDeviceCgroup) -> Result<(), ProgramError> {
-        let dev_type = bpf_dev_type(rule.typ().unwrap_or_default())?;
-        let access = bpf_access(rule.access().clone().unwrap_or_default())?;
-        let has_access = access
-            != (libbpf_sys::BPF_DEVCG_ACC_READ
-                | libbpf_sys::BPF_DEVCG_ACC_WRITE
-                | libbpf_sys::BPF_DEVCG_ACC_MKNOD);
+    fn add_rule(&mut self, rule: &Write) -> Result<(), ProgramError> {
+        let target = rule.target.ok_or(ProgramError::WildcardDevice)?;
+        let dev_type = match target.kind {
+            Kind::Block => BPF_DEVCG_DEV_BLOCK,
+            Kind::Char => BPF_DEVCG_DEV_CHAR,
+        };
+        let access = bpf_access_bits(rule.access);
+        let has_access = access != (BPF_DEVCG_ACC_READ | BPF_DEVCG_ACC_WRITE | BPF_DEVCG_ACC_MKNOD);
 
-        let has_major = rule.major().is_some() && rule.major().unwrap() >= 0;
-        let has_minor = rule.minor().is_some() && rule.minor().unwrap() >= 0;
+        let has_major = target.major.is_some();
+        let has_minor = target.minor.is_some();
 
         // count of instructions of this rule
         let mut instruction_count = 1; // execute dev_type
@@ -163,7 +173,7 @@ impl Program {
             self.prog
                 .jump_conditional(Cond::NotEquals, Source::Imm)
                 .set_dst(4)
-                .set_imm(rule.major().unwrap() as i32)
+                .set_imm(target.major.unwrap_or_default() as i32)
                 .set_off(next_rule_offset)
                 .push();
         }
@@ -174,7 +184,7 @@ impl Program {
             self.prog
                 .jump_conditional(Cond::NotEquals, Source::Imm)
                 .set_dst(5)
-                .set_imm(rule.minor().unwrap() as i32)
+                .set_imm(target.minor.unwrap_or_default() as i32)
                 .set_off(next_rule_offset)
                 .push();
         }
@@ -183,7 +193,7 @@ impl Program {
         self.prog
             .mov(Source::Imm, RbpfArch::X32)
             .set_dst(0)
-            .set_imm(rule.allow() as i32)
+            .set_imm(rule.allow as i32)
             .push();
         self.prog.exit().push();
 
@@ -210,22 +220,37 @@ impl Program {
 
 fn bpf_dev_type(typ: LinuxDeviceType) -> Result<u32, ProgramError> {
     let dev_type: u32 = match typ {
-        LinuxDeviceType::C => libbpf_sys::BPF_DEVCG_DEV_CHAR,
+        LinuxDeviceType::C => BPF_DEVCG_DEV_CHAR,
         LinuxDeviceType::U => return Err(ProgramError::DeviceNotSupported("unbuffered char")),
-        LinuxDeviceType::B => libbpf_sys::BPF_DEVCG_DEV_BLOCK,
+        LinuxDeviceType::B => BPF_DEVCG_DEV_BLOCK,
         LinuxDeviceType::P => return Err(ProgramError::DeviceNotSupported("pipe device")),
         LinuxDeviceType::A => return Err(ProgramError::WildcardDevice),
     };
     Ok(dev_type)
 }
 
+/// The program's access bits for r/w/m.
+fn bpf_access_bits(access: Access) -> u32 {
+    let mut v = 0;
+    if access.bits() & Access::READ.bits() != 0 {
+        v |= BPF_DEVCG_ACC_READ;
+    }
+    if access.bits() & Access::WRITE.bits() != 0 {
+        v |= BPF_DEVCG_ACC_WRITE;
+    }
+    if access.bits() & Access::MKNOD.bits() != 0 {
+        v |= BPF_DEVCG_ACC_MKNOD;
+    }
+    v
+}
+
 fn bpf_access(access: String) -> Result<u32, ProgramError> {
     let mut v = 0_u32;
     for c in access.chars() {
         let cur_access = match c {
-            'r' => libbpf_sys::BPF_DEVCG_ACC_READ,
-            'w' => libbpf_sys::BPF_DEVCG_ACC_WRITE,
-            'm' => libbpf_sys::BPF_DEVCG_ACC_MKNOD,
+            'r' => BPF_DEVCG_ACC_READ,
+            'w' => BPF_DEVCG_ACC_WRITE,
+            'm' => BPF_DEVCG_ACC_MKNOD,
             _ => return Err(ProgramError::InvalidAccess(c)),
         };
         v |= cur_access;
@@ -261,215 +286,106 @@ mod tests {
     use oci_spec::runtime::LinuxDeviceCgroupBuilder;
 
     use super::*;
+    use crate::device_rules::Emulator;
 
-    fn build_bpf_program(rules: &Option<Vec<LinuxDeviceCgroup>>) -> Result<Program> {
-        let mut em = crate::v2::devices::emulator::Emulator::with_default_allow(false);
-        if let Some(rules) = rules {
-            em.add_rules(rules);
+    /// The program for a container whose config lists `rules` (deny-all, the rules,
+    /// runc's defaults), or for exactly `rules` on a deny-all start when `bare`.
+    fn program(rules: Vec<LinuxDeviceCgroup>, bare: bool) -> Result<Program> {
+        let em = if bare {
+            let mut em = Emulator::deny_all();
+            for r in &rules {
+                em.apply(r)?;
+            }
+            em
+        } else {
+            Emulator::for_container(&rules)?
+        };
+        Ok(Program::from_rules(&em.rules(), em.default_allow())?)
+    }
+
+    fn rule(
+        allow: bool,
+        typ: LinuxDeviceType,
+        major: i64,
+        minor: i64,
+        access: &str,
+    ) -> LinuxDeviceCgroup {
+        let mut b = LinuxDeviceCgroupBuilder::default()
+            .allow(allow)
+            .typ(typ)
+            .access(access);
+        if major >= 0 {
+            b = b.major(major);
         }
+        if minor >= 0 {
+            b = b.minor(minor);
+        }
+        b.build().unwrap()
+    }
 
-        Ok(Program::from_rules(&em.rules, em.default_allow)?)
+    fn allows(p: &Program, typ: LinuxDeviceType, major: u32, minor: u32, access: &str) -> bool {
+        p.execute(typ, major, minor, access.to_string()).unwrap() == 1
     }
 
     #[test]
-    fn test_devices_allow_single() {
-        let rules = vec![
-            LinuxDeviceCgroupBuilder::default()
-                .allow(true)
-                .typ(LinuxDeviceType::C)
-                .major(10)
-                .minor(20)
-                .access("r")
-                .build()
-                .unwrap(),
-        ];
-
-        let prog = build_bpf_program(&Some(rules)).unwrap();
-        let ty_list = vec![
-            LinuxDeviceType::C,
-            LinuxDeviceType::U,
-            LinuxDeviceType::P,
-            LinuxDeviceType::B,
-        ];
-        let major_list = vec![10_u32, 99_u32];
-        let minor_list = vec![20_u32, 00_u32];
-        let access_list = vec!["r", "w", "m"];
-        for ty in &ty_list {
-            for major in &major_list {
-                for minor in &minor_list {
-                    for access in &access_list {
-                        let ret = prog.execute(*ty, *major, *minor, access.to_string());
-                        assert!(ret.is_ok());
-
-                        println!("execute {ty:?} {major} {minor} {access} -> {ret:?}");
-                        if *ty == LinuxDeviceType::C  // only this is allowed
-                            && *major == 10
-                                && *minor == 20
-                                && access.eq(&"r")
-                        {
-                            assert_eq!(ret.unwrap(), 1);
-                        } else {
-                            assert_eq!(ret.unwrap(), 0);
-                        }
-                    }
-                }
+    fn a_container_with_no_rules_gets_runcs_defaults_only() {
+        let p = program(vec![], false).unwrap();
+        // the attack of issue 12: mknod c 10 229 (fuse) is allowed, opening it is not
+        assert!(allows(&p, LinuxDeviceType::C, 10, 229, "m"));
+        assert!(!allows(&p, LinuxDeviceType::C, 10, 229, "r"));
+        assert!(!allows(&p, LinuxDeviceType::C, 10, 229, "w"));
+        assert!(!allows(&p, LinuxDeviceType::B, 8, 0, "r"));
+        assert!(allows(&p, LinuxDeviceType::B, 8, 0, "m"));
+        for (major, minor) in [
+            (1, 3),
+            (1, 5),
+            (1, 7),
+            (1, 8),
+            (1, 9),
+            (5, 0),
+            (5, 2),
+            (136, 4),
+            (10, 200),
+        ] {
+            for a in ["r", "w", "m"] {
+                assert!(
+                    allows(&p, LinuxDeviceType::C, major, minor, a),
+                    "{major}:{minor} {a}"
+                );
             }
         }
+        // not runc's: /dev/console 5:1 of the host, /dev/kmsg
+        assert!(!allows(&p, LinuxDeviceType::C, 5, 1, "w"));
+        assert!(!allows(&p, LinuxDeviceType::C, 1, 11, "r"));
     }
 
     #[test]
-    fn test_devices_deny_all() {
-        let rules = vec![];
-
-        let prog = build_bpf_program(&Some(rules)).unwrap();
-        let ty_list = vec![
-            LinuxDeviceType::C,
-            LinuxDeviceType::U,
-            LinuxDeviceType::P,
-            LinuxDeviceType::B,
-        ];
-        let major_list = vec![10_u32, 99_u32];
-        let minor_list = vec![20_u32, 00_u32];
-        let access_list = vec!["r", "w", "m"];
-        for ty in &ty_list {
-            for major in &major_list {
-                for minor in &minor_list {
-                    for access in &access_list {
-                        let ret = prog.execute(*ty, *major, *minor, access.to_string());
-                        assert!(ret.is_ok());
-                        assert_eq!(ret.unwrap(), 0);
-                    }
-                }
-            }
-        }
+    fn an_allow_all_config_allows_all_but_its_denies() {
+        let p = program(
+            vec![
+                rule(true, LinuxDeviceType::A, -1, -1, "rwm"),
+                rule(false, LinuxDeviceType::C, 10, 229, "rwm"),
+            ],
+            false,
+        )
+        .unwrap();
+        assert!(!allows(&p, LinuxDeviceType::C, 10, 229, "r"));
+        assert!(allows(&p, LinuxDeviceType::C, 10, 228, "r"));
+        assert!(allows(&p, LinuxDeviceType::B, 8, 0, "w"));
     }
 
     #[test]
-    fn test_devices_allow_all() {
-        let rules = vec![
-            LinuxDeviceCgroupBuilder::default()
-                .allow(true)
-                .typ(LinuxDeviceType::A)
-                .build()
-                .unwrap(),
-        ];
-
-        let prog = build_bpf_program(&Some(rules)).unwrap();
-        let ty_list = vec![
-            LinuxDeviceType::C,
-            LinuxDeviceType::U,
-            LinuxDeviceType::P,
-            LinuxDeviceType::B,
-        ];
-        let major_list = vec![10_u32, 99_u32];
-        let minor_list = vec![20_u32, 00_u32];
-        let access_list = vec!["r", "w", "m"];
-        for ty in &ty_list {
-            for major in &major_list {
-                for minor in &minor_list {
-                    for access in &access_list {
-                        let ret = prog.execute(*ty, *major, *minor, access.to_string());
-                        assert!(ret.is_ok());
-
-                        println!("execute {ty:?} {major} {minor} {access} -> {ret:?}");
-                        assert_eq!(ret.unwrap(), 1);
-                    }
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn test_devices_allow_wildcard() {
-        let rules = vec![
-            LinuxDeviceCgroupBuilder::default()
-                .allow(true)
-                .typ(LinuxDeviceType::C)
-                .minor(20)
-                .access("r")
-                .build()
-                .unwrap(),
-        ];
-
-        let prog = build_bpf_program(&Some(rules)).unwrap();
-        let ty_list = vec![
-            LinuxDeviceType::C,
-            LinuxDeviceType::U,
-            LinuxDeviceType::P,
-            LinuxDeviceType::B,
-        ];
-        let major_list = vec![10_u32, 99_u32];
-        let minor_list = vec![20_u32, 00_u32];
-        let access_list = vec!["r", "w", "m"];
-        for ty in &ty_list {
-            for major in &major_list {
-                for minor in &minor_list {
-                    for access in &access_list {
-                        let ret = prog.execute(*ty, *major, *minor, access.to_string());
-                        assert!(ret.is_ok());
-
-                        println!("execute {ty:?} {major} {minor} {access} -> {ret:?}");
-                        if *ty == LinuxDeviceType::C && *minor == 20 && access.eq(&"r") {
-                            assert_eq!(ret.unwrap(), 1);
-                        } else {
-                            assert_eq!(ret.unwrap(), 0);
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn test_devices_allow_and_deny() {
-        let rules = vec![
-            LinuxDeviceCgroupBuilder::default()
-                .allow(true)
-                .typ(LinuxDeviceType::C)
-                .minor(20)
-                .access("rw")
-                .build()
-                .unwrap(),
-            LinuxDeviceCgroupBuilder::default()
-                .allow(false)
-                .typ(LinuxDeviceType::C)
-                .major(10)
-                .access("r")
-                .build()
-                .unwrap(),
-        ];
-
-        let prog = build_bpf_program(&Some(rules)).unwrap();
-        let ty_list = vec![
-            LinuxDeviceType::C,
-            LinuxDeviceType::U,
-            LinuxDeviceType::P,
-            LinuxDeviceType::B,
-        ];
-        let major_list = vec![10_u32, 99_u32];
-        let minor_list = vec![20_u32, 00_u32];
-        let access_list = vec!["r", "w", "m"];
-        for ty in &ty_list {
-            for major in &major_list {
-                for minor in &minor_list {
-                    for access in &access_list {
-                        let ret = prog.execute(*ty, *major, *minor, access.to_string());
-                        assert!(ret.is_ok());
-
-                        println!("execute {ty:?} {major} {minor} {access} -> {ret:?}");
-                        if *ty == LinuxDeviceType::C && *major == 10 && access.eq(&"r") {
-                            assert_eq!(ret.unwrap(), 0);
-                        } else if *ty == LinuxDeviceType::C
-                            && *minor == 20
-                            && (access.eq(&"r") || access.eq(&"w"))
-                        {
-                            assert_eq!(ret.unwrap(), 1);
-                        } else {
-                            assert_eq!(ret.unwrap(), 0);
-                        }
-                    }
-                }
-            }
-        }
+    fn exact_and_wildcard_rules() {
+        let p = program(vec![rule(true, LinuxDeviceType::C, 10, 20, "r")], true).unwrap();
+        assert!(allows(&p, LinuxDeviceType::C, 10, 20, "r"));
+        assert!(!allows(&p, LinuxDeviceType::C, 10, 20, "w"));
+        assert!(!allows(&p, LinuxDeviceType::C, 10, 21, "r"));
+        assert!(!allows(&p, LinuxDeviceType::B, 10, 20, "r"));
+        let p = program(vec![rule(true, LinuxDeviceType::C, -1, 20, "rw")], true).unwrap();
+        assert!(allows(&p, LinuxDeviceType::C, 99, 20, "w"));
+        assert!(!allows(&p, LinuxDeviceType::C, 99, 21, "w"));
+        assert!(!allows(&p, LinuxDeviceType::C, 99, 20, "m"));
+        let p = program(vec![], true).unwrap();
+        assert!(!allows(&p, LinuxDeviceType::C, 1, 3, "r"));
     }
 }

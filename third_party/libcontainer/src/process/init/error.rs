@@ -36,6 +36,9 @@ pub enum InitProcessError {
     RootFS(#[source] rootfs::RootfsError),
     #[error("failed syscall")]
     SyscallOther(#[source] SyscallError),
+    // PATCH (runtime): the field whose value the kernel refused.
+    #[error("process.capabilities: cannot apply the capability sets")]
+    Capabilities(#[source] SyscallError),
     #[error("failed apparmor")]
     AppArmor(#[source] apparmor::AppArmorError),
     #[error(transparent)]

@@ -227,7 +227,11 @@ pub fn container_init_process(
         if let Some(paths) = ctx.linux.readonly_paths() {
             // mount readonly path
             for path in paths {
-                readonly_path(Path::new(path), ctx.syscall.as_ref()).map_err(|err| {
+                // PATCH (runtime, see third_party/README.md): a relative path is taken
+                // from the container's root, as runc takes it (runc resolves it after
+                // pivot_root, from /); upstream's validation refused it.
+                let path = &Path::new("/").join(path);
+                readonly_path(path, ctx.syscall.as_ref()).map_err(|err| {
                     tracing::error!(?err, ?path, "failed to set readonly path");
                     err
                 })?;
@@ -379,7 +383,7 @@ pub fn container_init_process(
     let caps = ctx.process.capabilities().as_ref().unwrap_or(&no_caps);
     capabilities::drop_privileges(caps, ctx.syscall.as_ref()).map_err(|err| {
         tracing::error!(?err, "failed to drop capabilities");
-        InitProcessError::SyscallOther(err)
+        InitProcessError::Capabilities(err)
     })?;
 
     // Change directory to process.cwd if process.cwd is not empty
@@ -582,7 +586,9 @@ fn masked_paths(
     })?;
 
     for path_str in paths {
-        let path = Path::new(path_str);
+        // PATCH (runtime): a relative path is taken from the container's root, as runc
+        // takes it.
+        let path = &Path::new("/").join(path_str);
         if !path.exists() {
             // Skip if the path does not exist.
             continue;
