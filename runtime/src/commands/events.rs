@@ -199,7 +199,7 @@ pub fn run(cli: &Cli, args: EventsArgs) -> Result<()> {
                 Ok(data) => print_event("stats", &args.id, Some(data))?,
                 Err(_) if container::load(&root, &args.id).is_err() => return Ok(()),
                 // runc logs a failed read and keeps streaming (a delete may be under way).
-                Err(e) => eprintln!("runtime: {e:#}"),
+                Err(e) => crate::logging::log(crate::logging::Level::Error, &format!("{e:#}")),
             }
             next_stats = Instant::now() + interval;
         }

@@ -51,13 +51,13 @@ pub fn parse(text: &[u8]) -> Result<Parsed, String> {
     })
 }
 
-/// runc's warning for capability names it leaves out, on stderr.
+/// runc's warning for capability names it leaves out (a logrus warning record).
 pub fn warn_ignored_capabilities(names: &[String]) {
     if !names.is_empty() {
-        eprintln!(
-            "runtime: warning: ignoring unknown or unavailable capabilities: [{}]",
+        crate::logging::warn(&format!(
+            "ignoring unknown or unavailable capabilities: [{}]",
             names.join(" ")
-        );
+        ));
     }
 }
 

@@ -67,6 +67,12 @@ pub fn rows() -> Vec<Row> {
             .args(&["sleep", "100"])
             .daemon()
             .exec(&["sh", "-c", "grep -E '^Cap(Inh|Prm|Eff|Bnd|Amb)' /proc/self/status"]),
+        row(S, "exec: --cap into a container without process.capabilities")
+            .remove("/process/capabilities")
+            .args(&["sleep", "100"])
+            .daemon()
+            .step(cli(&["exec", "--cap", "CAP_KILL", "{id}", "sh", "-c", "grep -E '^Cap(Prm|Eff|Bnd)' /proc/self/status"]).err(Class::Ignore))
+            .by_design("runc 1.1.5 panics (nil pointer in getProcess, exit 2) on exec --cap into a container whose config has no capabilities object; we add the capability to empty sets"),
         exec("-e keeps the container's order, a repeated name its place", &["-e", "Z=1", "-e", "PATH=/bin:/usr/bin", "{id}", "env"]),
         exec("-e without '='", &["-e", "NOEQUALS", "{id}", "true"]),
         exec("--cap with an unknown name", &["--cap", "CAP_NO_SUCH", "{id}", "sh", "-c", "grep -E '^Cap(Prm|Eff|Bnd)' /proc/self/status"]),
