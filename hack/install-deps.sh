@@ -6,6 +6,8 @@ set -euo pipefail
 PACKAGES=(
   # build: libcontainer links libseccomp; k8s-cri's build script (CRI tests) runs protoc
   pkg-config libseccomp-dev protobuf-compiler
+  # the seccomp spec-tests build a static probe (gcc -static against glibc's libc.a)
+  gcc libc6-dev
   # test images and runtime tests
   busybox-static jq iproute2 util-linux procps
   # peers the tests and benchmarks compare against

@@ -179,6 +179,13 @@ impl Drop for Containerd {
         let _ = self.daemon.wait();
         // The shim's per-namespace runtime root, empty once every container is deleted.
         let _ = std::fs::remove_dir(Path::new("/run/containerd/runc").join(&self.namespace));
+        // ctr names each container's cgroup /<namespace>/<id>; the runtime (runc too)
+        // removes the container's own directory, the namespace's parent stays.
+        if let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") {
+            for h in hierarchies.flatten() {
+                let _ = std::fs::remove_dir(h.path().join(&self.namespace));
+            }
+        }
         crate::host::unmount_under(self.dir.path());
     }
 }

@@ -15,5 +15,6 @@ pub mod matrix;
 pub mod podman;
 pub mod registry;
 pub mod registry_variants;
+pub mod seccomp_agent;
 pub mod sockets;
 pub mod tree;

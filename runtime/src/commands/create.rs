@@ -14,7 +14,7 @@ use libcontainer::syscall::syscall::SyscallType;
 use crate::cli::Cli;
 use crate::container::path_lookup::PathLookupExecutor;
 use crate::container::test_switches::phase;
-use crate::container::{self, config_check, rootless_cgroups, shadow_bundle};
+use crate::container::{self, config_check, rootless_cgroups};
 
 /// Options shared by `create` and `run`.
 #[derive(Args, Debug, Clone)]
@@ -184,22 +184,10 @@ pub fn create_loaded_container(
             systemd,
         ))?;
     }
-    let shadow = shadow_bundle::needed(&spec)
-        .then(|| shadow_bundle::write(&root, id, &bundle, &spec))
-        .transpose()?;
-    let lib_bundle = shadow.as_deref().unwrap_or(&bundle);
-    // libcontainer gets the spec we already parsed, unless it must read the shadow
-    // bundle's adjusted copy.
-    let handed = shadow.is_none().then(|| spec.clone());
-    let built = build(&root, lib_bundle, opts, id, detach, systemd, handed);
+    // libcontainer gets the spec we already parsed.
+    let built = build(&root, &bundle, opts, id, detach, systemd, spec);
     phase("create:built");
-    if let Some(dir) = &shadow {
-        let _ = fs::remove_dir_all(dir);
-    }
-    let result = built.and_then(|mut container| {
-        if shadow.is_some() {
-            shadow_bundle::restore_bundle_path(&mut container, &bundle)?;
-        }
+    let result = built.and_then(|container| {
         if let Some(socket) = &opts.pidfd_socket {
             send_pidfd(&container, socket)?;
         }
@@ -224,9 +212,9 @@ fn build(
     id: &str,
     detach: bool,
     systemd: bool,
-    spec: Option<Spec>,
+    spec: Spec,
 ) -> Result<Container> {
-    let mut init = ContainerBuilder::new(id.to_string(), SyscallType::default())
+    let container = ContainerBuilder::new(id.to_string(), SyscallType::default())
         .with_root_path(root)?
         .with_pid_file(opts.pid_file.as_ref())?
         .with_console_socket(opts.console_socket.as_ref())
@@ -236,11 +224,8 @@ fn build(
         .as_init(bundle)
         .with_systemd(systemd)
         .with_detach(detach)
-        .with_no_pivot(opts.no_pivot);
-    if let Some(spec) = spec {
-        init = init.with_spec(spec);
-    }
-    let container = init
+        .with_no_pivot(opts.no_pivot)
+        .with_spec(spec)
         .build()
         .map_err(|e| anyhow::anyhow!("{}", error_chain(&e)))
         .with_context(|| format!("cannot create container {id}"))?;

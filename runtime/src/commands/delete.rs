@@ -16,7 +16,7 @@ use libcontainer::container::ContainerStatus;
 use crate::cli::Cli;
 use crate::commands::create::error_chain;
 use crate::container::test_switches::phase;
-use crate::container::{self, leftovers};
+use crate::container::{self, hook_warnings, leftovers};
 
 /// How long delete waits for a create or another delete of the same id.
 const LOCK_WAIT: Duration = Duration::from_secs(30);
@@ -76,7 +76,10 @@ pub fn run(cli: &Cli, args: DeleteArgs) -> Result<()> {
         .with_context(|| format!("cannot delete container {id}"));
     phase("delete:deleted");
     match deleted {
-        Ok(()) => finish(&root, id, claim),
+        Ok(poststop_failures) => {
+            hook_warnings::report("poststop", &poststop_failures);
+            finish(&root, id, claim)
+        }
         Err(_) if args.force => finish(&root, id, claim),
         Err(e) => Err(e),
     }

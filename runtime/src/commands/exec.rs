@@ -11,13 +11,12 @@ use clap::Args;
 use libcontainer::capabilities;
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::container::ContainerStatus;
-use libcontainer::oci_spec::runtime::{LinuxSeccomp, Process};
+use libcontainer::oci_spec::runtime::Process;
 use libcontainer::syscall::syscall::SyscallType;
 use nix::unistd::Pid;
 
 use crate::cli::Cli;
 use crate::commands::create::error_chain;
-use crate::container::exec_seccomp::SeccompExecutor;
 use crate::container::path_lookup::PathLookupExecutor;
 use crate::container::test_switches::phase;
 use crate::container::tty_proxy::{self, ConsoleReceiver, Relay};
@@ -100,12 +99,18 @@ fn parse_user(text: &str) -> Result<(u32, Option<u32>)> {
 /// The process to run: `--process FILE` as given, or the container's process changed by
 /// the flags.
 fn build_process(args: &ExecArgs, bundle: &std::path::Path) -> Result<Process> {
-    let mut process: Process = if let Some(path) = &args.process {
+    let process: Process = if let Some(path) = &args.process {
         let text = std::fs::read(path)
             .with_context(|| format!("cannot read process file {}", path.display()))?;
         let mut value: serde_json::Value = serde_json::from_slice(&text)
             .with_context(|| format!("invalid process file {}", path.display()))?;
         config_check::warn_ignored_capabilities(&capabilities::remove_unknown_names(&mut value));
+        // runc runs a process without `user` as 0:0 (its Go struct's zero value); the
+        // runtime spec's type requires the field.
+        if let Some(obj) = value.as_object_mut() {
+            obj.entry("user")
+                .or_insert_with(|| serde_json::json!({"uid": 0, "gid": 0}));
+        }
         serde_json::from_value(value)
             .with_context(|| format!("invalid process file {}", path.display()))?
     } else {
@@ -184,20 +189,7 @@ fn build_process(args: &ExecArgs, bundle: &std::path::Path) -> Result<Process> {
         }
         p
     };
-    // libcontainer mishandles an explicit `false` with seccomp (see shadow_bundle);
-    // absent means the same.
-    if process.no_new_privileges() == Some(false) {
-        process.set_no_new_privileges(None);
-    }
     Ok(process)
-}
-
-/// The container's seccomp profile, which libcontainer's exec would leave out.
-fn container_seccomp(bundle: &std::path::Path) -> Result<Option<LinuxSeccomp>> {
-    let config = bundle.join("config.json");
-    let spec = capabilities::load_spec(&config)
-        .with_context(|| format!("cannot read the container's {}", config.display()))?;
-    Ok(spec.linux().as_ref().and_then(|l| l.seccomp().clone()))
 }
 
 /// The sub-cgroup of the container's cgroup that `--cgroup` names. runc takes `PATH`
@@ -244,7 +236,6 @@ fn exec(cli: &Cli, args: ExecArgs) -> Result<i32> {
         ContainerStatus::Creating => bail!("cannot exec in a container that is being created"),
     }
     let process = build_process(&args, c.bundle())?;
-    let seccomp = container_seccomp(c.bundle())?;
     if process.terminal() == Some(true) && args.detach && args.console_socket.is_none() {
         bail!("exec --tty --detach needs --console-socket");
     }
@@ -279,11 +270,9 @@ fn exec(cli: &Cli, args: ExecArgs) -> Result<i32> {
         .with_root_path(&root)
         .and_then(|b| b.with_pid_file(args.pid_file.as_ref()))
         .map(|b| {
-            let b = match seccomp {
-                Some(profile) => b.with_executor(SeccompExecutor { profile }),
-                None => b.with_executor(PathLookupExecutor),
-            };
-            b.with_console_socket(console_socket.as_ref())
+            // libcontainer gives the exec'd process the container's seccomp profile.
+            b.with_executor(PathLookupExecutor)
+                .with_console_socket(console_socket.as_ref())
                 .with_preserved_fds(args.preserve_fds)
                 .as_tenant()
                 .with_process(Some(&process_file))

@@ -426,9 +426,12 @@ fn run_poststart(c: &Container) {
     let Some(hooks) = config.hooks.as_ref().and_then(|h| h.poststart().clone()) else {
         return;
     };
-    if let Err(e) =
-        libcontainer::hooks::run_hooks(Some(&hooks), Some(&c.state), Some(&c.root), None, None)
-    {
-        crate::logging::warn(&format!("poststart hook failed: {}", error_chain(&e)));
-    }
+    let failures = libcontainer::hooks::run_hooks_warn_on_failure(
+        Some(&hooks),
+        Some(&c.state),
+        Some(&c.root),
+        None,
+        None,
+    );
+    container::hook_warnings::report("poststart", &failures);
 }

@@ -71,7 +71,9 @@ pub fn run(cli: &Cli, args: RunArgs) -> Result<i32> {
         if !keep {
             container::rootless_cgroups::clear_mirror();
             if let Ok(mut c) = container::load(&root, &args.id) {
-                let _ = c.delete(true);
+                if let Ok(poststop_failures) = c.delete(true) {
+                    container::hook_warnings::report("poststop", &poststop_failures);
+                }
             }
             let _ = std::fs::remove_file(container::lock_path(&root, &args.id));
         }

@@ -587,6 +587,105 @@ pub(crate) fn delete_with_retry<P: AsRef<Path>, L: Into<Option<Duration>>>(
     .wrap_other(path)?
 }
 
+/// PATCH (runtime, see third_party/README.md): removes a container's cgroup directory with
+/// whatever is still inside it.
+///
+/// The usual case, an empty cgroup, costs what it did: one read of cgroup.procs and one
+/// rmdir. Otherwise every process in the cgroup and its sub-cgroups is SIGKILLed, again
+/// and again until none is left -- a process forked between reading cgroup.procs and the
+/// kill of its parent escaped the single pass this replaces, and a killed process can
+/// take longer than that pass's 100 ms of rmdir retries to leave under load (the
+/// container then stayed, its cgroup behind, and `delete` failed) -- and the directories
+/// are removed deepest first (runc's RemovePaths removes sub-cgroups too), all within
+/// `timeout`.
+pub(crate) fn kill_and_remove_tree(path: &Path, timeout: Duration) -> Result<(), WrappedIoError> {
+    let procs_path = path.join(CGROUP_PROCS);
+    let procs = match fs::read_to_string(&procs_path) {
+        Ok(procs) => procs,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(err) => return Err(err).wrap_read(&procs_path),
+    };
+    if procs.trim().is_empty() && fs::remove_dir(path).is_ok() {
+        return Ok(());
+    }
+    if single_kill_pass_for_test() {
+        for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+        }
+        return delete_with_retry(path, 4, Duration::from_millis(100));
+    }
+    let deadline = std::time::Instant::now() + timeout;
+    let dirs = cgroup_subtree(path);
+    loop {
+        let mut killed = false;
+        for dir in &dirs {
+            let procs = fs::read_to_string(dir.join(CGROUP_PROCS)).unwrap_or_default();
+            for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                // A pid no process has any more is not waited for (a rootless runtime's
+                // inert mirror of the hierarchy lists pids in plain files).
+                let gone = nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::SIGKILL)
+                    == Err(nix::errno::Errno::ESRCH);
+                killed |= !gone;
+            }
+        }
+        if !killed {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("processes still in the cgroup {timeout:?} after SIGKILL"),
+            ))
+            .wrap_other(path);
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    for dir in dirs.iter().rev() {
+        // A process that has just left may still hold the directory for a moment (EBUSY);
+        // anything else will not change by waiting.
+        loop {
+            match fs::remove_dir(dir) {
+                Ok(()) => break,
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => break,
+                Err(err)
+                    if err.raw_os_error() == Some(libc::EBUSY)
+                        && std::time::Instant::now() <= deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(2))
+                }
+                Err(err) => return Err(err).wrap_other(dir),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Debug builds only: `_RUNTIME_TEST_UNSAFE=cgroup-single-kill-pass` brings back the single
+/// kill pass and short rmdir retries `kill_and_remove_tree` replaced, for the negative
+/// control of the test that loops over the race (spec-tests runtime_delete_race.rs).
+fn single_kill_pass_for_test() -> bool {
+    cfg!(debug_assertions)
+        && std::env::var("_RUNTIME_TEST_UNSAFE")
+            .is_ok_and(|v| v.split(',').any(|c| c == "cgroup-single-kill-pass"))
+}
+
+/// `path` and every directory beneath it, parents before children.
+fn cgroup_subtree(path: &Path) -> Vec<PathBuf> {
+    let mut dirs = vec![path.to_path_buf()];
+    let mut next = 0;
+    while next < dirs.len() {
+        if let Ok(entries) = fs::read_dir(&dirs[next]) {
+            for entry in entries.flatten() {
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    dirs.push(entry.path());
+                }
+            }
+        }
+        next += 1;
+    }
+    dirs
+}
+
 pub(crate) trait WrapIoResult {
     type Target;
 

@@ -170,6 +170,36 @@ pub fn none() -> LinuxCapabilities {
     caps
 }
 
+/// PATCH (runtime, see third_party/README.md): the container's capabilities with
+/// CAP_SYS_ADMIN added to the effective and permitted sets (an absent set being empty,
+/// see drop_privileges), for an init that must still load a seccomp filter without
+/// no_new_privs.
+pub fn with_sys_admin(cs: &LinuxCapabilities) -> LinuxCapabilities {
+    let mut kept = cs.clone();
+    let add = |set: &Option<Capabilities>| {
+        let mut set = set.clone().unwrap_or_default();
+        set.insert(SpecCapability::SysAdmin);
+        Some(set)
+    };
+    let (effective, permitted) = (add(cs.effective()), add(cs.permitted()));
+    kept.set_effective(effective).set_permitted(permitted);
+    kept
+}
+
+/// PATCH (runtime, see third_party/README.md): sets the effective, then the permitted set
+/// to the container's own (an absent set is empty), dropping what `with_sys_admin` kept.
+pub fn restore_effective_and_permitted<S: Syscall + ?Sized>(
+    cs: &LinuxCapabilities,
+    syscall: &S,
+) -> Result<(), SyscallError> {
+    let empty_caps = Default::default();
+    let effective = cs.effective().as_ref().unwrap_or(&empty_caps);
+    syscall.set_capability(CapSet::Effective, &to_set(effective))?;
+    let permitted = cs.permitted().as_ref().unwrap_or(&empty_caps);
+    syscall.set_capability(CapSet::Permitted, &to_set(permitted))?;
+    Ok(())
+}
+
 /// PATCH (runtime, see third_party/README.md): whether `name` is a capability as runc
 /// spells it (`CAP_` and the kernel's name in capitals). oci-spec also takes `kill` or
 /// `SYS_ADMIN`; runc 1.1.5 does not know those and ignores them.
@@ -234,6 +264,50 @@ mod tests {
 
     use super::*;
     use crate::syscall::test::TestHelperSyscall;
+
+    #[test]
+    // PATCH (runtime, see third_party/README.md)
+    fn test_with_sys_admin_and_restore() {
+        let kill: Capabilities = [SpecCapability::Kill].into_iter().collect();
+        let cs = LinuxCapabilitiesBuilder::default()
+            .bounding(kill.clone())
+            .effective(kill.clone())
+            .permitted(kill.clone())
+            .build()
+            .unwrap();
+        let kept = with_sys_admin(&cs);
+        let both: Capabilities = [SpecCapability::Kill, SpecCapability::SysAdmin]
+            .into_iter()
+            .collect();
+        assert_eq!(kept.effective().as_ref(), Some(&both));
+        assert_eq!(kept.permitted().as_ref(), Some(&both));
+        assert_eq!(
+            kept.bounding().as_ref(),
+            Some(&kill),
+            "the bounding set is not widened"
+        );
+        assert_eq!(kept.inheritable(), cs.inheritable());
+
+        let test_command = TestHelperSyscall::default();
+        restore_effective_and_permitted(&cs, &test_command).unwrap();
+        let only_kill: CapsHashSet = [CapsCapability::CAP_KILL].into_iter().collect();
+        let args = test_command.get_set_capability_args();
+        assert_eq!(args.len(), 2);
+        assert!(matches!(args[0].0, CapSet::Effective));
+        assert!(matches!(args[1].0, CapSet::Permitted));
+        assert_eq!(args[0].1, only_kill);
+        assert_eq!(args[1].1, only_kill);
+    }
+
+    #[test]
+    fn test_with_sys_admin_without_sets() {
+        // PATCH (runtime): absent sets are empty, so only CAP_SYS_ADMIN is kept.
+        let kept = with_sys_admin(&none());
+        let admin: Capabilities = [SpecCapability::SysAdmin].into_iter().collect();
+        assert_eq!(kept.effective().as_ref(), Some(&admin));
+        assert_eq!(kept.permitted().as_ref(), Some(&admin));
+        assert_eq!(kept.bounding(), &None);
+    }
 
     #[test]
     fn test_reset_effective() {

@@ -135,10 +135,14 @@ pub enum ErrInvalidSpec {
     #[error("invalid scheduler config for process: {0}")]
     Scheduler(String),
     // PATCH (runtime, see third_party/README.md): runc's wording, without the name of
-    // a program the user did not run.
-    #[error("cannot allocate tty if the runtime will detach without setting console socket")]
+    // a program the user did not run, and the field and flag that decide it.
+    #[error(
+        "cannot allocate tty if the runtime will detach without setting console socket (process.terminal is true and no --console-socket was given)"
+    )]
     ConsoleSocketRequired,
-    #[error("cannot use console socket if the runtime will not detach or allocate tty")]
+    #[error(
+        "cannot use console socket if the runtime will not detach or allocate tty (--console-socket was given but process.terminal is false)"
+    )]
     InvalidConsoleSocket,
     #[error("idmapped mount requires bind mount")]
     MountIdmapNonBind,
@@ -158,6 +162,14 @@ pub enum ErrInvalidSpec {
     UserMappingsWithoutNamespace,
     #[error("unable to restrict sys entries without a private MNT namespace")]
     SysEntriesWithoutMntNamespace,
+    // PATCH (runtime, see third_party/README.md): runc's texts for rootfsPropagation.
+    #[error("rootfsPropagation={0} is not supported")]
+    RootfsPropagation(String),
+    #[error("rootfsPropagation of [r]private is not safe without pivot_root")]
+    PrivateRootfsPropagationWithoutPivot,
+    // PATCH (runtime, see third_party/README.md): runc's texts for notify profiles.
+    #[error("{0}")]
+    SeccompNotify(&'static str),
     #[error("sysctl {0} is not allowed in the hosts ipc namespace")]
     SysctlNotAllowedInHostIpc(String),
     #[error("sysctl {0} not allowed in host network namespace")]

@@ -283,6 +283,30 @@ fn verify_pty_slave(slave: &OwnedFd) -> Result<()> {
 /// exists within the container's namespace, which is required for CRIU checkpoint.
 ///
 /// See: https://github.com/opencontainers/runc/blob/v1.4.0/libcontainer/rootfs_linux.go
+/// PATCH (runtime, see third_party/README.md): gives the process's user the stdio it
+/// was handed, as runc's fixStdioPermissions does before it changes user: the terminal
+/// (or pipe) was made by the runtime as root, and a process running as another user
+/// could not use its own console (`stat $(tty)` showed 0 where runc shows the process's
+/// uid). Only the owner changes -- the group stays the terminal's (5, tty, from the devpts
+/// mount). Descriptors on /dev/null, or already the user's, are left alone, and so are
+/// those the kernel will not let us change (EINVAL: an unmapped id, EPERM: an owner not
+/// mapped in our user namespace, EROFS: a read-only /dev), as runc does.
+pub fn give_stdio_to(uid: nix::unistd::Uid) -> std::result::Result<(), nix::Error> {
+    let dev_null = nix::sys::stat::stat("/dev/null")?;
+    for fd in 0..3 {
+        let st = nix::sys::stat::fstat(fd)?;
+        if st.st_uid == uid.as_raw() || st.st_rdev == dev_null.st_rdev {
+            continue;
+        }
+        match nix::unistd::fchown(fd, Some(uid), None) {
+            Ok(()) => {}
+            Err(nix::Error::EINVAL | nix::Error::EPERM | nix::Error::EROFS) => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(())
+}
+
 pub fn setup_console(syscall: &dyn Syscall, console_fd: RawFd, mount: bool) -> Result<()> {
     // Create PTY pair from /dev/pts/ptmx
     // After pivot_root, /dev/pts points to the container's devpts

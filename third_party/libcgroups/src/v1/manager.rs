@@ -30,6 +30,10 @@ use crate::common::{
 };
 use crate::stats::{PidStatsError, Stats, StatsProvider};
 
+/// PATCH (runtime, see third_party/README.md): how long `remove` keeps killing the
+/// cgroup's processes and waiting for them to leave.
+const REMOVE_TIMEOUT: Duration = Duration::from_secs(5);
+
 pub struct Manager {
     subsystems: HashMap<CtrlType, PathBuf>,
     /// PATCH (runtime, see third_party/README.md): hierarchies the container's processes
@@ -347,18 +351,9 @@ impl CgroupManager for Manager {
         for cgroup_path in self.subsystems.values() {
             if cgroup_path.exists() {
                 tracing::debug!("remove cgroup {:?}", cgroup_path);
-                let procs_path = cgroup_path.join(CGROUP_PROCS);
-                let procs = fs::read_to_string(&procs_path).wrap_read(&procs_path)?;
-
-                for line in procs.lines() {
-                    let pid: i32 = line
-                        .parse()
-                        .map_err(|err| std::io::Error::new(std::io::ErrorKind::InvalidData, err))
-                        .wrap_other(&procs_path)?;
-                    let _ = nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::SIGKILL);
-                }
-
-                common::delete_with_retry(cgroup_path, 4, Duration::from_millis(100))?;
+                // PATCH (runtime, see third_party/README.md): processes forked meanwhile
+                // and slow exits no longer leave the cgroup (and the container) behind.
+                common::kill_and_remove_tree(cgroup_path, REMOVE_TIMEOUT)?;
             }
         }
 

@@ -44,6 +44,8 @@ pub(super) struct ContainerBuilderImpl {
     pub notify_path: PathBuf,
     /// Container state
     pub container: Option<Container>,
+    /// PATCH (runtime, see third_party/README.md): the container an exec joins.
+    pub joined_container: Option<Container>,
     /// File descriptos preserved/passed to the container init process.
     pub preserve_fds: i32,
     /// If the container is to be run in detached mode
@@ -195,6 +197,12 @@ impl ContainerBuilderImpl {
             stderr: self.stderr.as_ref().map(|x| x.as_raw_fd()),
             as_sibling: self.as_sibling,
             pid_file: self.pid_file.to_owned(),
+            // PATCH (runtime, see third_party/README.md): as runc, not for a rootless
+            // runtime (it could not open what its container's root cannot).
+            joined_container: self.joined_container.to_owned(),
+            open_bind_sources: matches!(self.container_type, ContainerType::InitContainer)
+                && !utils::rootless_required(&*crate::syscall::syscall::create_syscall())
+                    .unwrap_or(true),
         };
 
         let init_pid = process::container_main_process::container_main_process(&container_args)

@@ -98,6 +98,17 @@ impl InitContainerBuilder {
                 "systemd not running on this host, cannot use systemd cgroups manager".into(),
             ));
         }
+        // PATCH (runtime, see third_party/README.md): runc refuses a private root
+        // propagation without pivot_root.
+        if self.no_pivot
+            && crate::rootfs::propagation::RootPropagation::is_private(
+                spec.linux()
+                    .as_ref()
+                    .and_then(|l| l.rootfs_propagation().as_deref()),
+            )
+        {
+            Err(ErrInvalidSpec::PrivateRootfsPropagationWithoutPivot)?;
+        }
         // validate terminal field against console socket presence before any side effects
         // (mirrors runc's checkTerminal called at the top of runner.run())
         self.base.check_terminal(&spec, self.detached)?;
@@ -150,6 +161,7 @@ impl InitContainerBuilder {
             user_ns_config,
             notify_path,
             container: Some(container.clone()),
+            joined_container: None,
             preserve_fds: self.base.preserve_fds,
             detached: self.detached,
             executor: self.base.executor,
@@ -260,6 +272,17 @@ impl InitContainerBuilder {
             tracing::error!(bundle = ?self.bundle, "failed to canonicalize rootfs: {}", err);
             err
         })?;
+        // PATCH (runtime, see third_party/README.md): a relative bind-mount source is
+        // relative to the bundle, as in runc (which works in the bundle directory); it
+        // used to be looked up from wherever the caller happened to be.
+        if let Some(mounts) = spec.mounts_mut() {
+            for m in mounts.iter_mut() {
+                let relative = m.source().as_ref().filter(|s| s.is_relative()).cloned();
+                if let (Some(source), true) = (relative, crate::rootfs::utils::is_bind(m)) {
+                    m.set_source(Some(self.bundle.join(source)));
+                }
+            }
+        }
 
         Ok(spec)
     }

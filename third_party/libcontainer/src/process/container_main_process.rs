@@ -34,7 +34,8 @@ pub enum ProcessError {
     IntelRdt(#[from] crate::process::intel_rdt::IntelRdtError),
     #[error("failed to create intermediate process")]
     IntermediateProcessFailed(#[source] fork::CloneError),
-    #[error("failed seccomp listener")]
+    // PATCH (runtime, see third_party/README.md): the listener's own (runc's) text.
+    #[error(transparent)]
     #[cfg(feature = "libseccomp")]
     SeccompListener(#[from] crate::process::seccomp_listener::SeccompListenerError),
     #[error("failed setup network device")]
@@ -235,14 +236,30 @@ pub fn container_main_process(container_args: &ContainerArgs) -> Result<Pid> {
         }
     }
 
+    // PATCH (runtime, see third_party/README.md): the init asks for its bind-mount
+    // sources first (process::bind_sources).
+    if matches!(container_args.container_type, ContainerType::InitContainer) {
+        super::bind_sources::serve(
+            &container_args.spec,
+            container_args.open_bind_sources,
+            init_pid,
+            &mut init_main_receiver,
+            &mut init_sender,
+        )?;
+    }
+
     if matches!(container_args.container_type, ContainerType::InitContainer) {
         if let Some(hooks) = container_args.spec.hooks() {
             init_main_receiver.wait_for_hook_request()?;
             if let Some(container_for_hooks) = &container_args.container {
+                // PATCH (runtime, see third_party/README.md): prestart and createRuntime
+                // hooks run in the bundle, as runc's (`runc create` changes into the
+                // bundle first), not in whatever directory the caller was in.
+                let bundle = Some(container_for_hooks.bundle().as_path());
                 hooks::run_hooks(
                     hooks.prestart().as_ref(),
                     Some(&container_for_hooks.state),
-                    None,
+                    bundle,
                     Some(init_pid),
                     None,
                 )
@@ -254,7 +271,7 @@ pub fn container_main_process(container_args: &ContainerArgs) -> Result<Pid> {
                 hooks::run_hooks(
                     hooks.create_runtime().as_ref(),
                     Some(&container_for_hooks.state),
-                    None,
+                    bundle,
                     Some(init_pid),
                     None,
                 )
@@ -275,12 +292,29 @@ pub fn container_main_process(container_args: &ContainerArgs) -> Result<Pid> {
             &mut init_sender,
         )?;
 
+        // PATCH (runtime, see third_party/README.md): an exec'd process loads the
+        // container's profile too (container/tenant_builder.rs); its listener gets the
+        // joined container's state, with the container's init as the state's pid and the
+        // exec'd process as the process's, as runc sends it. The state is only needed
+        // for notify rules.
         #[cfg(feature = "libseccomp")]
-        if let Some(seccomp) = linux.seccomp() {
+        if let Some(seccomp) = linux
+            .seccomp()
+            .as_ref()
+            .filter(|s| crate::seccomp::is_notify(s))
+        {
             let container = container_args
                 .container
                 .as_ref()
+                .or(container_args.joined_container.as_ref())
                 .ok_or(ProcessError::ContainerStateRequired)?;
+            let state_pid = match container_args.container_type {
+                ContainerType::InitContainer => init_pid.as_raw(),
+                ContainerType::TenantContainer { .. } => container
+                    .pid()
+                    .map(|p| p.as_raw())
+                    .unwrap_or(init_pid.as_raw()),
+            };
 
             // Determine OCI status based on container type (matching runc behavior)
             let oci_status = match container_args.container_type {
@@ -293,7 +327,7 @@ pub fn container_main_process(container_args: &ContainerArgs) -> Result<Pid> {
                 .version(OCI_VERSION)
                 .id(container.state.id.clone())
                 .status(oci_status)
-                .pid(init_pid.as_raw())
+                .pid(state_pid)
                 .bundle(container.state.bundle.clone())
                 .annotations(container.state.annotations.clone().unwrap_or_default())
                 .build()

@@ -2,6 +2,8 @@
 //! with enums and functions specific to youki implemented
 
 pub mod args;
+// PATCH (runtime, see third_party/README.md): bind sources opened before the userns.
+mod bind_sources;
 pub mod channel;
 pub mod container_intermediate_process;
 pub mod container_main_process;
