@@ -176,3 +176,36 @@ fn spec_writes_no_inheritable_capabilities() {
     assert_ne!(mask(&out, "CapInh"), 0, "{out}");
     println!("control: an inheritable set in the config shows in CapInh");
 }
+
+/// With a seccomp profile and no no_new_privs the init keeps CAP_SYS_ADMIN just long enough
+/// to load the filter, also when the config has no capabilities at all: the program runs
+/// filtered, with none.
+#[test]
+fn seccomp_without_no_new_privs_and_without_capabilities() {
+    let profile = json!({"defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["mknod", "mknodat"], "action": "SCMP_ACT_ERRNO"}]});
+    let mut b = Bundle::busybox();
+    b.remove("/process/capabilities")
+        .set("/process/noNewPrivileges", json!(false))
+        .set("/linux/seccomp", profile);
+    let (out, _) = run_caps(
+        &mut b,
+        "seccompnocaps",
+        "grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status",
+    );
+    assert_eq!(masks(&out), [0; 5], "{out}");
+    assert!(out.contains("Seccomp:\t2"), "the filter is loaded: {out}");
+    assert!(out.contains("NoNewPrivs:\t0"), "{out}");
+
+    // Negative control: without the profile the same check sees no filter.
+    let mut b = Bundle::busybox();
+    b.remove("/process/capabilities")
+        .set("/process/noNewPrivileges", json!(false));
+    let (out, _) = run_caps(
+        &mut b,
+        "noseccompnocaps",
+        "grep -E '^Seccomp:' /proc/self/status",
+    );
+    assert!(out.contains("Seccomp:\t0"), "{out}");
+    println!("control: without a profile Seccomp is 0");
+}
