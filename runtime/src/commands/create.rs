@@ -80,7 +80,9 @@ pub fn load_bundle_spec(bundle: &Path) -> Result<(PathBuf, Spec)> {
     let config = bundle.join("config.json");
     let text = fs::read(&config).with_context(|| format!("cannot read {}", config.display()))?;
     let invalid = |why: String| anyhow::anyhow!("invalid {}: {why}", config.display());
-    let spec = config_check::parse(&text).map_err(invalid)?;
+    let parsed = config_check::parse(&text).map_err(invalid)?;
+    config_check::warn_ignored_capabilities(&parsed.ignored_capabilities);
+    let spec = parsed.spec;
     config_check::validate(&spec).map_err(invalid)?;
     let Some(root) = spec.root() else {
         bail!("invalid {}: root is missing", config.display());

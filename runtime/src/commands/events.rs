@@ -1,7 +1,8 @@
 //! `events`: container statistics and OOM notifications in runc's envelope
 //! `{"type":"stats"|"oom","id":...,"data":{...}}`, the shape containerd's shim decodes.
 //! `--stats` prints one stats event; otherwise stats stream every `--interval` and an
-//! `oom` event is printed whenever the kernel OOM-kills a process in the container.
+//! `oom` event is printed whenever the kernel OOM-kills a process in the container, until
+//! the container is deleted (exit 0).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -197,14 +198,15 @@ pub fn run(cli: &Cli, args: EventsArgs) -> Result<()> {
             match stats_of(&manager, &args.id) {
                 Ok(data) => print_event("stats", &args.id, Some(data))?,
                 Err(_) if container::load(&root, &args.id).is_err() => return Ok(()),
-                Err(e) => return Err(e),
+                // runc logs a failed read and keeps streaming (a delete may be under way).
+                Err(e) => crate::logging::log(crate::logging::Level::Error, &format!("{e:#}")),
             }
             next_stats = Instant::now() + interval;
         }
-        // Streaming ends when the container has stopped or been deleted.
-        match container::load(&root, &args.id) {
-            Ok(c) if c.status() != ContainerStatus::Stopped => {}
-            _ => return Ok(()),
+        // Streaming ends, successfully, when the container is deleted (its cgroup goes):
+        // as runc's, a stopped container's stream goes on until then.
+        if container::load(&root, &args.id).is_err() {
+            return Ok(());
         }
         std::thread::sleep(Duration::from_millis(100).min(interval));
     }

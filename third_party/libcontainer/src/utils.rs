@@ -134,6 +134,67 @@ pub fn parse_env(envs: &[String]) -> HashMap<String, String> {
         .collect()
 }
 
+/// PATCH (runtime, see third_party/README.md): why a `process.env` entry is refused, in
+/// runc's words.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum EnvError {
+    #[error("invalid environment variable: {0:?}")]
+    MissingEquals(String),
+    #[error("environment variable name can't be empty: {0:?}")]
+    EmptyName(String),
+    #[error("environment variable name can't contain null(\\x00): {0:?}")]
+    NulInName(String),
+    #[error("environment variable value can't contain null(\\x00): {0:?}")]
+    NulInValue(String),
+}
+
+/// PATCH (runtime, see third_party/README.md): a process's environment in the order the
+/// config lists it. A name given twice keeps its first place and takes its last value,
+/// and a name added later goes to the end: what runc's setenv calls on a cleared
+/// environment give (upstream kept a HashMap, so the program saw hash order).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Env(Vec<(String, String)>);
+
+impl Env {
+    /// Parses `NAME=value` entries, refusing what runc refuses (no `=`, an empty name, a
+    /// NUL byte).
+    pub fn parse(entries: &[String]) -> Result<Self, EnvError> {
+        let mut env = Self::default();
+        for entry in entries {
+            let Some((name, value)) = entry.split_once('=') else {
+                return Err(EnvError::MissingEquals(entry.clone()));
+            };
+            if name.is_empty() {
+                return Err(EnvError::EmptyName(entry.clone()));
+            }
+            if name.contains('\0') {
+                return Err(EnvError::NulInName(entry.clone()));
+            }
+            if value.contains('\0') {
+                return Err(EnvError::NulInValue(entry.clone()));
+            }
+            env.insert(name.to_owned(), value.to_owned());
+        }
+        Ok(env)
+    }
+
+    pub fn get(&self, name: &str) -> Option<&String> {
+        self.0.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+    }
+
+    /// Sets `name` in its place, or at the end if it is new.
+    pub fn insert(&mut self, name: String, value: String) {
+        match self.0.iter_mut().find(|(n, _)| *n == name) {
+            Some(slot) => slot.1 = value,
+            None => self.0.push((name, value)),
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &String)> {
+        self.0.iter().map(|(n, v)| (n, v))
+    }
+}
+
 /// Get a nix::unistd::User via UID. Potential errors will be ignored.
 pub fn get_unix_user(uid: Uid) -> Option<User> {
     User::from_uid(uid).unwrap_or_default()
@@ -789,5 +850,23 @@ mod tests {
         assert!(
             matches!(result, Err(VerifyInodeError::Verification(error_message)) if error_message == "error")
         )
+    }
+
+    #[test]
+    fn env_keeps_the_config_order() {
+        // PATCH (runtime): runc's order and refusals.
+        let entries: Vec<String> = ["B=2", "A=1", "B=3", "C=x=y", "D="]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let mut env = Env::parse(&entries).unwrap();
+        env.insert("HOME".into(), "/".into());
+        let got: Vec<String> = env.iter().map(|(n, v)| format!("{n}={v}")).collect();
+        assert_eq!(got, ["B=3", "A=1", "C=x=y", "D=", "HOME=/"]);
+        let refused = |e: &str| Env::parse(&[e.to_string()]).unwrap_err().to_string();
+        assert_eq!(refused("NOEQUALS"), "invalid environment variable: \"NOEQUALS\"");
+        assert_eq!(refused("=x"), "environment variable name can't be empty: \"=x\"");
+        assert!(refused("A\0B=1").contains("name can't contain null"));
+        assert!(refused("AB=1\02").contains("value can't contain null"));
     }
 }

@@ -88,6 +88,16 @@ impl InitContainerBuilder {
     /// Creates a new container
     pub fn build(mut self) -> Result<Container, LibcontainerError> {
         let spec = self.load_spec()?;
+        // PATCH (runtime, see third_party/README.md): the systemd cgroup manager needs a
+        // systemd to talk to; runc refuses it up front with these words. Upstream ignored
+        // the request on cgroup v1 and ran the container under cgroupfs.
+        let systemd_running =
+            std::fs::symlink_metadata("/run/systemd/system").is_ok_and(|m| m.is_dir());
+        if self.use_systemd && !systemd_running {
+            return Err(LibcontainerError::OtherCgroup(
+                "systemd not running on this host, cannot use systemd cgroups manager".into(),
+            ));
+        }
         // PATCH (runtime, see third_party/README.md): runc refuses a private root
         // propagation without pivot_root.
         if self.no_pivot
@@ -253,7 +263,8 @@ impl InitContainerBuilder {
     fn load_spec(&mut self) -> Result<Spec, LibcontainerError> {
         let mut spec = match self.spec.take() {
             Some(spec) => spec,
-            None => Spec::load(self.bundle.join("config.json"))?,
+            // PATCH (runtime): unknown capability names are ignored, as runc does.
+            None => crate::capabilities::load_spec(&self.bundle.join("config.json"))?,
         };
         Self::validate_spec(&spec)?;
 
