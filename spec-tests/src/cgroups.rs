@@ -12,6 +12,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use nix::sys::statfs::{statfs, CGROUP2_SUPER_MAGIC};
+use serde_json::{json, Value};
+
+use crate::bundle::Bundle;
+use crate::container::Runtime;
 
 pub const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
@@ -30,6 +34,14 @@ pub fn in_vm() -> bool {
     std::env::var_os("SPEC_TESTS_IN_VM").is_some()
 }
 
+/// Reports a test that returns without checking anything here: `NOT RUN: TEST: WHY` on
+/// stderr, written past the test harness's capture (which swallows the output of passing
+/// tests) so that it shows in every run and hack/vm/guest.sh can count it.
+pub fn not_run(test: &str, why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "NOT RUN: {test}: {why}");
+}
+
 fn require(test: &str, what: &str, present: bool) -> bool {
     if present {
         return true;
@@ -38,8 +50,10 @@ fn require(test: &str, what: &str, present: bool) -> bool {
         !in_vm(),
         "{test}: the test guest must have {what}, and this one has not"
     );
-    println!("NOT RUN: {test}: needs {what} (hack/vm-test.sh runs it in a Debian 12 guest)");
-    eprintln!("NOT RUN: {test}: needs {what} (hack/vm-test.sh runs it in a Debian 12 guest)");
+    not_run(
+        test,
+        &format!("needs {what} (hack/vm-test.sh runs it in a Debian 12 guest)"),
+    );
     false
 }
 
@@ -212,4 +226,67 @@ pub fn expected_cpu_weight(runtime: &Path, shares: u64) -> u64 {
     let l = (shares as f64).log2();
     let exponent = (l * l + 125.0 * l) / 612.0 - 7.0 / 34.0;
     10f64.powf(exponent).ceil() as u64
+}
+
+/// A container limited to 16 MiB without swap, in which a process other than the init is
+/// OOM-killed once `events` streams: asserts that memory.swap.max is 0 (memory+swap equal
+/// to memory), that the kill is counted in memory.events, that the stream prints an `oom`
+/// event and that the container runs on; then deletes it, which ends the stream.
+/// `global` goes before `run` (e.g. `--systemd-cgroup`); `cgroups_path` is set if given.
+pub fn oom_event_scenario(rt: &Runtime, id: &str, global: &[&str], cgroups_path: Option<&str>) {
+    const T: Duration = Duration::from_secs(30);
+    let mut b = Bundle::busybox();
+    b.set(
+        "/linux/resources/memory",
+        json!({"limit": 16777216, "swap": 16777216}),
+    )
+    .sh("read go < /go; tail /dev/zero; sleep 60");
+    if let Some(p) = cgroups_path {
+        b.set("/linux/cgroupsPath", json!(p));
+    }
+    // The trigger is a fifo the test writes to once the event stream runs.
+    let fifo = b.rootfs().join("go");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let bundle = b.path().to_string_lossy().to_string();
+    let mut args = global.to_vec();
+    args.extend(["run", "-d", "--bundle", &bundle, id]);
+    rt.exec(&args).ok();
+    let pid = rt.wait_status(id, "running", T)["pid"].as_i64().unwrap();
+    let dir = v2_dir_of(pid);
+    assert_eq!(read(&dir, "memory.swap.max"), "0");
+    let out_file = b.path().join("events.out");
+    let mut stream = rt
+        .command()
+        .args(["events", "--interval", "1s", id])
+        .stdout(std::fs::File::create(&out_file).unwrap())
+        .spawn()
+        .unwrap();
+    // The first stats line says the stream is watching.
+    let deadline = Instant::now() + T;
+    while std::fs::read_to_string(&out_file).unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "no event stream");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::fs::write(&fifo, "go\n").unwrap();
+    let saw_oom = || {
+        std::fs::read_to_string(&out_file)
+            .unwrap()
+            .lines()
+            .any(|l| serde_json::from_str::<Value>(l).is_ok_and(|v| v["type"] == "oom"))
+    };
+    let deadline = Instant::now() + T;
+    while !saw_oom() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let kills = keyed(&dir, "memory.events", "oom_kill");
+    let status = rt.state(id).unwrap()["status"].clone();
+    rt.exec(&["delete", "--force", id]).ok();
+    assert!(stream.wait().unwrap().success());
+    assert!(kills >= 1, "memory.events counts no oom_kill");
+    assert_eq!(status, "running");
+    assert!(
+        saw_oom(),
+        "no oom event: {}",
+        std::fs::read_to_string(&out_file).unwrap()
+    );
 }

@@ -28,7 +28,10 @@ fn read(p: PathBuf) -> String {
 /// counterpart is in runtime_cgroup_v2.rs).
 fn require_v1(test: &str) -> bool {
     if cgroups::is_v2() {
-        println!("NOT RUN: {test}: checks cgroup v1 files; runtime_cgroup_v2.rs checks v2");
+        cgroups::not_run(
+            test,
+            "checks cgroup v1 files; runtime_cgroup_v2.rs checks v2",
+        );
         return false;
     }
     true

@@ -30,17 +30,34 @@ pub fn applies(spec: &Spec, systemd: bool) -> bool {
 /// rewriting the saved config afterwards (the renames were about 4% of a `run`'s CPU).
 /// Returns false, leaving the spec alone, when `<id>` exists somewhere: the container then
 /// gets libcontainer's name and `rename_to_runc_default` keeps it, as before.
+///
+/// On a pure cgroup v2 host the name is given relative, as runc's default is (the bare
+/// id): libcontainer then places it below the parent of the caller's cgroup, as runc does
+/// (`/system.slice/<id>` from a service, inside the user's delegated subtree for a
+/// rootless caller in `systemd-run --user --scope -p Delegate=yes`). On cgroup v1 hosts,
+/// where the runtime runs in each hierarchy's root, relative and `/<id>` are the same.
 pub fn name_up_front(spec: &mut Spec, id: &str) -> bool {
+    let name = if libcgroups::common::get_cgroup_setup()
+        .is_ok_and(|s| matches!(s, libcgroups::common::CgroupSetup::Unified))
+    {
+        PathBuf::from(id)
+    } else {
+        PathBuf::from(format!("/{id}"))
+    };
+    let Ok(placed) = libcgroups::common::resolve_cgroupfs_path(&name) else {
+        return false;
+    };
+    let rel = placed.strip_prefix("/").unwrap_or(&placed);
     if super::cgroup_mounts::all()
         .iter()
-        .any(|m| m.path.join(id).exists())
+        .any(|m| m.path.join(rel).exists())
     {
         return false;
     }
     let Some(linux) = spec.linux_mut() else {
         return false;
     };
-    linux.set_cgroups_path(Some(PathBuf::from(format!("/{id}"))));
+    linux.set_cgroups_path(Some(name));
     true
 }
 

@@ -458,9 +458,11 @@ impl TenantContainerBuilder {
         let spec_linux = spec.linux().as_ref().unwrap();
         let mut linux_builder = LinuxBuilder::default().namespaces(ns);
 
-        if let Some(cgroup_path) = spec_linux.cgroups_path() {
-            linux_builder = linux_builder.cgroups_path(cgroup_path.clone());
-        }
+        // PATCH (runtime, see third_party/README.md): the cgroup the container was created
+        // in, as its saved config records it, not config.json's cgroupsPath again (a
+        // default or relative path would name another cgroup, or one resolved from the
+        // exec caller's cgroup).
+        linux_builder = linux_builder.cgroups_path(container.spec()?.cgroup_path);
 
         if let Some(personality) = spec_linux.personality() {
             linux_builder = linux_builder.personality(personality.clone());
