@@ -21,8 +21,14 @@ const USER: &str = "spec-rootless";
 const SUBID_FALLBACK: &str = "300000-365535";
 
 /// The test user: (uid, gid, first subordinate uid, first subordinate gid), each range
-/// 65536 ids long.
+/// 65536 ids long. Made once per test process: two useradd runs at once can both
+/// "succeed", the later one rewriting /etc/passwd with another uid for the same name.
 fn ensure_user() -> (u32, u32, u32, u32) {
+    static USER_IDS: std::sync::OnceLock<(u32, u32, u32, u32)> = std::sync::OnceLock::new();
+    *USER_IDS.get_or_init(make_user)
+}
+
+fn make_user() -> (u32, u32, u32, u32) {
     let id = |flag: &str| {
         let out = Command::new("id").args([flag, USER]).output().unwrap();
         out.status.success().then(|| {
@@ -37,8 +43,7 @@ fn ensure_user() -> (u32, u32, u32, u32) {
             .args(["--no-create-home", "--shell", "/bin/sh", USER])
             .status()
             .unwrap();
-        // Parallel tests of this file race to create the user; one wins.
-        assert!(made.success() || id("-u").is_some(), "useradd {USER}");
+        assert!(made.success(), "useradd {USER}");
     }
     let sub = |file: &str| {
         std::fs::read_to_string(file)
