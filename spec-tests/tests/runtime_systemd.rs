@@ -260,3 +260,25 @@ fn an_oom_kill_of_the_init_is_exit_137_and_the_scope_goes() {
     assert!(rt.state(c.id()).is_none());
     assert_nothing_left(c.id());
 }
+
+#[test]
+fn the_leftover_check_sees_a_unit() {
+    if !require_systemd("the_leftover_check_sees_a_unit") {
+        return;
+    }
+    // Negative control of assert_nothing_left for units: a transient service named after an
+    // id (its cgroup too) is reported until it is stopped.
+    let id = spec_tests::container::unique_id("leftoverunit");
+    let unit = format!("probe-{id}.service");
+    let started = std::process::Command::new("systemd-run")
+        .args(["--quiet", "--unit", &unit, "sleep", "60"])
+        .status()
+        .unwrap();
+    assert!(started.success(), "systemd-run");
+    let caught = std::panic::catch_unwind(|| assert_nothing_left(&id));
+    let _ = std::process::Command::new("systemctl")
+        .args(["stop", &unit])
+        .status();
+    assert!(caught.is_err(), "the leftover check missed {unit}");
+    assert_nothing_left(&id);
+}
