@@ -20,6 +20,9 @@ PACKAGES=(
   openssl
   # benchmarks
   hyperfine time strace bc
+  # hack/vm-test.sh: a Debian 12 guest (systemd, pure cgroup v2) built with debootstrap and
+  # booted with QEMU (KVM when it works, software emulation otherwise)
+  debootstrap qemu-system-x86
 )
 
 missing=()

@@ -94,7 +94,9 @@ fn exec_detached_with_process_file_and_pid_file_like_containerd() {
     b.set("/root/readonly", json!(false)).args(&["sleep", "60"]);
     rt.exec(&["run", "-d", "--bundle", &b.path().to_string_lossy(), c.id()])
         .ok();
-    rt.wait_status(c.id(), "running", T);
+    let init = rt.wait_status(c.id(), "running", T)["pid"]
+        .as_i64()
+        .unwrap();
     let process = json!({
         "terminal": false,
         "user": {"uid": 0, "gid": 0},
@@ -126,11 +128,13 @@ fn exec_detached_with_process_file_and_pid_file_like_containerd() {
         ps.contains(&pid),
         "exec'd pid {pid} not in the container: {ps:?}"
     );
-    // The exec'd process is in the container's cgroup, and no stray cgroup exists.
+    // The exec'd process is in the container's cgroups (in every v1 hierarchy, or the one
+    // of v2), and no stray cgroup exists.
     let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let init_cg = std::fs::read_to_string(format!("/proc/{init}/cgroup")).unwrap();
+    assert_eq!(cg, init_cg, "exec'd process and init in different cgroups");
     assert!(
-        cg.lines()
-            .any(|l| l.contains(":memory:") && l.ends_with(&format!("/{}", c.id()))),
+        cg.lines().any(|l| l.ends_with(&format!("/{}", c.id()))),
         "{cg}"
     );
     assert!(cgroup_dirs_named(&format!(":youki:{}", c.id())).is_empty());
@@ -160,7 +164,13 @@ fn exec_errors() {
     let rt = Runtime::new();
     let out = rt.exec(&["exec", "st-nope", "true"]);
     assert_eq!(out.code, 255, "{out:?}");
-    assert!(out.stderr.contains("st-nope"), "{out:?}");
+    // Ours names the container; runc 1.1.5 says "container does not exist" without its
+    // name, which the same test accepts when runc is under test (the comparison run).
+    if spec_tests::cgroups::runc_version(rt.bin()).is_none() {
+        assert!(out.stderr.contains("st-nope"), "{out:?}");
+    } else {
+        assert!(out.stderr.contains("does not exist"), "{out:?}");
+    }
     let c = rt.guard("execerr");
     let (_b, _) = running(&rt, c.id());
     let out = rt.exec(&["exec", c.id(), "/no/such/binary"]);

@@ -520,3 +520,19 @@ fn negative_control_delete_without_the_sweep_leaves_an_interrupted_create_behind
         "negative control: the init and its cgroup should be detected: {left:?}"
     );
 }
+
+#[test]
+fn an_interrupted_exec_leaves_no_stray_cgroup_even_without_the_sweep() {
+    // This was the negative control of the sweep: libcontainer's exec joined `:youki:<id>`
+    // instead of the container's cgroup, and an exec killed before our layer moved its
+    // process back left that cgroup for the sweep to remove. Since fork patch 0404 exec
+    // joins the cgroup recorded at create, so libcontainer's delete alone (our sweep off,
+    // debug builds) leaves nothing; with the build before 0404 this test fails with the
+    // `:youki:` cgroup.
+    let left = kill_at_then_delete(
+        "exec",
+        StopAt::Phase("exec:started".into()),
+        &[("_RUNTIME_TEST_UNSAFE", "delete-sweep")],
+    );
+    assert!(left.is_empty(), "an interrupted exec left: {left:?}");
+}

@@ -129,15 +129,23 @@ fn oom_kills(memory_dir: &Path) -> Option<u64> {
         })
 }
 
-/// The container's memory cgroup directory under v1 or v2.
-fn memory_dir(cgroup_path: &Path) -> PathBuf {
+/// The container's memory cgroup directory under v1 or v2. On v2 it is the init's cgroup,
+/// read from /proc: with the systemd driver the recorded cgroup path is a
+/// `slice:prefix:name` triple, not a directory.
+fn memory_dir(cgroup_path: &Path, init: Option<i32>) -> PathBuf {
     let rel = cgroup_path.strip_prefix("/").unwrap_or(cgroup_path);
     let v1 = Path::new("/sys/fs/cgroup/memory").join(rel);
     if v1.exists() {
-        v1
-    } else {
-        Path::new("/sys/fs/cgroup").join(rel)
+        return v1;
     }
+    let init_v2 = init.and_then(|pid| {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+        let path = text.lines().find_map(|l| l.strip_prefix("0::"))?;
+        Some(Path::new("/sys/fs/cgroup").join(path.trim_start_matches('/')))
+    });
+    init_v2
+        .filter(|d| d.join("memory.events").exists())
+        .unwrap_or_else(|| Path::new("/sys/fs/cgroup").join(rel))
 }
 
 /// runc's event envelope, its keys in runc's order (`type`, `id`, `data`): scripts and
@@ -184,7 +192,7 @@ pub fn run(cli: &Cli, args: EventsArgs) -> Result<()> {
         print_event("stats", &args.id, Some(stats_of(&manager, &args.id)?))?;
         return Ok(());
     }
-    let mem = memory_dir(&config.cgroup_path);
+    let mem = memory_dir(&config.cgroup_path, c.pid().map(|p| p.as_raw()));
     let mut ooms = oom_kills(&mem).unwrap_or(0);
     let mut next_stats = Instant::now();
     loop {

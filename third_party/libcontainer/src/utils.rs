@@ -224,6 +224,9 @@ pub fn get_cgroup_path(
     match cgroups_path {
         Some(cpath) => cpath.clone(),
         None if systemd && is_unified_host() => PathBuf::from(format!(":runc:{container_id}")),
+        // PATCH (runtime, 0404): on a pure cgroup v2 host runc's default is relative (the
+        // bare id), placed below the parent of the caller's cgroup by the init builder.
+        None if is_unified_host() => PathBuf::from(container_id),
         None => PathBuf::from(format!("/{container_id}")),
     }
 }
