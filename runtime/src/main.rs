@@ -12,6 +12,7 @@ use cli::{Cli, Command};
 use logging::LogTarget;
 
 fn main() {
+    container::test_switches::answer_probe();
     let raw: Vec<std::ffi::OsString> = std::env::args_os().collect();
     // The CVE-2019-5736 re-exec comes first, before clap builds its command tree: the
     // process that re-executes would only throw that work away.

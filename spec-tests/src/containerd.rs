@@ -20,15 +20,12 @@ pub struct Containerd {
 }
 
 impl Containerd {
-    /// Starts containerd and imports the busybox image; None (with the reason printed)
-    /// only when the containerd binary is not installed.
+    /// Starts containerd and imports the busybox image; None only when containerd is not
+    /// installed outside CI (the test is then recorded as not run, `not_run::require_tool`).
     pub fn start(namespace: &str) -> Option<Self> {
-        if Command::new("containerd")
-            .arg("--version")
-            .output()
-            .is_err()
+        if !crate::not_run::require_tool("containerd", "containerd")
+            || !crate::not_run::require_tool("ctr", "containerd")
         {
-            eprintln!("SKIP: containerd is not installed (hack/install-deps.sh installs it)");
             return None;
         }
         let dir = tempfile::Builder::new()

@@ -52,3 +52,24 @@ pub fn runc() -> PathBuf {
     );
     PathBuf::from(path)
 }
+
+/// Whether CRIU can work on this machine (`criu check`), and CRIU's reason when it cannot
+/// (Debian's criu 3.17 cannot on this kernel: "kerndat_vdso_fill_symtable failed").
+pub fn criu_check() -> Result<(), String> {
+    let out = Command::new("criu")
+        .arg("check")
+        .output()
+        .map_err(|e| format!("cannot run criu: {e}"))?;
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    // criu check exits 0 even when kerndat fails; its output says whether it works.
+    if out.status.success() && text.contains("Looks good") {
+        return Ok(());
+    }
+    Err(text
+        .lines()
+        .find(|l| l.contains("Error"))
+        .unwrap_or_else(|| text.lines().last().unwrap_or("no output"))
+        .trim()
+        .to_string())
+}

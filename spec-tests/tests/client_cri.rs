@@ -523,11 +523,15 @@ fn cri_pod_lifecycle_on_runc() {
 #[test]
 fn cri_guards_clean_up_after_a_panic() {
     let binary = spec_tests::bins::runtime();
+    // Started outside the closure: a setup that fails must fail the test, not look like
+    // the deliberate panic below.
+    let Some(cri) = CriContainerd::start(&[("ours", &binary)]) else {
+        return; // recorded as not run (never under CI)
+    };
     let seen = std::sync::Mutex::new(None);
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let Some(cri) = CriContainerd::start(&[("ours", &binary)]) else {
-            return;
-        };
+    let seen = &seen;
+    // `cri` moves into the closure so that its guard runs while the panic unwinds.
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
         let image = cri.pull(&cri.busybox_image());
         let config = pod_config(&cri, "doomed", NamespaceMode::Container, NamespaceMode::Pod);
         let pod = cri.run_pod(config, "ours");
@@ -542,10 +546,20 @@ fn cri_guards_clean_up_after_a_panic() {
         ));
         panic!("deliberate panic with a pod running");
     }));
-    let Some((dir, cgroup_root, id, pid, pod_id)) = seen.lock().unwrap().take() else {
-        return; // containerd not installed: skipped with a printed reason
-    };
-    assert!(result.is_err(), "the closure was meant to panic");
+    let message = result
+        .expect_err("the closure was meant to panic")
+        .downcast::<&str>()
+        .map(|m| m.to_string())
+        .unwrap_or_default();
+    assert_eq!(
+        message, "deliberate panic with a pod running",
+        "the pod never ran: the closure failed before its deliberate panic"
+    );
+    let (dir, cgroup_root, id, pid, pod_id) = seen
+        .lock()
+        .unwrap()
+        .take()
+        .expect("the closure records the pod before it panics");
     wait_for("the container process to go", || {
         !Path::new(&format!("/proc/{pid}")).exists()
     });

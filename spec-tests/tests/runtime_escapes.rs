@@ -32,16 +32,18 @@ fn init_pid(rt: &Runtime, id: &str) -> i32 {
         .expect("pid") as i32
 }
 
-/// A negative control needs the debug build's `_RUNTIME_TEST_UNSAFE`; a release binary
-/// ignores it. Returns false (and says why) when the switch did not take effect.
+/// A negative control needs the debug build's `_RUNTIME_TEST_UNSAFE`. Returns false when
+/// the runtime under test has no switches (recorded as not run, `not_run`); a runtime that
+/// has them but did not turn this one off fails the test.
 fn unsafe_switch_took_effect(out: &Outcome) -> bool {
-    if out.stderr.contains("TEST-ONLY") {
-        return true;
+    if !spec_tests::not_run::negative_control_has_test_switches() {
+        return false;
     }
-    eprintln!(
-        "negative control not run: the runtime under test ignores _RUNTIME_TEST_UNSAFE (a release build?): {out:?}"
+    assert!(
+        out.stderr.contains("TEST-ONLY"),
+        "the runtime has test switches but this one did not take effect: {out:?}"
     );
-    false
+    true
 }
 
 /// Asserts that a refused create left nothing: no state directory, cgroup or mount.
