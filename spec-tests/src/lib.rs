@@ -11,6 +11,7 @@ pub mod faulty_proxy;
 pub mod host;
 pub mod images;
 pub mod imgtool_store;
+pub mod leftovers;
 pub mod not_run;
 pub mod podman;
 pub mod registry;

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 use spec_tests::bundle::Bundle;
-use spec_tests::container::{cgroup_dirs_named, Outcome, Runtime};
+use spec_tests::container::{Outcome, Runtime};
 
 /// Asserts a failure whose stderr has a line mentioning every `needle`, and that the
 /// container left nothing behind.
@@ -22,16 +22,8 @@ fn assert_clean_failure(rt: &Runtime, out: &Outcome, id: &str, needles: &[&str])
             "error {last:?} does not mention {n:?}"
         );
     }
-    assert!(
-        !rt.root().join(id).exists(),
-        "state directory left behind for {id}"
-    );
-    assert!(
-        cgroup_dirs_named(id).is_empty(),
-        "cgroup left behind for {id}"
-    );
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    assert!(!mounts.contains(id), "mount left behind for {id}");
+    rt.nothing_left_of(id)
+        .assert_nothing_left("a refused command");
 }
 
 #[test]

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use spec_tests::bundle::Bundle;
-use spec_tests::container::{capture, cgroup_dirs_named, Outcome, Runtime};
+use spec_tests::container::{capture, Outcome, Runtime};
 
 /// procfs's statfs magic.
 const PROC_SUPER_MAGIC: i64 = 0x9fa0;
@@ -44,17 +44,6 @@ fn unsafe_switch_took_effect(out: &Outcome) -> bool {
         "the runtime has test switches but this one did not take effect: {out:?}"
     );
     true
-}
-
-/// Asserts that a refused create left nothing: no state directory, cgroup or mount.
-fn assert_nothing_left(rt: &Runtime, id: &str) {
-    assert!(
-        !rt.root().join(id).exists(),
-        "state directory left for {id}"
-    );
-    assert!(cgroup_dirs_named(id).is_empty(), "cgroup left for {id}");
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    assert!(!mounts.contains(id), "mount left for {id}");
 }
 
 /// A host directory outside every rootfs, with a marker file, removed on drop.
@@ -196,7 +185,8 @@ fn cwd_attempt(rt: &Runtime, host: &tempfile::TempDir, n: i32, env: &[(&str, &st
             .filter(|l| !l.trim().is_empty() && !l.contains("TEST-ONLY"))
             .count();
         assert_eq!(lines, 1, "one error line: {out:?}");
-        assert_nothing_left(rt, c.id());
+        rt.nothing_left_of(c.id())
+            .assert_nothing_left("runtime_escapes");
         return out;
     }
     let pid = init_pid(rt, c.id());
@@ -372,7 +362,8 @@ fn proc_attack(b: &Bundle, name: &str, env: &[(&str, &str)]) -> (Outcome, Option
     let c = rt.guard(name);
     let out = run_detached(&rt, b, c.id(), env);
     if out.code != 0 {
-        assert_nothing_left(&rt, c.id());
+        rt.nothing_left_of(c.id())
+            .assert_nothing_left("runtime_escapes");
         return (out, None);
     }
     let pid = init_pid(&rt, c.id());
@@ -527,7 +518,8 @@ fn cve_2021_30465_symlinked_mount_destinations_stay_in_the_rootfs() {
             1,
             "one error line: {out:?}"
         );
-        assert_nothing_left(&rt, c.id());
+        rt.nothing_left_of(c.id())
+            .assert_nothing_left("runtime_escapes");
     }
     drop(c);
     // Links whose targets exist inside the rootfs too: the mounts land there.
@@ -748,7 +740,8 @@ fn bind_mount_source_symlink_is_resolved_on_the_host_and_stays_in_the_rootfs() {
         out.stderr.contains("dangling") || out.stderr.contains("/nonexistent/target"),
         "{out:?}"
     );
-    assert_nothing_left(&rt, c.id());
+    rt.nothing_left_of(c.id())
+        .assert_nothing_left("runtime_escapes");
 
     // Negative control: a runtime that created the destination by joining it to the rootfs
     // path on the host (following /mnt/dest) would make `d` in the host directory.

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use spec_tests::bundle::Bundle;
-use spec_tests::container::{cgroup_dirs_named, Runtime};
+use spec_tests::container::Runtime;
 
 const T: Duration = Duration::from_secs(10);
 
@@ -133,7 +133,14 @@ fn exec_detached_with_process_file_and_pid_file_like_containerd() {
             .any(|l| l.contains(":memory:") && l.ends_with(&format!("/{}", c.id()))),
         "{cg}"
     );
-    assert!(cgroup_dirs_named(&format!(":youki:{}", c.id())).is_empty());
+    let strays: Vec<_> = spec_tests::leftovers::cgroup_dirs_containing(c.id())
+        .into_iter()
+        .filter(|d| d.file_name().is_some_and(|n| n != c.id()))
+        .collect();
+    assert!(
+        strays.is_empty(),
+        "cgroups other than the container's: {strays:?}"
+    );
     // The detached process runs on after exec returns: wait for its marker.
     let mut marker = String::new();
     for _ in 0..100 {

@@ -25,23 +25,6 @@ fn one_error_line(out: &Outcome) -> String {
     lines[0].to_string()
 }
 
-/// No state directory, cgroup (under either name) or mount remains for `id`.
-fn assert_nothing_left(rt: &Runtime, id: &str) {
-    assert!(
-        !rt.root().join(id).exists(),
-        "state directory left behind for {id}"
-    );
-    for name in [id.to_string(), format!(":youki:{id}")] {
-        let dirs = cgroup_dirs_named(&name);
-        assert!(dirs.is_empty(), "cgroup left behind: {dirs:?}");
-    }
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    assert!(
-        !mounts.contains(id) && !mounts.contains(&*rt.root().to_string_lossy()),
-        "mount left behind for {id}"
-    );
-}
-
 /// An image directory that passes the runtime's checks (it holds an inventory.img) but
 /// that CRIU itself rejects, or fails before reading on this kernel.
 fn placeholder_images(dir: &Path) -> PathBuf {
@@ -169,7 +152,8 @@ fn every_flag_parses_in_runc_and_go_spellings() {
             "the work path was created by a refused restore"
         );
         assert!(!pid_file.exists());
-        assert_nothing_left(&rt, &id);
+        rt.nothing_left_of(&id)
+            .assert_nothing_left("runtime_restore");
     }
 
     let out = rt.exec(&[
@@ -184,7 +168,8 @@ fn every_flag_parses_in_runc_and_go_spellings() {
     let out = rt.exec(&["restore", "--no-such-flag", &id]);
     assert_ne!(out.code, 0);
     assert!(out.stderr.contains("--no-such-flag"), "{out:?}");
-    assert_nothing_left(&rt, &id);
+    rt.nothing_left_of(&id)
+        .assert_nothing_left("runtime_restore");
 }
 
 #[test]
@@ -280,7 +265,8 @@ fn bad_input_gets_one_line_and_leaves_nothing() {
                 "{flags:?}: {line:?} does not mention {n:?}"
             );
         }
-        assert_nothing_left(&rt, &id);
+        rt.nothing_left_of(&id)
+            .assert_nothing_left("runtime_restore");
     }
 
     let out = rt.exec(&[
@@ -405,7 +391,8 @@ fn a_criu_failure_is_one_line_with_criu_s_reason_and_leaves_nothing() {
         }
         assert!(log.exists(), "no CRIU log at {}", log.display());
         assert!(!pid_file.exists(), "a pid file for a failed restore");
-        assert_nothing_left(&rt, &id);
+        rt.nothing_left_of(&id)
+            .assert_nothing_left("runtime_restore");
         assert!(
             cgroup_dirs_named(&own_cgroup).is_empty(),
             "{own_cgroup} left behind"

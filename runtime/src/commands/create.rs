@@ -12,6 +12,7 @@ use libcontainer::oci_spec::runtime::Spec;
 use libcontainer::syscall::syscall::SyscallType;
 
 use crate::cli::Cli;
+use crate::container::footprint::Footprint;
 use crate::container::path_lookup::PathLookupExecutor;
 use crate::container::test_switches::phase;
 use crate::container::{self, cgroup_default, config_check, rootless_cgroups, shadow_bundle};
@@ -214,7 +215,10 @@ pub fn create_loaded_container(
             Ok(container)
         }
         Err(err) => {
-            remove_leftovers(&root, id);
+            // Everything this attempt made goes (the id was free when it began).
+            if let Err(left) = Footprint::new(&root, id).delete_forcibly() {
+                tracing::warn!(%left, "a failed create left something behind");
+            }
             Err(err)
         }
     }
@@ -262,23 +266,6 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
         source = s.source();
     }
     parts.join(": ")
-}
-
-/// Removes whatever a failed create left: the init (if it was forked), the state
-/// directory and the cgroup under both names.
-fn remove_leftovers(root: &Path, id: &str) {
-    let dir = container::container_dir(root, id);
-    rootless_cgroups::clear_mirror();
-    if let Ok(mut c) = Container::load(dir.clone()) {
-        let _ = c.delete(true);
-    }
-    let _ = fs::remove_dir_all(&dir);
-    let _ = fs::remove_file(container::lock_path(root, id));
-    for name in [id.to_string(), format!(":youki:{id}")] {
-        for mount in container::cgroup_mounts::all() {
-            let _ = fs::remove_dir(mount.path.join(&name));
-        }
-    }
 }
 
 /// Sends a pidfd of the container init over the `--pidfd-socket`, as runc 1.2 does.

@@ -4,16 +4,11 @@
 //! cgroup directories (cgroup v1 allows renaming within the same parent, which this is) and
 //! record the new path where libcontainer reads it back on kill, pause and delete.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result};
 use libcontainer::config::YoukiConfig;
 use libcontainer::oci_spec::runtime::Spec;
-
-/// libcontainer's name for a container without a cgroups path.
-fn libcontainer_default_name(id: &str) -> String {
-    format!(":youki:{id}")
-}
 
 /// True when this container's cgroup is ours to name: no cgroupsPath and not systemd.
 pub fn applies(spec: &Spec, systemd: bool) -> bool {
@@ -40,7 +35,7 @@ pub fn name_up_front(spec: &mut Spec, id: &str) -> bool {
     let Some(linux) = spec.linux_mut() else {
         return false;
     };
-    linux.set_cgroups_path(Some(PathBuf::from(format!("/{id}"))));
+    linux.set_cgroups_path(Some(super::footprint::runc_default_cgroup(id)));
     true
 }
 
@@ -49,11 +44,12 @@ pub fn name_up_front(spec: &mut Spec, id: &str) -> bool {
 /// exists keeps libcontainer's name, and the saved path is left alone in that case so
 /// that every later operation still finds the cgroup.
 pub fn rename_to_runc_default(container_dir: &Path, id: &str) -> Result<()> {
-    let from = libcontainer_default_name(id);
+    let from = super::footprint::libcontainer_default_cgroup(id);
+    let from = from.strip_prefix("/").unwrap_or(&from);
     let mut renamed = Vec::new();
     for mount in super::cgroup_mounts::all() {
         let mount = mount.path;
-        let src = mount.join(&from);
+        let src = mount.join(from);
         if !src.is_dir() {
             continue;
         }
@@ -75,7 +71,7 @@ pub fn rename_to_runc_default(container_dir: &Path, id: &str) -> Result<()> {
     }
     let mut config = YoukiConfig::load(container_dir)
         .with_context(|| format!("cannot read the saved config of container {id}"))?;
-    config.cgroup_path = PathBuf::from(format!("/{id}"));
+    config.cgroup_path = super::footprint::runc_default_cgroup(id);
     config
         .save(container_dir)
         .with_context(|| format!("cannot record the cgroup of container {id}"))?;

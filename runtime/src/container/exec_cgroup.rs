@@ -11,14 +11,14 @@ use anyhow::{Context, Result};
 /// Moves the processes of `:youki:<id>` into `target` (the container's cgroup path, as
 /// recorded in its saved config) in every hierarchy, then removes the stray cgroup.
 pub fn adopt_stray(id: &str, target: &Path) -> Result<()> {
-    let stray_name = format!(":youki:{id}");
-    if target == Path::new(&stray_name) {
+    let stray_name = super::footprint::libcontainer_default_cgroup(id);
+    if target == stray_name {
         return Ok(());
     }
     let rel = target.strip_prefix("/").unwrap_or(target);
     for mount in super::cgroup_mounts::all() {
         let mount = mount.path;
-        let stray = mount.join(&stray_name);
+        let stray = mount.join(stray_name.strip_prefix("/").unwrap_or(&stray_name));
         let dest = mount.join(rel);
         if !stray.is_dir() || !dest.is_dir() {
             continue;

@@ -12,7 +12,7 @@ pub mod criu_restore;
 pub mod exe_protect;
 pub mod exec_cgroup;
 pub mod exec_seccomp;
-pub mod leftovers;
+pub mod footprint;
 pub mod path_lookup;
 pub mod rootless_cgroups;
 pub mod send_fd;
@@ -61,9 +61,10 @@ pub fn validate_id(id: &str) -> Result<()> {
     Ok(())
 }
 
-/// The directory holding one container's state.
+/// The directory holding one container's state (`footprint::Footprint` knows every path
+/// of a container).
 pub fn container_dir(root: &Path, id: &str) -> PathBuf {
-    root.join(id)
+    footprint::Footprint::new(root, id).state_dir()
 }
 
 /// Loads an existing container, with an error that names it when it does not exist.
@@ -114,7 +115,7 @@ pub fn claim_id_waiting(root: &Path, id: &str, wait: std::time::Duration) -> Res
 fn lock_id(root: &Path, id: &str, wait: Option<std::time::Duration>) -> Result<Option<IdClaim>> {
     use std::os::fd::AsRawFd;
     use std::os::unix::fs::MetadataExt;
-    let path = lock_path(root, id);
+    let path = footprint::Footprint::new(root, id).lock_file();
     let deadline = wait.map(|w| std::time::Instant::now() + w);
     loop {
         let file = std::fs::OpenOptions::new()
@@ -146,9 +147,4 @@ fn lock_id(root: &Path, id: &str, wait: Option<std::time::Duration>) -> Result<O
             return Ok(Some(IdClaim { _file: file }));
         }
     }
-}
-
-/// The lock file `claim_id` uses; `delete` removes it with the container.
-pub fn lock_path(root: &Path, id: &str) -> PathBuf {
-    root.join(format!(".{id}.lock"))
 }

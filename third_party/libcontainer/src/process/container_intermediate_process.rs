@@ -87,6 +87,9 @@ pub fn container_intermediate_process(
         linux.resources().as_ref(),
         matches!(args.container_type, ContainerType::InitContainer),
     )?;
+    // PATCH (runtime, see third_party/README.md): in the container's cgroup now; the lock
+    // that makes a delete wait for processes in flight is not passed on to the init.
+    crate::process::clone_lock::release_in_child();
 
     // setting CPU affinity for tenant container after cgroup move
     if matches!(args.container_type, ContainerType::TenantContainer { .. }) {

@@ -3,6 +3,8 @@
 
 pub mod args;
 pub mod channel;
+// PATCH (runtime, see third_party/README.md)
+pub mod clone_lock;
 pub mod container_intermediate_process;
 pub mod container_main_process;
 pub mod cpu_affinity;
