@@ -4,10 +4,12 @@
 # the tests that could not run on this host are counted apart from the passed ones
 # (hack/test-summary.sh). Must run as root.
 #
+# Then what users install: hack/install.sh (the static release build, man pages,
+# completions) into target/install, and a smoke set of the spec tests against exactly
+# those binaries (hack/test-installed.sh).
+#
 # Environment: TEST_THREADS (default 4) for cargo test; CI=true makes a missing tool a
-# failure (spec-tests/src/not_run.rs); INSTALLED_SMOKE=1 also installs the static release
-# build with hack/install.sh into a scratch prefix and runs the smoke set against it
-# (.ci/run sets it).
+# failure (spec-tests/src/not_run.rs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -42,9 +44,7 @@ cargo test --workspace --no-fail-fast -- --test-threads="${TEST_THREADS:-4}" 2>&
 
 # What users install (hack/install.sh: the static release binaries, man pages,
 # completions), driven by the smoke set of spec tests.
-if [ "${INSTALLED_SMOKE:-0}" = 1 ]; then
-  bash hack/test-installed.sh 2>&1 | tee -a "$log" || status=1
-fi
+bash hack/test-installed.sh 2>&1 | tee -a "$log" || status=1
 
 bash hack/test-summary.sh "$log" "$SPEC_TESTS_NOT_RUN"
 exit "$status"

@@ -14,14 +14,21 @@ fn quote(s: &str) -> String {
 /// Runs `argv` inside script(1), which gives it a terminal (33 rows by 77 columns), with
 /// the extra environment `env`; output captured.
 pub fn in_terminal(argv: &[&str], env: &[(&str, &Path)]) -> Outcome {
-    let words: Vec<String> = argv.iter().map(|a| quote(a)).collect();
-    let line = format!("stty rows 33 cols 77; {}", words.join(" "));
-    let mut cmd = Command::new("script");
-    cmd.args(["-qec", &line, "/dev/null"]).stdin(Stdio::null());
+    let mut cmd = terminal_command(argv);
+    cmd.stdin(Stdio::null());
     for (k, v) in env {
         cmd.env(k, v);
     }
     capture(cmd)
+}
+
+/// `argv` run inside script(1) in a 33x77 terminal, as a command the caller completes.
+pub fn terminal_command(argv: &[&str]) -> Command {
+    let words: Vec<String> = argv.iter().map(|a| quote(a)).collect();
+    let line = format!("stty rows 33 cols 77; {}", words.join(" "));
+    let mut cmd = Command::new("script");
+    cmd.args(["-qec", &line, "/dev/null"]);
+    cmd
 }
 
 /// Lazily unmounts every mount at or below `dir`, deepest first.

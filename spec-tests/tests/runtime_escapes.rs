@@ -96,6 +96,14 @@ fn runtime_binary_writable_through_init_exe(env: &[(&str, &str)]) -> bool {
     let exe = std::fs::File::open(format!("/proc/{pid}/exe")).expect("open the init's exe");
     rt.exec(&["start", c.id()]).ok();
     rt.wait_status(c.id(), "running", Duration::from_secs(10));
+    // "running" is reported once start has released the init, which may still be the
+    // runtime for a moment: wait until it has exec'd the container's program (while any
+    // process runs the binary, opening it for writing fails with ETXTBSY either way).
+    spec_tests::wait::until_true(
+        "the init to exec the container's program",
+        spec_tests::wait::DEADLINE,
+        || std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.starts_with(b"sleep\0")),
+    );
     let reopen = std::fs::OpenOptions::new()
         .write(true)
         .open(format!("/proc/self/fd/{}", exe.as_raw_fd()));
