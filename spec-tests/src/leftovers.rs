@@ -101,13 +101,13 @@ impl Probe {
         left.extend(self.systemd_units());
         let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
         for line in mounts.lines() {
-            if self.mount_needles.iter().any(|n| line.contains(n.as_str())) {
+            if self.mount_needles.iter().any(|n| names(line, n)) {
                 left.push(format!("mount {line}"));
             }
         }
         for root in &self.state_roots {
             for e in std::fs::read_dir(root).into_iter().flatten().flatten() {
-                if e.file_name().to_string_lossy().contains(&self.id) {
+                if names(&e.file_name().to_string_lossy(), &self.id) {
                     left.push(format!("state {}", e.path().display()));
                 }
             }
@@ -149,7 +149,7 @@ impl Probe {
         let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
         let mut targets: Vec<&str> = mounts
             .lines()
-            .filter(|l| self.mount_needles.iter().any(|n| l.contains(n.as_str())))
+            .filter(|l| self.mount_needles.iter().any(|n| names(l, n)))
             .filter_map(|l| l.split_whitespace().nth(4))
             .collect();
         targets.sort_by_key(|t| std::cmp::Reverse(t.len()));
@@ -165,7 +165,7 @@ impl Probe {
         }
         for root in &self.state_roots {
             for e in std::fs::read_dir(root).into_iter().flatten().flatten() {
-                if e.file_name().to_string_lossy().contains(&self.id) {
+                if names(&e.file_name().to_string_lossy(), &self.id) {
                     let _ = std::fs::remove_dir_all(e.path())
                         .or_else(|_| std::fs::remove_file(e.path()));
                 }
@@ -191,9 +191,9 @@ impl Probe {
                 .unwrap_or_default();
             let why = if self.pids.contains(&pid) {
                 "of the container"
-            } else if cgroup.contains(&self.id) {
+            } else if names(&cgroup, &self.id) {
                 "in its cgroup"
-            } else if cmdline.contains(&self.id) {
+            } else if names(&cmdline, &self.id) {
                 "naming it"
             } else {
                 continue;
@@ -219,10 +219,21 @@ impl Probe {
             .expect("systemctl runs where systemd does");
         String::from_utf8_lossy(&out.stdout)
             .lines()
-            .filter(|l| l.contains(&self.id))
+            .filter(|l| names(l, &self.id))
             .map(|l| format!("systemd unit {}", l.trim()))
             .collect()
     }
+}
+
+/// Whether `text` names `needle`: contains it, not followed by a letter or digit (so the
+/// id `st-x-7-5` is not found in `st-x-7-55`, another container of the same test).
+pub fn names(text: &str, needle: &str) -> bool {
+    text.match_indices(needle).any(|(i, m)| {
+        !text[i + m.len()..]
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+    })
 }
 
 /// Alive and not a zombie.
@@ -250,7 +261,7 @@ pub fn cgroup_mounts() -> Vec<PathBuf> {
         .collect()
 }
 
-/// Every cgroup directory, in every hierarchy, whose name contains `needle`.
+/// Every cgroup directory, in every hierarchy, whose name contains `needle` (see [`names`]).
 pub fn cgroup_dirs_containing(needle: &str) -> Vec<PathBuf> {
     let mut found = Vec::new();
     for mount in cgroup_mounts() {
@@ -263,7 +274,7 @@ pub fn cgroup_dirs_containing(needle: &str) -> Vec<PathBuf> {
                 if !e.file_type().is_ok_and(|t| t.is_dir()) {
                     continue;
                 }
-                if e.file_name().to_string_lossy().contains(needle) {
+                if names(&e.file_name().to_string_lossy(), needle) {
                     found.push(e.path());
                 }
                 stack.push(e.path());
@@ -272,4 +283,19 @@ pub fn cgroup_dirs_containing(needle: &str) -> Vec<PathBuf> {
     }
     found.sort();
     found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::names;
+
+    #[test]
+    fn an_id_is_not_found_inside_a_longer_one() {
+        assert!(names(":youki:st-x-7-5", "st-x-7-5"));
+        assert!(names("prefix-st-x-7-5.scope", "st-x-7-5"));
+        assert!(names("runtime create --bundle /b st-x-7-5 --pid-file f", "st-x-7-5"));
+        assert!(!names("st-x-7-55", "st-x-7-5"));
+        assert!(!names("st-x-7-5a", "st-x-7-5"));
+        assert!(names("st-x-7-55 and st-x-7-5/", "st-x-7-5"));
+    }
 }
