@@ -143,11 +143,12 @@ fn a_relayed_terminal_has_the_caller_s_size_before_the_process_runs() {
         ROUNDS,
         ours.len()
     );
-    let runc = wrong_sizes(&spec_tests::host::runc(), ROUNDS);
+    // runc loses this race often: half the rounds show it.
+    let runc = wrong_sizes(&spec_tests::host::runc(), ROUNDS / 2);
     eprintln!(
         "runc, the same loop: {} of {} saw a wrong size: {runc:?}",
         runc.len(),
-        2 * ROUNDS
+        ROUNDS
     );
     assert!(ours.is_empty(), "{ours:?}");
 }
