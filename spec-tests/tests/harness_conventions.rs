@@ -68,6 +68,8 @@ fn says_skipped(text: &str) -> bool {
         || words.windows(2).any(|w| w[0] == "not" && w[1] == "run")
 }
 
+/// Messages printed with `eprintln!` / `println!` (possibly over several lines) that say a
+/// test was skipped or not run, outside `not_run.rs`.
 fn own_skip_messages(files: &[PathBuf]) -> Vec<String> {
     let mut found = Vec::new();
     for f in files {
@@ -76,8 +78,19 @@ fn own_skip_messages(files: &[PathBuf]) -> Vec<String> {
             continue;
         }
         let text = std::fs::read_to_string(f).unwrap();
-        for (n, line) in text.lines().enumerate() {
-            if literals(line).iter().any(|l| says_skipped(l)) {
+        let lines: Vec<&str> = text.lines().collect();
+        for (n, line) in lines.iter().enumerate() {
+            if !(line.contains("eprintln!(") || line.contains("println!(")) {
+                continue;
+            }
+            // The macro's text: this line and the following ones up to its `);`.
+            let end = (n..lines.len())
+                .find(|&i| lines[i].trim_end().ends_with(");"))
+                .unwrap_or(n);
+            let says = lines[n..=end]
+                .iter()
+                .any(|l| literals(l).iter().any(|lit| says_skipped(lit)));
+            if says {
                 found.push(format!("{}:{}: {}", f.display(), n + 1, line.trim()));
             }
         }
@@ -122,10 +135,12 @@ fn negative_control_the_scanner_sees_a_skip_message() {
     let f = dir.path().join("client_x.rs");
     std::fs::write(
         &f,
-        "fn t() {\n    // a comment saying skip is fine\n    eprintln!(\"SKIP: containerd is not installed\");\n    return;\n}\n",
+        "fn t() {\n    // a comment saying skip is fine\n    eprintln!(\"SKIP: containerd is not installed\");\n    return;\n}\n\
+         fn u() {\n    assert!(x, \"the trap did not run\");\n    eprintln!(\n        \"NOT RUN: {}\",\n        why\n    );\n}\n",
     )
     .unwrap();
     let found = own_skip_messages(&[f]);
-    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found.len(), 2, "{found:?}");
     assert!(found[0].contains(":3:"), "{found:?}");
+    assert!(found[1].contains(":8:"), "{found:?}");
 }
