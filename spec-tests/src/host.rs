@@ -63,20 +63,28 @@ pub fn runc() -> PathBuf {
 /// Whether CRIU can work on this machine (`criu check`), and CRIU's reason when it cannot
 /// (Debian's criu 3.17 cannot on this kernel: "kerndat_vdso_fill_symtable failed").
 pub fn criu_check() -> Result<(), String> {
+    // Its log goes to a file of ours: where it goes by default depends on the host's
+    // criu configuration (it printed nothing at all on this one at times).
+    let log = tempfile::NamedTempFile::new().map_err(|e| format!("log file: {e}"))?;
     let out = Command::new("criu")
-        .arg("check")
+        .args(["check", "-v2", "-o"])
+        .arg(log.path())
         .output()
         .map_err(|e| format!("cannot run criu: {e}"))?;
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    // criu check exits 0 even when kerndat fails; its output says whether it works.
+    let text = String::from_utf8_lossy(&out.stdout).to_string()
+        + &String::from_utf8_lossy(&out.stderr)
+        + &std::fs::read_to_string(log.path()).unwrap_or_default();
+    // criu check has exited 0 even when kerndat fails; its output says whether it works.
     if out.status.success() && text.contains("Looks good") {
         return Ok(());
     }
-    Err(text
+    let errors: Vec<&str> = text
         .lines()
-        .find(|l| l.contains("Error"))
-        .unwrap_or_else(|| text.lines().last().unwrap_or("no output"))
-        .trim()
-        .to_string())
+        .filter(|l| l.contains("Error"))
+        .map(|l| l.split_once("): ").map_or(l, |(_, msg)| msg).trim())
+        .collect();
+    if errors.is_empty() {
+        return Err(format!("criu check failed ({}) and said nothing", out.status));
+    }
+    Err(errors.join("; "))
 }

@@ -383,7 +383,7 @@ fn a_criu_failure_is_one_line_with_criu_s_reason_and_leaves_nothing() {
         assert!(line.contains(&*log.to_string_lossy()), "{out:?}");
         if let Err(reason) = criu_check() {
             // Where CRIU cannot start at all, the reason is the one `criu check` gives.
-            let cause = reason.split("): ").last().unwrap_or(&reason).to_string();
+            let cause = reason.split("; ").next().unwrap_or(&reason).to_string();
             assert!(
                 line.contains(&cause) || line.contains("vDSO") || line.contains("kerndat"),
                 "{line:?} vs criu check's {reason:?}"
