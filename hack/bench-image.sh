@@ -21,8 +21,9 @@ cache=${BENCH_CACHE:-/var/cache/imgtool-bench}
 
 bash hack/install-deps.sh >/dev/null
 command -v debootstrap >/dev/null || { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null; }
-cargo build --release -p imgtool -q
-IMGTOOL="$PWD/target/release/imgtool"
+# What users install (hack/install.sh), into target/install.
+PREFIX="$PWD/target/install" bash hack/install.sh >/dev/null
+IMGTOOL="$PWD/target/install/bin/imgtool"
 export IMGTOOL
 
 # The Debian minbase root filesystem, made once (needs Debian's mirror).

@@ -4,7 +4,7 @@
 
 mod commands;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 /// True when the error is a write to a closed pipe (`imgtool inspect x | head -1`).
 fn broken_pipe(err: &anyhow::Error) -> bool {
@@ -16,6 +16,17 @@ fn broken_pipe(err: &anyhow::Error) -> bool {
 
 fn main() {
     // Usage errors exit 2 (clap), --help and --version 0.
+    // `imgtool generate-docs DIR`: man pages and completions for hack/install.sh, from
+    // the clap definition (hidden: never in the help).
+    let raw: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    match cli_docs::handle(&raw, commands::Cli::command) {
+        Ok(true) => return,
+        Ok(false) => {}
+        Err(err) => {
+            eprintln!("imgtool: {err:#}");
+            std::process::exit(1);
+        }
+    }
     let cli = commands::Cli::parse();
     if let Err(err) = cli.run() {
         if broken_pipe(&err) {

@@ -119,6 +119,14 @@ impl Runtime {
         self.exec(&["run", "--bundle", &bundle.to_string_lossy(), id])
     }
 
+    /// The "nothing left" checker for `id` under this runtime's state root
+    /// (`leftovers::Probe`: processes, cgroups, systemd units, mounts, state).
+    pub fn nothing_left_of(&self, id: &str) -> crate::leftovers::Probe {
+        crate::leftovers::Probe::new(id)
+            .state_root(self.root())
+            .mounts_naming(self.root())
+    }
+
     /// `create --bundle B ID`.
     pub fn create(&self, bundle: &Path, id: &str) -> Outcome {
         self.exec(&["create", "--bundle", &bundle.to_string_lossy(), id])

@@ -381,8 +381,8 @@ pub fn write_index_layout(layout: &Path, tag: &str, images: &[Image]) -> (String
 }
 
 /// A three-layer image exercising layer.md on top of busybox: files with owners and
-/// modes, a symlink, a hardlink to a file of a lower layer, a fifo, an xattr, whiteouts
-/// and an opaque directory. No zstd layer: Debian's umoci, which tests compare against,
+/// modes, a symlink, a hardlink to a file of a lower layer, a fifo, a user xattr and a
+/// file capability (security.capability), whiteouts and an opaque directory. No zstd layer: Debian's umoci, which tests compare against,
 /// cannot read one.
 pub fn multi_layer() -> Image {
     let mut l1 = Layer::new();
@@ -406,6 +406,16 @@ pub fn multi_layer() -> Image {
         .symlink("data/abs-sym", "/etc/passwd")
         .fifo("data/fifo")
         .file_with_xattr("data/xattr.txt", b"xattr\n", "user.test", b"value")
+        // A file capability (VFS_CAP_REVISION_2, CAP_NET_RAW permitted and effective), as
+        // ping carries in real images: an unpacker that drops security.* loses it.
+        .file_with_xattr(
+            "data/cap-net-raw",
+            b"#!/bin/sh\n",
+            "security.capability",
+            &[
+                1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+            ],
+        )
         .file("data/replaced.txt", b"first version\n", 0o644);
     let mut l3 = Layer::new();
     l3.dir("data", 0o755)

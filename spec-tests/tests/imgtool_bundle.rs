@@ -122,6 +122,16 @@ fn overlay_and_copy_match_umoci_unpack() {
         String::from_utf8_lossy(&out.stderr)
     );
     let theirs = spec_tests::tree::listing(&umoci.join("rootfs"));
+    // The comparison covers every xattr namespace: the image's file capability is there
+    // to be compared (and would be a difference if either side lost it).
+    assert!(
+        theirs["data/cap-net-raw"]
+            .xattrs
+            .iter()
+            .any(|(name, _)| name == "security.capability"),
+        "umoci's tree has the file capability: {:?}",
+        theirs["data/cap-net-raw"]
+    );
 
     let overlay = work.path().join("overlay");
     store.bundle("localhost/multi:1", &overlay, &[]).ok();

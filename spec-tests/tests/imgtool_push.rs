@@ -636,8 +636,7 @@ fn kill_9_mid_push_leaves_the_store_intact_and_the_next_push_succeeds() {
     // gc waits for the push in flight (it reads blobs the whole time).
     let gc = env.cmd().arg("gc").stdout(Stdio::null()).spawn().unwrap();
     let mut gc = ChildGuard(gc);
-    std::thread::sleep(Duration::from_millis(300));
-    assert!(gc.0.try_wait().unwrap().is_none(), "gc waits for the push");
+    spec_tests::wait::until_blocked_on_a_lock(&mut gc.0, "gc (the push in flight)");
     push.0.kill().unwrap(); // SIGKILL
     push.0.wait().unwrap();
     assert!(gc.0.wait().unwrap().success());

@@ -141,6 +141,14 @@ fn the_default_cgroup_is_named_by_id_and_removed_on_delete() {
         .expect("memory cgroup");
     assert!(line.ends_with(&format!("/{}", c.id())), "{own}");
     assert!(!own.contains(":youki:"), "{own}");
+    // In every v1 controller's hierarchy, runc's name: `/<id>` (name=systemd and the
+    // hybrid v2 tree are runtime_cgroups' hybrid test's concern).
+    assert!(
+        own.lines()
+            .filter(|l| !l.starts_with("0::") && !l.contains(":name="))
+            .all(|l| l.ends_with(&format!("/{}", c.id()))),
+        "{own}"
+    );
     assert!(!cgroup_dirs_named(c.id()).is_empty());
     rt.exec(&["delete", "--force", c.id()]).ok();
     assert!(

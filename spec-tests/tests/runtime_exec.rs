@@ -137,7 +137,14 @@ fn exec_detached_with_process_file_and_pid_file_like_containerd() {
         cg.lines().any(|l| l.ends_with(&format!("/{}", c.id()))),
         "{cg}"
     );
-    assert!(cgroup_dirs_named(&format!(":youki:{}", c.id())).is_empty());
+    let strays: Vec<_> = spec_tests::leftovers::cgroup_dirs_containing(c.id())
+        .into_iter()
+        .filter(|d| d.file_name().is_some_and(|n| n != c.id()))
+        .collect();
+    assert!(
+        strays.is_empty(),
+        "cgroups other than the container's: {strays:?}"
+    );
     // The detached process runs on after exec returns: wait for its marker.
     let mut marker = String::new();
     for _ in 0..100 {
@@ -148,14 +155,12 @@ fn exec_detached_with_process_file_and_pid_file_like_containerd() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(marker, "from-process-file\n");
-    // delete --force ends exec'd processes too.
+    // delete --force ends exec'd processes too, before it returns.
     rt.exec(&["delete", "--force", c.id()]).ok();
-    std::thread::sleep(Duration::from_millis(200));
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     assert!(
-        !std::path::Path::new(&format!("/proc/{pid}")).exists() || {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            stat.contains(") Z")
-        }
+        stat.is_empty() || stat.contains(") Z") || stat.contains(") X"),
+        "the exec'd process {pid} outlived delete --force: {stat}"
     );
 }
 
@@ -200,7 +205,8 @@ fn exec_with_a_terminal_sends_the_master_to_the_console_socket() {
         c.id(),
         "sh",
         "-c",
-        "[ -t 1 ] && echo exec-on-a-tty; sleep 1",
+        // Holds the terminal until the test has read it and closed the master.
+        "[ -t 1 ] && echo exec-on-a-tty; read line",
     ])
     .ok();
     let text = spec_tests::sockets::read_until(handle.join().unwrap(), "exec-on-a-tty");

@@ -35,7 +35,7 @@ fn command_help(name: &str) -> String {
 }
 
 /// The command tree with runc's help layout on every command.
-fn command() -> clap::Command {
+pub fn command() -> clap::Command {
     Cli::command()
         .help_template(ROOT_HELP)
         .mut_subcommands(|sub| {

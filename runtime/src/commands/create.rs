@@ -12,6 +12,7 @@ use libcontainer::oci_spec::runtime::Spec;
 use libcontainer::syscall::syscall::SyscallType;
 
 use crate::cli::Cli;
+use crate::container::footprint::Footprint;
 use crate::container::path_lookup::PathLookupExecutor;
 use crate::container::test_switches::phase;
 use crate::container::{self, config_check, rootless_cgroups};
@@ -199,7 +200,10 @@ pub fn create_loaded_container(
             Ok(container)
         }
         Err(err) => {
-            remove_leftovers(&root, id);
+            // Everything this attempt made goes (the id was free when it began).
+            if let Err(left) = Footprint::new(&root, id).delete_forcibly() {
+                tracing::warn!(%left, "a failed create left something behind");
+            }
             Err(err)
         }
     }
@@ -244,19 +248,6 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
         source = s.source();
     }
     parts.join(": ")
-}
-
-/// Removes whatever a failed create left: the init (if it was forked) and its cgroup
-/// (libcontainer's delete, or its own cleanup when the build failed), the state directory
-/// and the lock. A cgroup that existed before the create is not the create's to remove.
-fn remove_leftovers(root: &Path, id: &str) {
-    let dir = container::container_dir(root, id);
-    rootless_cgroups::clear_mirror();
-    if let Ok(mut c) = Container::load(dir.clone()) {
-        let _ = c.delete(true);
-    }
-    let _ = fs::remove_dir_all(&dir);
-    let _ = fs::remove_file(container::lock_path(root, id));
 }
 
 /// Sends a pidfd of the container init over the `--pidfd-socket`, as runc 1.2 does.
