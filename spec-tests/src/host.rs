@@ -84,7 +84,10 @@ pub fn criu_check() -> Result<(), String> {
         .map(|l| l.split_once("): ").map_or(l, |(_, msg)| msg).trim())
         .collect();
     if errors.is_empty() {
-        return Err(format!("criu check failed ({}) and said nothing", out.status));
+        return Err(format!(
+            "criu check failed ({}) and said nothing",
+            out.status
+        ));
     }
     Err(errors.join("; "))
 }

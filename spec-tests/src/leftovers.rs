@@ -293,7 +293,10 @@ mod tests {
     fn an_id_is_not_found_inside_a_longer_one() {
         assert!(names(":youki:st-x-7-5", "st-x-7-5"));
         assert!(names("prefix-st-x-7-5.scope", "st-x-7-5"));
-        assert!(names("runtime create --bundle /b st-x-7-5 --pid-file f", "st-x-7-5"));
+        assert!(names(
+            "runtime create --bundle /b st-x-7-5 --pid-file f",
+            "st-x-7-5"
+        ));
         assert!(!names("st-x-7-55", "st-x-7-5"));
         assert!(!names("st-x-7-5a", "st-x-7-5"));
         assert!(names("st-x-7-55 and st-x-7-5/", "st-x-7-5"));
