@@ -14,6 +14,7 @@ pub mod images;
 pub mod import;
 pub mod inspect;
 pub mod load;
+pub mod network_hook;
 pub mod pull;
 pub mod push;
 pub mod rm;
@@ -98,13 +99,14 @@ pub enum Command {
     Tag(tag::Tag),
     Rm(rm::Rm),
     Gc(gc::Gc),
-    Bundle(bundle::Bundle),
+    Bundle(Box<bundle::Bundle>),
     Commit(commit::Commit),
     Unbundle(unbundle::Unbundle),
     Save(save::Save),
     Load(load::Load),
     Export(export::Export),
     Import(import::Import),
+    NetworkHook(network_hook::NetworkHook),
 }
 
 impl Cli {
@@ -118,13 +120,14 @@ impl Cli {
             Command::Tag(c) => c.run(g),
             Command::Rm(c) => c.run(g),
             Command::Gc(c) => c.run(g),
-            Command::Bundle(c) => c.run(g),
+            Command::Bundle(c) => (*c).run(g),
             Command::Commit(c) => c.run(g),
             Command::Unbundle(c) => c.run(g),
             Command::Save(c) => c.run(g),
             Command::Load(c) => c.run(g),
             Command::Export(c) => c.run(g),
             Command::Import(c) => c.run(g),
+            Command::NetworkHook(c) => c.run(g),
         }
     }
 }
