@@ -10,6 +10,7 @@ pub mod docker;
 pub mod faulty_proxy;
 pub mod host;
 pub mod images;
+pub mod network;
 pub mod imgtool_store;
 pub mod podman;
 pub mod registry;
