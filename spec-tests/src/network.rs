@@ -149,7 +149,11 @@ impl TestNetwork {
         for e in std::fs::read_dir(brif).into_iter().flatten().flatten() {
             out.push(format!("bridge port {}", e.file_name().to_string_lossy()));
         }
-        for e in std::fs::read_dir(self.ipam_dir()).into_iter().flatten().flatten() {
+        for e in std::fs::read_dir(self.ipam_dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             let n = e.file_name().to_string_lossy().into_owned();
             if n != "lock" && !n.starts_with("last_reserved_ip") {
                 out.push(format!("IPAM lease {n}"));
@@ -186,7 +190,11 @@ impl TestNetwork {
             }
         }
         for (table, rule) in rules {
-            let chain = rule.split_whitespace().nth(1).unwrap_or_default().to_string();
+            let chain = rule
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or_default()
+                .to_string();
             if chain.starts_with("CNI-DN-") {
                 chains.push((table.clone(), chain));
             }
@@ -195,13 +203,20 @@ impl TestNetwork {
                 .output();
         }
         for (table, chain) in chains {
-            let _ = Command::new("iptables").args(["-w", "-t", &table, "-F", &chain]).output();
-            let _ = Command::new("iptables").args(["-w", "-t", &table, "-X", &chain]).output();
+            let _ = Command::new("iptables")
+                .args(["-w", "-t", &table, "-F", &chain])
+                .output();
+            let _ = Command::new("iptables")
+                .args(["-w", "-t", &table, "-X", &chain])
+                .output();
         }
-        let _ = Command::new("ip").args(["link", "delete", &self.bridge]).output();
+        let _ = Command::new("ip")
+            .args(["link", "delete", &self.bridge])
+            .output();
         let _ = std::fs::remove_dir_all(self.ipam_dir());
         for suffix in ["lock", "rules"] {
-            let _ = std::fs::remove_file(Path::new(STATE_DIR).join(format!("{}.{suffix}", self.name)));
+            let _ =
+                std::fs::remove_file(Path::new(STATE_DIR).join(format!("{}.{suffix}", self.name)));
         }
         let records = Path::new(STATE_DIR).join("containers");
         for e in std::fs::read_dir(records).into_iter().flatten().flatten() {

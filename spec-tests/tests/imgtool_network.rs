@@ -42,7 +42,10 @@ struct Env {
 
 impl Env {
     fn new() -> Self {
-        let store = tempfile::Builder::new().prefix("spec-netstore-").tempdir().unwrap();
+        let store = tempfile::Builder::new()
+            .prefix("spec-netstore-")
+            .tempdir()
+            .unwrap();
         put_image(store.path(), &Image::busybox(), IMAGE);
         Self {
             store,
@@ -84,14 +87,20 @@ impl Env {
 
     fn assert_nothing_left(&self, after: &str) {
         let left = self.net.leftovers();
-        assert!(left.is_empty(), "after {after}, still on the host: {left:#?}");
+        assert!(
+            left.is_empty(),
+            "after {after}, still on the host: {left:#?}"
+        );
     }
 }
 
 impl Drop for Env {
     fn drop(&mut self) {
         for b in self.bundles.borrow().iter() {
-            let _ = Command::new(bins::imgtool()).arg("unbundle").arg(b).output();
+            let _ = Command::new(bins::imgtool())
+                .arg("unbundle")
+                .arg(b)
+                .output();
             spec_tests::host::unmount_under(b);
         }
     }
@@ -131,7 +140,10 @@ fn address_of(bundle: &Path) -> String {
     let hosts = std::fs::read_to_string(bundle.join("hosts")).unwrap();
     let last = hosts.lines().last().unwrap_or_default();
     let ip = last.split_whitespace().next().unwrap_or_default();
-    assert!(ip.starts_with("10.231."), "the hook wrote the address: {hosts}");
+    assert!(
+        ip.starts_with("10.231."),
+        "the hook wrote the address: {hosts}"
+    );
     ip.to_string()
 }
 
@@ -172,7 +184,10 @@ fn two_containers_on_the_bridge_reach_each_other_by_address() {
     let gc = env.rt.guard("client");
     let out = env.rt.run(&client, gc.id());
     assert_eq!(out.code, 0, "{out:?}");
-    assert!(out.stdout.contains("200 OK") && out.stdout.contains(BODY), "{out:?}");
+    assert!(
+        out.stdout.contains("200 OK") && out.stdout.contains(BODY),
+        "{out:?}"
+    );
     // Negative control: from --network none the same request cannot get there.
     let isolated = env.bundle("isolated", &["--network", "none"], &sh(&get));
     let gi = env.rt.guard("isolated");
@@ -206,7 +221,10 @@ fn network_none_has_only_loopback_and_it_is_up() {
     assert!(flags.split(',').any(|f| f == "UP"), "lo is up: {none:?}");
     // Negative control: the listing does show a second interface when there is one.
     let bridged = links(&env, "bridged", &[]);
-    assert!(bridged.iter().any(|l| l.starts_with("eth0 ")), "{bridged:?}");
+    assert!(
+        bridged.iter().any(|l| l.starts_with("eth0 ")),
+        "{bridged:?}"
+    );
 }
 
 #[test]
@@ -220,19 +238,35 @@ fn network_host_is_the_hosts_network_namespace() {
     let out = env.rt.run(&b, g.id()).ok();
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert_eq!(lines[0], host_ns.to_string_lossy(), "{out:?}");
-    assert_eq!(lines[1], host_name.trim(), "the host's hostname, as docker gives");
+    assert_eq!(
+        lines[1],
+        host_name.trim(),
+        "the host's hostname, as docker gives"
+    );
     assert_eq!(lines[2], host_name.trim());
     // The host's interfaces: every one listed inside exists on the host.
     for ifname in &lines[4..] {
-        assert!(Path::new("/sys/class/net").join(ifname).exists() || ifname.starts_with("veth"),
-            "{ifname} is a host interface");
+        assert!(
+            Path::new("/sys/class/net").join(ifname).exists() || ifname.starts_with("veth"),
+            "{ifname} is a host interface"
+        );
     }
-    assert!(lines[4..].contains(&"eth0") || lines[4..].len() > 1, "{out:?}");
+    assert!(
+        lines[4..].contains(&"eth0") || lines[4..].len() > 1,
+        "{out:?}"
+    );
     let cfg: serde_json::Value =
         serde_json::from_slice(&std::fs::read(b.join("config.json")).unwrap()).unwrap();
-    assert!(cfg["hooks"].is_null(), "no network hooks on the host network");
+    assert!(
+        cfg["hooks"].is_null(),
+        "no network hooks on the host network"
+    );
     // Negative control: a none container is in another namespace.
-    let n = env.bundle("none", &["--network", "none"], &sh("readlink /proc/self/ns/net"));
+    let n = env.bundle(
+        "none",
+        &["--network", "none"],
+        &sh("readlink /proc/self/ns/net"),
+    );
     let gn = env.rt.guard("none");
     let out = env.rt.run(&n, gn.id()).ok();
     assert_ne!(out.stdout.trim(), host_ns.to_string_lossy());
@@ -244,40 +278,75 @@ fn the_container_files_are_docker_s() {
     let script = "cat /etc/hosts; echo ---; cat /etc/resolv.conf; echo ---; cat /etc/hostname; echo $HOSTNAME; hostname";
     let b = env.bundle(
         "files",
-        &["--hostname", "web1", "--add-host", "db:10.9.8.7", "--dns", "192.0.2.53"],
+        &[
+            "--hostname",
+            "web1",
+            "--add-host",
+            "db:10.9.8.7",
+            "--dns",
+            "192.0.2.53",
+        ],
         &sh(script),
     );
     let g = env.rt.guard("files");
     let out = env.rt.run(&b, g.id()).ok();
     let parts: Vec<&str> = out.stdout.split("---\n").collect();
     let hosts = parts[0];
-    assert!(hosts.starts_with("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"), "{hosts}");
+    assert!(
+        hosts.starts_with("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"),
+        "{hosts}"
+    );
     assert!(hosts.contains("10.9.8.7\tdb\n"), "{hosts}");
     let own = hosts.lines().last().unwrap();
-    assert!(own.starts_with(&format!("{}.", env.net.prefix)) && own.ends_with("\tweb1"), "{hosts}");
-    assert!(parts[1].lines().filter(|l| l.starts_with("nameserver")).eq(["nameserver 192.0.2.53"]), "{}", parts[1]);
+    assert!(
+        own.starts_with(&format!("{}.", env.net.prefix)) && own.ends_with("\tweb1"),
+        "{hosts}"
+    );
+    assert!(
+        parts[1]
+            .lines()
+            .filter(|l| l.starts_with("nameserver"))
+            .eq(["nameserver 192.0.2.53"]),
+        "{}",
+        parts[1]
+    );
     assert_eq!(parts[2], "web1\nweb1\nweb1\n");
     // The files are the bundle's, bind-mounted: what the container sees is what is there.
-    assert_eq!(std::fs::read_to_string(b.join("hostname")).unwrap(), "web1\n");
+    assert_eq!(
+        std::fs::read_to_string(b.join("hostname")).unwrap(),
+        "web1\n"
+    );
     // docker keeps them out of commits: the bundle's record lists them.
     let marker: serde_json::Value =
         serde_json::from_slice(&std::fs::read(b.join("imgtool.json")).unwrap()).unwrap();
-    assert_eq!(marker["generated"], serde_json::json!(["/etc/hosts", "/etc/hostname", "/etc/resolv.conf"]));
+    assert_eq!(
+        marker["generated"],
+        serde_json::json!(["/etc/hosts", "/etc/hostname", "/etc/resolv.conf"])
+    );
 }
 
 #[test]
 fn bad_network_options_are_one_line_errors_that_leave_nothing() {
     let env = Env::new();
     for (opts, want) in [
-        (vec!["--network", "none", "-p", "8080:80"], "-p needs a bridge network"),
-        (vec!["--network", "host", "-p", "8080:80"], "-p needs a bridge network"),
+        (
+            vec!["--network", "none", "-p", "8080:80"],
+            "-p needs a bridge network",
+        ),
+        (
+            vec!["--network", "host", "-p", "8080:80"],
+            "-p needs a bridge network",
+        ),
         (vec!["--network", "bridge:nope"], "no network \"nope\""),
         (vec!["--network", "weird"], "--network \"weird\""),
         (vec!["-p", "80"], "give the host port"),
         (vec!["--add-host", "nohost"], "--add-host"),
         (vec!["--dns", "dns.example"], "--dns"),
         (vec!["--cap-add", "CAP_FLY"], "unknown capability"),
-        (vec!["--security-opt", "seccomp=/no/such/profile.json"], "/no/such/profile.json"),
+        (
+            vec!["--security-opt", "seccomp=/no/such/profile.json"],
+            "/no/such/profile.json",
+        ),
         (vec!["--memory", "1k"], "minimum is 6m"),
     ] {
         let dir = env.work.path().join("bad");
@@ -312,7 +381,10 @@ fn kill9(pid: i32) {
 struct Lcg(u64);
 impl Lcg {
     fn next(&mut self, below: u64) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (self.0 >> 33) % below
     }
 }
@@ -331,7 +403,10 @@ fn teardown_leaves_nothing_whichever_way_the_container_ends() {
     let start = |id: &str| {
         env.run_detached(&sleeper, id);
         running(id);
-        assert!(env.net.leftovers().iter().any(|l| l.contains("IPAM lease")), "attached while running");
+        assert!(
+            env.net.leftovers().iter().any(|l| l.contains("IPAM lease")),
+            "attached while running"
+        );
     };
 
     // It runs to its end under `run`.
@@ -382,6 +457,58 @@ fn teardown_leaves_nothing_whichever_way_the_container_ends() {
     env.assert_nothing_left("kill -9 of `runtime run`, then delete -f");
 }
 
+/// What the hook records among `left` say: whose init still runs (the runtime left its
+/// container's init behind with no state to `delete -f`: issue 12 item 4) and whether a
+/// hook was still at work.
+fn explain_records(left: &[String]) -> String {
+    let mut out = String::new();
+    for l in left {
+        let Some(path) = l.strip_prefix("hook record ") else {
+            continue;
+        };
+        let rec: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(path).unwrap_or_default()).unwrap_or_default();
+        let pid = rec["init"]["pid"].as_i64().unwrap_or(0);
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))
+            .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+            .unwrap_or_else(|_| "gone".into());
+        out.push_str(&format!(
+            "record of {}: init {pid} ({cmdline}), hook's runtime {}\n",
+            rec["id"], rec["runtime"]
+        ));
+    }
+    out
+}
+
+/// Waits (10 s at most) until the container inits that records among `left` name have
+/// exited; one that does not was left behind by the runtime (issue 12 item 4).
+fn wait_for_inits_to_end(left: &[String], iteration: usize, seed: u64) {
+    for l in left {
+        let Some(path) = l.strip_prefix("hook record ") else {
+            continue;
+        };
+        let Ok(bytes) = std::fs::read(path) else {
+            continue;
+        };
+        let rec: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        let pid = rec["init"]["pid"].as_i64().unwrap_or(0);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let state = stat.rsplit_once(") ").map(|(_, r)| r.chars().next());
+            if stat.is_empty() || state == Some(Some('Z')) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "iteration {iteration} (seed {seed}): the container's init {pid} still runs 10 s after \
+                 kill -9 of create and delete -f: the runtime left it behind (issue 12 item 4)"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
 /// kill -9 of `runtime create` at random instants, each followed by what a user does
 /// (`delete -f`) and, for a runtime killed before it kept any state (so `delete -f`
 /// finds nothing to run the poststop hook of), the sweep every hook run makes (here
@@ -389,7 +516,11 @@ fn teardown_leaves_nothing_whichever_way_the_container_ends() {
 #[test]
 fn kill_9_of_the_runtime_during_create_leaves_nothing_after_delete_and_a_sweep() {
     let env = Env::new();
-    let b = env.bundle("victim", &["-p", &format!("127.0.0.1:{}:80", free_port())], &sh("sleep 600"));
+    let b = env.bundle(
+        "victim",
+        &["-p", &format!("127.0.0.1:{}:80", free_port())],
+        &sh("sleep 600"),
+    );
     let iterations = 40;
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -415,13 +546,24 @@ fn kill_9_of_the_runtime_during_create_leaves_nothing_after_delete_and_a_sweep()
             state_at_kill += 1;
         }
         env.rt.exec(&["delete", "-f", g.id()]);
-        let sweep = Command::new(bins::imgtool()).args(["network-hook", "sweep"]).output().unwrap();
-        assert!(sweep.status.success(), "sweep: {}", String::from_utf8_lossy(&sweep.stderr));
+        // The network is the hooks' business, the container's processes the runtime's:
+        // once they are gone (a killed runtime's init dies with it, or by delete -f),
+        // a sweep must leave nothing.
+        wait_for_inits_to_end(&env.net.leftovers(), i, seed);
+        let sweep = Command::new(bins::imgtool())
+            .args(["network-hook", "sweep"])
+            .output()
+            .unwrap();
+        assert!(
+            sweep.status.success(),
+            "sweep: {}",
+            String::from_utf8_lossy(&sweep.stderr)
+        );
         let left = env.net.leftovers();
         assert!(
             left.is_empty(),
-            "iteration {i} (seed {seed}): after kill -9 of create, delete -f and a sweep: {left:#?} \
-             (a record whose container init still runs means the runtime left the init behind: issue 12 item 4)"
+            "iteration {i} (seed {seed}): after kill -9 of create, delete -f and a sweep: {left:#?}\n{}",
+            explain_records(&left)
         );
     }
     eprintln!(
@@ -432,8 +574,16 @@ fn kill_9_of_the_runtime_during_create_leaves_nothing_after_delete_and_a_sweep()
 /// Syscalls docker's default profile denies a default container (each answers EPERM,
 /// clone3 ENOSYS so that libcs fall back to clone), and ones it allows.
 const DENIED: [&str; 10] = [
-    "unshare", "keyctl", "add_key", "request_key", "setns", "kcmp", "pidfd_getfd",
-    "clone3", "socket_vsock", "io_uring_setup",
+    "unshare",
+    "keyctl",
+    "add_key",
+    "request_key",
+    "setns",
+    "kcmp",
+    "pidfd_getfd",
+    "clone3",
+    "socket_vsock",
+    "io_uring_setup",
 ];
 const ALLOWED: [&str; 4] = ["getpid", "uname", "personality", "socket_inet"];
 
@@ -464,19 +614,30 @@ fn the_default_seccomp_profile_denies_what_docker_denies_and_unconfined_does_not
     let env = Env::new();
     let p = build_syscall_probe(env.work.path());
     let confined = probe(&env, &p, "confined", &[]);
-    let unconfined = probe(&env, &p, "unconfined", &["--security-opt", "seccomp=unconfined"]);
+    let unconfined = probe(
+        &env,
+        &p,
+        "unconfined",
+        &["--security-opt", "seccomp=unconfined"],
+    );
     for (name, errno) in &confined {
         let want = match name.as_str() {
             "clone3" => 38,
             n if DENIED.contains(&n) => 1,
             _ => 0,
         };
-        assert_eq!(*errno, want, "{name} under the default profile: {confined:?}");
+        assert_eq!(
+            *errno, want,
+            "{name} under the default profile: {confined:?}"
+        );
     }
     // Negative control: without the filter, each denied call gets the kernel's own answer.
     for (name, errno) in &unconfined {
         if DENIED.contains(&name.as_str()) {
-            assert!(*errno != 1 && *errno != 38, "{name} unconfined: {unconfined:?}");
+            assert!(
+                *errno != 1 && *errno != 38,
+                "{name} unconfined: {unconfined:?}"
+            );
         }
     }
     // The filter is there, and a shell session works under it exactly as without it.
@@ -485,17 +646,30 @@ fn the_default_seccomp_profile_denies_what_docker_denies_and_unconfined_does_not
         && ln -s d/h l && readlink l && (sleep 0.01 &) && wait && echo $((6*7)) && ps -o comm | grep -c sh \
         && grep -c . /proc/self/status >/dev/null && date +%Y >/dev/null && id -u && hostname >/dev/null && echo done";
     let mut outs = Vec::new();
-    for (name, opts) in [("shell", vec![]), ("shell-unconfined", vec!["--security-opt", "seccomp=unconfined"])] {
+    for (name, opts) in [
+        ("shell", vec![]),
+        (
+            "shell-unconfined",
+            vec!["--security-opt", "seccomp=unconfined"],
+        ),
+    ] {
         let mut all = vec!["--network", "none"];
         all.extend(opts);
-        let b = env.bundle(name, &all, &sh(&format!("grep '^Seccomp:' /proc/self/status; {session}")));
+        let b = env.bundle(
+            name,
+            &all,
+            &sh(&format!("grep '^Seccomp:' /proc/self/status; {session}")),
+        );
         let g = env.rt.guard(name);
         outs.push(env.rt.run(&b, g.id()).ok().stdout);
     }
     assert!(outs[0].starts_with("Seccomp:\t2\n"), "{}", outs[0]);
     assert!(outs[1].starts_with("Seccomp:\t0\n"), "{}", outs[1]);
     assert!(outs[0].ends_with("done\n"), "{}", outs[0]);
-    assert_eq!(outs[0].lines().skip(1).collect::<Vec<_>>(), outs[1].lines().skip(1).collect::<Vec<_>>());
+    assert_eq!(
+        outs[0].lines().skip(1).collect::<Vec<_>>(),
+        outs[1].lines().skip(1).collect::<Vec<_>>()
+    );
 }
 
 /// The same probe under docker itself (Debian's dockerd with runc and docker's own
@@ -505,14 +679,27 @@ fn the_default_seccomp_profile_denies_what_docker_denies_and_unconfined_does_not
 #[test]
 fn the_default_seccomp_profile_denies_at_least_what_dockers_own_denies() {
     let Some(dk) = spec_tests::docker::Dockerd::start(&spec_tests::host::runc()) else {
-        assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "dockerd is missing under CI");
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "dockerd is missing under CI"
+        );
         return;
     };
     let env = Env::new();
     let p = build_syscall_probe(env.work.path());
     let ours = probe(&env, &p, "ours", &[]);
     let mount = format!("{}:/probe:ro", p.display());
-    let mut args = vec!["run", "--rm", "--network", "none", "-v", &mount, spec_tests::docker::IMAGE, "/probe"];
+    let mut args = vec![
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        &mount,
+        spec_tests::docker::IMAGE,
+        "/probe",
+    ];
     args.extend(ALLOWED.iter().chain(&DENIED));
     let out = dk.docker(&args).ok();
     let docker = parse_probe(&out.stdout);
@@ -520,10 +707,76 @@ fn the_default_seccomp_profile_denies_at_least_what_dockers_own_denies() {
     eprintln!("docker (runc): {docker:?}\nours: {ours:?}");
     for ((name, theirs), (_, mine)) in docker.iter().zip(&ours) {
         if *theirs == 1 || *theirs == 38 {
-            assert_eq!(mine, theirs, "{name}: docker denies it, so must we (docker {docker:?}, ours {ours:?})");
+            assert_eq!(
+                mine, theirs,
+                "{name}: docker denies it, so must we (docker {docker:?}, ours {ours:?})"
+            );
         }
         if ALLOWED.contains(&name.as_str()) {
             assert_eq!(mine, theirs, "{name}: docker allows it, so must we");
         }
     }
+}
+
+/// The same kind of bundle under containerd (`ctr run --config` through the runc v2
+/// shim with `--runc-binary`): the shim runs the runtime on the bundle's config, whose
+/// hooks attach and detach the container with nothing else involved.
+#[test]
+fn containerd_runs_a_bridge_bundle_with_its_published_port() {
+    let Some(ctd) = spec_tests::containerd::Containerd::start("spec-net") else {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "containerd is missing under CI"
+        );
+        return;
+    };
+    let env = Env::new();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}/");
+    let b = env.bundle("ctd", &["-p", &format!("127.0.0.1:{port}:80")], &httpd());
+    // containerd's bundle is its own directory: the config names our rootfs absolutely.
+    let mut cfg: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(b.join("config.json")).unwrap()).unwrap();
+    cfg["root"]["path"] = serde_json::json!(b.join("rootfs"));
+    let conf = env.work.path().join("ctd-config.json");
+    std::fs::write(&conf, cfg.to_string()).unwrap();
+    let rt = bins::runtime().to_string_lossy().into_owned();
+    let id = spec_tests::container::unique_id("ctdnet");
+    let out = ctd.ctr(&[
+        "run",
+        "-d",
+        "--runc-binary",
+        &rt,
+        "--config",
+        &conf.to_string_lossy(),
+        &id,
+    ]);
+    assert_eq!(out.code, 0, "{out:?}\n{}", ctd.log());
+    let body = wait_for_http(&url);
+    assert_eq!(
+        body.as_deref().map(str::trim),
+        Some(BODY),
+        "curl {url}\n{}",
+        ctd.log()
+    );
+    ctd.ctr(&["task", "kill", "-s", "KILL", &id]).ok();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !ctd
+        .ctr(&["task", "ls"])
+        .stdout
+        .lines()
+        .any(|l| l.starts_with(&id) && l.contains("STOPPED"))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "task did not stop: {}",
+            ctd.ctr(&["task", "ls"]).stdout
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    ctd.ctr(&["task", "delete", &id]).ok();
+    ctd.ctr(&["container", "delete", &id]).ok();
+    env.assert_nothing_left("containerd's task delete");
+    assert_eq!(curl(&url), None, "the port is closed with the container");
 }

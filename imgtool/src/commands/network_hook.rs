@@ -57,6 +57,16 @@ fn read_state() -> Result<HookState> {
 impl NetworkHook {
     pub fn run(self, _g: &Globals) -> Result<()> {
         let host = Host::default();
+        // A running hook says so first thing: `sweep` waits for it (see records.rs).
+        let _running = match self.action {
+            Action::Sweep => None,
+            _ => {
+                host.state
+                    .ensure()
+                    .context("creating the network state directory")?;
+                Some(host.state.hook_running()?)
+            }
+        };
         match self.action {
             Action::Create {
                 config,
@@ -88,6 +98,14 @@ impl NetworkHook {
                     .with_context(|| format!("detaching container {} from its network", state.id))
             }
             Action::Sweep => {
+                // Hooks still running may be undoing an attachment whose runtime was
+                // killed: let them finish first.
+                if !host
+                    .state
+                    .wait_for_running_hooks(std::time::Duration::from_secs(30))
+                {
+                    eprintln!("imgtool network-hook sweep: hooks still running after 30 s; sweeping anyway");
+                }
                 let swept = hook::sweep(&host);
                 for name in &swept.removed {
                     println!("detached {name}");

@@ -238,7 +238,19 @@ fn rewrite_in_place(path: &Path, text: &str) -> Result<(), HookError> {
 }
 
 /// The `createRuntime` hook: attaches the container to its network.
+///
+/// The attachment's lock is taken and its record written before anything is made, so a
+/// sweep or poststop never misses an attachment in progress. If the runtime that ran us
+/// dies meanwhile (`kill -9` during create), the container will never start: what was
+/// made is undone and the hook fails.
 pub fn create(host: &Host, state: &HookState, req: &CreateRequest) -> Result<(), HookError> {
+    // Adopted by pid 1: the runtime that ran us is already dead, the container will never
+    // start. (Under a subreaper such as containerd's shim, the shim cleans up.)
+    let parent = nix::unistd::getppid().as_raw();
+    if parent == 1 {
+        return Err(io("runtime", "it died before its createRuntime hook ran"));
+    }
+    let runtime = ProcessId::of(parent);
     let config = NetworksConfig::load(&req.config)?;
     let net = config.network(&req.network)?.clone();
     let pid = state
@@ -262,9 +274,6 @@ pub fn create(host: &Host, state: &HookState, req: &CreateRequest) -> Result<(),
     host.state
         .ensure()
         .map_err(|e| io("network state directory", e))?;
-    report_sweep(sweep(host));
-    firewall::ensure(&net, &host.state)?;
-
     let key = attachment_key(&state.id, pid);
     let _lock = host
         .state
@@ -276,11 +285,6 @@ pub fn create(host: &Host, state: &HookState, req: &CreateRequest) -> Result<(),
         host.teardown(&old, None)?;
         host.state.remove(&key).map_err(|e| io("record", e))?;
     }
-    let plugins = Plugins {
-        path: config.cni_path.clone(),
-    };
-    host.loopback_up(&plugins, &key, &netns)?;
-
     let mut runtime_config = serde_json::Map::new();
     if !req.ports.is_empty() {
         runtime_config.insert("portMappings".into(), json!(req.ports));
@@ -291,6 +295,7 @@ pub fn create(host: &Host, state: &HookState, req: &CreateRequest) -> Result<(),
         network: net.name.clone(),
         bridge: net.bridge.clone(),
         init,
+        runtime,
         list: network_list(&net, &host.state, !req.ports.is_empty()),
         cni_path: config.cni_path.clone(),
         attachment: Attachment {
@@ -303,13 +308,29 @@ pub fn create(host: &Host, state: &HookState, req: &CreateRequest) -> Result<(),
     };
     let save = |r: &Record| host.state.write(&key, r).map_err(|e| io("record", e));
     save(&record)?;
+    let runtime_gone = || {
+        runtime
+            .filter(|r| !r.is_alive())
+            .map(|r| io("runtime", format!("process {} died during create", r.pid)))
+    };
+
     let attached = (|| -> Result<Ipv4Addr, HookError> {
+        report_sweep(sweep(host));
+        firewall::ensure(&net, &host.state)?;
+        let plugins = Plugins {
+            path: config.cni_path.clone(),
+        };
+        host.loopback_up(&plugins, &key, &netns)?;
         for i in 0..record.list.plugins.len() {
             let conf = plugin_config(&record.list, i, record.result.as_ref(), &record.attachment);
-            let result = plugins.exec(Op::Add, &conf, &record.attachment, Some(&netns))?;
+            let result = plugins.exec(Op::Add, &conf, &record.attachment, Some(&netns));
+            // Whether it succeeded or not, DEL must now include this plugin.
             record.added = i + 1;
-            record.result = result;
+            record.result = result?.or(record.result.take());
             save(&record)?;
+            if let Some(e) = runtime_gone() {
+                return Err(e);
+            }
         }
         let ip = record
             .result
@@ -322,9 +343,14 @@ pub fn create(host: &Host, state: &HookState, req: &CreateRequest) -> Result<(),
         Ok(ip)
     })();
     match attached {
-        Ok(_) => Ok(()),
+        Ok(_) => {
+            // Done: from now on the attachment lives as long as the container's init.
+            record.runtime = None;
+            save(&record)
+        }
         Err(e) => {
-            // Nothing stays attached to a container that will not start.
+            // Nothing stays attached to a container that will not start; a failed undo
+            // keeps the record for the next sweep.
             if host.teardown(&record, Some(&netns)).is_ok() {
                 let _ = host.state.remove(&key);
             }
@@ -382,25 +408,46 @@ pub struct Swept {
     pub errors: Vec<String>,
 }
 
-/// Tears down every attachment whose container init is gone and that no hook is working
-/// on. A failed teardown keeps its record, so the next sweep tries again.
+/// How long a sweep waits for an orphaned hook (its runtime died) to undo its work.
+const ORPHAN_WAIT: Duration = Duration::from_secs(10);
+
+/// Whether an attachment is of no use any more: its container's init is gone, or the
+/// runtime died while the hook was attaching it (the container will never start).
+fn is_stale(record: &Record) -> bool {
+    !record.init.is_alive() || record.runtime.is_some_and(|r| !r.is_alive())
+}
+
+/// Tears down every stale attachment ([`is_stale`]) that no live hook is working on. A
+/// hook whose runtime died is undoing its own work: the sweep waits for it (up to
+/// [`ORPHAN_WAIT`]). A failed teardown keeps its record, so the next sweep tries again.
 pub fn sweep(host: &Host) -> Swept {
     let mut out = Swept::default();
     for key in host.state.keys() {
         let Ok(Some(record)) = host.state.read(&key) else {
             continue;
         };
-        if record.init.is_alive() {
+        if !is_stale(&record) {
             continue;
         }
-        let Ok(Some(_lock)) = host.state.lock_attachment(&key, false) else {
+        let orphan = record.runtime.is_some_and(|r| !r.is_alive());
+        let deadline = Instant::now() + ORPHAN_WAIT;
+        let lock = loop {
+            match host.state.lock_attachment(&key, false) {
+                Ok(Some(lock)) => break Some(lock),
+                Ok(None) if orphan && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(5))
+                }
+                _ => break None,
+            }
+        };
+        let Some(_lock) = lock else {
             continue;
         };
-        // Read again under the lock: a hook may have finished it meanwhile.
+        // Read again under the lock: a hook may have finished or undone it meanwhile.
         let Ok(Some(record)) = host.state.read(&key) else {
             continue;
         };
-        if record.init.is_alive() {
+        if !is_stale(&record) {
             continue;
         }
         let name = format!("{}/{}", record.network, record.id);

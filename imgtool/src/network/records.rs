@@ -68,6 +68,10 @@ pub struct Record {
     pub bridge: String,
     /// The container's init: while it lives, the attachment is in use.
     pub init: ProcessId,
+    /// The runtime that ran the createRuntime hook. If it dies while the hook works, the
+    /// container will never start and the hook undoes what it made.
+    #[serde(default)]
+    pub runtime: Option<ProcessId>,
     pub list: NetworkList,
     /// Where its plugins were found (DEL runs the same ones).
     pub cni_path: Vec<PathBuf>,
@@ -149,6 +153,46 @@ impl StateDir {
         lock_file(&self.containers().join(format!("{key}.lock")), wait)
     }
 
+    /// Held shared by every hook for its whole run, so that a sweep can wait for the
+    /// hooks already running (an orphaned hook, whose runtime was killed, is undoing its
+    /// work). Shared: hooks never wait for each other on it.
+    pub fn hook_running(&self) -> io::Result<Flock<File>> {
+        let path = self.root.join("hooks.lock");
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| with_path(&path, e))?;
+        Flock::lock(file, FlockArg::LockShared)
+            .map_err(|(_, e)| with_path(&path, format!("cannot lock: {e}")))
+    }
+
+    /// Waits (up to `timeout`) until no hook that was running when called still runs.
+    pub fn wait_for_running_hooks(&self, timeout: std::time::Duration) -> bool {
+        let path = self.root.join("hooks.lock");
+        let Ok(file) = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+        else {
+            return true;
+        };
+        let deadline = std::time::Instant::now() + timeout;
+        let mut file = file;
+        loop {
+            match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                Ok(_released_on_drop) => return true,
+                Err((f, _)) if std::time::Instant::now() < deadline => {
+                    file = f;
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                Err(_) => return false,
+            }
+        }
+    }
+
     /// Locks the network-wide setup of `network`.
     pub fn lock_network(&self, network: &str) -> io::Result<Flock<File>> {
         let path = self.root.join(format!("{network}.lock"));
@@ -160,11 +204,15 @@ impl StateDir {
         self.root.join(format!("{network}.rules"))
     }
 
-    /// Writes `record` (atomically: readers see the old or the new one).
+    /// Writes `record` atomically (readers see the old or the new one), without fsync:
+    /// the state dir does not outlive a reboot, and neither do the veths and rules a
+    /// record describes.
     pub fn write(&self, key: &str, record: &Record) -> io::Result<()> {
         let path = self.record_path(key);
         let text = serde_json::to_vec_pretty(record).map_err(|e| with_path(&path, e))?;
-        crate::bundle::marker::write_atomic(&path, &text).map_err(|e| with_path(&path, e))
+        let tmp = self.containers().join(format!(".{key}.tmp"));
+        fs::write(&tmp, &text).map_err(|e| with_path(&tmp, e))?;
+        fs::rename(&tmp, &path).map_err(|e| with_path(&path, e))
     }
 
     pub fn read(&self, key: &str) -> io::Result<Option<Record>> {
@@ -221,6 +269,7 @@ mod tests {
             network: "n".into(),
             bridge: "br".into(),
             init,
+            runtime: None,
             list: NetworkList {
                 name: "n".into(),
                 cni_version: CNI_VERSION.into(),
