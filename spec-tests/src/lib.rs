@@ -3,6 +3,7 @@
 
 pub mod bins;
 pub mod bundle;
+pub mod busybox_bundles;
 pub mod container;
 pub mod containerd;
 pub mod cri;

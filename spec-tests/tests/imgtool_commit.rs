@@ -148,7 +148,10 @@ fn check_commit(mode: &[&str]) {
     // (/etc/hosts, hostname, resolv.conf): commits leave them out, as docker's do.
     let mut changed = listing(&b.join("rootfs"));
     for generated in ["etc/hosts", "etc/hostname", "etc/resolv.conf"] {
-        assert!(changed.remove(generated).is_some(), "{generated} is a mount target");
+        assert!(
+            changed.remove(generated).is_some(),
+            "{generated} is a mount target"
+        );
     }
     assert_same(
         &listing(&again.join("rootfs")),

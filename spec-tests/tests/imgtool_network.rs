@@ -3,22 +3,17 @@
 //! traffic only between the host's loopback and the test's own containers on the test's
 //! own bridge network (`spec_tests::network::TestNetwork`, never the default one).
 //! Every test checks that what a container attached to the network is gone once it has
-//! ended, whichever way it ended; the security defaults (docker's seccomp profile) are
-//! checked with a syscall probe, against docker itself too.
+//! ended, whichever way it ended. (The security defaults are in imgtool_security.rs.)
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use spec_tests::bins;
-use spec_tests::container::{capture, Outcome, Runtime};
-use spec_tests::images::Image;
-use spec_tests::imgtool_store::put_image;
-use spec_tests::network::{build_syscall_probe, TestNetwork};
+use spec_tests::busybox_bundles::{sh, BusyboxBundles, IMAGE};
+use spec_tests::container::Runtime;
+use spec_tests::network::TestNetwork;
 use spec_tests::registry::free_port;
-use tempfile::TempDir;
-
-const IMAGE: &str = "localhost/busybox:1";
 const BODY: &str = "hello from the container";
 
 /// busybox httpd serving BODY on port 80.
@@ -30,53 +25,30 @@ fn httpd() -> Vec<String> {
     ]
 }
 
-/// A store holding busybox, the test's network, its bundles (unbundled on drop, after
-/// the containers: declare the guards after this).
+/// busybox bundles, the test's own network, a runtime.
 struct Env {
-    store: TempDir,
-    work: TempDir,
+    bundles: BusyboxBundles,
     net: TestNetwork,
     rt: Runtime,
-    bundles: std::cell::RefCell<Vec<PathBuf>>,
 }
 
 impl Env {
     fn new() -> Self {
-        let store = tempfile::Builder::new()
-            .prefix("spec-netstore-")
-            .tempdir()
-            .unwrap();
-        put_image(store.path(), &Image::busybox(), IMAGE);
         Self {
-            store,
-            work: tempfile::tempdir().unwrap(),
+            bundles: BusyboxBundles::new(),
             net: TestNetwork::new(),
             rt: Runtime::new(),
-            bundles: Default::default(),
         }
     }
 
-    fn imgtool(&self, args: &[&str]) -> Outcome {
-        let mut cmd = Command::new(bins::imgtool());
-        cmd.arg("--store").arg(self.store.path()).args(args);
-        capture(cmd)
-    }
-
-    /// `imgtool bundle IMAGE DIR OPTS -- CMD` on this test's network unless OPTS name
-    /// another; returns DIR.
+    /// A bundle of `cmd` on this test's network unless `opts` name another.
     fn bundle(&self, name: &str, opts: &[&str], cmd: &[String]) -> PathBuf {
-        let dir = self.work.path().join(name);
-        self.bundles.borrow_mut().push(dir.clone());
-        let mut args: Vec<String> = vec!["bundle".into(), IMAGE.into(), dir.display().to_string()];
+        let mut all = Vec::new();
         if !opts.iter().any(|o| o.starts_with("--network")) {
-            args.extend(self.net.bundle_args());
+            all.extend(self.net.bundle_args());
         }
-        args.extend(opts.iter().map(|s| s.to_string()));
-        args.push("--".into());
-        args.extend(cmd.iter().cloned());
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        self.imgtool(&args).ok();
-        dir
+        all.extend(opts.iter().map(|s| s.to_string()));
+        self.bundles.bundle(name, &all, cmd)
     }
 
     fn run_detached(&self, bundle: &Path, id: &str) {
@@ -92,22 +64,6 @@ impl Env {
             "after {after}, still on the host: {left:#?}"
         );
     }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        for b in self.bundles.borrow().iter() {
-            let _ = Command::new(bins::imgtool())
-                .arg("unbundle")
-                .arg(b)
-                .output();
-            spec_tests::host::unmount_under(b);
-        }
-    }
-}
-
-fn sh(script: &str) -> Vec<String> {
-    vec!["sh".into(), "-c".into(), script.into()]
 }
 
 /// `curl` from the host; the body, or None when nothing answered.
@@ -349,14 +305,14 @@ fn bad_network_options_are_one_line_errors_that_leave_nothing() {
         ),
         (vec!["--memory", "1k"], "minimum is 6m"),
     ] {
-        let dir = env.work.path().join("bad");
+        let dir = env.bundles.work.path().join("bad");
         let mut args = vec!["bundle", IMAGE, dir.to_str().unwrap()];
         let net_args = env.net.bundle_args();
         if !opts.iter().any(|o| o.starts_with("--network")) {
             args.extend(net_args.iter().map(String::as_str));
         }
         args.extend(opts.iter().copied());
-        let out = env.imgtool(&args);
+        let out = env.bundles.imgtool(&args);
         assert_eq!(out.code, 1, "{opts:?}: {out:?}");
         let lines: Vec<&str> = out.stderr.lines().collect();
         assert_eq!(lines.len(), 1, "{opts:?}: one line: {out:?}");
@@ -571,153 +527,6 @@ fn kill_9_of_the_runtime_during_create_leaves_nothing_after_delete_and_a_sweep()
     );
 }
 
-/// Syscalls docker's default profile denies a default container (each answers EPERM,
-/// clone3 ENOSYS so that libcs fall back to clone), and ones it allows.
-const DENIED: [&str; 10] = [
-    "unshare",
-    "keyctl",
-    "add_key",
-    "request_key",
-    "setns",
-    "kcmp",
-    "pidfd_getfd",
-    "clone3",
-    "socket_vsock",
-    "io_uring_setup",
-];
-const ALLOWED: [&str; 4] = ["getpid", "uname", "personality", "socket_inet"];
-
-/// Runs the probe in a bundle made with `opts`; `name errno` pairs.
-fn probe(env: &Env, probe: &Path, name: &str, opts: &[&str]) -> Vec<(String, i32)> {
-    let mount = format!("{}:/probe:ro", probe.display());
-    let mut all: Vec<&str> = vec!["--network", "none", "-v", &mount];
-    all.extend_from_slice(opts);
-    let mut cmd = vec!["/probe".to_string()];
-    cmd.extend(ALLOWED.iter().chain(&DENIED).map(|s| s.to_string()));
-    let b = env.bundle(name, &all, &cmd);
-    let g = env.rt.guard(name);
-    let out = env.rt.run(&b, g.id()).ok();
-    parse_probe(&out.stdout)
-}
-
-fn parse_probe(text: &str) -> Vec<(String, i32)> {
-    text.lines()
-        .map(|l| {
-            let (n, e) = l.split_once(' ').expect("NAME ERRNO");
-            (n.to_string(), e.parse().unwrap_or_else(|_| panic!("{l}")))
-        })
-        .collect()
-}
-
-#[test]
-fn the_default_seccomp_profile_denies_what_docker_denies_and_unconfined_does_not() {
-    let env = Env::new();
-    let p = build_syscall_probe(env.work.path());
-    let confined = probe(&env, &p, "confined", &[]);
-    let unconfined = probe(
-        &env,
-        &p,
-        "unconfined",
-        &["--security-opt", "seccomp=unconfined"],
-    );
-    for (name, errno) in &confined {
-        let want = match name.as_str() {
-            "clone3" => 38,
-            n if DENIED.contains(&n) => 1,
-            _ => 0,
-        };
-        assert_eq!(
-            *errno, want,
-            "{name} under the default profile: {confined:?}"
-        );
-    }
-    // Negative control: without the filter, each denied call gets the kernel's own answer.
-    for (name, errno) in &unconfined {
-        if DENIED.contains(&name.as_str()) {
-            assert!(
-                *errno != 1 && *errno != 38,
-                "{name} unconfined: {unconfined:?}"
-            );
-        }
-    }
-    // The filter is there, and a shell session works under it exactly as without it.
-    let session = "cd /tmp && mkdir d && echo a > d/f && cp d/f d/g && mv d/g d/h && ls d | sort | tr '\\n' ' ' \
-        && tar cf t.tar d && rm -r d && tar xf t.tar && cat d/h && chmod 600 d/h && stat -c %a d/h \
-        && ln -s d/h l && readlink l && (sleep 0.01 &) && wait && echo $((6*7)) && ps -o comm | grep -c sh \
-        && grep -c . /proc/self/status >/dev/null && date +%Y >/dev/null && id -u && hostname >/dev/null && echo done";
-    let mut outs = Vec::new();
-    for (name, opts) in [
-        ("shell", vec![]),
-        (
-            "shell-unconfined",
-            vec!["--security-opt", "seccomp=unconfined"],
-        ),
-    ] {
-        let mut all = vec!["--network", "none"];
-        all.extend(opts);
-        let b = env.bundle(
-            name,
-            &all,
-            &sh(&format!("grep '^Seccomp:' /proc/self/status; {session}")),
-        );
-        let g = env.rt.guard(name);
-        outs.push(env.rt.run(&b, g.id()).ok().stdout);
-    }
-    assert!(outs[0].starts_with("Seccomp:\t2\n"), "{}", outs[0]);
-    assert!(outs[1].starts_with("Seccomp:\t0\n"), "{}", outs[1]);
-    assert!(outs[0].ends_with("done\n"), "{}", outs[0]);
-    assert_eq!(
-        outs[0].lines().skip(1).collect::<Vec<_>>(),
-        outs[1].lines().skip(1).collect::<Vec<_>>()
-    );
-}
-
-/// The same probe under docker itself (Debian's dockerd with runc and docker's own
-/// default profile): every call docker denies, our bundle denies; every call it allows
-/// that is on our allowed list, ours allows. (docker 20.10's profile predates the
-/// io_uring and AF_VSOCK denials of the current one we carry: those two are ours only.)
-#[test]
-fn the_default_seccomp_profile_denies_at_least_what_dockers_own_denies() {
-    let Some(dk) = spec_tests::docker::Dockerd::start(&spec_tests::host::runc()) else {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "dockerd is missing under CI"
-        );
-        return;
-    };
-    let env = Env::new();
-    let p = build_syscall_probe(env.work.path());
-    let ours = probe(&env, &p, "ours", &[]);
-    let mount = format!("{}:/probe:ro", p.display());
-    let mut args = vec![
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "-v",
-        &mount,
-        spec_tests::docker::IMAGE,
-        "/probe",
-    ];
-    args.extend(ALLOWED.iter().chain(&DENIED));
-    let out = dk.docker(&args).ok();
-    let docker = parse_probe(&out.stdout);
-    assert_eq!(docker.len(), ours.len(), "{out:?}");
-    eprintln!("docker (runc): {docker:?}\nours: {ours:?}");
-    for ((name, theirs), (_, mine)) in docker.iter().zip(&ours) {
-        if *theirs == 1 || *theirs == 38 {
-            assert_eq!(
-                mine, theirs,
-                "{name}: docker denies it, so must we (docker {docker:?}, ours {ours:?})"
-            );
-        }
-        if ALLOWED.contains(&name.as_str()) {
-            assert_eq!(mine, theirs, "{name}: docker allows it, so must we");
-        }
-    }
-}
-
 /// The same kind of bundle under containerd (`ctr run --config` through the runc v2
 /// shim with `--runc-binary`): the shim runs the runtime on the bundle's config, whose
 /// hooks attach and detach the container with nothing else involved.
@@ -739,7 +548,7 @@ fn containerd_runs_a_bridge_bundle_with_its_published_port() {
     let mut cfg: serde_json::Value =
         serde_json::from_slice(&std::fs::read(b.join("config.json")).unwrap()).unwrap();
     cfg["root"]["path"] = serde_json::json!(b.join("rootfs"));
-    let conf = env.work.path().join("ctd-config.json");
+    let conf = env.bundles.work.path().join("ctd-config.json");
     std::fs::write(&conf, cfg.to_string()).unwrap();
     let rt = bins::runtime().to_string_lossy().into_owned();
     let id = spec_tests::container::unique_id("ctdnet");
