@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark (not a test): what a bridge network costs a container. `runtime run` of
 # /bin/true in imgtool bundles of busybox that differ only in --network: `none`, `bridge`
-# (the createRuntime hook attaches the container through the CNI bridge + host-local +
-# loopback plugins, the poststop hook detaches it), and `bridge` with one published port
+# (the createRuntime hook attaches the container through the CNI bridge + host-local
+# plugins, the poststop hook detaches it), and `bridge` with one published port
 # (portmap too, a dozen iptables runs). Reports medians and the extra time over `none`
 # (goal: bridge under 30 ms on top of `runtime run`), with hyperfine and interleaved
 # (hack/interleave.py, wall and CPU time).

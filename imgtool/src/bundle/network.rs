@@ -120,7 +120,7 @@ pub fn check(opts: &NetworkOptions, rootless: bool) -> Result<NetworkMode, Netwo
             let plugins = Plugins {
                 path: cfg.cni_path.clone(),
             };
-            for plugin in ["bridge", "host-local", "loopback", "portmap"] {
+            for plugin in ["bridge", "host-local", "portmap"] {
                 plugins
                     .find(plugin)
                     .map_err(|e| NetworkError::Plugins(e.to_string()))?;

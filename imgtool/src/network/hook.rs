@@ -3,8 +3,10 @@
 //! - `createRuntime` ([`create`]): the runtime has made the container's namespaces and
 //!   gives us its state (id, init pid, bundle) on stdin. We attach the init's network
 //!   namespace to the network through the CNI plugins (bridge with host-local IPAM, then
-//!   portmap for published ports; the loopback plugin brings `lo` up), then write the
-//!   container's address into its /etc/hosts.
+//!   portmap for published ports), then write the container's address into its
+//!   /etc/hosts. `lo` is the runtime's to bring up, as runc and crun do for every new
+//!   network namespace: the loopback plugin would cost a process per container for
+//!   nothing.
 //! - `poststop` ([`poststop`]): the container is gone; its attachment is torn down from
 //!   the record, and the records of other containers that died without a poststop are
 //!   swept.
@@ -160,22 +162,6 @@ pub struct Host {
 }
 
 impl Host {
-    fn loopback_up(&self, plugins: &Plugins, key: &str, netns: &Path) -> Result<(), HookError> {
-        let list = NetworkList {
-            name: "loopback".into(),
-            cni_version: CNI_VERSION.into(),
-            plugins: vec![json!({"type": "loopback"})],
-        };
-        let attachment = Attachment {
-            container_id: key.to_string(),
-            ifname: "lo".into(),
-            runtime_config: Default::default(),
-        };
-        let conf = plugin_config(&list, 0, None, &attachment);
-        plugins.exec(Op::Add, &conf, &attachment, Some(netns))?;
-        Ok(())
-    }
-
     /// Undoes an attachment: DEL through its plugins in reverse (each DEL tolerates what
     /// was never made), then makes sure the host side of its veth is gone.
     fn teardown(&self, record: &Record, netns: Option<&Path>) -> Result<(), HookError> {
@@ -320,7 +306,6 @@ pub fn create(host: &Host, state: &HookState, req: &CreateRequest) -> Result<(),
         let plugins = Plugins {
             path: config.cni_path.clone(),
         };
-        host.loopback_up(&plugins, &key, &netns)?;
         for i in 0..record.list.plugins.len() {
             let conf = plugin_config(&record.list, i, record.result.as_ref(), &record.attachment);
             let result = plugins.exec(Op::Add, &conf, &record.attachment, Some(&netns));

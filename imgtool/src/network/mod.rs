@@ -1,6 +1,6 @@
 //! Container networks for bundles, as docker users know them: `none`, `host`, and
 //! `bridge` networks made through the CNI plugins of Debian's
-//! `containernetworking-plugins` (bridge, host-local, portmap, loopback), run from the
+//! `containernetworking-plugins` (bridge, host-local, portmap), run from the
 //! bundle's OCI hooks (`imgtool network-hook`), so any runtime that runs hooks (ours,
 //! runc, containerd's shims) gets the network with nothing else to do.
 //!
