@@ -13,6 +13,8 @@ PACKAGES=(
   # bridge networks of imgtool bundles: the CNI plugins their hooks run, and iptables
   # for the network-wide NAT/FORWARD rules and the portmap plugin
   containernetworking-plugins iptables curl
+  # the static syscall probe the seccomp tests build (cc -static)
+  gcc libc6-dev
   # real clients of the runtime
   containerd podman conmon uidmap bsdutils docker.io criu
   # the local registry the image tests start on 127.0.0.1
