@@ -242,15 +242,7 @@ pub fn create(host: &Host, state: &HookState, req: &CreateRequest) -> Result<(),
     let pid = state
         .pid
         .ok_or_else(|| HookError::State("no pid: is this a createRuntime hook?".into()))?;
-    let init =
-        ProcessId::of(pid).ok_or_else(|| io("container init", format!("process {pid} is gone")))?;
-    // Held open for the whole setup: the namespace cannot go away under the plugins, and
-    // checking the process again after opening proves it is the init's.
-    let ns = File::open(format!("/proc/{pid}/ns/net"))
-        .map_err(|e| io(&format!("/proc/{pid}/ns/net"), e))?;
-    if !init.is_alive() {
-        return Err(io("container init", format!("process {pid} exited")));
-    }
+    let (init, ns) = open_netns(pid)?;
     let netns = PathBuf::from(format!(
         "/proc/{}/fd/{}",
         std::process::id(),
@@ -292,46 +284,14 @@ pub fn create(host: &Host, state: &HookState, req: &CreateRequest) -> Result<(),
         added: 0,
         result: None,
     };
-    let save = |r: &Record| host.state.write(&key, r).map_err(|e| io("record", e));
-    save(&record)?;
-    let runtime_gone = || {
-        runtime
-            .filter(|r| !r.is_alive())
-            .map(|r| io("runtime", format!("process {} died during create", r.pid)))
-    };
-
-    let attached = (|| -> Result<Ipv4Addr, HookError> {
-        report_sweep(sweep(host));
-        firewall::ensure(&net, &host.state)?;
-        let plugins = Plugins {
-            path: config.cni_path.clone(),
-        };
-        for i in 0..record.list.plugins.len() {
-            let conf = plugin_config(&record.list, i, record.result.as_ref(), &record.attachment);
-            let result = plugins.exec(Op::Add, &conf, &record.attachment, Some(&netns));
-            // Whether it succeeded or not, DEL must now include this plugin.
-            record.added = i + 1;
-            record.result = result?.or(record.result.take());
-            save(&record)?;
-            if let Some(e) = runtime_gone() {
-                return Err(e);
-            }
-        }
-        let ip = record
-            .result
-            .as_ref()
-            .and_then(address)
-            .ok_or_else(|| io("bridge plugin", "its result has no IPv4 address"))?;
-        if let Some(path) = &req.hosts_file {
-            rewrite_in_place(path, &etc::hosts(&req.hostname, &req.extra_hosts, Some(ip)))?;
-        }
-        Ok(ip)
-    })();
-    match attached {
-        Ok(_) => {
+    host.state
+        .write(&key, &record)
+        .map_err(|e| io("record", e))?;
+    match attach(host, &net, &mut record, &netns, req) {
+        Ok(()) => {
             // Done: from now on the attachment lives as long as the container's init.
             record.runtime = None;
-            save(&record)
+            host.state.write(&key, &record).map_err(|e| io("record", e))
         }
         Err(e) => {
             // Nothing stays attached to a container that will not start; a failed undo
@@ -342,6 +302,63 @@ pub fn create(host: &Host, state: &HookState, req: &CreateRequest) -> Result<(),
             Err(e)
         }
     }
+}
+
+/// Opens the network namespace of the container init `pid`. Held open for the whole
+/// setup, the namespace cannot go away under the plugins; checking the process again
+/// after opening proves the namespace is the init's (not a later process's of that pid).
+fn open_netns(pid: i32) -> Result<(ProcessId, File), HookError> {
+    let init =
+        ProcessId::of(pid).ok_or_else(|| io("container init", format!("process {pid} is gone")))?;
+    let ns = File::open(format!("/proc/{pid}/ns/net"))
+        .map_err(|e| io(&format!("/proc/{pid}/ns/net"), e))?;
+    if !init.is_alive() {
+        return Err(io("container init", format!("process {pid} exited")));
+    }
+    Ok((init, ns))
+}
+
+/// Runs ADD through `record`'s plugins into `netns`, saving the record after each one,
+/// then writes the address into the hosts file. Stops when the runtime that ran the hook
+/// has died: the container will never start.
+fn attach(
+    host: &Host,
+    net: &Network,
+    record: &mut Record,
+    netns: &Path,
+    req: &CreateRequest,
+) -> Result<(), HookError> {
+    report_sweep(sweep(host));
+    firewall::ensure(net, &host.state)?;
+    let plugins = Plugins {
+        path: record.cni_path.clone(),
+    };
+    let key = record.attachment.container_id.clone();
+    for i in 0..record.list.plugins.len() {
+        let conf = plugin_config(&record.list, i, record.result.as_ref(), &record.attachment);
+        let result = plugins.exec(Op::Add, &conf, &record.attachment, Some(netns));
+        // Whether it succeeded or not, DEL must now include this plugin.
+        record.added = i + 1;
+        record.result = result?.or(record.result.take());
+        host.state
+            .write(&key, record)
+            .map_err(|e| io("record", e))?;
+        if let Some(r) = record.runtime.filter(|r| !r.is_alive()) {
+            return Err(io(
+                "runtime",
+                format!("process {} died during create", r.pid),
+            ));
+        }
+    }
+    let ip = record
+        .result
+        .as_ref()
+        .and_then(address)
+        .ok_or_else(|| io("bridge plugin", "its result has no IPv4 address"))?;
+    if let Some(path) = &req.hosts_file {
+        rewrite_in_place(path, &etc::hosts(&req.hostname, &req.extra_hosts, Some(ip)))?;
+    }
+    Ok(())
 }
 
 /// The `poststop` hook: detaches the container, then sweeps.
