@@ -24,6 +24,7 @@ imgtool="$PWD/target/release/imgtool"
 work=$(mktemp -d /tmp/bench-network.XXXXXX)
 net=bench-net bridge=imgtbench0 subnet=10.231.250.0/24
 cleanup() {
+  set +e +o pipefail
   for b in "$work"/b-*; do [ -f "$b/imgtool.json" ] && "$imgtool" unbundle "$b" >/dev/null 2>&1; done
   ip link delete "$bridge" 2>/dev/null || true
   for t in nat filter; do

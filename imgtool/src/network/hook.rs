@@ -386,9 +386,12 @@ pub fn poststop(host: &Host, state: &HookState) -> Result<(), HookError> {
                 .state
                 .lock_attachment(&key, true)
                 .map_err(|e| io("lock", e))?;
-            if let Some(record) = host.state.read(&key).map_err(|e| io("record", e))? {
-                host.teardown(&record, None)?;
-                host.state.remove(&key).map_err(|e| io("record", e))?;
+            match host.state.read(&key).map_err(|e| io("record", e))? {
+                Some(record) => {
+                    host.teardown(&record, None)?;
+                    host.state.remove(&key).map_err(|e| io("record", e))?;
+                }
+                None => host.state.drop_lock_if_unused(&key),
             }
             Ok(())
         })();
@@ -447,6 +450,7 @@ pub fn sweep(host: &Host) -> Swept {
         };
         // Read again under the lock: a hook may have finished or undone it meanwhile.
         let Ok(Some(record)) = host.state.read(&key) else {
+            host.state.drop_lock_if_unused(&key);
             continue;
         };
         if !is_stale(&record) {

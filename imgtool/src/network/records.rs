@@ -238,6 +238,14 @@ impl StateDir {
         Ok(())
     }
 
+    /// Removes the lock file of `key` if it has no record (call with the lock held), so
+    /// that a sweep or poststop that found nothing to do leaves nothing behind.
+    pub fn drop_lock_if_unused(&self, key: &str) {
+        if !self.record_path(key).exists() {
+            let _ = fs::remove_file(self.containers().join(format!("{key}.lock")));
+        }
+    }
+
     /// The keys of every record.
     pub fn keys(&self) -> Vec<String> {
         let Ok(entries) = fs::read_dir(self.containers()) else {
@@ -321,6 +329,12 @@ mod tests {
         s.remove("k1").unwrap();
         drop(lock);
         assert!(s.keys().is_empty());
+        // A late locker (a sweep that listed k1 before it went) finds no record and
+        // leaves no lock file behind.
+        let late = s.lock_attachment("k1", false).unwrap().unwrap();
+        assert!(s.read("k1").unwrap().is_none());
+        s.drop_lock_if_unused("k1");
+        drop(late);
         assert!(s.read("k1").unwrap().is_none());
         assert_eq!(fs::read_dir(s.containers()).unwrap().count(), 0);
     }
