@@ -111,6 +111,9 @@ fn io_err(path: &Path, e: impl std::fmt::Display) -> NetworkError {
 /// `--rootless`, the network's name in networks.json, and the CNI plugins.
 pub fn check(opts: &NetworkOptions, rootless: bool) -> Result<NetworkMode, NetworkError> {
     let mode = opts.mode(rootless);
+    if rootless && !opts.publish.is_empty() {
+        return Err(NetworkError::RootlessBridge);
+    }
     match &mode {
         NetworkMode::Bridge(_) if rootless => return Err(NetworkError::RootlessBridge),
         NetworkMode::Bridge(name) => {
