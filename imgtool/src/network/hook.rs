@@ -13,10 +13,11 @@
 //!
 //! Every hook run also sweeps ([`sweep`]): an attachment whose container init no longer
 //! runs (the runtime was killed during create, before it wrote any state, so no
-//! `delete` will ever run its poststop) is torn down then. So after `kill -9` of the
-//! runtime at any point, what it attached is removed by its `delete -f` when the runtime
-//! got far enough to keep state, and otherwise by the next hook of any container (or
-//! `imgtool network-hook sweep`).
+//! `delete` will ever run its poststop), or whose runtime died while the hook was making
+//! it, is torn down then. A createRuntime hook that outlives its runtime undoes its own
+//! work. So after `kill -9` of the runtime at any point, what it attached is removed by
+//! the hook itself, by `delete -f` when the runtime got far enough to keep state, and
+//! otherwise by the next hook of any container (or `imgtool network-hook sweep`).
 
 use std::fs::File;
 use std::io::Write;
