@@ -597,3 +597,39 @@ fn containerd_runs_a_bridge_bundle_with_its_published_port() {
     env.assert_nothing_left("containerd's task delete");
     assert_eq!(curl(&url), None, "the port is closed with the container");
 }
+
+/// A bridge bundle whose config was edited to share the host's network namespace (or
+/// another container's) must not touch it: attaching would add an `eth0` to the host,
+/// and undoing a failed attach would delete the host's. The hook refuses, the runtime
+/// reports it, and the host's interfaces are as they were.
+#[test]
+fn the_hook_refuses_a_network_namespace_that_is_not_new() {
+    let env = Env::new();
+    let b = env.bundle("shared", &[], &sh("true"));
+    let cfg_path = b.join("config.json");
+    let mut cfg: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&cfg_path).unwrap()).unwrap();
+    cfg["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|n| n["type"] != "network");
+    std::fs::write(&cfg_path, cfg.to_string()).unwrap();
+    let before: Vec<String> = host_interfaces();
+    let g = env.rt.guard("shared");
+    let out = env.rt.run(&b, g.id());
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(out.stderr.contains("it is the host's"), "{out:?}");
+    let after = host_interfaces();
+    for i in before.iter().filter(|i| !i.starts_with("veth")) {
+        assert!(after.contains(i), "the host lost {i}: {after:?}");
+    }
+    env.assert_nothing_left("a refused attach");
+}
+
+fn host_interfaces() -> Vec<String> {
+    std::fs::read_dir("/sys/class/net")
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
+}

@@ -23,7 +23,7 @@ use std::fs::File;
 use std::io::Write;
 use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -308,15 +308,53 @@ pub fn create(host: &Host, state: &HookState, req: &CreateRequest) -> Result<(),
 /// Opens the network namespace of the container init `pid`. Held open for the whole
 /// setup, the namespace cannot go away under the plugins; checking the process again
 /// after opening proves the namespace is the init's (not a later process's of that pid).
+///
+/// The namespace must be a new one, holding only `lo`: the host's (a config without a
+/// network namespace) or another container's must never get an `eth0`, nor lose one
+/// when a failed attach is undone.
 fn open_netns(pid: i32) -> Result<(ProcessId, File), HookError> {
     let init =
         ProcessId::of(pid).ok_or_else(|| io("container init", format!("process {pid} is gone")))?;
     let ns = File::open(format!("/proc/{pid}/ns/net"))
         .map_err(|e| io(&format!("/proc/{pid}/ns/net"), e))?;
+    let dev = std::fs::read_to_string(format!("/proc/{pid}/net/dev"))
+        .map_err(|e| io(&format!("/proc/{pid}/net/dev"), e))?;
     if !init.is_alive() {
         return Err(io("container init", format!("process {pid} exited")));
     }
+    let ours = std::fs::metadata("/proc/self/ns/net").map(|m| (m.dev(), m.ino()));
+    let theirs = ns.metadata().map(|m| (m.dev(), m.ino()));
+    if matches!((&ours, &theirs), (Ok(a), Ok(b)) if a == b) {
+        return Err(io(
+            "container network namespace",
+            "it is the host's: a bridge network needs a network namespace in linux.namespaces",
+        ));
+    }
+    let others: Vec<&str> = interfaces(&dev)
+        .into_iter()
+        .filter(|i| *i != "lo")
+        .collect();
+    if !others.is_empty() {
+        return Err(io(
+            "container network namespace",
+            format!(
+                "it already has {} (not a new namespace: shared with the host or another container?)",
+                others.join(", ")
+            ),
+        ));
+    }
     Ok((init, ns))
+}
+
+/// The interface names in a /proc/PID/net/dev listing.
+fn interfaces(net_dev: &str) -> Vec<&str> {
+    net_dev
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split(':').next())
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .collect()
 }
 
 /// Runs ADD through `record`'s plugins into `netns`, saving the record after each one,
@@ -491,6 +529,21 @@ mod tests {
         assert!(attachment_key("a+b c", 1)
             .chars()
             .all(|c| c.is_ascii_hexdigit()));
+    }
+
+    #[test]
+    fn interface_names_from_proc_net_dev() {
+        let dev = "Inter-|   Receive                                                |  Transmit\n             face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n                lo:       0       0    0    0    0     0          0         0        0       0    0    0    0     0       0          0\n              eth0: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n";
+        assert_eq!(interfaces(dev), ["lo", "eth0"]);
+    }
+
+    #[test]
+    fn the_host_network_namespace_is_refused() {
+        // Our own process stands for a container that shares the host's namespace.
+        let e = open_netns(std::process::id() as i32)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("it is the host's"), "{e}");
     }
 
     #[test]
