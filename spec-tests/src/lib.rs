@@ -16,6 +16,7 @@
 
 pub mod bins;
 pub mod bundle;
+pub mod busybox_bundles;
 pub mod cgroups;
 pub mod container;
 pub mod containerd;
@@ -28,6 +29,7 @@ pub mod images;
 pub mod imgtool_store;
 pub mod leftovers;
 pub mod matrix;
+pub mod network;
 pub mod not_run;
 pub mod podman;
 pub mod registry;

@@ -45,7 +45,8 @@ impl Store {
 
     fn bundle(&self, image: &str, dir: &Path, extra: &[&str]) -> Outcome {
         self.bundles.borrow_mut().push(dir.to_path_buf());
-        let mut args = vec!["bundle", image, dir.to_str().unwrap()];
+        // Not about networks: no bridge network on the host (imgtool_network.rs is).
+        let mut args = vec!["bundle", image, dir.to_str().unwrap(), "--network", "none"];
         args.extend_from_slice(extra);
         self.imgtool(&args)
     }

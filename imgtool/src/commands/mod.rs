@@ -23,6 +23,7 @@ pub mod import;
 pub mod inspect;
 pub mod load;
 pub mod login;
+pub mod network_hook;
 pub mod pull;
 pub mod push;
 pub mod rm;
@@ -152,13 +153,14 @@ pub enum Command {
     History(history::History),
     Login(login::Login),
     Logout(login::Logout),
-    Bundle(bundle::Bundle),
+    Bundle(Box<bundle::Bundle>),
     Commit(commit::Commit),
     Unbundle(unbundle::Unbundle),
     Save(save::Save),
     Load(load::Load),
     Export(export::Export),
     Import(import::Import),
+    NetworkHook(network_hook::NetworkHook),
 }
 
 impl Cli {
@@ -175,13 +177,14 @@ impl Cli {
             Command::History(c) => c.run(g),
             Command::Login(c) => c.run(g),
             Command::Logout(c) => c.run(g),
-            Command::Bundle(c) => c.run(g),
+            Command::Bundle(c) => (*c).run(g),
             Command::Commit(c) => c.run(g),
             Command::Unbundle(c) => c.run(g),
             Command::Save(c) => c.run(g),
             Command::Load(c) => c.run(g),
             Command::Export(c) => c.run(g),
             Command::Import(c) => c.run(g),
+            Command::NetworkHook(c) => c.run(g),
         }
     }
 }

@@ -12,7 +12,7 @@ use libcontainer::oci_spec::runtime::Spec;
 use libcontainer::syscall::syscall::SyscallType;
 
 use crate::cli::Cli;
-use crate::container::footprint::Footprint;
+use crate::container::footprint::{self, Footprint};
 use crate::container::path_lookup::PathLookupExecutor;
 use crate::container::test_switches::phase;
 use crate::container::{self, config_check, rootless_cgroups};
@@ -185,6 +185,7 @@ pub fn create_loaded_container(
             systemd,
         ))?;
     }
+    let cgroup_existed = footprint::cgroup_exists(&spec, id, systemd);
     // libcontainer gets the spec we already parsed.
     let built = build(&root, &bundle, opts, id, detach, systemd, spec);
     phase("create:built");
@@ -200,8 +201,14 @@ pub fn create_loaded_container(
             Ok(container)
         }
         Err(err) => {
-            // Everything this attempt made goes (the id was free when it began).
-            if let Err(left) = Footprint::new(&root, id).delete_forcibly() {
+            // Everything this attempt made goes (the id was free when it began); a cgroup
+            // that existed before it is not its to remove (libcontainer's delete takes
+            // out what the attempt put in it).
+            let mut footprint = Footprint::new(&root, id);
+            if cgroup_existed {
+                footprint = footprint.keeping_cgroups();
+            }
+            if let Err(left) = footprint.delete_forcibly() {
                 tracing::warn!(%left, "a failed create left something behind");
             }
             Err(err)

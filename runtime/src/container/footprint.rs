@@ -50,6 +50,33 @@ pub fn libcontainer_default_cgroup(id: &str) -> PathBuf {
 pub struct Footprint {
     root: PathBuf,
     id: String,
+    /// Leave the cgroups alone (they existed before the create that failed).
+    keep_cgroups: bool,
+}
+
+/// Whether the cgroup a create of `id` with `spec` would use exists already (cgroupfs
+/// driver; in any hierarchy). Such a cgroup belongs to whoever made it: a create that
+/// fails (refused because it is frozen or busy, as runc refuses) must not remove it.
+pub fn cgroup_exists(
+    spec: &libcontainer::oci_spec::runtime::Spec,
+    id: &str,
+    systemd: bool,
+) -> bool {
+    if systemd {
+        return false;
+    }
+    let given = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone());
+    let path = libcontainer::utils::get_cgroup_path(&given, id, false);
+    let Ok(path) = libcgroups::common::resolve_cgroupfs_path(&path) else {
+        return false;
+    };
+    let rel = path.strip_prefix("/").unwrap_or(&path);
+    if rel.as_os_str().is_empty() {
+        return false;
+    }
+    cgroup_mounts::all()
+        .iter()
+        .any(|m| m.path.join(rel).is_dir())
 }
 
 impl Footprint {
@@ -57,7 +84,15 @@ impl Footprint {
         Self {
             root: root.to_path_buf(),
             id: id.to_string(),
+            keep_cgroups: false,
         }
+    }
+
+    /// The same footprint, but [`Footprint::remove`] leaves the cgroups (and their
+    /// processes) alone: for a create that failed on a cgroup someone else made.
+    pub fn keeping_cgroups(mut self) -> Self {
+        self.keep_cgroups = true;
+        self
     }
 
     /// The container's state directory.
@@ -140,7 +175,11 @@ impl Footprint {
     /// file. An error names everything that could not be removed.
     pub fn remove(&self) -> Result<()> {
         let mut problems = Vec::new();
-        let (cgroups, systemd) = self.cgroups();
+        let (cgroups, systemd) = if self.keep_cgroups {
+            (Vec::new(), false)
+        } else {
+            self.cgroups()
+        };
         for path in &cgroups {
             if systemd && path.to_string_lossy().contains(':') {
                 if let Err(e) = self.remove_systemd_cgroup(path) {
