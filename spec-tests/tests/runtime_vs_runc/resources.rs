@@ -10,9 +10,6 @@ use spec_tests::matrix::{cli, row, Class, Obs, Requires, Row};
 
 const S: &str = "resources, cgroupsPath, devices";
 
-/// runc 1.1.5 allows no /dev/console (c 5:1) rule by default; ours adds one. Issue 12.1
-/// lists console among runc's defaults, which is not what runc 1.1.5 writes.
-
 /// A sleeping container with `resources` set, observed through `files` of its cgroup.
 fn limit(name: &str, pointer: &str, v: Value, files: &[(&'static str, &'static str)]) -> Row {
     let mut r = row(S, format!("resources: {name}"))
@@ -112,7 +109,7 @@ pub fn rows() -> Vec<Row> {
             .requires(Requires::CgroupV2),
         // devices (cgroup v1 devices.list)
         devices_row("the default deny-all rule", json!([{"allow": false, "access": "rwm"}])),
-        devices_row("an empty list still starts from deny-all (12.1)", json!([])).awaiting("12.1"),
+        devices_row("an empty list still starts from deny-all (12.1)", json!([])),
         devices_row("allow c 1:3 rw", json!([{"allow": false, "access": "rwm"}, {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rw"}])),
         devices_row("allow all c *:* m", json!([{"allow": false, "access": "rwm"}, {"allow": true, "type": "c", "access": "m"}])),
         devices_row("allow everything", json!([{"allow": true, "access": "rwm"}])),
