@@ -90,7 +90,7 @@ pub fn rows() -> Vec<Row> {
         mount("bind noatime", bind(&["bind", "noatime"])),
         mount("bind strictatime", bind(&["bind", "strictatime"])),
         mount("bind nodiratime", bind(&["bind", "nodiratime"])),
-        mount("bind nosymfollow", bind(&["bind", "nosymfollow"])).awaiting("new: mount option nosymfollow is dropped"),
+        mount("bind nosymfollow", bind(&["bind", "nosymfollow"])),
         mount("bind with type none", json!({"destination": "/mnt/m", "type": "none", "source": "{dir}", "options": ["bind"]})),
         mount("bind without type", json!({"destination": "/mnt/m", "source": "{dir}", "options": ["rbind"]})),
         mount("bind rprivate", bind(&["rbind", "rprivate"])),

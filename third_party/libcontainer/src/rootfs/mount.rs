@@ -27,7 +27,7 @@ use procfs::{FromRead, ProcessCGroups};
 #[cfg(feature = "v1")]
 use super::symlink::Symlink;
 use super::symlink::SymlinkError;
-use super::utils::{MountOptionConfig, parse_mount};
+use super::utils::{MS_NOSYMFOLLOW, MountOptionConfig, parse_mount};
 use crate::rootfs::utils::is_bind;
 use crate::syscall::syscall::create_syscall;
 use crate::syscall::{Syscall, SyscallError, linux};
@@ -935,6 +935,8 @@ impl Mount {
             (MsFlags::MS_NODIRATIME, linux::MOUNT_ATTR_NODIRATIME),
             (MsFlags::MS_RELATIME, linux::MOUNT_ATTR_RELATIME),
             (MsFlags::MS_STRICTATIME, linux::MOUNT_ATTR_STRICTATIME),
+            // PATCH (runtime, see third_party/README.md): nosymfollow as runc.
+            (MS_NOSYMFOLLOW, linux::MOUNT_ATTR_NOSYMFOLLOW),
         ];
 
         let mut set = 0;

@@ -102,6 +102,21 @@ pub fn parse_mount(m: &Mount) -> std::result::Result<MountOptionConfig, MountErr
                 _ => {}
             }
 
+            // PATCH (runtime, see third_party/README.md): `nosymfollow` and `symfollow`
+            // as runc (MS_NOSYMFOLLOW, kernel 5.10); they were passed on as data and
+            // ignored.
+            match option.as_str() {
+                "nosymfollow" => {
+                    flags |= MS_NOSYMFOLLOW;
+                    continue;
+                }
+                "symfollow" => {
+                    flags &= !MS_NOSYMFOLLOW;
+                    continue;
+                }
+                _ => {}
+            }
+
             if let Ok(mount_attr_option) = linux::MountRecursive::from_str(option.as_str()) {
                 // Some options aren't corresponding to the mount flags.
                 // These options need `AT_RECURSIVE` options.
@@ -199,6 +214,9 @@ pub fn parse_mount(m: &Mount) -> std::result::Result<MountOptionConfig, MountErr
         rec_attr: mount_attr,
     })
 }
+
+/// PATCH (runtime, see third_party/README.md): `MS_NOSYMFOLLOW`, which nix does not name.
+pub const MS_NOSYMFOLLOW: MsFlags = MsFlags::from_bits_retain(libc::MS_NOSYMFOLLOW);
 
 pub fn is_bind(m: &Mount) -> bool {
     // The `type == "bind"` check is kept only for backward compatibility
@@ -666,6 +684,25 @@ mod tests {
             "rrelatime should set attr_set=MOUNT_ATTR_RELATIME and attr_clr=MOUNT_ATTR__ATIME"
         );
 
+        Ok(())
+    }
+
+    // PATCH (runtime, see third_party/README.md): nosymfollow is a flag, not data.
+    #[test]
+    fn test_parse_mount_nosymfollow() -> Result<()> {
+        let parsed = |opts: &[&str]| -> Result<MountOptionConfig> {
+            Ok(parse_mount(
+                &MountBuilder::default()
+                    .options(opts.iter().map(|o| o.to_string()).collect::<Vec<_>>())
+                    .build()?,
+            )?)
+        };
+        let config = parsed(&["bind", "nosymfollow"])?;
+        assert!(config.flags.contains(MS_NOSYMFOLLOW));
+        assert!(config.data.is_empty());
+        let config = parsed(&["nosymfollow", "symfollow"])?;
+        assert!(!config.flags.contains(MS_NOSYMFOLLOW));
+        assert!(config.data.is_empty());
         Ok(())
     }
 
