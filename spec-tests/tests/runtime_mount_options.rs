@@ -22,6 +22,10 @@ fn bind(source: &Path, opts: &[&str]) -> Value {
     json!({"destination": "/mnt/m", "type": "bind", "source": source, "options": opts})
 }
 
+/// Prints the propagation fields of /mnt/m's mountinfo line (`shared:N`, `master:N`,
+/// `unbindable`, or nothing for private) as `prop: ...`.
+const MNT_PROPAGATION: &str = r#"awk '$5=="/mnt/m" {o=""; for(i=7;i<=NF && $i!="-";i++) o=o" "$i; print "prop:" o}' /proc/self/mountinfo"#;
+
 /// Reading a symlink through a bind of a host directory, with the bind's `options`.
 fn read_through_symlink(opts: &[&str]) -> String {
     let host = tempfile::tempdir().unwrap();
@@ -44,4 +48,65 @@ fn nosymfollow_refuses_symlinks_in_the_mount() {
     );
     // Negative control: the same bind without the option follows the link.
     assert_eq!(read_through_symlink(&["bind"]), "0\nthrough\nthrough\n");
+}
+
+/// The propagation fields of a bind of a private host directory with `opts`.
+fn bind_propagation(opts: &[&str]) -> String {
+    let host = tempfile::tempdir().unwrap();
+    let mut b = Bundle::busybox();
+    b.push("/mounts", bind(host.path(), opts))
+        .sh(MNT_PROPAGATION);
+    run_ok(&b, "mountprop").trim().to_string()
+}
+
+#[test]
+fn a_mounts_propagation_options_are_applied_to_it() {
+    for (opts, want) in [
+        (&["rbind", "rshared"][..], "shared:"),
+        (&["bind", "shared"], "shared:"),
+        (&["rbind", "runbindable"], "unbindable"),
+        (&["bind", "unbindable"], "unbindable"),
+    ] {
+        let got = bind_propagation(opts);
+        assert!(
+            got.starts_with("prop: ") && got.contains(want),
+            "{opts:?}: {got}"
+        );
+    }
+    // Negative control: without a propagation option the volume is private.
+    assert_eq!(bind_propagation(&["rbind"]), "prop:");
+}
+
+/// A container with CAP_SYS_ADMIN binds its volume /vol (a bind of a host directory with
+/// `volume_propagation`) again at /vol2, then mounts a tmpfs at /vol/sub; prints whether
+/// that mount shows at /vol2/sub too, which it does when /vol is shared (the second bind
+/// joins its peer group).
+fn second_bind_sees_mount(volume_propagation: &str) -> String {
+    let host = tempfile::tempdir().unwrap();
+    std::fs::create_dir(host.path().join("sub")).unwrap();
+    let mut b = Bundle::busybox();
+    let caps = json!(["CAP_SYS_ADMIN"]);
+    for set in ["bounding", "effective", "permitted"] {
+        b.set(&format!("/process/capabilities/{set}"), caps.clone());
+    }
+    b.set("/root/readonly", json!(false))
+        .push(
+            "/mounts",
+            json!({"destination": "/vol", "type": "bind", "source": host.path(),
+                   "options": ["rbind", volume_propagation]}),
+        )
+        .sh(
+            "mkdir -p /vol2 && mount --bind /vol /vol2 && mount -t tmpfs tmpfs /vol/sub && \
+             grep -q ' /vol2/sub ' /proc/self/mounts && echo propagated || echo kept",
+        );
+    run_ok(&b, "volprop")
+}
+
+#[test]
+fn a_mount_under_an_rshared_volume_reaches_its_peers() {
+    // What `rshared` on a volume is for: mounts made under it propagate to its peers (a
+    // nested runtime's binds of it, CRI's Bidirectional with an rshared root).
+    assert_eq!(second_bind_sees_mount("rshared"), "propagated\n");
+    // Negative control: a private volume keeps the mount to itself.
+    assert_eq!(second_bind_sees_mount("rprivate"), "kept\n");
 }

@@ -27,7 +27,7 @@ use procfs::{FromRead, ProcessCGroups};
 #[cfg(feature = "v1")]
 use super::symlink::Symlink;
 use super::symlink::SymlinkError;
-use super::utils::{MS_NOSYMFOLLOW, MountOptionConfig, parse_mount};
+use super::utils::{MS_NOSYMFOLLOW, MountOptionConfig, parse_mount, propagation_options};
 use crate::rootfs::utils::is_bind;
 use crate::syscall::syscall::create_syscall;
 use crate::syscall::{Syscall, SyscallError, linux};
@@ -794,6 +794,11 @@ impl Mount {
                     op: format!("move_mount of {} onto {}", src.display(), container_dest.display()),
                     source,
                 })?;
+            self.apply_propagation(mount_fd, m)
+                .map_err(|source| MountError::Op {
+                    op: format!("change mount propagation of {}", container_dest.display()),
+                    source,
+                })?;
         } else {
             // PATCH (runtime): judged on the descriptor the mount is moved onto (proc_guard).
             super::proc_guard::check(
@@ -803,7 +808,9 @@ impl Mount {
                 m,
             )
             .map_err(MountError::Custom)?;
-            let mount_fn = || -> std::result::Result<(), SyscallError> {
+            // PATCH (runtime): the closure hands back the attached mount, whose
+            // propagation options are applied once, after the retries below.
+            let mount_fn = || -> std::result::Result<OwnedFd, SyscallError> {
                 // fsopen
                 let fsfd_owned = self.syscall.fsopen(typ, 0)?;
                 let fsfd = fsfd_owned.as_fd();
@@ -891,7 +898,7 @@ impl Mount {
                     None,
                     linux::MOVE_MOUNT_T_EMPTY_PATH | linux::MOVE_MOUNT_F_EMPTY_PATH,
                 )?;
-                Ok(())
+                Ok(mount_fd_owned)
             };
 
             // PATCH (runtime): a failure names what was being mounted where.
@@ -904,22 +911,58 @@ impl Mount {
                 ),
                 source,
             };
-            match mount_fn() {
-                Ok(()) => {}
-                Err(SyscallError::Nix(nix::Error::EINVAL)) => {
-                    mount_fn().map_err(failed)?;
-                }
+            let mounted = match mount_fn() {
+                Ok(mounted) => mounted,
+                Err(SyscallError::Nix(nix::Error::EINVAL)) => mount_fn().map_err(failed)?,
                 Err(SyscallError::Nix(nix::Error::EBUSY)) => {
                     let delay = Duration::from_millis(MOUNT_RETRY_DELAY_MS);
                     let retry_policy =
                         |err: &SyscallError| matches!(err, SyscallError::Nix(Errno::EBUSY));
                     retry(mount_fn, MAX_EBUSY_MOUNT_ATTEMPTS - 1, delay, retry_policy)
-                        .map_err(failed)?;
+                        .map_err(failed)?
                 }
                 Err(e) => return Err(failed(e)),
-            }
+            };
+            self.apply_propagation(mounted.as_fd(), m)
+                .map_err(|source| MountError::Op {
+                    op: format!("change mount propagation of {}", container_dest.display()),
+                    source,
+                })?;
         }
 
+        Ok(())
+    }
+
+    /// PATCH (runtime, see third_party/README.md): the mount's propagation options, in
+    /// the order given, on the mount just attached (`mount_fd` now refers to it), as
+    /// runc's mountPropagate applies them after the mount: `rshared`/`rslave` volumes
+    /// (CRI's Bidirectional and HostToContainer) and `rprivate` ones get the
+    /// propagation asked for instead of their source's.
+    fn apply_propagation(
+        &self,
+        mount_fd: BorrowedFd<'_>,
+        m: &SpecMount,
+    ) -> std::result::Result<(), SyscallError> {
+        for (propagation, recursive) in propagation_options(m) {
+            let attr = linux::MountAttr {
+                attr_set: 0,
+                attr_clr: 0,
+                propagation: propagation.bits() as u64,
+                userns_fd: 0,
+            };
+            let flags = if recursive {
+                linux::AT_EMPTY_PATH | linux::AT_RECURSIVE
+            } else {
+                linux::AT_EMPTY_PATH
+            };
+            self.syscall.mount_setattr(
+                mount_fd,
+                Path::new(""),
+                flags,
+                &attr,
+                mem::size_of::<linux::MountAttr>(),
+            )?;
+        }
         Ok(())
     }
 

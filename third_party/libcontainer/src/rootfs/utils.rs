@@ -218,6 +218,32 @@ pub fn parse_mount(m: &Mount) -> std::result::Result<MountOptionConfig, MountErr
 /// PATCH (runtime, see third_party/README.md): `MS_NOSYMFOLLOW`, which nix does not name.
 pub const MS_NOSYMFOLLOW: MsFlags = MsFlags::from_bits_retain(libc::MS_NOSYMFOLLOW);
 
+/// PATCH (runtime, see third_party/README.md): the propagation options of a mount
+/// (`shared`, `rslave`, `runbindable`, ...), in the order given, as the `mount_setattr`
+/// propagation value and whether it applies to the whole tree. runc applies each one to
+/// the mount once it is in place; libcontainer dropped them, so a volume CRI binds
+/// `rshared` (Bidirectional) or `rslave` (HostToContainer) got whatever propagation its
+/// source had, and `rprivate` did not stop host mounts from reaching the container.
+pub fn propagation_options(m: &Mount) -> Vec<(MsFlags, bool)> {
+    m.options()
+        .iter()
+        .flatten()
+        .filter_map(|o| {
+            Some(match o.as_str() {
+                "shared" => (MsFlags::MS_SHARED, false),
+                "rshared" => (MsFlags::MS_SHARED, true),
+                "slave" => (MsFlags::MS_SLAVE, false),
+                "rslave" => (MsFlags::MS_SLAVE, true),
+                "private" => (MsFlags::MS_PRIVATE, false),
+                "rprivate" => (MsFlags::MS_PRIVATE, true),
+                "unbindable" => (MsFlags::MS_UNBINDABLE, false),
+                "runbindable" => (MsFlags::MS_UNBINDABLE, true),
+                _ => return None,
+            })
+        })
+        .collect()
+}
+
 pub fn is_bind(m: &Mount) -> bool {
     // The `type == "bind"` check is kept only for backward compatibility
     // with existing configs (see issue #3603); it diverges from runc, which
@@ -703,6 +729,33 @@ mod tests {
         let config = parsed(&["nosymfollow", "symfollow"])?;
         assert!(!config.flags.contains(MS_NOSYMFOLLOW));
         assert!(config.data.is_empty());
+        Ok(())
+    }
+
+    // PATCH (runtime, see third_party/README.md): propagation options, in order.
+    #[test]
+    fn test_propagation_options() -> Result<()> {
+        let m = MountBuilder::default()
+            .options(
+                ["rbind", "rshared", "ro", "unbindable", "rprivate", "slave"]
+                    .iter()
+                    .map(|o| o.to_string())
+                    .collect::<Vec<_>>(),
+            )
+            .build()?;
+        assert_eq!(
+            propagation_options(&m),
+            vec![
+                (MsFlags::MS_SHARED, true),
+                (MsFlags::MS_UNBINDABLE, false),
+                (MsFlags::MS_PRIVATE, true),
+                (MsFlags::MS_SLAVE, false),
+            ]
+        );
+        let none = MountBuilder::default()
+            .options(vec!["bind".to_string()])
+            .build()?;
+        assert!(propagation_options(&none).is_empty());
         Ok(())
     }
 
