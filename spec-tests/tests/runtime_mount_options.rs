@@ -110,3 +110,28 @@ fn a_mount_under_an_rshared_volume_reaches_its_peers() {
     // Negative control: a private volume keeps the mount to itself.
     assert_eq!(second_bind_sees_mount("rprivate"), "kept\n");
 }
+
+#[test]
+fn readonly_paths_keep_the_flags_of_their_mount() {
+    // runc's remount adds only `ro` to what the path's mount has (statfs): a read-only
+    // /bin on the (exec, suid) root still runs programs, and a noexec tmpfs made
+    // read-only stays noexec (the negative control: the check sees noexec where it is).
+    let mut b = Bundle::busybox();
+    b.set("/root/readonly", json!(false))
+        .push(
+            "/mounts",
+            json!({"destination": "/opt", "type": "tmpfs", "source": "tmpfs",
+                   "options": ["noexec", "nosuid", "nodev"]}),
+        )
+        .set("/linux/readonlyPaths", json!(["/bin", "/opt"]))
+        .args(&[
+            "/bin/sh",
+            "-c",
+            "for m in /bin /opt; do grep \" $m \" /proc/self/mounts | tail -1 | cut -d' ' -f4 | tr , '\\n' | grep -E '^(ro|rw|nosuid|nodev|noexec)$' | tr '\\n' ' '; echo; done; \
+             touch /bin/x 2>/dev/null && echo wrote || echo refused",
+        ]);
+    assert_eq!(
+        run_ok(&b, "ropaths"),
+        "ro \nro nosuid nodev noexec \nrefused\n"
+    );
+}

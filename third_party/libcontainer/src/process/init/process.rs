@@ -593,17 +593,27 @@ fn readonly_path(path: &Path, syscall: &dyn Syscall) -> Result<()> {
         return Err(InitProcessError::MountPathReadonly(err));
     }
 
+    // PATCH (runtime, see third_party/README.md): the remount keeps the nosuid, nodev and
+    // noexec the path's mount already has, as runc's readonlyPath does (it reads them
+    // with statfs), instead of adding all three: a read-only /proc/sys stays what it
+    // was apart from `ro`. (A bind remount must repeat those flags or fail in a user
+    // namespace, so they cannot simply be left out either.)
+    let kept = statfs(path)
+        .map(|st| {
+            // ST_NOSUID, ST_NODEV and ST_NOEXEC have the values of their MS_ flags.
+            MsFlags::from_bits_truncate(st.flags().bits())
+                & (MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC)
+        })
+        .map_err(|err| {
+            tracing::error!(?path, ?err, "failed to statfs a path to be made readonly");
+            InitProcessError::MountPathReadonly(SyscallError::Nix(err))
+        })?;
     syscall
         .mount(
             Some(path),
             path,
             None,
-            MsFlags::MS_NOSUID
-                | MsFlags::MS_NODEV
-                | MsFlags::MS_NOEXEC
-                | MsFlags::MS_BIND
-                | MsFlags::MS_REMOUNT
-                | MsFlags::MS_RDONLY,
+            kept | MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
             None,
         )
         .map_err(|err| {
@@ -1155,9 +1165,9 @@ mod tests {
                 source: Some(PathBuf::from("/proc/sys")),
                 target: PathBuf::from("/proc/sys"),
                 fstype: None,
-                flags: MsFlags::MS_NOSUID
-                    | MsFlags::MS_NODEV
-                    | MsFlags::MS_NOEXEC
+                // PATCH (runtime): the path's own nosuid/nodev/noexec, nothing added.
+                flags: MsFlags::from_bits_truncate(statfs("/proc/sys")?.flags().bits())
+                    & (MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC)
                     | MsFlags::MS_BIND
                     | MsFlags::MS_REMOUNT
                     | MsFlags::MS_RDONLY,
