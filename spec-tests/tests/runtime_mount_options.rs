@@ -135,3 +135,37 @@ fn readonly_paths_keep_the_flags_of_their_mount() {
         "ro \nro nosuid nodev noexec \nrefused\n"
     );
 }
+
+/// The mount's and the superblock's `ro`/`rw` of /sys, mounted with `opts` (the
+/// container has its own network namespace, so its sysfs is a new superblock).
+fn sysfs_superblock(opts: &[&str]) -> String {
+    let mut b = Bundle::busybox();
+    let mounts: Vec<Value> = b.config["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let mut m = m.clone();
+            if m["destination"] == "/sys" {
+                m["options"] = json!(opts);
+            }
+            m
+        })
+        .collect();
+    b.set("/mounts", json!(mounts)).sh(
+        r#"awk '$5=="/sys" {for(i=7;$i!="-";i++); split($6,m,","); split($(i+3),o,","); print m[1], o[1]}' /proc/self/mountinfo"#,
+    );
+    run_ok(&b, "sysfsro").trim().to_string()
+}
+
+#[test]
+fn an_ro_sysfs_has_a_read_only_superblock() {
+    // runc mounts it with mount(2) and MS_RDONLY, which makes the new superblock
+    // read-only as well as the mount.
+    assert_eq!(
+        sysfs_superblock(&["nosuid", "noexec", "nodev", "ro"]),
+        "ro ro"
+    );
+    // Negative control: without `ro` both are read-write.
+    assert_eq!(sysfs_superblock(&["nosuid", "noexec", "nodev"]), "rw rw");
+}

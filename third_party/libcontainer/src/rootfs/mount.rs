@@ -848,6 +848,21 @@ impl Mount {
                     };
                 }
 
+                // PATCH (runtime, see third_party/README.md): `ro` makes the new
+                // superblock read-only too, as mount(2) with MS_RDONLY does for runc (a
+                // `ro` sysfs or proc is read-only all the way down). tmpfs is left
+                // writable as runc leaves it (it is remounted read-only later, on the
+                // mount only), and so is /dev (setup_mount clears MS_RDONLY for it).
+                if mount_option_config.flags.contains(MsFlags::MS_RDONLY) && typ != Some("tmpfs") {
+                    self.syscall.fsconfig(
+                        fsfd,
+                        linux::FSCONFIG_SET_FLAG as u32,
+                        Some("ro"),
+                        None,
+                        0,
+                    )?;
+                }
+
                 self.syscall
                     .fsconfig(fsfd, linux::FSCONFIG_CMD_CREATE as u32, None, None, 0)?;
 
@@ -1300,6 +1315,32 @@ mod tests {
             assert_eq!(
                 mv[0].to_dirfd_path.as_deref(),
                 Some(tmp_dir.path().join("dev/pts").as_path())
+            );
+        }
+        // PATCH (runtime, see third_party/README.md): `ro` on a new filesystem makes its
+        // superblock read-only (fsconfig "ro"), as mount(2) with MS_RDONLY; not on tmpfs.
+        for (typ, want_ro) in [("sysfs", true), ("tmpfs", false)] {
+            let m = Mount::new();
+            let mount = &SpecMountBuilder::default()
+                .destination(PathBuf::from("/mnt/ro"))
+                .typ(typ)
+                .source(PathBuf::from(typ))
+                .options(vec!["ro".to_string()])
+                .build()?;
+            let mount_option_config = parse_mount(mount)?;
+            assert!(
+                m.mount_into_container(mount, tmp_dir.path(), &mount_option_config, None)
+                    .is_ok()
+            );
+            let mut want_fsconfig = vec![fsc_str("source", typ)];
+            if want_ro {
+                want_fsconfig.push(fsc_flag("ro"));
+            }
+            want_fsconfig.push(fsc_create());
+            assert_eq!(
+                helper_syscall(&m).get_fsconfig_args(),
+                want_fsconfig,
+                "{typ}"
             );
         }
         {
