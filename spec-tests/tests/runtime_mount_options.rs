@@ -169,3 +169,50 @@ fn an_ro_sysfs_has_a_read_only_superblock() {
     // Negative control: without `ro` both are read-write.
     assert_eq!(sysfs_superblock(&["nosuid", "noexec", "nodev"]), "rw rw");
 }
+
+/// The memory hierarchy's mount inside a container whose cgroup mount has `options`:
+/// its mount options (those of ro/rw/nosuid/nodev/noexec), whether its root is the
+/// container's own cgroup, and whether a child cgroup can be made in it.
+fn cgroup_memory_mount(options: &[&str]) -> String {
+    let rt = Runtime::new();
+    let c = rt.guard("cgmount");
+    let mut b = Bundle::busybox();
+    let mounts: Vec<Value> = b.config["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let mut m = m.clone();
+            if m["type"] == "cgroup" {
+                m["options"] = json!(options);
+            }
+            m
+        })
+        .collect();
+    b.set("/mounts", json!(mounts))
+        .set("/linux/cgroupsPath", json!(format!("/{}", c.id())))
+        .sh(&format!(
+            "awk '$5==\"/sys/fs/cgroup/memory\" {{print $4==\"/{}\" ? \"own\" : \"root=\"$4}}' /proc/self/mountinfo; \
+             grep ' /sys/fs/cgroup/memory ' /proc/self/mounts | cut -d' ' -f4 | tr , '\\n' | grep -E '^(ro|rw|nosuid|nodev|noexec)$' | tr '\\n' ' '; echo; \
+             mkdir /sys/fs/cgroup/memory/child 2>/dev/null && rmdir /sys/fs/cgroup/memory/child && echo made || echo refused",
+            c.id()
+        ));
+    let out = rt.run(b.path(), c.id());
+    assert_eq!(out.code, 0, "{out:?}");
+    out.stdout
+}
+
+#[test]
+fn an_rw_cgroup_mount_is_the_containers_own_cgroup_nosuid_nodev_noexec() {
+    // runc binds each v1 hierarchy's directory of the container's cgroup with the cgroup
+    // mount's flags: writable, nosuid,nodev,noexec.
+    assert_eq!(
+        cgroup_memory_mount(&["nosuid", "noexec", "nodev", "relatime", "rw"]),
+        "own\nrw nosuid nodev noexec \nmade\n"
+    );
+    // Negative control: the default `ro` mount refuses the same mkdir.
+    assert_eq!(
+        cgroup_memory_mount(&["nosuid", "noexec", "nodev", "relatime", "ro"]),
+        "own\nro nosuid nodev noexec \nrefused\n"
+    );
+}
