@@ -216,3 +216,36 @@ fn an_rw_cgroup_mount_is_the_containers_own_cgroup_nosuid_nodev_noexec() {
         "own\nro nosuid nodev noexec \nrefused\n"
     );
 }
+
+/// Runs a container with a tmpfs at `destination`; returns its stderr and what it sees
+/// mounted at /mnt/rel.
+fn tmpfs_at(destination: &str) -> (String, String) {
+    let rt = Runtime::new();
+    let c = rt.guard("reldest");
+    let mut b = Bundle::busybox();
+    b.push(
+        "/mounts",
+        json!({"destination": destination, "type": "tmpfs", "source": "tmpfs"}),
+    )
+    .sh("grep ' /mnt/rel ' /proc/self/mounts | cut -d' ' -f2,3");
+    let out = rt.run(b.path(), c.id());
+    assert_eq!(out.code, 0, "{out:?}");
+    (out.stderr, out.stdout)
+}
+
+#[test]
+fn a_relative_mount_destination_is_mounted_under_root() {
+    // The runtime spec: a relative destination MAY be given (deprecated) and is taken
+    // from "/". runc 1.1.5 warns and mounts it there.
+    let (stderr, stdout) = tmpfs_at("mnt/rel");
+    assert_eq!(stdout, "/mnt/rel tmpfs\n");
+    assert!(
+        stderr.contains("level=warning")
+            && stderr.contains("mount destination mnt/rel is not absolute"),
+        "runc's warning: {stderr}"
+    );
+    // Negative control: the absolute spelling mounts the same without the warning.
+    let (stderr, stdout) = tmpfs_at("/mnt/rel");
+    assert_eq!(stdout, "/mnt/rel tmpfs\n");
+    assert!(!stderr.contains("not absolute"), "{stderr}");
+}

@@ -139,14 +139,9 @@ pub fn validate(spec: &Spec) -> Result<(), String> {
             ));
         }
     }
-    for (i, m) in spec.mounts().iter().flatten().enumerate() {
-        if !m.destination().is_absolute() {
-            return Err(format!(
-                "mounts[{i}].destination {:?} must be an absolute path",
-                m.destination()
-            ));
-        }
-    }
+    // A relative mounts[].destination is accepted: the runtime spec says it MAY be
+    // relative and is then taken from "/" (deprecated); libcontainer warns about it as
+    // runc does and mounts it there.
     if let Some(hooks) = spec.hooks() {
         let kinds: [(&str, &Option<Vec<Hook>>); 6] = [
             ("prestart", hooks.prestart()),
