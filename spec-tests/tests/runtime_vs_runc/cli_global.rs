@@ -7,7 +7,6 @@ use spec_tests::matrix::{cli, row, Class, Obs, Row};
 
 const S: &str = "CLI: global flags, spec, features, help";
 
-
 /// Reads a field of the config.json `spec` wrote into the scratch directory.
 fn spec_field(
     pointer: &'static str,
