@@ -167,18 +167,21 @@ fn run_hook(
         hook_command.arg0(hook.path().display().to_string())
     };
 
-    let envs: HashMap<String, String> = if let Some(env) = hook.env() {
-        utils::parse_env(env)
-    } else if let Some(default) = default_env {
-        default.clone()
+    // PATCH (runtime, see third_party/README.md): a hook without `env` gets the
+    // environment of whoever runs it, as runc's (Go's exec.Cmd with a nil Env): the
+    // runtime's own for host hooks, the container process's for those run in the
+    // container (default_env). It got an empty one, without even PATH.
+    let envs: Option<HashMap<String, String>> = if let Some(env) = hook.env() {
+        Some(utils::parse_env(env))
     } else {
-        HashMap::new()
+        default_env.cloned()
     };
     tracing::debug!("run_hooks envs: {:?}", envs);
+    if let Some(envs) = envs {
+        hook_command.env_clear().envs(envs);
+    }
 
     let mut hook_process = hook_command
-        .env_clear()
-        .envs(envs)
         .stdin(process::Stdio::piped())
         .stdout(std::process::Stdio::null())
         .stderr(process::Stdio::inherit())
@@ -526,19 +529,31 @@ mod test {
             .context("Failed: hook with explicit env should ignore default_env")?;
         }
 
-        // Test: hook without explicit env and no default_env gets empty environment
-        {
+        // PATCH (runtime, see third_party/README.md): a hook without env and without
+        // default_env inherits the caller's environment (runc's hooks get runc's), an
+        // empty env is an empty environment.
+        for (env, check, what) in [
+            (
+                None,
+                "env | grep -q '^PATH='",
+                "inherit the caller's environment",
+            ),
+            (
+                Some(vec![]),
+                "! env | grep -q '^PATH='",
+                "have an empty environment",
+            ),
+        ] {
             let default_container: Container = Default::default();
-            let hook = HookBuilder::default()
-                .path("sh")
-                .args(vec![
-                    String::from("sh"),
-                    String::from("-c"),
-                    // Verify that the environment is empty (no TEST_ENV, etc.)
-                    String::from("test -z \"$TEST_ENV\""),
-                ])
-                .build()?;
-            let hooks = Some(vec![hook]);
+            let mut hook = HookBuilder::default().path("sh").args(vec![
+                String::from("sh"),
+                String::from("-c"),
+                String::from(check),
+            ]);
+            if let Some(env) = env {
+                hook = hook.env(env);
+            }
+            let hooks = Some(vec![hook.build()?]);
             run_hooks(
                 hooks.as_ref(),
                 Some(&default_container.state),
@@ -546,7 +561,7 @@ mod test {
                 None,
                 None,
             )
-            .context("Failed: hook without env and without default_env should have empty env")?;
+            .with_context(|| format!("Failed: hook without default_env should {what}"))?;
         }
 
         Ok(())

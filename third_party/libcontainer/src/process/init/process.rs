@@ -129,12 +129,16 @@ pub fn container_init_process(
             // PATCH (runtime, see third_party/README.md): in the rootfs, as runc runs them
             // (it changes into the rootfs before them); hooks rely on relative paths
             // there (runc's hooks.bats bind-mounts onto ./lib/...).
+            // PATCH (runtime, see third_party/README.md): the state carries the init's
+            // pid (as it sees itself) and a hook without its own `env` gets the
+            // container process's environment, as runc's (its init has set it by then)
+            // and as startContainer hooks already get it.
             hooks::run_hooks(
                 hooks.create_container().as_ref(),
                 ctx.container.map(|c| &c.state),
                 Some(ctx.rootfs),
-                None,
-                None,
+                Some(unistd::getpid()),
+                Some(&ctx.envs),
             )
             .map_err(|err| {
                 tracing::error!(?err, "failed to run create container hooks");
@@ -515,11 +519,19 @@ pub fn container_init_process(
     // before pivot_root is called. This runs in the container namespaces.
     if matches!(args.container_type, ContainerType::InitContainer) {
         if let Some(hooks) = ctx.hooks {
+            // PATCH (runtime, see third_party/README.md): the state says `created` and
+            // carries the init's pid (as it sees itself), as runc's startContainer
+            // hooks get it; it was the `creating` state saved before the init existed.
+            let started_state = ctx.container.map(|c| {
+                let mut state = c.state.clone();
+                state.status = crate::container::ContainerStatus::Created;
+                state
+            });
             hooks::run_hooks(
                 hooks.start_container().as_ref(),
-                ctx.container.map(|c| &c.state),
+                started_state.as_ref(),
                 None,
-                None,
+                Some(unistd::getpid()),
                 Some(&start_container_env),
             )
             .map_err(|err| {
