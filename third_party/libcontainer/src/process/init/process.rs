@@ -179,10 +179,14 @@ pub fn container_init_process(
     // See: https://github.com/opencontainers/runc/blob/v1.4.0/libcontainer/setns_init_linux.go
     if let Some(csocketfd) = args.console_socket {
         let mount_console = matches!(args.container_type, ContainerType::InitContainer);
-        tty::setup_console(ctx.syscall.as_ref(), csocketfd, mount_console).map_err(|err| {
-            tracing::error!(?err, "failed to set up tty");
-            InitProcessError::Tty(err)
-        })?;
+        // PATCH (runtime, see third_party/README.md): with process.consoleSize, as runc.
+        let winsize = tty::console_winsize(ctx.process.console_size());
+        tty::setup_console(ctx.syscall.as_ref(), csocketfd, mount_console, winsize).map_err(
+            |err| {
+                tracing::error!(?err, "failed to set up tty");
+                InitProcessError::Tty(err)
+            },
+        )?;
     }
 
     if let Some(personality) = ctx.linux.personality() {
