@@ -66,7 +66,11 @@ fn exec_sees(size: Option<Value>) -> String {
         .ok();
     let mut process = b.config["process"].clone();
     process["terminal"] = json!(true);
-    process["args"] = json!(["sh", "-c", "echo \"size=$(stty size 2>/dev/null):end\"; sleep 0.5"]);
+    process["args"] = json!([
+        "sh",
+        "-c",
+        "echo \"size=$(stty size 2>/dev/null):end\"; sleep 0.5"
+    ]);
     if let Some(size) = size {
         process["consoleSize"] = size;
     }

@@ -100,3 +100,43 @@ fn a_hook_without_env_gets_the_runtimes_environment() {
     assert_eq!(hook_env(Some(json!(["A=2"]))), "A=2 ");
     assert_eq!(hook_env(Some(json!([]))), "");
 }
+
+/// `run` of /bin/true with a startContainer hook that makes a directory, under a seccomp
+/// filter that kills mkdir when `filtered` (runc's seccomp.bats "startContainer hook":
+/// the hook runs with the container's filter applied).
+fn start_container_hook_under_seccomp(filtered: bool) -> spec_tests::container::Outcome {
+    let rt = Runtime::new();
+    let mut b = Bundle::busybox();
+    let action = if filtered {
+        "SCMP_ACT_KILL"
+    } else {
+        "SCMP_ACT_ALLOW"
+    };
+    b.set("/process/args", json!(["/bin/true"]))
+        .set(
+            "/linux/seccomp",
+            json!({"defaultAction": "SCMP_ACT_ALLOW",
+                   "architectures": ["SCMP_ARCH_X86", "SCMP_ARCH_X32", "SCMP_ARCH_X86_64"],
+                   "syscalls": [{"names": ["mkdir", "mkdirat"], "action": action}]}),
+        )
+        .set(
+            "/hooks/startContainer",
+            json!([{"path": "/bin/sh", "args": ["sh", "-c", "mkdir /dev/shm/foo"]}]),
+        );
+    let c = rt.guard("hookseccomp");
+    rt.run(b.path(), c.id())
+}
+
+#[test]
+fn a_start_container_hook_killed_by_seccomp_is_reported_as_runc_does() {
+    let out = start_container_hook_under_seccomp(true);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.contains("error running hook #0") && out.stderr.contains("bad system call"),
+        "runc's words: {out:?}"
+    );
+    // Negative control: without the filter's kill the hook and the container succeed.
+    let out = start_container_hook_under_seccomp(false);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(!out.stderr.contains("error running hook"), "{out:?}");
+}

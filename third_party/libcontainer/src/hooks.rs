@@ -19,8 +19,10 @@ pub enum HookError {
     EncodeContainerState(#[source] serde_json::Error),
     #[error("hook command exited with non-zero exit code: {0}")]
     NonZeroExitCode(i32),
-    #[error("hook command was killed by a signal")]
-    Killed,
+    // PATCH (runtime, see third_party/README.md): the signal is named, as runc names it
+    // ("signal: bad system call" for a hook a seccomp filter killed).
+    #[error("hook command was killed by signal {}: {}", .0.as_str(), signal_description(*.0))]
+    Killed(signal::Signal),
     #[error("failed to execute hook command due to a timeout")]
     Timeout,
     #[error("container state is required to run hook")]
@@ -32,6 +34,56 @@ pub enum HookError {
 }
 
 type Result<T> = std::result::Result<T, HookError>;
+
+/// PATCH (runtime, see third_party/README.md): a signal's description in lower case, as
+/// Go prints it ("bad system call"; glibc's strsignal says "Bad system call").
+fn signal_description(sig: signal::Signal) -> String {
+    // SAFETY: strsignal returns a pointer to a NUL-terminated string that stays valid
+    // until the next strsignal call; it is copied out at once.
+    let text = unsafe {
+        let ptr = libc::strsignal(sig as libc::c_int);
+        if ptr.is_null() {
+            return sig.as_str().to_string();
+        }
+        std::ffi::CStr::from_ptr(ptr).to_string_lossy().into_owned()
+    };
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => text,
+    }
+}
+
+/// PATCH (runtime, see third_party/README.md): runs the hooks in order and stops at the
+/// first failure, as `run_hooks`, but says which hook failed (its position and path),
+/// for messages in runc's words ("error running hook #0: ...").
+pub fn run_hooks_numbered(
+    hooks: Option<&Vec<Hook>>,
+    state: Option<&State>,
+    cwd: Option<&Path>,
+    pid: Option<Pid>,
+    default_env: Option<&HashMap<String, String>>,
+) -> std::result::Result<(), HookFailure> {
+    let Some(hooks) = hooks.filter(|h| !h.is_empty()) else {
+        return Ok(());
+    };
+    let failed = |index: usize, error: HookError| HookFailure {
+        index,
+        path: hooks[index].path().clone(),
+        error,
+    };
+    let mut oci_state = state
+        .ok_or(HookError::MissingContainerState)
+        .and_then(|s| OciState::try_from(s).map_err(HookError::from))
+        .map_err(|error| failed(0, error))?;
+    if let Some(override_pid) = pid {
+        oci_state.set_pid(Some(override_pid.as_raw()));
+    }
+    for (index, hook) in hooks.iter().enumerate() {
+        run_hook(hook, &oci_state, cwd, default_env).map_err(|error| failed(index, error))?;
+    }
+    Ok(())
+}
 
 pub fn run_hooks(
     hooks: Option<&Vec<Hook>>,
@@ -247,7 +299,11 @@ fn run_hook(
         Ok(exit_status) => match exit_status.code() {
             Some(0) => Ok(()),
             Some(exit_code) => Err(HookError::NonZeroExitCode(exit_code)),
-            None => Err(HookError::Killed),
+            None => Err(HookError::Killed(
+                std::os::unix::process::ExitStatusExt::signal(&exit_status)
+                    .and_then(|n| signal::Signal::try_from(n).ok())
+                    .unwrap_or(signal::Signal::SIGKILL),
+            )),
         },
         Err(e) => Err(HookError::CommandExecute(e)),
     }
@@ -474,6 +530,45 @@ mod test {
             }
         };
 
+        Ok(())
+    }
+
+    // PATCH (runtime, see third_party/README.md): the failing hook and its signal named.
+    #[test]
+    #[serial]
+    fn test_run_hooks_numbered_names_the_hook_and_signal() -> Result<()> {
+        let default_container: Container = Default::default();
+        let ok = HookBuilder::default().path("true").build()?;
+        let killed = HookBuilder::default()
+            .path("sh")
+            .args(vec![
+                String::from("sh"),
+                String::from("-c"),
+                String::from("kill -SYS $$"),
+            ])
+            .build()?;
+        let hooks = Some(vec![ok.clone(), killed]);
+        let failure = run_hooks_numbered(
+            hooks.as_ref(),
+            Some(&default_container.state),
+            None,
+            None,
+            None,
+        )
+        .expect_err("the second hook is killed");
+        assert_eq!(
+            failure.to_string(),
+            "hook #1 (sh): hook command was killed by signal SIGSYS: bad system call"
+        );
+        // Negative control: hooks that succeed are no failure.
+        run_hooks_numbered(
+            Some(&vec![ok]),
+            Some(&default_container.state),
+            None,
+            None,
+            None,
+        )
+        .map_err(|f| anyhow::anyhow!("{f}"))?;
         Ok(())
     }
 

@@ -523,6 +523,11 @@ pub fn container_init_process(
     // before pivot_root is called. This runs in the container namespaces.
     if matches!(args.container_type, ContainerType::InitContainer) {
         if let Some(hooks) = ctx.hooks {
+            // PATCH (runtime, see third_party/README.md): after `start` no runtime is
+            // listening on the channel (the sender is closed above), so a failing
+            // startContainer hook is reported as runc's init reports it: one line on
+            // the init's stderr ("error running hook #0 (PATH): ..."), exit status 1.
+            // It used to end the container with status 255 and no message.
             // PATCH (runtime, see third_party/README.md): the state says `created` and
             // carries the init's pid (as it sees itself), as runc's startContainer
             // hooks get it; it was the `creating` state saved before the init existed.
@@ -531,17 +536,17 @@ pub fn container_init_process(
                 state.status = crate::container::ContainerStatus::Created;
                 state
             });
-            hooks::run_hooks(
+            if let Err(failure) = hooks::run_hooks_numbered(
                 hooks.start_container().as_ref(),
                 started_state.as_ref(),
                 None,
                 Some(unistd::getpid()),
                 Some(&start_container_env),
-            )
-            .map_err(|err| {
-                tracing::error!(?err, "failed to run start container hooks");
-                err
-            })?;
+            ) {
+                tracing::error!(%failure, "failed to run start container hooks");
+                let _ = writeln!(std::io::stderr(), "error running {failure}");
+                std::process::exit(1);
+            }
         }
     }
 
