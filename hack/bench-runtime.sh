@@ -23,8 +23,10 @@ cd "$(dirname "$0")/.."
 runs=${1:-100}
 
 bash hack/install-deps.sh >/dev/null
-# The static, non-PIE release build (hack/build-static.sh); crun and runc are Debian's.
-ours=$(hack/build-static.sh)
+# What users install: hack/install.sh's static, non-PIE release build, installed into
+# target/install; crun and runc are Debian's.
+PREFIX="$PWD/target/install" bash hack/install.sh >/dev/null
+ours="$PWD/target/install/bin/runtime"
 cargo build --release -p spec-tests --example cri-latency -q
 cri_latency="$PWD/target/release/examples/cri-latency"
 

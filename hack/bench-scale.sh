@@ -14,8 +14,9 @@ cd "$(dirname "$0")/.."
 n=${1:-1000}
 
 bash hack/install-deps.sh >/dev/null
-cargo build --release -p runtime -q
-ours="$PWD/target/release/runtime"
+# What users install (hack/install.sh), into target/install.
+PREFIX="$PWD/target/install" bash hack/install.sh >/dev/null
+ours="$PWD/target/install/bin/runtime"
 
 work=$(mktemp -d /tmp/bench-scale.XXXXXX)
 trap 'rm -rf "$work"' EXIT

@@ -12,6 +12,11 @@ PACKAGES=(
   busybox-static jq iproute2 util-linux procps
   # peers the tests and benchmarks compare against
   runc crun skopeo umoci
+  # bridge networks of imgtool bundles: the CNI plugins their hooks run, and iptables
+  # for the network-wide NAT/FORWARD rules and the portmap plugin
+  containernetworking-plugins iptables curl
+  # the static syscall probe the seccomp tests build (cc -static)
+  gcc libc6-dev
   # real clients of the runtime
   containerd podman conmon uidmap bsdutils docker.io criu
   # the local registry the image tests start on 127.0.0.1
@@ -20,6 +25,9 @@ PACKAGES=(
   openssl
   # benchmarks
   hyperfine time strace bc
+  # hack/vm-test.sh: a Debian 12 guest (systemd, pure cgroup v2) built with debootstrap and
+  # booted with QEMU (KVM when it works, software emulation otherwise)
+  debootstrap qemu-system-x86
 )
 
 missing=()

@@ -11,7 +11,18 @@ use cli::{Cli, Command};
 use logging::LogOptions;
 
 fn main() {
+    container::test_switches::answer_probe();
     let raw: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // `runtime generate-docs DIR`: man pages and completions for hack/install.sh, from
+    // the clap definition (hidden: not a runc command, never in the help).
+    match cli_docs::handle(&raw, cli::command) {
+        Ok(true) => return,
+        Ok(false) => {}
+        Err(err) => {
+            eprintln!("runtime: {err:#}");
+            std::process::exit(1);
+        }
+    }
     // The CVE-2019-5736 re-exec comes first, before clap builds its command tree: the
     // process that re-executes would only throw that work away.
     let protect_failed = may_enter_container(&raw)

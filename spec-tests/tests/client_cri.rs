@@ -12,6 +12,7 @@ use spec_tests::cri::{
     cgroup_hierarchies, container_config, pids_with_cmdline, pod_config, stream, CriContainerd,
     K8S_NAMESPACE,
 };
+use spec_tests::leftovers::Probe;
 
 /// Polls `f` every 50 ms for up to 10 s.
 fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
@@ -95,11 +96,13 @@ fn read_trimmed(path: &Path) -> String {
         .to_string()
 }
 
-/// Asserts nothing of these sandboxes/containers remains: no process (by pid, or naming an
-/// id on its command line: shims), no mount, no state directory (the handler's Root,
-/// containerd's task dir), no cgroup in any hierarchy. Once the whole pod is gone
-/// (`pod_gone`), no rootfs of this daemon is mounted and the pod's own cgroup must be empty:
-/// it is removed, as kubelet does with a deleted pod's cgroup.
+/// Asserts nothing of these sandboxes/containers remains, with the one "nothing left"
+/// checker (`spec_tests::leftovers`) for each id: no process (by pid, in a cgroup naming
+/// the id, or naming it on its command line: shims), no cgroup naming it in any hierarchy,
+/// no mount naming it, no state directory (the handler's Root, containerd's task dir).
+/// Once the whole pod is gone (`pod_gone`), no rootfs of this daemon is mounted and the
+/// pod's own cgroup must be empty: it is removed, as kubelet does with a deleted pod's
+/// cgroup.
 fn assert_nothing_left(
     cri: &CriContainerd,
     handler: &str,
@@ -108,31 +111,14 @@ fn assert_nothing_left(
     pids: &[i64],
     pod_gone: bool,
 ) {
-    // A killed process may stay a zombie for a moment until its reaper runs.
-    for pid in pids {
-        wait_for(&format!("process {pid} to go"), || {
-            !Path::new(&format!("/proc/{pid}")).exists()
-        });
+    for id in ids {
+        Probe::new(id)
+            .processes(pids.iter().map(|p| *p as i32))
+            .state_root(&cri.runtime_root(handler).join(K8S_NAMESPACE))
+            .gone(&cri.task_dir(id))
+            .assert_nothing_left(&format!("CRI sandbox or container {id}"));
     }
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
-    for id in ids {
-        wait_for(&format!("processes naming {id} to go"), || {
-            pids_with_cmdline(id).is_empty()
-        });
-        let left: Vec<&str> = mounts.lines().filter(|l| l.contains(id)).collect();
-        assert!(left.is_empty(), "mounts of {id} remain: {left:#?}");
-        let state = cri.runtime_root(handler).join(K8S_NAMESPACE).join(id);
-        assert!(!state.exists(), "runtime state {} remains", state.display());
-        assert!(
-            !cri.task_dir(id).exists(),
-            "task dir {} remains",
-            cri.task_dir(id).display()
-        );
-        for h in cgroup_hierarchies() {
-            let dir = h.join(cgroup_parent.trim_start_matches('/')).join(id);
-            assert!(!dir.exists(), "cgroup {} remains", dir.display());
-        }
-    }
     if !pod_gone {
         return;
     }
@@ -649,11 +635,15 @@ fn cri_pod_lifecycle_on_runc() {
 #[test]
 fn cri_guards_clean_up_after_a_panic() {
     let binary = spec_tests::bins::runtime();
+    // Started outside the closure: a setup that fails must fail the test, not look like
+    // the deliberate panic below.
+    let Some(cri) = CriContainerd::start(&[("ours", &binary)]) else {
+        return; // recorded as not run (never under CI)
+    };
     let seen = std::sync::Mutex::new(None);
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let Some(cri) = CriContainerd::start(&[("ours", &binary)]) else {
-            return;
-        };
+    let seen = &seen;
+    // `cri` moves into the closure so that its guard runs while the panic unwinds.
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
         let image = cri.pull(&cri.busybox_image());
         let config = pod_config(&cri, "doomed", NamespaceMode::Container, NamespaceMode::Pod);
         let pod = cri.run_pod(config, "ours");
@@ -668,10 +658,20 @@ fn cri_guards_clean_up_after_a_panic() {
         ));
         panic!("deliberate panic with a pod running");
     }));
-    let Some((dir, cgroup_root, id, pid, pod_id)) = seen.lock().unwrap().take() else {
-        return; // containerd not installed: skipped with a printed reason
-    };
-    assert!(result.is_err(), "the closure was meant to panic");
+    let message = result
+        .expect_err("the closure was meant to panic")
+        .downcast::<&str>()
+        .map(|m| m.to_string())
+        .unwrap_or_default();
+    assert_eq!(
+        message, "deliberate panic with a pod running",
+        "the pod never ran: the closure failed before its deliberate panic"
+    );
+    let (dir, cgroup_root, id, pid, pod_id) = seen
+        .lock()
+        .unwrap()
+        .take()
+        .expect("the closure records the pod before it panics");
     wait_for("the container process to go", || {
         !Path::new(&format!("/proc/{pid}")).exists()
     });

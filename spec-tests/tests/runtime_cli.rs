@@ -64,9 +64,99 @@ fn spec_rootless_maps_the_caller() {
     assert_eq!(config["linux"]["uidMappings"][0]["size"], 1);
 }
 
+/// The seccomp filter flags the runtime spec names, with their kernel values and the
+/// least libseccomp version that can set each (what `supportedFlags` must account for).
+const SECCOMP_FLAGS: &[(&str, u64, (u32, u32, u32))] = &[
+    ("SECCOMP_FILTER_FLAG_TSYNC", 1, (2, 2, 0)),
+    ("SECCOMP_FILTER_FLAG_LOG", 2, (2, 4, 0)),
+    ("SECCOMP_FILTER_FLAG_SPEC_ALLOW", 4, (2, 5, 0)),
+    ("SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV", 32, (2, 6, 0)),
+];
+
+/// Whether this kernel accepts a seccomp filter flag (EFAULT for a NULL filter, not EINVAL).
+fn kernel_accepts(flag: u64) -> bool {
+    // SAFETY: a NULL filter installs nothing; the call only reports whether the flag is known.
+    let rc = unsafe { libc::syscall(libc::SYS_seccomp, 1u64, flag, std::ptr::null::<u8>()) };
+    rc == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EFAULT)
+}
+
+/// The version of the libseccomp a binary loads, from the file name the dynamic linker
+/// resolves libseccomp.so.2 to (libseccomp.so.2.5.4).
+fn loaded_libseccomp(bin: &std::path::Path) -> (u32, u32, u32) {
+    let ldd = std::process::Command::new("ldd").arg(bin).output().unwrap();
+    let text = String::from_utf8_lossy(&ldd.stdout);
+    let path = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("libseccomp.so.2 => "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("{} does not load libseccomp: {text}", bin.display()));
+    let real = std::fs::canonicalize(path).unwrap();
+    let name = real.file_name().unwrap().to_string_lossy().to_string();
+    let v: Vec<u32> = name
+        .trim_start_matches("libseccomp.so.")
+        .split('.')
+        .map(|p| p.parse().unwrap())
+        .collect();
+    (v[0], v[1], v[2])
+}
+
+/// `features` run with a seccomp filter that makes the kernel refuse filter flag `refused`
+/// (seccomp(SECCOMP_SET_MODE_FILTER, refused, ...) fails with EINVAL), as a kernel without
+/// that flag would: what a runtime that probes the host must then leave out.
+fn features_where_the_kernel_refuses(rt: &Runtime, refused: u64) -> Value {
+    use std::os::unix::process::CommandExt;
+    // struct seccomp_data: nr at 0, arch at 4, args[i] at 16 + 8i (low half first).
+    const LD_W_ABS: u16 = 0x20;
+    const JEQ_K: u16 = 0x15;
+    const RET_K: u16 = 0x06;
+    let f = |code, jt, jf, k| libc::sock_filter { code, jt, jf, k };
+    let prog = [
+        f(LD_W_ABS, 0, 0, 4),
+        f(JEQ_K, 0, 6, 0xc000_003e), // AUDIT_ARCH_X86_64, else allow
+        f(LD_W_ABS, 0, 0, 0),
+        f(JEQ_K, 0, 4, libc::SYS_seccomp as u32),
+        f(LD_W_ABS, 0, 0, 16),
+        f(JEQ_K, 0, 2, 1), // SECCOMP_SET_MODE_FILTER
+        f(LD_W_ABS, 0, 0, 24),
+        f(JEQ_K, 1, 0, refused as u32),
+        f(RET_K, 0, 0, 0x7fff_0000), // SECCOMP_RET_ALLOW
+        f(RET_K, 0, 0, 0x0005_0000 | libc::EINVAL as u32), // SECCOMP_RET_ERRNO
+    ];
+    let mut cmd = rt.command();
+    cmd.arg("features");
+    // SAFETY: between fork and exec only async-signal-safe prctl calls, on memory (the
+    // program) that the parent keeps alive until spawn returns.
+    unsafe {
+        cmd.pre_exec(move || {
+            let fprog = libc::sock_fprog {
+                len: prog.len() as u16,
+                filter: prog.as_ptr() as *mut libc::sock_filter,
+            };
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+                || libc::prctl(libc::PR_SET_SECCOMP, 2, &fprog as *const _ as usize, 0, 0) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = spec_tests::container::capture(cmd).ok();
+    serde_json::from_str(&out.stdout).unwrap()
+}
+
+fn supported_flags(v: &Value) -> Vec<String> {
+    v["linux"]["seccomp"]["supportedFlags"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no supportedFlags: {v}"))
+        .iter()
+        .map(|f| f.as_str().unwrap().to_string())
+        .collect()
+}
+
 #[test]
-fn features_describe_the_build() {
-    let out = Runtime::new().exec(&["features"]).ok();
+fn features_describe_the_build_and_the_host() {
+    let rt = Runtime::new();
+    let out = rt.exec(&["features"]).ok();
     let v: Value = serde_json::from_str(&out.stdout).unwrap();
     assert!(v["ociVersionMin"].as_str().unwrap().starts_with("1."));
     assert!(v["ociVersionMax"].as_str().unwrap().starts_with("1."));
@@ -93,6 +183,45 @@ fn features_describe_the_build() {
         .unwrap()
         .iter()
         .any(|c| c == "CAP_SYS_ADMIN"));
+    for manager in ["v1", "v2", "systemd", "systemdUser"] {
+        assert_eq!(v["linux"]["cgroup"][manager], true, "{manager}: {v}");
+    }
+
+    // What the host decides. The libseccomp the binary loads:
+    let library = loaded_libseccomp(rt.bin());
+    assert_eq!(
+        v["annotations"]["io.github.seccomp.libseccomp.version"],
+        format!("{}.{}.{}", library.0, library.1, library.2),
+        "{v}"
+    );
+    // The filter flags this kernel and that library both accept:
+    let known: Vec<&str> = v["linux"]["seccomp"]["knownFlags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    let expected: Vec<String> = SECCOMP_FLAGS
+        .iter()
+        .filter(|(name, bit, least)| {
+            known.contains(name) && library >= *least && kernel_accepts(*bit)
+        })
+        .map(|(name, _, _)| name.to_string())
+        .collect();
+    assert_eq!(supported_flags(&v), expected, "{v}");
+    assert!(
+        expected.iter().any(|f| f == "SECCOMP_FILTER_FLAG_LOG"),
+        "this kernel accepts SECCOMP_FILTER_FLAG_LOG (Linux 4.14)"
+    );
+    // ...probed, not stated: where the kernel refuses a flag, the runtime leaves it out
+    // (a constant list would still claim it) and keeps the others.
+    let refusing = features_where_the_kernel_refuses(&rt, 2);
+    let without_log: Vec<String> = expected
+        .iter()
+        .filter(|f| *f != "SECCOMP_FILTER_FLAG_LOG")
+        .cloned()
+        .collect();
+    assert_eq!(supported_flags(&refusing), without_log, "{refusing}");
 }
 
 #[test]

@@ -94,7 +94,9 @@ fn exec_detached_with_process_file_and_pid_file_like_containerd() {
     b.set("/root/readonly", json!(false)).args(&["sleep", "60"]);
     rt.exec(&["run", "-d", "--bundle", &b.path().to_string_lossy(), c.id()])
         .ok();
-    rt.wait_status(c.id(), "running", T);
+    let init = rt.wait_status(c.id(), "running", T)["pid"]
+        .as_i64()
+        .unwrap();
     let process = json!({
         "terminal": false,
         "user": {"uid": 0, "gid": 0},
@@ -126,14 +128,23 @@ fn exec_detached_with_process_file_and_pid_file_like_containerd() {
         ps.contains(&pid),
         "exec'd pid {pid} not in the container: {ps:?}"
     );
-    // The exec'd process is in the container's cgroup, and no stray cgroup exists.
+    // The exec'd process is in the container's cgroups (in every v1 hierarchy, or the one
+    // of v2), and no stray cgroup exists.
     let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let init_cg = std::fs::read_to_string(format!("/proc/{init}/cgroup")).unwrap();
+    assert_eq!(cg, init_cg, "exec'd process and init in different cgroups");
     assert!(
-        cg.lines()
-            .any(|l| l.contains(":memory:") && l.ends_with(&format!("/{}", c.id()))),
+        cg.lines().any(|l| l.ends_with(&format!("/{}", c.id()))),
         "{cg}"
     );
-    assert!(cgroup_dirs_named(&format!(":youki:{}", c.id())).is_empty());
+    let strays: Vec<_> = spec_tests::leftovers::cgroup_dirs_containing(c.id())
+        .into_iter()
+        .filter(|d| d.file_name().is_some_and(|n| n != c.id()))
+        .collect();
+    assert!(
+        strays.is_empty(),
+        "cgroups other than the container's: {strays:?}"
+    );
     // The detached process runs on after exec returns: wait for its marker.
     let mut marker = String::new();
     for _ in 0..100 {
@@ -144,14 +155,12 @@ fn exec_detached_with_process_file_and_pid_file_like_containerd() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(marker, "from-process-file\n");
-    // delete --force ends exec'd processes too.
+    // delete --force ends exec'd processes too, before it returns.
     rt.exec(&["delete", "--force", c.id()]).ok();
-    std::thread::sleep(Duration::from_millis(200));
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     assert!(
-        !std::path::Path::new(&format!("/proc/{pid}")).exists() || {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            stat.contains(") Z")
-        }
+        stat.is_empty() || stat.contains(") Z") || stat.contains(") X"),
+        "the exec'd process {pid} outlived delete --force: {stat}"
     );
 }
 
@@ -160,7 +169,13 @@ fn exec_errors() {
     let rt = Runtime::new();
     let out = rt.exec(&["exec", "st-nope", "true"]);
     assert_eq!(out.code, 255, "{out:?}");
-    assert!(out.stderr.contains("st-nope"), "{out:?}");
+    // Ours names the container; runc 1.1.5 says "container does not exist" without its
+    // name, which the same test accepts when runc is under test (the comparison run).
+    if spec_tests::cgroups::runc_version(rt.bin()).is_none() {
+        assert!(out.stderr.contains("st-nope"), "{out:?}");
+    } else {
+        assert!(out.stderr.contains("does not exist"), "{out:?}");
+    }
     let c = rt.guard("execerr");
     let (_b, _) = running(&rt, c.id());
     let out = rt.exec(&["exec", c.id(), "/no/such/binary"]);
@@ -190,7 +205,8 @@ fn exec_with_a_terminal_sends_the_master_to_the_console_socket() {
         c.id(),
         "sh",
         "-c",
-        "[ -t 1 ] && echo exec-on-a-tty; sleep 1",
+        // Holds the terminal until the test has read it and closed the master.
+        "[ -t 1 ] && echo exec-on-a-tty; read line",
     ])
     .ok();
     let text = spec_tests::sockets::read_until(handle.join().unwrap(), "exec-on-a-tty");

@@ -149,11 +149,14 @@ fn events_stats_and_oom() {
     let rt = Runtime::new();
     let c = rt.guard("events");
     let mut b = Bundle::busybox();
+    let marks = b.marks();
+    // The container causes the OOM only once the test says go: an OOM before the events
+    // stream has read its baseline would not be an event.
     b.set(
         "/linux/resources/memory",
         json!({"limit": 16777216, "swap": 16777216}),
     )
-    .sh("sleep 1; head -c 200000000 /dev/zero | tail > /dev/null; sleep 30");
+    .sh("while [ ! -e /marks/go ]; do sleep 0.02; done; head -c 200000000 /dev/zero | tail > /dev/null; sleep 30");
     start_detached(&rt, &b, c.id());
     let one: Value =
         serde_json::from_str(&rt.exec(&["events", "--stats", c.id()]).ok().stdout).unwrap();
@@ -170,6 +173,9 @@ fn events_stats_and_oom() {
         .stdout(std::fs::File::create(&out_file).unwrap())
         .spawn()
         .unwrap();
+    // The stream is watching once it has printed its first stats.
+    spec_tests::wait::for_lines(&out_file, 1);
+    std::fs::write(marks.join("go"), "").unwrap();
     let mut saw_oom = false;
     for _ in 0..100 {
         std::thread::sleep(Duration::from_millis(100));

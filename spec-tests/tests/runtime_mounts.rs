@@ -109,7 +109,7 @@ fn mount_propagation_rslave_sees_host_mounts() {
         "/mounts",
         json!({"destination": "/shared", "type": "bind", "source": host.path(), "options": ["rbind", "rslave"]}),
     )
-    .sh("for i in $(seq 100); do [ -e /shared/sub/marker ] && { echo seen; exit 0; }; sleep 0.05; done; echo unseen");
+    .sh("for i in $(seq 400); do [ -e /shared/sub/marker ] && { echo seen; exit 0; }; sleep 0.05; done; echo unseen");
     let c = rt.guard("prop");
     let mut child = rt
         .command()

@@ -38,7 +38,7 @@ fn command_help(name: &str) -> String {
 /// its last value, as runc's (Go's flag package) do: `runtime --root A ... --root B`
 /// is how a caller overrides a root a wrapper already passed; repeatable flags
 /// (`exec --env`) still collect every value.
-fn command() -> clap::Command {
+pub fn command() -> clap::Command {
     Cli::command()
         .help_template(ROOT_HELP)
         .args_override_self(true)

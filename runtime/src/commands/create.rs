@@ -12,6 +12,7 @@ use libcontainer::oci_spec::runtime::Spec;
 use libcontainer::syscall::syscall::SyscallType;
 
 use crate::cli::Cli;
+use crate::container::footprint::{self, Footprint};
 use crate::container::path_lookup::PathLookupExecutor;
 use crate::container::test_switches::phase;
 use crate::container::{self, config_check, rootless_cgroups};
@@ -80,7 +81,9 @@ pub fn load_bundle_spec(bundle: &Path) -> Result<(PathBuf, Spec)> {
     let config = bundle.join("config.json");
     let text = fs::read(&config).with_context(|| format!("cannot read {}", config.display()))?;
     let invalid = |why: String| anyhow::anyhow!("invalid {}: {why}", config.display());
-    let spec = config_check::parse(&text).map_err(invalid)?;
+    let parsed = config_check::parse(&text).map_err(invalid)?;
+    config_check::warn_ignored_capabilities(&parsed.ignored_capabilities);
+    let spec = parsed.spec;
     config_check::validate(&spec).map_err(invalid)?;
     let Some(root) = spec.root() else {
         bail!("invalid {}: root is missing", config.display());
@@ -182,6 +185,7 @@ pub fn create_loaded_container(
             systemd,
         ))?;
     }
+    let cgroup_existed = footprint::cgroup_exists(&spec, id, systemd);
     // libcontainer gets the spec we already parsed.
     let built = build(&root, &bundle, opts, id, detach, systemd, spec);
     phase("create:built");
@@ -197,7 +201,16 @@ pub fn create_loaded_container(
             Ok(container)
         }
         Err(err) => {
-            remove_leftovers(&root, id);
+            // Everything this attempt made goes (the id was free when it began); a cgroup
+            // that existed before it is not its to remove (libcontainer's delete takes
+            // out what the attempt put in it).
+            let mut footprint = Footprint::new(&root, id);
+            if cgroup_existed {
+                footprint = footprint.keeping_cgroups();
+            }
+            if let Err(left) = footprint.delete_forcibly() {
+                tracing::warn!(%left, "a failed create left something behind");
+            }
             Err(err)
         }
     }
@@ -242,19 +255,6 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
         source = s.source();
     }
     parts.join(": ")
-}
-
-/// Removes whatever a failed create left: the init (if it was forked) and its cgroup
-/// (libcontainer's delete, or its own cleanup when the build failed), the state directory
-/// and the lock. A cgroup that existed before the create is not the create's to remove.
-fn remove_leftovers(root: &Path, id: &str) {
-    let dir = container::container_dir(root, id);
-    rootless_cgroups::clear_mirror();
-    if let Ok(mut c) = Container::load(dir.clone()) {
-        let _ = c.delete(true);
-    }
-    let _ = fs::remove_dir_all(&dir);
-    let _ = fs::remove_file(container::lock_path(root, id));
 }
 
 /// Sends a pidfd of the container init over the `--pidfd-socket`, as runc 1.2 does.

@@ -8,9 +8,10 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use libcontainer::capabilities;
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::container::ContainerStatus;
-use libcontainer::oci_spec::runtime::{Process, Spec};
+use libcontainer::oci_spec::runtime::Process;
 use libcontainer::syscall::syscall::SyscallType;
 use nix::unistd::Pid;
 
@@ -18,8 +19,8 @@ use crate::cli::Cli;
 use crate::commands::create::error_chain;
 use crate::container::path_lookup::PathLookupExecutor;
 use crate::container::test_switches::phase;
-use crate::container::tty_proxy::{ConsoleReceiver, Relay};
-use crate::container::{self, client_errors};
+use crate::container::tty_proxy::{self, ConsoleReceiver, Relay};
+use crate::container::{self, client_errors, config_check};
 
 #[derive(Args, Debug)]
 pub struct ExecArgs {
@@ -103,6 +104,7 @@ fn build_process(args: &ExecArgs, bundle: &std::path::Path) -> Result<Process> {
             .with_context(|| format!("cannot read process file {}", path.display()))?;
         let mut value: serde_json::Value = serde_json::from_slice(&text)
             .with_context(|| format!("invalid process file {}", path.display()))?;
+        config_check::warn_ignored_capabilities(&capabilities::remove_unknown_names(&mut value));
         // runc runs a process without `user` as 0:0 (its Go struct's zero value); the
         // runtime spec's type requires the field.
         if let Some(obj) = value.as_object_mut() {
@@ -116,9 +118,12 @@ fn build_process(args: &ExecArgs, bundle: &std::path::Path) -> Result<Process> {
             bail!("exec needs a command to run (or --process FILE)");
         }
         let config = bundle.join("config.json");
-        let spec = Spec::load(&config)
+        let text = std::fs::read(&config)
             .with_context(|| format!("cannot read the container's {}", config.display()))?;
-        let mut p = spec.process().clone().unwrap_or_default();
+        let parsed = config_check::parse(&text)
+            .map_err(|e| anyhow::anyhow!("invalid {}: {e}", config.display()))?;
+        config_check::warn_ignored_capabilities(&parsed.ignored_capabilities);
+        let mut p = parsed.spec.process().clone().unwrap_or_default();
         p.set_args(Some(args.command.clone()));
         p.set_terminal(Some(args.tty));
         if let Some(cwd) = &args.cwd {
@@ -128,12 +133,10 @@ fn build_process(args: &ExecArgs, bundle: &std::path::Path) -> Result<Process> {
             p.set_cwd(cwd.clone());
         }
         if !args.env.is_empty() {
+            // Appended, as runc does: a name given again keeps its place and takes the
+            // last value when the process's environment is set (libcontainer's Env).
             let mut env: Vec<String> = p.env().clone().unwrap_or_default();
-            for kv in &args.env {
-                let key = kv.split_once('=').map_or(kv.as_str(), |(k, _)| k);
-                env.retain(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) != key);
-                env.push(kv.clone());
-            }
+            env.extend(args.env.iter().cloned());
             p.set_env(Some(env));
         }
         let mut user = p.user().clone();
@@ -149,8 +152,16 @@ fn build_process(args: &ExecArgs, bundle: &std::path::Path) -> Result<Process> {
         }
         p.set_user(user);
         if !args.cap.is_empty() {
-            let mut caps = p.capabilities().clone().unwrap_or_default();
-            for name in &args.cap {
+            // A process without capabilities has none; --cap adds to empty sets.
+            let mut caps = p.capabilities().clone().unwrap_or_else(capabilities::none);
+            // Names runc would not know are ignored with its warning.
+            let mut named = serde_json::json!({"capabilities": {"bounding": args.cap}});
+            config_check::warn_ignored_capabilities(&capabilities::remove_unknown_names(
+                &mut named,
+            ));
+            let known: Vec<String> =
+                serde_json::from_value(named["capabilities"]["bounding"].take())?;
+            for name in &known {
                 let cap = serde_json::from_value(serde_json::Value::from(name.as_str()))
                     .map_err(|_| anyhow::anyhow!("--cap {name:?} is not a capability"))?;
                 let add = |s: &Option<std::collections::HashSet<_>>| {
@@ -227,6 +238,9 @@ fn exec(cli: &Cli, args: ExecArgs) -> Result<i32> {
     let process = build_process(&args, c.bundle())?;
     if process.terminal() == Some(true) && args.detach && args.console_socket.is_none() {
         bail!("exec --tty --detach needs --console-socket");
+    }
+    if process.terminal() == Some(true) && args.console_socket.is_none() {
+        tty_proxy::require_host_terminal()?;
     }
     let process_file = c.root.join(format!("exec-{}.json", std::process::id()));
     std::fs::write(&process_file, serde_json::to_vec(&process)?)

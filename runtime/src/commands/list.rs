@@ -42,7 +42,13 @@ pub fn run(cli: &Cli, args: ListArgs) -> Result<()> {
         return Ok(());
     }
     if args.format == "json" {
-        crate::output::outln!("{}", serde_json::to_string(&views)?);
+        // runc marshals its empty (nil) list as `null`, which clients decode as no
+        // containers.
+        if views.is_empty() {
+            crate::output::outln!("null");
+        } else {
+            crate::output::outln!("{}", serde_json::to_string(&views)?);
+        }
         return Ok(());
     }
     let mut rows = vec![[

@@ -23,6 +23,7 @@ use crate::cli::Cli;
 use crate::commands::create::{bundle_wants_terminal, error_chain, load_bundle_spec};
 use crate::container::cgroup_visit::CgroupVisit;
 use crate::container::criu_restore::{self, CriuRoot};
+use crate::container::footprint::Footprint;
 use crate::container::tty_proxy::{ConsoleReceiver, Relay};
 use crate::container::{self, criu};
 
@@ -125,7 +126,7 @@ pub fn run(cli: &Cli, args: RestoreArgs) -> Result<i32> {
     // A terminal with nobody to hand it to (foreground restore): we relay it ourselves.
     let receiver = if checked.terminal && args.console_socket.is_none() {
         Some(ConsoleReceiver::listen(
-            &root.join(format!(".{id}.console")),
+            &Footprint::new(&root, &id).console_socket(),
         )?)
     } else {
         None
@@ -182,10 +183,9 @@ pub fn run(cli: &Cli, args: RestoreArgs) -> Result<i32> {
         r.finish();
     }
     // As `run` does without --keep: the container goes with its process.
-    if let Ok(mut c) = container::load(&root, &id) {
-        let _ = c.delete(true);
+    if let Err(left) = Footprint::new(&root, &id).delete_forcibly() {
+        tracing::warn!(%left, "restore's delete left something behind");
     }
-    let _ = fs::remove_file(container::lock_path(&root, &id));
     Ok(status)
 }
 
@@ -391,17 +391,16 @@ impl Attempt<'_> {
     }
 }
 
-/// Removes what a failed restore made: the cgroup (killing anything CRIU left in it),
-/// the state directory and the id's lock.
+/// Removes what a failed restore made: the cgroup (killing anything CRIU left in it,
+/// through the manager the attempt used, before its path was recorded), then everything
+/// the footprint of the id knows (state directory, console socket, lock).
 fn undo(root: &Path, id: &str, manager: &AnyCgroupManager) {
     if let Err(err) = manager.remove() {
         tracing::warn!(%err, "cannot remove the cgroup of the failed restore");
     }
-    for mount in container::cgroup_mounts::all() {
-        let _ = fs::remove_dir(mount.path.join(id));
+    if let Err(left) = Footprint::new(root, id).remove() {
+        tracing::warn!(%left, "a failed restore left something behind");
     }
-    let _ = fs::remove_dir_all(container::container_dir(root, id));
-    let _ = fs::remove_file(container::lock_path(root, id));
 }
 
 /// The pid file, written whole or not at all (a reader never sees a partial pid).

@@ -52,10 +52,30 @@ pub fn run(_cli: &Cli, args: SpecArgs) -> Result<()> {
             linux.set_namespaces(Some(kept));
         }
     }
-    let text = serde_json::to_string_pretty(&spec)?;
+    let text = serde_json::to_string_pretty(&runc_capabilities(&spec)?)?;
     std::fs::write(&path, text + "\n")
         .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
+}
+
+/// The spec as JSON with runc's capabilities: no inheritable set (runc dropped it for
+/// CVE-2022-29162: inheritable capabilities let a program with file capabilities gain them
+/// across execve) and each set sorted, as runc lists them (oci-spec holds them in a
+/// HashSet, whose order changes from run to run).
+fn runc_capabilities(spec: &Spec) -> Result<serde_json::Value> {
+    let mut value = serde_json::to_value(spec)?;
+    if let Some(caps) = value
+        .pointer_mut("/process/capabilities")
+        .and_then(|c| c.as_object_mut())
+    {
+        caps.remove("inheritable");
+        for set in caps.values_mut() {
+            if let Some(list) = set.as_array_mut() {
+                list.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
+            }
+        }
+    }
+    Ok(value)
 }
 
 /// runc's spec starts the device rules with deny-all (`{"allow": false, "access": "rwm"}`).

@@ -10,8 +10,8 @@ mod config_fuzz;
 pub mod criu;
 pub mod criu_restore;
 pub mod exe_protect;
+pub mod footprint;
 pub mod hook_warnings;
-pub mod leftovers;
 pub mod path_lookup;
 pub mod rootless_cgroups;
 pub mod send_fd;
@@ -83,9 +83,10 @@ pub fn validate_id(id: &str) -> Result<()> {
     Ok(())
 }
 
-/// The directory holding one container's state.
+/// The directory holding one container's state (`footprint::Footprint` knows every path
+/// of a container).
 pub fn container_dir(root: &Path, id: &str) -> PathBuf {
-    root.join(id)
+    footprint::Footprint::new(root, id).state_dir()
 }
 
 /// Loads an existing container, with an error that names it when it does not exist.
@@ -136,7 +137,7 @@ pub fn claim_id_waiting(root: &Path, id: &str, wait: std::time::Duration) -> Res
 fn lock_id(root: &Path, id: &str, wait: Option<std::time::Duration>) -> Result<Option<IdClaim>> {
     use std::os::fd::AsRawFd;
     use std::os::unix::fs::MetadataExt;
-    let path = lock_path(root, id);
+    let path = footprint::Footprint::new(root, id).lock_file();
     let deadline = wait.map(|w| std::time::Instant::now() + w);
     loop {
         use std::os::unix::fs::OpenOptionsExt;
@@ -170,9 +171,4 @@ fn lock_id(root: &Path, id: &str, wait: Option<std::time::Duration>) -> Result<O
             return Ok(Some(IdClaim { _file: file }));
         }
     }
-}
-
-/// The lock file `claim_id` uses; `delete` removes it with the container.
-pub fn lock_path(root: &Path, id: &str) -> PathBuf {
-    root.join(format!(".{id}.lock"))
 }

@@ -36,12 +36,10 @@ pub fn rows() -> Vec<Row> {
         row(S, "args[0] as an absolute path").args(&["/bin/echo", "abs"]).run(),
         row(S, "args[0] not found: create fails naming it")
             .args(&["no-such-program"])
-            .run_err("executable file not found in $PATH")
-            .awaiting("12.8"),
+            .run_err("executable file not found in $PATH"),
         row(S, "args[0] not executable: permission denied")
             .args(&["/etc/passwd"])
-            .run_err("permission denied")
-            .awaiting("12.8"),
+            .run_err("permission denied"),
         row(S, "args empty: refused").set("/process/args", json!([])).run(),
         row(S, "exit status of the program is run's")
             .sh("exit 3")
@@ -56,8 +54,15 @@ pub fn rows() -> Vec<Row> {
         row(S, "env: the list in order, nothing added but HOME")
             .set("/process/env", json!(["A=1", "B=two words", "PATH=/bin", "C=3", "D=4", "E=5", "F=6", "G=7"]))
             .args(&["env"])
-            .run()
-            .awaiting("new: process.env order is not kept"),
+            .run(),
+        row(S, "env: a repeated name keeps its first place and takes the last value")
+            .set("/process/env", json!(["B=1", "PATH=/bin", "A=2", "B=3", "HOME=", "C=4"]))
+            .args(&["env"])
+            .run(),
+        row(S, "env: an empty name")
+            .set("/process/env", json!(["PATH=/bin", "=x"]))
+            .args(&["env"])
+            .run(),
         row(S, "env: HOME comes from /etc/passwd when unset (root)")
             .set("/process/env", json!(["PATH=/bin"]))
             .sh("echo $HOME")
@@ -82,8 +87,7 @@ pub fn rows() -> Vec<Row> {
         row(S, "env: an entry without '='")
             .set("/process/env", json!(["PATH=/bin", "NOEQUALS"]))
             .args(&["env"])
-            .run()
-            .awaiting("new: an env entry without '=' is accepted (runc refuses it)"),
+            .run(),
         // cwd
         row(S, "cwd: /tmp").set("/process/cwd", json!("/tmp")).args(&["pwd"]).run(),
         row(S, "cwd: missing directories are created")
@@ -123,8 +127,7 @@ pub fn rows() -> Vec<Row> {
             .set("/process/user", json!({"uid": 4242, "gid": 4242}))
             .set("/process/env", json!(["PATH=/bin"]))
             .sh("id; echo HOME=$HOME")
-            .run()
-            .awaiting("new: HOME is empty for a uid without a passwd entry (runc: /)"),
+            .run(),
         row(S, "user: umask 027")
             .set("/process/user/umask", json!(0o27))
             .sh("umask; touch /tmp/f; stat -c %a /tmp/f")
@@ -146,8 +149,22 @@ pub fn rows() -> Vec<Row> {
         row(S, "capabilities: no capabilities object")
             .remove("/process/capabilities")
             .sh(CAPS)
-            .run()
-            .awaiting("new: no process.capabilities gives every capability (runc: none)"),
+            .run(),
+        row(S, "capabilities: only bounding given, the other sets are empty")
+            .set("/process/capabilities", json!({"bounding": ["CAP_KILL", "CAP_CHOWN"]}))
+            .sh(CAPS)
+            .run(),
+        row(S, "capabilities: an unknown name in a container exec joins")
+            .set("/process/capabilities/bounding", json!(["CAP_KILL", "CAP_NO_SUCH"]))
+            .args(&["sleep", "100"])
+            .daemon()
+            .exec(&["sh", "-c", CAPS]),
+        row(S, "capabilities: a name without CAP_ is unknown to runc")
+            .set("/process/capabilities/bounding", json!(["CAP_KILL", "SYS_ADMIN"]))
+            .set("/process/capabilities/effective", json!(["CAP_KILL", "SYS_ADMIN"]))
+            .set("/process/capabilities/permitted", json!(["CAP_KILL", "SYS_ADMIN"]))
+            .sh(CAPS)
+            .run(),
         row(S, "capabilities: uid 1000 keeps ambient ones")
             .set("/process/user", json!({"uid": 1000, "gid": 1000}))
             .sh(CAPS)
@@ -155,8 +172,7 @@ pub fn rows() -> Vec<Row> {
         row(S, "capabilities: an unknown name")
             .set("/process/capabilities/bounding", json!(["CAP_KILL", "CAP_NO_SUCH"]))
             .sh(CAPS)
-            .run()
-            .awaiting("new: an unknown capability fails create (runc warns and ignores it)"),
+            .run(),
         row(S, "capabilities: CAP_SYS_ADMIN lets the program mount")
             .set("/process/capabilities/bounding", json!(["CAP_SYS_ADMIN"]))
             .set("/process/capabilities/effective", json!(["CAP_SYS_ADMIN"]))
@@ -222,8 +238,7 @@ pub fn rows() -> Vec<Row> {
             .set("/process/terminal", json!(true))
             .set("/process/user", json!({"uid": 1000, "gid": 1000}))
             .sh("stat -c '%u %g %a' $(tty)")
-            .step(cli(&["run", "{id}"]).tty())
-            .awaiting("19.10"),
+            .step(cli(&["run", "{id}"]).tty()),
         row(S, "terminal: run -d without --console-socket is refused, named (13.9)")
             .set("/process/terminal", json!(true))
             .args(&["sleep", "100"])
@@ -233,8 +248,7 @@ pub fn rows() -> Vec<Row> {
             .set("/process/terminal", json!(true))
             .args(&["true"])
             .step(cli(&["run", "{id}"]).timeout(20))
-            .observe(Obs::State)
-            .awaiting("12.7"),
+            .observe(Obs::State),
         row(S, "stdio: foreground run relays stdout and stderr through pipes")
             .sh("readlink /proc/self/fd/1 | sed 's/:.*//'; readlink /proc/self/fd/2 | sed 's/:.*//'")
             .run()
@@ -243,20 +257,17 @@ pub fn rows() -> Vec<Row> {
         row(S, "stdio: stdin /dev/null reads EOF").args(&["cat"]).run(),
         row(S, "stdio: stdout >/dev/null stays writable (13.3)")
             .sh("echo hi; echo rc=$? >&2")
-            .step(cli(&["run", "{id}"]).stdout(Stdout::DevNull).err(Class::Text))
-            .awaiting("13.3"),
+            .step(cli(&["run", "{id}"]).stdout(Stdout::DevNull).err(Class::Text)),
         row(S, "stdio: fd modes of a container created with </dev/null >/dev/null (13.3)")
             .args(&["sleep", "100"])
             .step(cli(&["create", "{id}"]).stdout(Stdout::DevNull))
             .start()
             .wait("running")
-            .observe(Obs::FdModes)
-            .awaiting("13.3"),
+            .observe(Obs::FdModes),
         row(S, "stdio: fd modes with captured stdout and stderr (13.3)")
             .args(&["sleep", "100"])
             .daemon()
-            .observe(Obs::FdModes)
-            .awaiting("13.3"),
+            .observe(Obs::FdModes),
         row(S, "stdio: no fd beyond 0-2 reaches the program")
             .args(&["ls", "/proc/self/fd"])
             .run(),

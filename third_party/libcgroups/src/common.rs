@@ -355,6 +355,67 @@ pub fn get_cgroup_setup() -> Result<CgroupSetup, GetCgroupSetupError> {
     get_cgroup_setup_with_root(Path::new(DEFAULT_CGROUP_ROOT))
 }
 
+/// PATCH (runtime, see third_party/README.md): the cgroup a container gets from a
+/// `linux.cgroupsPath` (or the default name) with the cgroupfs driver, as runc's fs2 driver
+/// places it. On a pure cgroup v2 host a relative path is taken below the *parent* of the
+/// caller's own cgroup (the caller's cgroup usually holds processes, and a cgroup with
+/// processes cannot hand controllers to a child): `run` from a shell in
+/// `/user.slice/user-1000.slice/session-2.scope` puts container `c1` in
+/// `/user.slice/user-1000.slice/c1`, and a rootless caller inside a cgroup systemd
+/// delegated to it (`systemd-run --user --scope -p Delegate=yes`) gets its container inside
+/// the subtree it owns. An absolute path is taken from the root, and cgroup v1 and hybrid
+/// hosts are left as they were (relative and absolute both from each hierarchy's root).
+///
+/// The result is absolute, so the container records a cgroup that every later command
+/// (kill, exec, delete, ...) finds from whatever cgroup it is called.
+pub fn resolve_cgroupfs_path(cgroup_path: &Path) -> Result<PathBuf, WrappedIoError> {
+    if cgroup_path.is_absolute() || !matches!(get_cgroup_setup(), Ok(CgroupSetup::Unified)) {
+        return Ok(cgroup_path.to_owned());
+    }
+    let path = Path::new("/proc/self/cgroup");
+    let mut own = String::new();
+    std::io::Read::read_to_string(
+        &mut crate::proc_self::open("cgroup", pathrs::flags::OpenFlags::O_RDONLY)
+            .map_err(std::io::Error::other)
+            .wrap_open(path)?,
+        &mut own,
+    )
+    .wrap_read(path)?;
+    let own = own
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .ok_or_else(|| std::io::Error::other("no cgroup v2 entry"))
+        .wrap_read(path)?;
+    Ok(below_parent_of(Path::new(own), cgroup_path))
+}
+
+/// PATCH (runtime): `rel` below the parent of the cgroup `own`, as an absolute cgroup
+/// path. `..` components of `rel` cannot climb above that parent (runc's CleanPath makes
+/// the relative path safe the same way).
+fn below_parent_of(own: &Path, rel: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut path = PathBuf::from("/");
+    for c in own.parent().unwrap_or(Path::new("/")).components() {
+        if let Component::Normal(name) = c {
+            path.push(name);
+        }
+    }
+    let mut inner: Vec<&std::ffi::OsStr> = Vec::new();
+    for c in rel.components() {
+        match c {
+            Component::Normal(name) => inner.push(name),
+            Component::ParentDir => {
+                inner.pop();
+            }
+            _ => {}
+        }
+    }
+    for name in inner {
+        path.push(name);
+    }
+    path
+}
+
 #[derive(thiserror::Error, Debug)]
 pub enum CreateCgroupSetupError {
     #[error("io error: {0}")]
@@ -767,5 +828,41 @@ pub struct MustBePowerOfTwo;
 impl Display for MustBePowerOfTwo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("page size must be in the format of 2^(integer)")
+    }
+}
+
+/// PATCH (runtime): where relative cgroupfs paths go on cgroup v2.
+#[cfg(test)]
+mod relative_path_tests {
+    use std::path::{Path, PathBuf};
+
+    use super::below_parent_of;
+
+    #[test]
+    fn a_relative_path_goes_below_the_parent_of_the_callers_cgroup() {
+        let own = Path::new("/user.slice/user-1000.slice/session-2.scope");
+        assert_eq!(
+            below_parent_of(own, Path::new("c1")),
+            PathBuf::from("/user.slice/user-1000.slice/c1")
+        );
+        assert_eq!(
+            below_parent_of(own, Path::new("a/b")),
+            PathBuf::from("/user.slice/user-1000.slice/a/b")
+        );
+        // The root cgroup has no parent: its own place.
+        assert_eq!(below_parent_of(Path::new("/"), Path::new("c1")), PathBuf::from("/c1"));
+    }
+
+    #[test]
+    fn dot_dot_cannot_climb_out() {
+        let own = Path::new("/system.slice/x.service");
+        assert_eq!(
+            below_parent_of(own, Path::new("../../../etc/c1")),
+            PathBuf::from("/system.slice/etc/c1")
+        );
+        assert_eq!(
+            below_parent_of(own, Path::new("a/../b")),
+            PathBuf::from("/system.slice/b")
+        );
     }
 }

@@ -119,6 +119,9 @@ pub enum ErrInvalidID {
 pub enum ErrInvalidSpec {
     #[error("runtime spec has incompatible version. Only 1.X.Y is supported")]
     UnsupportedVersion,
+    // PATCH (runtime): process.env refused before anything is created, in runc's words.
+    #[error(transparent)]
+    Env(#[from] crate::utils::EnvError),
     #[error("apparmor is specified but not enabled on this system")]
     AppArmorNotEnabled,
     // PATCH (runtime): crate::lsm.

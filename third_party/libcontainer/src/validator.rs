@@ -23,7 +23,19 @@ impl Validator {
         crate::lsm::check(spec)?;
         Self::validate_spec_for_rootfs_propagation(spec)?;
         Self::validate_spec_for_seccomp_notify(spec)?;
+        // PATCH (runtime): process.env as runc checks it.
+        Self::validate_process_env(spec)?;
 
+        Ok(())
+    }
+
+    /// PATCH (runtime, see third_party/README.md): `process.env` entries runc refuses
+    /// (no `=`, an empty name, a NUL byte) are refused before anything is created; the
+    /// init would refuse them too, with the container half made.
+    pub fn validate_process_env(spec: &Spec) -> Result<(), ErrInvalidSpec> {
+        if let Some(env) = spec.process().as_ref().and_then(|p| p.env().as_ref()) {
+            crate::utils::Env::parse(env)?;
+        }
         Ok(())
     }
 
@@ -130,8 +142,10 @@ impl Validator {
                 .as_ref()
                 .is_some_and(|l| l.gid_mappings().as_ref().is_some_and(|m| !m.is_empty()));
 
+            // PATCH (runtime, see third_party/README.md): runc (1.1.5 and later) ignores
+            // mappings when the config asks for no user namespace; so do we.
             if has_uid_mappings || has_gid_mappings {
-                return Err(ErrInvalidSpec::UserMappingsWithoutNamespace);
+                tracing::debug!("ignoring uid/gid mappings without a user namespace");
             }
         }
 
@@ -455,10 +469,8 @@ mod tests {
             )
             .build()
             .unwrap();
-        assert!(matches!(
-            Validator::validate_spec_for_new_user_ns(&spec_with_mappings_no_ns).unwrap_err(),
-            ErrInvalidSpec::UserMappingsWithoutNamespace
-        ));
+        // PATCH (runtime): ignored, as runc ignores them.
+        assert!(Validator::validate_spec_for_new_user_ns(&spec_with_mappings_no_ns).is_ok());
     }
 
     #[test]

@@ -205,7 +205,15 @@ impl ContainerBuilderImpl {
                     .unwrap_or(true),
         };
 
-        let init_pid = process::container_main_process::container_main_process(&container_args)
+        // PATCH (runtime, see third_party/README.md): the processes cloned below hold this
+        // lock until they are in the container's cgroup (process/clone_lock.rs).
+        let clone_lock = self
+            .notify_path
+            .parent()
+            .and_then(process::clone_lock::CloneLock::take);
+        let init_pid = process::container_main_process::container_main_process(&container_args);
+        drop(clone_lock);
+        let init_pid = init_pid
             .map_err(|err| {
                 tracing::error!("failed to run container process {}", err);
                 LibcontainerError::MainProcess(err)

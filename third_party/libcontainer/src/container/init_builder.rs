@@ -87,7 +87,17 @@ impl InitContainerBuilder {
 
     /// Creates a new container
     pub fn build(mut self) -> Result<Container, LibcontainerError> {
-        let spec = self.load_spec()?;
+        let mut spec = self.load_spec()?;
+        // PATCH (runtime, see third_party/README.md): the systemd cgroup manager needs a
+        // systemd to talk to; runc refuses it up front with these words. Upstream ignored
+        // the request on cgroup v1 and ran the container under cgroupfs.
+        let systemd_running =
+            std::fs::symlink_metadata("/run/systemd/system").is_ok_and(|m| m.is_dir());
+        if self.use_systemd && !systemd_running {
+            return Err(LibcontainerError::OtherCgroup(
+                "systemd not running on this host, cannot use systemd cgroups manager".into(),
+            ));
+        }
         // PATCH (runtime, see third_party/README.md): runc refuses a private root
         // propagation without pivot_root.
         if self.no_pivot
@@ -98,6 +108,24 @@ impl InitContainerBuilder {
             )
         {
             Err(ErrInvalidSpec::PrivateRootfsPropagationWithoutPivot)?;
+        }
+        // PATCH (runtime, see third_party/README.md): with the cgroupfs driver a relative
+        // cgroups path, the default name included, is resolved once, here, to where runc
+        // puts it on cgroup v2 (below the parent of the caller's cgroup). The absolute
+        // result is what the saved config records and every later command uses.
+        if !self.use_systemd {
+            if let Some(linux) = spec.linux_mut() {
+                let path = crate::utils::get_cgroup_path(
+                    linux.cgroups_path(),
+                    &self.base.container_id,
+                    false,
+                );
+                let resolved = libcgroups::common::resolve_cgroupfs_path(&path)
+                    .map_err(|err| LibcontainerError::OtherCgroup(err.to_string()))?;
+                if resolved != path {
+                    linux.set_cgroups_path(Some(resolved));
+                }
+            }
         }
         // validate terminal field against console socket presence before any side effects
         // (mirrors runc's checkTerminal called at the top of runner.run())
@@ -253,7 +281,8 @@ impl InitContainerBuilder {
     fn load_spec(&mut self) -> Result<Spec, LibcontainerError> {
         let mut spec = match self.spec.take() {
             Some(spec) => spec,
-            None => Spec::load(self.bundle.join("config.json"))?,
+            // PATCH (runtime): unknown capability names are ignored, as runc does.
+            None => crate::capabilities::load_spec(&self.bundle.join("config.json"))?,
         };
         Self::validate_spec(&spec)?;
 

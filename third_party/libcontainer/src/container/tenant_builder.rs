@@ -243,6 +243,8 @@ impl TenantContainerBuilder {
         let container = self.load_container_state(container_dir.clone())?;
         let mut spec = self.load_init_spec(&container)?;
         self.adapt_spec_for_tenant(&mut spec, &container)?;
+        // PATCH (runtime): the exec'd process's env is checked before it is started.
+        crate::validator::Validator::validate_process_env(&spec)?;
         // validate terminal field against console socket presence before any side effects
         self.base.check_terminal(&spec, self.detached)?;
 
@@ -341,7 +343,8 @@ impl TenantContainerBuilder {
     fn load_init_spec(&self, container: &Container) -> Result<Spec, LibcontainerError> {
         let spec_path = container.bundle().join("config.json");
 
-        let mut spec = Spec::load(&spec_path).map_err(|err| {
+        // PATCH (runtime): unknown capability names are ignored, as at create.
+        let mut spec = crate::capabilities::load_spec(&spec_path).map_err(|err| {
             tracing::error!(path = ?spec_path, ?err, "failed to load spec");
             err
         })?;

@@ -116,6 +116,11 @@ pub fn container_intermediate_process(
     if matches!(args.container_type, ContainerType::InitContainer) {
         apply_cgroups(&cgroup_manager, linux.resources().as_ref(), true)?;
     }
+    // PATCH (runtime, see third_party/README.md): the init is in the container's cgroup
+    // now (an exec'd process is moved there by the main process, which dies with its
+    // children); the lock that makes a delete wait for processes in flight is not passed
+    // on.
+    crate::process::clone_lock::release_in_child();
 
     // (PATCH (runtime): the tenant's final CPU affinity is set by the main process once
     // it has moved the process into the container's cgroup.)

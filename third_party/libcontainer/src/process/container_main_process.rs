@@ -71,6 +71,12 @@ pub fn container_main_process(container_args: &ContainerArgs) -> Result<Pid> {
     let mut inter_chan = channel::intermediate_channel()?;
     let mut init_chan = channel::init_channel()?;
 
+    // PATCH (runtime, see third_party/README.md): the child cloned below dies with this
+    // process until it is inside the container's cgroup, where a `delete --force` after a
+    // kill -9 of the runtime finds it (see `die_with_parent`). Its check that this process
+    // is still alive uses a pidfd taken now.
+    let parent_pidfd = own_pidfd();
+    let parent_fd = parent_pidfd.as_ref().map(|fd| fd.as_raw_fd());
     // PATCH (runtime, see third_party/README.md): without a user namespace (and the other
     // cases the intermediate process exists for) the init is cloned directly, into its
     // new pid namespace, as crun does: one fork and one process exit fewer per container.
@@ -78,6 +84,7 @@ pub fn container_main_process(container_args: &ContainerArgs) -> Result<Pid> {
     let child_pid = if direct {
         let mut prebuilt = container_intermediate_process::init_cgroup_manager(container_args).ok();
         let cb: CloneCb = Box::new(|| {
+            die_with_parent(parent_fd);
             direct_init(
                 container_args,
                 prebuilt.take(),
@@ -100,7 +107,14 @@ pub fn container_main_process(container_args: &ContainerArgs) -> Result<Pid> {
         let cb: CloneCb = {
             Box::new(|| {
                 // PATCH (runtime): the process name without youki's (runc: runc:[2:INIT]).
-                if let Err(ret) = prctl::set_name("runtime[1:CHLD]") {
+                // PATCH (runtime): a sibling's parent is not this process.
+                if !container_args.as_sibling {
+                    die_with_parent(parent_fd);
+                } else if let Some(fd) = parent_fd {
+                    // SAFETY: our copy of the pidfd, not used again in this process.
+                    unsafe { libc::close(fd) };
+                }
+                if let Err(ret) = prctl::set_name("runtime[1:CHLD]") {
                     tracing::error!(?ret, "failed to set name for child process");
                     return ret;
                 }
@@ -144,6 +158,7 @@ pub fn container_main_process(container_args: &ContainerArgs) -> Result<Pid> {
         })?
     };
     let intermediate_pid = child_pid;
+    drop(parent_pidfd);
 
     // Close down unused fds. The corresponding fds are duplicated to the
     // child process during clone.
@@ -477,6 +492,49 @@ fn can_skip_intermediate(args: &ContainerArgs) -> bool {
         && !args.cgroup_config.systemd_cgroup
 }
 
+/// PATCH (runtime, see third_party/README.md): a pidfd of this process, taken before the
+/// clone so that the child can tell whether its parent already died. None on kernels
+/// without pidfd_open (< 5.3): the child then relies on PR_SET_PDEATHSIG alone.
+fn own_pidfd() -> Option<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, libc::getpid(), 0) };
+    // SAFETY: a new fd that nothing else owns.
+    (fd >= 0).then(|| unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// PATCH (runtime, see third_party/README.md): first thing in the child the main process
+/// clones (the init, or the intermediate process). Before, a runtime killed with SIGKILL
+/// between the clone and the child's joining the container's cgroup left the child
+/// running on its own: it then joined (creating the cgroup after a `delete --force` had
+/// already looked) and went on with the container's setup, found by nothing. Now it is
+/// sent SIGKILL when the thread that cloned it exits (PR_SET_PDEATHSIG, as runc's init
+/// has until its parent is done with it); a parent that died before the prctl is seen
+/// through `parent_pidfd` (readable once that process has exited) and the child exits.
+/// The init clears the setting once it is in its cgroup (see `direct_init`); the
+/// intermediate process keeps it until it exits (a credential change in a user namespace
+/// clears it there, after the cgroup has been joined). Closes `parent_pidfd`.
+fn die_with_parent(parent_pidfd: Option<std::os::fd::RawFd>) {
+    // SAFETY: prctl with PR_SET_PDEATHSIG only changes this process's setting.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+    let Some(fd) = parent_pidfd else {
+        return;
+    };
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: poll reads one pollfd we own, with no timeout.
+    let exited = unsafe { libc::poll(&mut pfd, 1, 0) } > 0;
+    // SAFETY: our copy of the pidfd, not used again.
+    unsafe { libc::close(fd) };
+    if exited {
+        // SAFETY: _exit ends this process at once, running nothing of the parent's.
+        unsafe { libc::_exit(1) };
+    }
+}
+
 /// Whether the spec asks for a new pid namespace (a joined one excludes the direct path).
 fn new_pid_namespace(args: &ContainerArgs) -> bool {
     args.spec.linux().as_ref().is_some_and(|l| {
@@ -525,6 +583,14 @@ fn direct_init(
     // PATCH (runtime): the whole cause of a failure goes to the parent (crate::error::chain).
     let result = container_intermediate_process::prepare_init_without_intermediate(args, prebuilt)
         .map_err(|e| crate::error::chain(&e))
+        .map(|()| {
+            // PATCH (runtime): in the container's cgroup now, found there if the runtime
+            // dies; from here on the init must outlive `create`, and a delete need not wait
+            // for it (process/clone_lock.rs).
+            // SAFETY: prctl with PR_SET_PDEATHSIG and 0 only changes this process's setting.
+            unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) };
+            crate::process::clone_lock::release_in_child();
+        })
         .and_then(|()| {
             crate::process::init::process::container_init_process(
                 args,

@@ -177,6 +177,11 @@ mod tests {
             .build()
             .unwrap();
         let want = serde_json::to_string(&state)?;
+        // PATCH (runtime, see third_party/README.md): listen before the thread that
+        // connects is started; listening after it had been sent the fd raced its connect
+        // (under load the connect came first, failed, and accept below waited forever).
+        std::fs::remove_file(socket_path.clone())?;
+        let lis = UnixListener::bind(socket_path)?;
         let th = thread::spawn(move || {
             sync_seccomp(
                 &LinuxSeccompBuilder::default()
@@ -199,8 +204,6 @@ mod tests {
         let fd = scmp_file.into_raw_fd();
         assert!(main_sender.seccomp_notify_request(fd).is_ok());
 
-        std::fs::remove_file(socket_path.clone())?;
-        let lis = UnixListener::bind(socket_path)?;
         let (mut socket, _) = lis.accept()?;
         let mut got = String::new();
         socket.read_to_string(&mut got)?;

@@ -133,12 +133,17 @@ pub fn container_init_process(
             // pid (as it sees itself) and a hook without its own `env` gets the
             // container process's environment, as runc's (its init has set it by then)
             // and as startContainer hooks already get it.
+            let create_container_env: HashMap<String, String> = ctx
+                .envs
+                .iter()
+                .map(|(n, v)| (n.clone(), v.clone()))
+                .collect();
             hooks::run_hooks(
                 hooks.create_container().as_ref(),
                 ctx.container.map(|c| &c.state),
                 Some(ctx.rootfs),
                 Some(unistd::getpid()),
-                Some(&ctx.envs),
+                Some(&create_container_env),
             )
             .map_err(|err| {
                 tracing::error!(?err, "failed to run create container hooks");
@@ -425,17 +430,19 @@ pub fn container_init_process(
         tracing::error!(?err, "failed to reset effective capabilities");
         InitProcessError::SyscallOther(err)
     })?;
-    if let Some(caps) = ctx.process.capabilities() {
-        let caps = if keep_sys_admin {
-            capabilities::with_sys_admin(caps)
-        } else {
-            caps.clone()
-        };
-        capabilities::drop_privileges(&caps, ctx.syscall.as_ref()).map_err(|err| {
-            tracing::error!(?err, "failed to drop capabilities");
-            InitProcessError::Capabilities(err)
-        })?;
-    }
+    // PATCH (runtime, see third_party/README.md): no `capabilities` object means no
+    // capabilities (runc's behaviour), not the runtime's full set.
+    let no_caps = capabilities::none();
+    let spec_caps = ctx.process.capabilities().as_ref().unwrap_or(&no_caps);
+    let caps = if keep_sys_admin {
+        capabilities::with_sys_admin(spec_caps)
+    } else {
+        spec_caps.clone()
+    };
+    capabilities::drop_privileges(&caps, ctx.syscall.as_ref()).map_err(|err| {
+        tracing::error!(?err, "failed to drop capabilities");
+        InitProcessError::Capabilities(err)
+    })?;
 
     // Change directory to process.cwd if process.cwd is not empty
     if do_chdir {
@@ -459,7 +466,12 @@ pub fn container_init_process(
     // setup_envs consumes ctx.envs. This matches runc's behavior where
     // StartContainer hooks without explicit env use the container init
     // process's environment.
-    let start_container_env = ctx.envs.clone();
+    // PATCH (runtime): ctx.envs is ordered; the hooks take a map.
+    let start_container_env: HashMap<String, String> = ctx
+        .envs
+        .iter()
+        .map(|(n, v)| (n.clone(), v.clone()))
+        .collect();
 
     args.executor.validate(ctx.spec)?;
     args.executor.setup_envs(ctx.envs)?;
@@ -481,14 +493,12 @@ pub fn container_init_process(
         })?;
     }
     if keep_sys_admin {
-        if let Some(caps) = ctx.process.capabilities() {
-            capabilities::restore_effective_and_permitted(caps, ctx.syscall.as_ref()).map_err(
-                |err| {
-                    tracing::error!(?err, "failed to drop CAP_SYS_ADMIN kept for seccomp");
-                    InitProcessError::SyscallOther(err)
-                },
-            )?;
-        }
+        // PATCH (runtime): also without a `capabilities` object (none, see above).
+        capabilities::restore_effective_and_permitted(spec_caps, ctx.syscall.as_ref())
+            .map_err(|err| {
+                tracing::error!(?err, "failed to drop CAP_SYS_ADMIN kept for seccomp");
+                InitProcessError::SyscallOther(err)
+            })?;
     }
 
     // Notify main process that the init process is ready to execute the
@@ -1135,16 +1145,18 @@ fn verify_cwd() -> Result<()> {
 }
 
 /// Set the HOME environment variable if it is not already set or is empty.
-fn set_home_env_if_not_exists(envs: &mut HashMap<String, String>, uid: Uid) {
+///
+/// PATCH (runtime, see third_party/README.md): a uid without a passwd entry gets `/`, as
+/// runc gives it (upstream left HOME empty or unset).
+fn set_home_env_if_not_exists(envs: &mut utils::Env, uid: Uid) {
     if envs.get("HOME").is_none_or(|v| v.is_empty()) {
-        if let Some(dir_home) = utils::get_user_home(uid.into()) {
-            set_home_from_path(envs, &dir_home);
-        }
+        let dir_home = utils::get_user_home(uid.into()).unwrap_or_else(|| "/".into());
+        set_home_from_path(envs, &dir_home);
     }
 }
 
 /// Set the HOME environment variable if dir_home string is valid UTF-8
-fn set_home_from_path(envs: &mut HashMap<String, String>, dir_home: &Path) {
+fn set_home_from_path(envs: &mut utils::Env, dir_home: &Path) {
     if let Some(home_str) = dir_home.to_str() {
         envs.insert("HOME".to_owned(), home_str.to_owned());
     }
@@ -1472,7 +1484,7 @@ mod tests {
 
     #[test]
     fn test_set_home_env_if_not_exists_already_exists() {
-        let mut envs = HashMap::new();
+        let mut envs = utils::Env::default(); // PATCH (runtime): ordered env
         envs.insert("HOME".to_owned(), "/existing/home".to_owned());
 
         set_home_env_if_not_exists(&mut envs, Uid::from_raw(0));
@@ -1481,7 +1493,7 @@ mod tests {
 
     #[test]
     fn test_set_home_env_if_not_exists_already_exists_non_root() {
-        let mut envs = HashMap::new();
+        let mut envs = utils::Env::default(); // PATCH (runtime): ordered env
         envs.insert("HOME".to_owned(), "/existing/home".to_owned());
 
         set_home_env_if_not_exists(&mut envs, Uid::current());
@@ -1490,7 +1502,7 @@ mod tests {
 
     #[test]
     fn test_set_home_env_if_not_exists_already_exists_but_empty_value() {
-        let mut envs = HashMap::new();
+        let mut envs = utils::Env::default(); // PATCH (runtime): ordered env
         envs.insert("HOME".to_owned(), "".to_owned());
 
         set_home_env_if_not_exists(&mut envs, Uid::from_raw(0));
@@ -1499,7 +1511,7 @@ mod tests {
 
     #[test]
     fn test_set_home_env_if_not_exists_already_exists_but_empty_value_non_root() {
-        let mut envs = HashMap::new();
+        let mut envs = utils::Env::default(); // PATCH (runtime): ordered env
         envs.insert("HOME".to_owned(), "".to_owned());
 
         // Make TEST_NON_ROOT_UID configurable to run tests on GitHub Actions runners.
@@ -1512,7 +1524,7 @@ mod tests {
             .ok()
             .flatten()
             .and_then(|user| user.dir.to_str().map(|s| s.to_owned()))
-            .unwrap_or_default();
+            .unwrap_or_else(|| "/".to_owned()); // PATCH (runtime): runc's default home
 
         set_home_env_if_not_exists(&mut envs, test_uid);
         assert_eq!(envs.get("HOME"), Some(&expected));
@@ -1520,7 +1532,7 @@ mod tests {
 
     #[test]
     fn test_set_home_env_if_not_exists_not_set() {
-        let mut envs = HashMap::new();
+        let mut envs = utils::Env::default(); // PATCH (runtime): ordered env
 
         set_home_env_if_not_exists(&mut envs, Uid::from_raw(0));
         assert_eq!(envs.get("HOME"), Some(&"/root".to_string()));
@@ -1528,7 +1540,7 @@ mod tests {
 
     #[test]
     fn test_set_home_env_if_not_exists_not_set_non_root() {
-        let mut envs = HashMap::new();
+        let mut envs = utils::Env::default(); // PATCH (runtime): ordered env
 
         // Make TEST_NON_ROOT_UID configurable to run tests on GitHub Actions runners.
         let test_uid = env::var("TEST_NON_ROOT_UID")
@@ -1540,15 +1552,27 @@ mod tests {
             .ok()
             .flatten()
             .and_then(|user| user.dir.to_str().map(|s| s.to_owned()))
-            .unwrap_or_default();
+            .unwrap_or_else(|| "/".to_owned()); // PATCH (runtime): runc's default home
 
         set_home_env_if_not_exists(&mut envs, test_uid);
         assert_eq!(envs.get("HOME"), Some(&expected));
     }
 
     #[test]
+    fn test_set_home_env_without_passwd_entry() {
+        // PATCH (runtime): runc's default home for a uid /etc/passwd does not name.
+        let unknown = (60000..u32::MAX - 1)
+            .map(Uid::from_raw)
+            .find(|u| NixUser::from_uid(*u).ok().flatten().is_none())
+            .expect("a uid without a passwd entry");
+        let mut envs = utils::Env::default(); // PATCH (runtime): ordered env
+        set_home_env_if_not_exists(&mut envs, unknown);
+        assert_eq!(envs.get("HOME"), Some(&"/".to_string()));
+    }
+
+    #[test]
     fn test_set_home_from_path_valid_utf8() {
-        let mut envs = HashMap::new();
+        let mut envs = utils::Env::default(); // PATCH (runtime): ordered env
         let valid_path = PathBuf::from("/home/user");
 
         set_home_from_path(&mut envs, &valid_path);
@@ -1557,7 +1581,7 @@ mod tests {
 
     #[test]
     fn test_set_home_from_path_invalid_utf8() {
-        let mut envs = HashMap::new();
+        let mut envs = utils::Env::default(); // PATCH (runtime): ordered env
 
         let invalid_bytes = b"/home/user/\xFF\xFE";
         let invalid_path = PathBuf::from(OsStr::from_bytes(invalid_bytes));
