@@ -251,6 +251,7 @@ fn hooks_run_in_runc_working_directories() {
             "prestart": pwd_hook("prestart"),
             "createRuntime": pwd_hook("createRuntime"),
             "createContainer": pwd_hook("createContainer"),
+            "poststart": pwd_hook("poststart"),
             "poststop": pwd_hook("poststop")
         }),
     );
@@ -279,6 +280,9 @@ fn hooks_run_in_runc_working_directories() {
     let rootfs = bundle.join("rootfs");
     assert_eq!(first_line("prestart"), bundle.to_string_lossy());
     assert_eq!(first_line("createRuntime"), bundle.to_string_lossy());
+    // poststart, which `start` runs, in the bundle as runc's (it ran in the state
+    // directory).
+    assert_eq!(first_line("poststart"), bundle.to_string_lossy());
     let create_container = std::fs::read_to_string(logdir.path().join("createContainer")).unwrap();
     assert_eq!(
         create_container,

@@ -34,13 +34,17 @@ fn command_help(name: &str) -> String {
     format!("NAME:\n   runtime {name} - {{about}}\n\nUSAGE:\n   {{usage}}\n\n{{all-args}}\n")
 }
 
-/// The command tree with runc's help layout on every command.
+/// The command tree with runc's help layout on every command. A flag given twice takes
+/// its last value, as runc's (Go's flag package) do: `runtime --root A ... --root B`
+/// is how a caller overrides a root a wrapper already passed; repeatable flags
+/// (`exec --env`) still collect every value.
 pub fn command() -> clap::Command {
     Cli::command()
         .help_template(ROOT_HELP)
+        .args_override_self(true)
         .mut_subcommands(|sub| {
             let template = command_help(sub.get_name());
-            sub.help_template(template)
+            sub.help_template(template).args_override_self(true)
         })
 }
 
@@ -179,4 +183,34 @@ pub enum Command {
     Spec(commands::spec::SpecArgs),
     /// Print the features this build supports, as runtime-spec features JSON.
     Features(commands::features::FeaturesArgs),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(args: &[&str]) -> Cli {
+        match parse(args.iter().map(Into::into).collect()) {
+            Ok(cli) => cli,
+            Err(ParseExit(err)) => panic!("{args:?}: {err}"),
+        }
+    }
+
+    #[test]
+    fn a_flag_given_twice_takes_the_last_value_as_runc() {
+        let cli = parsed(&["runtime", "--root", "/a", "--root", "/b", "list"]);
+        assert_eq!(cli.root, Some(PathBuf::from("/b")));
+        let cli = parsed(&["runtime", "--debug", "--debug", "list"]);
+        assert!(cli.debug);
+    }
+
+    #[test]
+    fn repeatable_flags_still_collect_every_value() {
+        // The negative control of the override: exec's --env keeps both.
+        let cli = parsed(&["runtime", "exec", "-e", "A=1", "-e", "B=2", "c1", "true"]);
+        match cli.command {
+            Some(Command::Exec(args)) => assert_eq!(args.env, ["A=1", "B=2"]),
+            other => panic!("{other:?}"),
+        }
+    }
 }

@@ -179,14 +179,9 @@ pub fn validate(spec: &Spec) -> Result<(), String> {
             ));
         }
     }
-    for (i, m) in spec.mounts().iter().flatten().enumerate() {
-        if !m.destination().is_absolute() {
-            return Err(format!(
-                "mounts[{i}].destination {:?} must be an absolute path",
-                m.destination()
-            ));
-        }
-    }
+    // A relative mounts[].destination is accepted: the runtime spec says it MAY be
+    // relative and is then taken from "/" (deprecated); libcontainer warns about it as
+    // runc does and mounts it there.
     if let Some(hooks) = spec.hooks() {
         let kinds: [(&str, &Option<Vec<Hook>>); 6] = [
             ("prestart", hooks.prestart()),
@@ -441,7 +436,8 @@ mod tests {
     #[test]
     fn unknown_capability_names_are_left_out() {
         let parsed = parse(
-            serde_json::json!({"ociVersion": "1.0.2", "process": {"args": ["sh"], "cwd": "/", "user": {"uid": 0, "gid": 0},
+            serde_json::json!({"ociVersion": "1.0.2", "process": {"args": ["sh"], "cwd": "/",
+                "user": {"uid": 0, "gid": 0},
                 "capabilities": {"bounding": ["CAP_KILL", "CAP_NO_SUCH", "SYS_ADMIN"]}}})
             .to_string()
             .as_bytes(),

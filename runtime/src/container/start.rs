@@ -63,11 +63,12 @@ pub fn start(container: &mut Container) -> Result<()> {
         }
     }
     // runtime-spec: a failing poststart hook is logged and the remaining hooks and the
-    // lifecycle continue.
+    // lifecycle continue. They run in the bundle, as runc's and as prestart and
+    // createRuntime hooks do.
     let failures = libcontainer::hooks::run_hooks_warn_on_failure(
         Some(&poststart),
         Some(&container.state),
-        Some(&dir),
+        Some(container.bundle().as_path()),
         None,
         None,
     );

@@ -7,7 +7,6 @@ use spec_tests::matrix::{cli, row, Class, Obs, Requires, Row, Stdout};
 
 const S: &str = "CLI: exec, ps, events, pause, resume, update, list";
 
-
 fn running(name: &str) -> Row {
     row(S, name).args(&["sleep", "100"]).daemon()
 }

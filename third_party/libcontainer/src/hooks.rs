@@ -19,8 +19,10 @@ pub enum HookError {
     EncodeContainerState(#[source] serde_json::Error),
     #[error("hook command exited with non-zero exit code: {0}")]
     NonZeroExitCode(i32),
-    #[error("hook command was killed by a signal")]
-    Killed,
+    // PATCH (runtime, see third_party/README.md): the signal is named, as runc names it
+    // ("signal: bad system call" for a hook a seccomp filter killed).
+    #[error("hook command was killed by signal {}: {}", .0.as_str(), signal_description(*.0))]
+    Killed(signal::Signal),
     #[error("failed to execute hook command due to a timeout")]
     Timeout,
     #[error("container state is required to run hook")]
@@ -32,6 +34,56 @@ pub enum HookError {
 }
 
 type Result<T> = std::result::Result<T, HookError>;
+
+/// PATCH (runtime, see third_party/README.md): a signal's description in lower case, as
+/// Go prints it ("bad system call"; glibc's strsignal says "Bad system call").
+fn signal_description(sig: signal::Signal) -> String {
+    // SAFETY: strsignal returns a pointer to a NUL-terminated string that stays valid
+    // until the next strsignal call; it is copied out at once.
+    let text = unsafe {
+        let ptr = libc::strsignal(sig as libc::c_int);
+        if ptr.is_null() {
+            return sig.as_str().to_string();
+        }
+        std::ffi::CStr::from_ptr(ptr).to_string_lossy().into_owned()
+    };
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => text,
+    }
+}
+
+/// PATCH (runtime, see third_party/README.md): runs the hooks in order and stops at the
+/// first failure, as `run_hooks`, but says which hook failed (its position and path),
+/// for messages in runc's words ("error running hook #0: ...").
+pub fn run_hooks_numbered(
+    hooks: Option<&Vec<Hook>>,
+    state: Option<&State>,
+    cwd: Option<&Path>,
+    pid: Option<Pid>,
+    default_env: Option<&HashMap<String, String>>,
+) -> std::result::Result<(), HookFailure> {
+    let Some(hooks) = hooks.filter(|h| !h.is_empty()) else {
+        return Ok(());
+    };
+    let failed = |index: usize, error: HookError| HookFailure {
+        index,
+        path: hooks[index].path().clone(),
+        error,
+    };
+    let mut oci_state = state
+        .ok_or(HookError::MissingContainerState)
+        .and_then(|s| OciState::try_from(s).map_err(HookError::from))
+        .map_err(|error| failed(0, error))?;
+    if let Some(override_pid) = pid {
+        oci_state.set_pid(Some(override_pid.as_raw()));
+    }
+    for (index, hook) in hooks.iter().enumerate() {
+        run_hook(hook, &oci_state, cwd, default_env).map_err(|error| failed(index, error))?;
+    }
+    Ok(())
+}
 
 pub fn run_hooks(
     hooks: Option<&Vec<Hook>>,
@@ -167,18 +219,21 @@ fn run_hook(
         hook_command.arg0(hook.path().display().to_string())
     };
 
-    let envs: HashMap<String, String> = if let Some(env) = hook.env() {
-        utils::parse_env(env)
-    } else if let Some(default) = default_env {
-        default.clone()
+    // PATCH (runtime, see third_party/README.md): a hook without `env` gets the
+    // environment of whoever runs it, as runc's (Go's exec.Cmd with a nil Env): the
+    // runtime's own for host hooks, the container process's for those run in the
+    // container (default_env). It got an empty one, without even PATH.
+    let envs: Option<HashMap<String, String>> = if let Some(env) = hook.env() {
+        Some(utils::parse_env(env))
     } else {
-        HashMap::new()
+        default_env.cloned()
     };
     tracing::debug!("run_hooks envs: {:?}", envs);
+    if let Some(envs) = envs {
+        hook_command.env_clear().envs(envs);
+    }
 
     let mut hook_process = hook_command
-        .env_clear()
-        .envs(envs)
         .stdin(process::Stdio::piped())
         .stdout(std::process::Stdio::null())
         .stderr(process::Stdio::inherit())
@@ -244,7 +299,11 @@ fn run_hook(
         Ok(exit_status) => match exit_status.code() {
             Some(0) => Ok(()),
             Some(exit_code) => Err(HookError::NonZeroExitCode(exit_code)),
-            None => Err(HookError::Killed),
+            None => Err(HookError::Killed(
+                std::os::unix::process::ExitStatusExt::signal(&exit_status)
+                    .and_then(|n| signal::Signal::try_from(n).ok())
+                    .unwrap_or(signal::Signal::SIGKILL),
+            )),
         },
         Err(e) => Err(HookError::CommandExecute(e)),
     }
@@ -474,6 +533,45 @@ mod test {
         Ok(())
     }
 
+    // PATCH (runtime, see third_party/README.md): the failing hook and its signal named.
+    #[test]
+    #[serial]
+    fn test_run_hooks_numbered_names_the_hook_and_signal() -> Result<()> {
+        let default_container: Container = Default::default();
+        let ok = HookBuilder::default().path("true").build()?;
+        let killed = HookBuilder::default()
+            .path("sh")
+            .args(vec![
+                String::from("sh"),
+                String::from("-c"),
+                String::from("kill -SYS $$"),
+            ])
+            .build()?;
+        let hooks = Some(vec![ok.clone(), killed]);
+        let failure = run_hooks_numbered(
+            hooks.as_ref(),
+            Some(&default_container.state),
+            None,
+            None,
+            None,
+        )
+        .expect_err("the second hook is killed");
+        assert_eq!(
+            failure.to_string(),
+            "hook #1 (sh): hook command was killed by signal SIGSYS: bad system call"
+        );
+        // Negative control: hooks that succeed are no failure.
+        run_hooks_numbered(
+            Some(&vec![ok]),
+            Some(&default_container.state),
+            None,
+            None,
+            None,
+        )
+        .map_err(|f| anyhow::anyhow!("{f}"))?;
+        Ok(())
+    }
+
     #[test]
     #[serial]
     fn test_run_hook_default_env() -> Result<()> {
@@ -526,19 +624,31 @@ mod test {
             .context("Failed: hook with explicit env should ignore default_env")?;
         }
 
-        // Test: hook without explicit env and no default_env gets empty environment
-        {
+        // PATCH (runtime, see third_party/README.md): a hook without env and without
+        // default_env inherits the caller's environment (runc's hooks get runc's), an
+        // empty env is an empty environment.
+        for (env, check, what) in [
+            (
+                None,
+                "env | grep -q '^PATH='",
+                "inherit the caller's environment",
+            ),
+            (
+                Some(vec![]),
+                "! env | grep -q '^PATH='",
+                "have an empty environment",
+            ),
+        ] {
             let default_container: Container = Default::default();
-            let hook = HookBuilder::default()
-                .path("sh")
-                .args(vec![
-                    String::from("sh"),
-                    String::from("-c"),
-                    // Verify that the environment is empty (no TEST_ENV, etc.)
-                    String::from("test -z \"$TEST_ENV\""),
-                ])
-                .build()?;
-            let hooks = Some(vec![hook]);
+            let mut hook = HookBuilder::default().path("sh").args(vec![
+                String::from("sh"),
+                String::from("-c"),
+                String::from(check),
+            ]);
+            if let Some(env) = env {
+                hook = hook.env(env);
+            }
+            let hooks = Some(vec![hook.build()?]);
             run_hooks(
                 hooks.as_ref(),
                 Some(&default_container.state),
@@ -546,7 +656,7 @@ mod test {
                 None,
                 None,
             )
-            .context("Failed: hook without env and without default_env should have empty env")?;
+            .with_context(|| format!("Failed: hook without default_env should {what}"))?;
         }
 
         Ok(())

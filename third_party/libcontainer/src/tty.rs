@@ -307,15 +307,36 @@ pub fn give_stdio_to(uid: nix::unistd::Uid) -> std::result::Result<(), nix::Erro
     Ok(())
 }
 
-pub fn setup_console(syscall: &dyn Syscall, console_fd: RawFd, mount: bool) -> Result<()> {
+/// PATCH (runtime, see third_party/README.md): `process.consoleSize` as runc applies it:
+/// the terminal's window size when both dimensions are non-zero (runc keeps them as
+/// 16-bit numbers), else none (the pty's default 0x0 until the caller resizes it).
+pub fn console_winsize(size: Option<oci_spec::runtime::Box>) -> Option<nix::pty::Winsize> {
+    let size = size?;
+    let (rows, cols) = (size.height() as u16, size.width() as u16);
+    (rows != 0 && cols != 0).then_some(nix::pty::Winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    })
+}
+
+// PATCH (runtime, see third_party/README.md): `winsize` is given to the new pty.
+pub fn setup_console(
+    syscall: &dyn Syscall,
+    console_fd: RawFd,
+    mount: bool,
+    winsize: Option<nix::pty::Winsize>,
+) -> Result<()> {
     // Create PTY pair from /dev/pts/ptmx
     // After pivot_root, /dev/pts points to the container's devpts
     // PATCH (runtime, see third_party/README.md): the new terminal starts with the size of
     // the terminal this process inherited as stdin (the caller's, when the runtime relays
     // the terminal itself), so the container's first program never sees 0x0: the master
     // is resized only once the runtime has received it, after this process may already
-    // have exec'd the user's program (`stty size` then failed).
-    let size = caller_window_size();
+    // have exec'd the user's program (`stty size` then failed). process.consoleSize, when
+    // given, comes first, as runc's setupConsole applies it.
+    let size = winsize.or_else(caller_window_size);
     let openpty_result = nix::pty::openpty(size.as_ref(), None)
         .map_err(|err| TTYError::CreatePseudoTerminal { source: err })?;
 
@@ -512,6 +533,23 @@ mod tests {
         Ok(())
     }
 
+    // PATCH (runtime, see third_party/README.md): consoleSize as runc takes it.
+    #[test]
+    fn test_console_winsize() -> Result<()> {
+        use oci_spec::runtime::BoxBuilder;
+        let ws = console_winsize(Some(
+            BoxBuilder::default().height(40u64).width(120u64).build()?,
+        ))
+        .expect("a size");
+        assert_eq!((ws.ws_row, ws.ws_col), (40, 120));
+        for (h, w) in [(0u64, 80u64), (24, 0)] {
+            let size = BoxBuilder::default().height(h).width(w).build()?;
+            assert!(console_winsize(Some(size)).is_none());
+        }
+        assert!(console_winsize(None).is_none());
+        Ok(())
+    }
+
     #[test]
     #[serial]
     fn test_setup_console() -> Result<()> {
@@ -541,7 +579,7 @@ mod tests {
             // mount=false because mounting /dev/console requires an actual container
             // environment with proper namespace setup (pivot_root completed).
             let syscall = create_syscall();
-            let status = setup_console(syscall.as_ref(), fd.into_raw_fd(), false);
+            let status = setup_console(syscall.as_ref(), fd.into_raw_fd(), false, None);
 
             // restore the original std* before doing final assert
             dup2(old_stdin, StdIO::Stdin.into())?;

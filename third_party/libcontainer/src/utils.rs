@@ -547,11 +547,14 @@ pub fn validate_mount_options(
         .iter()
         .filter(|mount| !mount.destination().is_absolute())
         .for_each(|mount| {
+            // PATCH (runtime, see third_party/README.md): a warning the user sees without
+            // --debug, in runc 1.1.5's words, as runc prints it before mounting the
+            // destination under the container's "/".
             tracing::warn!(
-                "mount destination {:?} is not absolute. \
-                Relative paths are deprecated in OCI Runtime Spec and may not be supported in future versions. \
-                The path will be interpreted as relative to '/'.",
-                mount.destination()
+                target: "user_warning",
+                "mount destination {} is not absolute. \
+                Support for non-absolute mount destinations will be removed in a future release.",
+                mount.destination().display()
             );
         });
 

@@ -107,9 +107,14 @@ impl Container {
                     // succeeded." A failing hook used to abort the delete and leave a
                     // container no later delete could remove.
                     if let Some(hooks) = config.hooks.as_ref() {
+                        // PATCH (runtime, see third_party/README.md): the state of a
+                        // stopped container has no pid, as runc's poststop hooks see it
+                        // (the dead init's pid may belong to another process by now).
+                        let mut stopped = self.state.clone();
+                        stopped.pid = None;
                         poststop_failures = hooks::run_hooks_warn_on_failure(
                             hooks.poststop().as_ref(),
-                            Some(&self.state),
+                            Some(&stopped),
                             None,
                             None,
                             None,

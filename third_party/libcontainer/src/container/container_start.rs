@@ -56,10 +56,13 @@ impl Container {
         // PATCH (runtime, see third_party/README.md): runtime spec: a failing poststart
         // hook is a warning (logged), the remaining hooks and the lifecycle go on.
         if let Some(hooks) = config.hooks.as_ref() {
+            // PATCH (runtime, see third_party/README.md): in the bundle, as runc runs
+            // them and as prestart and createRuntime hooks run here; they ran in the
+            // state directory.
             hooks::run_hooks_warn_on_failure(
                 hooks.poststart().as_ref(),
                 Some(&self.state),
-                Some(&self.root),
+                Some(self.bundle().as_path()),
                 None,
                 None,
             );

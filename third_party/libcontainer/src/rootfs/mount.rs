@@ -27,7 +27,7 @@ use procfs::{FromRead, ProcessCGroups};
 #[cfg(feature = "v1")]
 use super::symlink::Symlink;
 use super::symlink::SymlinkError;
-use super::utils::{MountOptionConfig, parse_mount};
+use super::utils::{MS_NOSYMFOLLOW, MountOptionConfig, parse_mount, propagation_options};
 use crate::rootfs::utils::is_bind;
 use crate::syscall::syscall::create_syscall;
 use crate::syscall::{Syscall, SyscallError, linux};
@@ -794,6 +794,11 @@ impl Mount {
                     op: format!("move_mount of {} onto {}", src.display(), container_dest.display()),
                     source,
                 })?;
+            self.apply_propagation(mount_fd, m)
+                .map_err(|source| MountError::Op {
+                    op: format!("change mount propagation of {}", container_dest.display()),
+                    source,
+                })?;
         } else {
             // PATCH (runtime): judged on the descriptor the mount is moved onto (proc_guard).
             super::proc_guard::check(
@@ -803,7 +808,9 @@ impl Mount {
                 m,
             )
             .map_err(MountError::Custom)?;
-            let mount_fn = || -> std::result::Result<(), SyscallError> {
+            // PATCH (runtime): the closure hands back the attached mount, whose
+            // propagation options are applied once, after the retries below.
+            let mount_fn = || -> std::result::Result<OwnedFd, SyscallError> {
                 // fsopen
                 let fsfd_owned = self.syscall.fsopen(typ, 0)?;
                 let fsfd = fsfd_owned.as_fd();
@@ -839,6 +846,21 @@ impl Mount {
                             0,
                         )?;
                     };
+                }
+
+                // PATCH (runtime, see third_party/README.md): `ro` makes the new
+                // superblock read-only too, as mount(2) with MS_RDONLY does for runc (a
+                // `ro` sysfs or proc is read-only all the way down). tmpfs is left
+                // writable as runc leaves it (it is remounted read-only later, on the
+                // mount only), and so is /dev (setup_mount clears MS_RDONLY for it).
+                if mount_option_config.flags.contains(MsFlags::MS_RDONLY) && typ != Some("tmpfs") {
+                    self.syscall.fsconfig(
+                        fsfd,
+                        linux::FSCONFIG_SET_FLAG as u32,
+                        Some("ro"),
+                        None,
+                        0,
+                    )?;
                 }
 
                 self.syscall
@@ -891,7 +913,7 @@ impl Mount {
                     None,
                     linux::MOVE_MOUNT_T_EMPTY_PATH | linux::MOVE_MOUNT_F_EMPTY_PATH,
                 )?;
-                Ok(())
+                Ok(mount_fd_owned)
             };
 
             // PATCH (runtime): a failure names what was being mounted where.
@@ -904,22 +926,58 @@ impl Mount {
                 ),
                 source,
             };
-            match mount_fn() {
-                Ok(()) => {}
-                Err(SyscallError::Nix(nix::Error::EINVAL)) => {
-                    mount_fn().map_err(failed)?;
-                }
+            let mounted = match mount_fn() {
+                Ok(mounted) => mounted,
+                Err(SyscallError::Nix(nix::Error::EINVAL)) => mount_fn().map_err(failed)?,
                 Err(SyscallError::Nix(nix::Error::EBUSY)) => {
                     let delay = Duration::from_millis(MOUNT_RETRY_DELAY_MS);
                     let retry_policy =
                         |err: &SyscallError| matches!(err, SyscallError::Nix(Errno::EBUSY));
                     retry(mount_fn, MAX_EBUSY_MOUNT_ATTEMPTS - 1, delay, retry_policy)
-                        .map_err(failed)?;
+                        .map_err(failed)?
                 }
                 Err(e) => return Err(failed(e)),
-            }
+            };
+            self.apply_propagation(mounted.as_fd(), m)
+                .map_err(|source| MountError::Op {
+                    op: format!("change mount propagation of {}", container_dest.display()),
+                    source,
+                })?;
         }
 
+        Ok(())
+    }
+
+    /// PATCH (runtime, see third_party/README.md): the mount's propagation options, in
+    /// the order given, on the mount just attached (`mount_fd` now refers to it), as
+    /// runc's mountPropagate applies them after the mount: `rshared`/`rslave` volumes
+    /// (CRI's Bidirectional and HostToContainer) and `rprivate` ones get the
+    /// propagation asked for instead of their source's.
+    fn apply_propagation(
+        &self,
+        mount_fd: BorrowedFd<'_>,
+        m: &SpecMount,
+    ) -> std::result::Result<(), SyscallError> {
+        for (propagation, recursive) in propagation_options(m) {
+            let attr = linux::MountAttr {
+                attr_set: 0,
+                attr_clr: 0,
+                propagation: propagation.bits() as u64,
+                userns_fd: 0,
+            };
+            let flags = if recursive {
+                linux::AT_EMPTY_PATH | linux::AT_RECURSIVE
+            } else {
+                linux::AT_EMPTY_PATH
+            };
+            self.syscall.mount_setattr(
+                mount_fd,
+                Path::new(""),
+                flags,
+                &attr,
+                mem::size_of::<linux::MountAttr>(),
+            )?;
+        }
         Ok(())
     }
 
@@ -935,6 +993,8 @@ impl Mount {
             (MsFlags::MS_NODIRATIME, linux::MOUNT_ATTR_NODIRATIME),
             (MsFlags::MS_RELATIME, linux::MOUNT_ATTR_RELATIME),
             (MsFlags::MS_STRICTATIME, linux::MOUNT_ATTR_STRICTATIME),
+            // PATCH (runtime, see third_party/README.md): nosymfollow as runc.
+            (MS_NOSYMFOLLOW, linux::MOUNT_ATTR_NOSYMFOLLOW),
         ];
 
         let mut set = 0;
@@ -1255,6 +1315,32 @@ mod tests {
             assert_eq!(
                 mv[0].to_dirfd_path.as_deref(),
                 Some(tmp_dir.path().join("dev/pts").as_path())
+            );
+        }
+        // PATCH (runtime, see third_party/README.md): `ro` on a new filesystem makes its
+        // superblock read-only (fsconfig "ro"), as mount(2) with MS_RDONLY; not on tmpfs.
+        for (typ, want_ro) in [("sysfs", true), ("tmpfs", false)] {
+            let m = Mount::new();
+            let mount = &SpecMountBuilder::default()
+                .destination(PathBuf::from("/mnt/ro"))
+                .typ(typ)
+                .source(PathBuf::from(typ))
+                .options(vec!["ro".to_string()])
+                .build()?;
+            let mount_option_config = parse_mount(mount)?;
+            assert!(
+                m.mount_into_container(mount, tmp_dir.path(), &mount_option_config, None)
+                    .is_ok()
+            );
+            let mut want_fsconfig = vec![fsc_str("source", typ)];
+            if want_ro {
+                want_fsconfig.push(fsc_flag("ro"));
+            }
+            want_fsconfig.push(fsc_create());
+            assert_eq!(
+                helper_syscall(&m).get_fsconfig_args(),
+                want_fsconfig,
+                "{typ}"
             );
         }
         {

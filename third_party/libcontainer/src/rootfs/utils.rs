@@ -102,6 +102,21 @@ pub fn parse_mount(m: &Mount) -> std::result::Result<MountOptionConfig, MountErr
                 _ => {}
             }
 
+            // PATCH (runtime, see third_party/README.md): `nosymfollow` and `symfollow`
+            // as runc (MS_NOSYMFOLLOW, kernel 5.10); they were passed on as data and
+            // ignored.
+            match option.as_str() {
+                "nosymfollow" => {
+                    flags |= MS_NOSYMFOLLOW;
+                    continue;
+                }
+                "symfollow" => {
+                    flags &= !MS_NOSYMFOLLOW;
+                    continue;
+                }
+                _ => {}
+            }
+
             if let Ok(mount_attr_option) = linux::MountRecursive::from_str(option.as_str()) {
                 // Some options aren't corresponding to the mount flags.
                 // These options need `AT_RECURSIVE` options.
@@ -198,6 +213,35 @@ pub fn parse_mount(m: &Mount) -> std::result::Result<MountOptionConfig, MountErr
         data: data.into_iter().map(|s| s.to_string()).collect(),
         rec_attr: mount_attr,
     })
+}
+
+/// PATCH (runtime, see third_party/README.md): `MS_NOSYMFOLLOW`, which nix does not name.
+pub const MS_NOSYMFOLLOW: MsFlags = MsFlags::from_bits_retain(libc::MS_NOSYMFOLLOW);
+
+/// PATCH (runtime, see third_party/README.md): the propagation options of a mount
+/// (`shared`, `rslave`, `runbindable`, ...), in the order given, as the `mount_setattr`
+/// propagation value and whether it applies to the whole tree. runc applies each one to
+/// the mount once it is in place; libcontainer dropped them, so a volume CRI binds
+/// `rshared` (Bidirectional) or `rslave` (HostToContainer) got whatever propagation its
+/// source had, and `rprivate` did not stop host mounts from reaching the container.
+pub fn propagation_options(m: &Mount) -> Vec<(MsFlags, bool)> {
+    m.options()
+        .iter()
+        .flatten()
+        .filter_map(|o| {
+            Some(match o.as_str() {
+                "shared" => (MsFlags::MS_SHARED, false),
+                "rshared" => (MsFlags::MS_SHARED, true),
+                "slave" => (MsFlags::MS_SLAVE, false),
+                "rslave" => (MsFlags::MS_SLAVE, true),
+                "private" => (MsFlags::MS_PRIVATE, false),
+                "rprivate" => (MsFlags::MS_PRIVATE, true),
+                "unbindable" => (MsFlags::MS_UNBINDABLE, false),
+                "runbindable" => (MsFlags::MS_UNBINDABLE, true),
+                _ => return None,
+            })
+        })
+        .collect()
 }
 
 pub fn is_bind(m: &Mount) -> bool {
@@ -666,6 +710,52 @@ mod tests {
             "rrelatime should set attr_set=MOUNT_ATTR_RELATIME and attr_clr=MOUNT_ATTR__ATIME"
         );
 
+        Ok(())
+    }
+
+    // PATCH (runtime, see third_party/README.md): nosymfollow is a flag, not data.
+    #[test]
+    fn test_parse_mount_nosymfollow() -> Result<()> {
+        let parsed = |opts: &[&str]| -> Result<MountOptionConfig> {
+            Ok(parse_mount(
+                &MountBuilder::default()
+                    .options(opts.iter().map(|o| o.to_string()).collect::<Vec<_>>())
+                    .build()?,
+            )?)
+        };
+        let config = parsed(&["bind", "nosymfollow"])?;
+        assert!(config.flags.contains(MS_NOSYMFOLLOW));
+        assert!(config.data.is_empty());
+        let config = parsed(&["nosymfollow", "symfollow"])?;
+        assert!(!config.flags.contains(MS_NOSYMFOLLOW));
+        assert!(config.data.is_empty());
+        Ok(())
+    }
+
+    // PATCH (runtime, see third_party/README.md): propagation options, in order.
+    #[test]
+    fn test_propagation_options() -> Result<()> {
+        let m = MountBuilder::default()
+            .options(
+                ["rbind", "rshared", "ro", "unbindable", "rprivate", "slave"]
+                    .iter()
+                    .map(|o| o.to_string())
+                    .collect::<Vec<_>>(),
+            )
+            .build()?;
+        assert_eq!(
+            propagation_options(&m),
+            vec![
+                (MsFlags::MS_SHARED, true),
+                (MsFlags::MS_UNBINDABLE, false),
+                (MsFlags::MS_PRIVATE, true),
+                (MsFlags::MS_SLAVE, false),
+            ]
+        );
+        let none = MountBuilder::default()
+            .options(vec!["bind".to_string()])
+            .build()?;
+        assert!(propagation_options(&none).is_empty());
         Ok(())
     }
 

@@ -192,11 +192,13 @@ mod tests {
         // Test setting environment variables
         {
             let executor = get_executor();
-            let envs = HashMap::from([
-                ("FOO".to_owned(), "hoge".to_owned()),
-                ("BAR".to_owned(), "fuga".to_owned()),
-                ("BAZ".to_owned(), "piyo".to_owned()),
-            ]);
+            // PATCH (runtime, see third_party/README.md): setup_envs takes the ordered Env.
+            let envs = crate::utils::Env::parse(&[
+                "FOO=hoge".to_owned(),
+                "BAR=fuga".to_owned(),
+                "BAZ=piyo".to_owned(),
+            ])
+            .expect("valid entries");
             assert!(executor.setup_envs(envs).is_ok());
 
             // Check if the environment variables are set correctly

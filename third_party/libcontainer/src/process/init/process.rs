@@ -129,12 +129,21 @@ pub fn container_init_process(
             // PATCH (runtime, see third_party/README.md): in the rootfs, as runc runs them
             // (it changes into the rootfs before them); hooks rely on relative paths
             // there (runc's hooks.bats bind-mounts onto ./lib/...).
+            // PATCH (runtime, see third_party/README.md): the state carries the init's
+            // pid (as it sees itself) and a hook without its own `env` gets the
+            // container process's environment, as runc's (its init has set it by then)
+            // and as startContainer hooks already get it.
+            let create_container_env: HashMap<String, String> = ctx
+                .envs
+                .iter()
+                .map(|(n, v)| (n.clone(), v.clone()))
+                .collect();
             hooks::run_hooks(
                 hooks.create_container().as_ref(),
                 ctx.container.map(|c| &c.state),
                 Some(ctx.rootfs),
-                None,
-                None,
+                Some(unistd::getpid()),
+                Some(&create_container_env),
             )
             .map_err(|err| {
                 tracing::error!(?err, "failed to run create container hooks");
@@ -175,10 +184,14 @@ pub fn container_init_process(
     // See: https://github.com/opencontainers/runc/blob/v1.4.0/libcontainer/setns_init_linux.go
     if let Some(csocketfd) = args.console_socket {
         let mount_console = matches!(args.container_type, ContainerType::InitContainer);
-        tty::setup_console(ctx.syscall.as_ref(), csocketfd, mount_console).map_err(|err| {
-            tracing::error!(?err, "failed to set up tty");
-            InitProcessError::Tty(err)
-        })?;
+        // PATCH (runtime, see third_party/README.md): with process.consoleSize, as runc.
+        let winsize = tty::console_winsize(ctx.process.console_size());
+        tty::setup_console(ctx.syscall.as_ref(), csocketfd, mount_console, winsize).map_err(
+            |err| {
+                tracing::error!(?err, "failed to set up tty");
+                InitProcessError::Tty(err)
+            },
+        )?;
     }
 
     if let Some(personality) = ctx.linux.personality() {
@@ -520,17 +533,30 @@ pub fn container_init_process(
     // before pivot_root is called. This runs in the container namespaces.
     if matches!(args.container_type, ContainerType::InitContainer) {
         if let Some(hooks) = ctx.hooks {
-            hooks::run_hooks(
+            // PATCH (runtime, see third_party/README.md): after `start` no runtime is
+            // listening on the channel (the sender is closed above), so a failing
+            // startContainer hook is reported as runc's init reports it: one line on
+            // the init's stderr ("error running hook #0 (PATH): ..."), exit status 1.
+            // It used to end the container with status 255 and no message.
+            // PATCH (runtime, see third_party/README.md): the state says `created` and
+            // carries the init's pid (as it sees itself), as runc's startContainer
+            // hooks get it; it was the `creating` state saved before the init existed.
+            let started_state = ctx.container.map(|c| {
+                let mut state = c.state.clone();
+                state.status = crate::container::ContainerStatus::Created;
+                state
+            });
+            if let Err(failure) = hooks::run_hooks_numbered(
                 hooks.start_container().as_ref(),
-                ctx.container.map(|c| &c.state),
+                started_state.as_ref(),
                 None,
-                None,
+                Some(unistd::getpid()),
                 Some(&start_container_env),
-            )
-            .map_err(|err| {
-                tracing::error!(?err, "failed to run start container hooks");
-                err
-            })?;
+            ) {
+                tracing::error!(%failure, "failed to run start container hooks");
+                let _ = writeln!(std::io::stderr(), "error running {failure}");
+                std::process::exit(1);
+            }
         }
     }
 
@@ -598,17 +624,27 @@ fn readonly_path(path: &Path, syscall: &dyn Syscall) -> Result<()> {
         return Err(InitProcessError::MountPathReadonly(err));
     }
 
+    // PATCH (runtime, see third_party/README.md): the remount keeps the nosuid, nodev and
+    // noexec the path's mount already has, as runc's readonlyPath does (it reads them
+    // with statfs), instead of adding all three: a read-only /proc/sys stays what it
+    // was apart from `ro`. (A bind remount must repeat those flags or fail in a user
+    // namespace, so they cannot simply be left out either.)
+    let kept = statfs(path)
+        .map(|st| {
+            // ST_NOSUID, ST_NODEV and ST_NOEXEC have the values of their MS_ flags.
+            MsFlags::from_bits_truncate(st.flags().bits())
+                & (MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC)
+        })
+        .map_err(|err| {
+            tracing::error!(?path, ?err, "failed to statfs a path to be made readonly");
+            InitProcessError::MountPathReadonly(SyscallError::Nix(err))
+        })?;
     syscall
         .mount(
             Some(path),
             path,
             None,
-            MsFlags::MS_NOSUID
-                | MsFlags::MS_NODEV
-                | MsFlags::MS_NOEXEC
-                | MsFlags::MS_BIND
-                | MsFlags::MS_REMOUNT
-                | MsFlags::MS_RDONLY,
+            kept | MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
             None,
         )
         .map_err(|err| {
@@ -1162,9 +1198,9 @@ mod tests {
                 source: Some(PathBuf::from("/proc/sys")),
                 target: PathBuf::from("/proc/sys"),
                 fstype: None,
-                flags: MsFlags::MS_NOSUID
-                    | MsFlags::MS_NODEV
-                    | MsFlags::MS_NOEXEC
+                // PATCH (runtime): the path's own nosuid/nodev/noexec, nothing added.
+                flags: MsFlags::from_bits_truncate(statfs("/proc/sys")?.flags().bits())
+                    & (MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC)
                     | MsFlags::MS_BIND
                     | MsFlags::MS_REMOUNT
                     | MsFlags::MS_RDONLY,
