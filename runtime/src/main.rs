@@ -15,9 +15,14 @@ fn main() {
     let raw: Vec<std::ffi::OsString> = std::env::args_os().collect();
     // The CVE-2019-5736 re-exec comes first, before clap builds its command tree: the
     // process that re-executes would only throw that work away.
-    let protect_failed = may_enter_container(&raw)
+    let enters = may_enter_container(&raw);
+    let protect_failed = enters
         .then(container::exe_protect::ensure_protected)
         .and_then(Result::err);
+    if enters && protect_failed.is_none() {
+        // The cgroup attach's grace period starts now, off the critical path.
+        container::attach_warmup::start();
+    }
     let args = cli::normalize_go_style_flags(raw);
     let mut cli = Cli::parse_from(args);
     let log = LogTarget {
