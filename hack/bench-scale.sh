@@ -7,24 +7,43 @@
 # As in hack/bench-runtime.sh, crun 1.8 refuses this host's cgroup hybrid mode while cgroup2
 # lists a controller, so every runtime runs inside `unshare -m` with
 # /sys/fs/cgroup/unified unmounted there (the host is unchanged).
-# usage: hack/bench-scale.sh [N]   (default 1000)
+# The runtime measured is the one users install: `-r BINARY`, else `runtime` on PATH
+# (hack/install.sh; hack/build-static.sh builds the same binary without installing it).
+# Every runtime's state root is on a tmpfs, as /run is on usual hosts (see
+# hack/bench-runtime.sh). `--only NAME[,NAME]` measures some of ours, crun, runc.
+# usage: hack/bench-scale.sh [-r BINARY] [--only NAMES] [N]   (default 1000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" -eq 0 ] || { echo "bench-scale: run as root" >&2; exit 1; }
-n=${1:-1000}
+ours="" n=1000 only="ours crun runc"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -r) ours=$2; shift 2 ;;
+    --only) only=${2//,/ }; shift 2 ;;
+    *) n=$1; shift ;;
+  esac
+done
+if [ -z "$ours" ]; then
+  ours=$(command -v runtime) || {
+    echo "bench-scale: no runtime on PATH: install it (hack/install.sh) or pass -r BINARY" >&2
+    exit 1
+  }
+fi
+ours=$(realpath "$ours")
 
 bash hack/install-deps.sh >/dev/null
-cargo build --release -p runtime -q
-ours="$PWD/target/release/runtime"
 
 work=$(mktemp -d /tmp/bench-scale.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 hack/make-busybox-bundle.sh "$work/sleeper" "$ours" -- sleep 36000 >/dev/null
 
-export ours work n
+echo "runtime: $ours; $(date -Is) $(uptime | sed 's/.*load/load/'), $(nproc) CPUs"
+export ours work n only
 unshare -m bash -euo pipefail -c '
   mount --make-rprivate /
   mountpoint -q /sys/fs/cgroup/unified && umount /sys/fs/cgroup/unified
+  mkdir -p "$work/state"
+  mount -t tmpfs -o mode=0700 state "$work/state"
   declare -A bin=([ours]="$ours" [crun]="$(command -v crun)" [runc]="$(command -v runc)")
   declare -A comm=([ours]=runtime [crun]=crun [runc]=runc)
   now() { date +%s.%N; }
@@ -45,8 +64,8 @@ unshare -m bash -euo pipefail -c '
     done
     echo "$total $count"
   }
-  for name in ours crun runc; do
-    root="$work/root-$name"
+  for name in $only; do
+    root="$work/state/root-$name"
     mkdir -p "$root"
     t0=$(now)
     for i in $(seq "$n"); do
@@ -68,6 +87,7 @@ unshare -m bash -euo pipefail -c '
   done
 '
 
+echo "$(date -Is) $(uptime | sed 's/.*load/load/')"
 echo "== $n busybox sleep containers, run -d one after another, then delete -f each"
 printf "%-6s %10s %12s %8s %16s %18s %12s %6s\n" runtime "start(s)" "per ctr(ms)" running "runtime RSS(KiB)" "init RSS(KiB)/ctr" "delete(s)" left
 while read -r name start del running rss count irss icount left; do
