@@ -37,7 +37,12 @@ spawn to the command's exit) and the medians of the system calls
 depend on the machine's load.
 
 usage: bench-ops.py ROUNDS --base NAME --root DIR --sleeper BUNDLE --true BUNDLE
-                    [--ops OP,...] [--counts N] [--seed N] NAME=BINARY...
+                    [--ops OP,...] [--counts N] [--seed N] [--gap MS] NAME=BINARY...
+
+With --gap MS every command is started MS milliseconds after the one before ended, as a
+supervisor's commands come spaced apart: back to back, a command finds the grace period
+of the cgroup lock (see docs/performance.md) that the previous command's cgroup attach
+started already passed, whichever runtime that was.
 """
 import argparse
 import os
@@ -213,6 +218,8 @@ def main():
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--counts", type=int, default=0)
+    p.add_argument("--gap", type=float, default=0,
+                   help="ms to sleep before each timed command")
     p.add_argument("runtimes", nargs="+", metavar="NAME=BINARY")
     args = p.parse_args()
     runtimes = [r.split("=", 1) for r in args.runtimes]
@@ -237,6 +244,8 @@ def main():
             order = list(runtimes)
             rng.shuffle(order)
             for name, binary in order:
+                if args.gap:
+                    time.sleep(args.gap / 1000)
                 w, c = one_op(runner, op, name, binary, args.root, args, i)
                 if i >= args.warmup:
                     wall[(op, name)].append(w * 1000)

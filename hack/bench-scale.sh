@@ -67,10 +67,15 @@ unshare -m bash -euo pipefail -c '
   for name in $only; do
     root="$work/state/root-$name"
     mkdir -p "$root"
+    tenth=$(( n / 10 > 0 ? n / 10 : 1 ))
     t0=$(now)
     for i in $(seq "$n"); do
       "${bin[$name]}" --root "$root" run -d -b "$work/sleeper" "scale-$name-$i" </dev/null >/dev/null 2>"$work/err-$name" \
         || { echo "$name: run -d of container $i failed: $(tail -n1 "$work/err-$name")" >&2; exit 1; }
+      # When the first and the last tenth start and end: does a start cost more when
+      # many containers run?
+      [ "$i" -eq "$tenth" ] && ta=$(now)
+      [ "$i" -eq $(( n - tenth )) ] && tb=$(now)
     done
     t1=$(now)
     running=$("${bin[$name]}" --root "$root" list -q | wc -l)
@@ -83,15 +88,16 @@ unshare -m bash -euo pipefail -c '
     done
     t3=$(now)
     left=$("${bin[$name]}" --root "$root" list -q | wc -l)
-    echo "$name $(echo "$t1 - $t0" | bc -l) $(echo "$t3 - $t2" | bc -l) $running $ours_rss $ours_count $init_rss $init_count $left" >> "$work/result"
+    first=$(echo "($ta - $t0) * 1000 / $tenth" | bc -l); last=$(echo "($t1 - $tb) * 1000 / $tenth" | bc -l)
+    echo "$name $(echo "$t1 - $t0" | bc -l) $(echo "$t3 - $t2" | bc -l) $running $ours_rss $ours_count $init_rss $init_count $left $first $last" >> "$work/result"
   done
 '
 
 echo "$(date -Is) $(uptime | sed 's/.*load/load/')"
 echo "== $n busybox sleep containers, run -d one after another, then delete -f each"
-printf "%-6s %10s %12s %8s %16s %18s %12s %6s\n" runtime "start(s)" "per ctr(ms)" running "runtime RSS(KiB)" "init RSS(KiB)/ctr" "delete(s)" left
-while read -r name start del running rss count irss icount left; do
+printf "%-6s %10s %12s %16s %8s %16s %18s %12s %6s\n" runtime "start(s)" "per ctr(ms)" "first/last 10%" running "runtime RSS(KiB)" "init RSS(KiB)/ctr" "delete(s)" left
+while read -r name start del running rss count irss icount left first last; do
   per=$(echo "$start * 1000 / $n" | bc -l)
-  printf "%-6s %10.1f %12.1f %8s %11s (%3s p) %18.0f %12.1f %6s\n" "$name" "$start" "$per" "$running" "$rss" "$count" \
+  printf "%-6s %10.1f %12.1f %7.1f /%7.1f %8s %11s (%3s p) %18.0f %12.1f %6s\n" "$name" "$start" "$per" "$first" "$last" "$running" "$rss" "$count" \
     "$(echo "$irss / ($icount + ($icount == 0))" | bc -l)" "$del" "$left"
 done < "$work/result"

@@ -1,22 +1,26 @@
-//! Starting the grace period a cgroup attach waits for, early and off the critical path.
+//! Starting the grace period a cgroup v2 attach waits for, early and off the critical path.
 //!
-//! Moving a process into a cgroup (a write to `cgroup.procs`, v1 or v2) takes the kernel's
+//! Moving a process into a cgroup by writing its pid to `cgroup.procs` takes the kernel's
 //! global `cgroup_threadgroup_rwsem` for writing. That lock is a per-CPU rwsem: its writer
 //! first waits for a full RCU grace period (`rcu_sync_enter`), unless another writer did
-//! so less than about one grace period ago. A grace period is several scheduler ticks:
-//! 4–12 ms on a 250 Hz kernel, more than everything else a `create` does. Every runtime
-//! pays it once per create, run and exec (runc and crun write the pid from the parent
-//! while the child waits; the container init here writes itself); back-to-back commands
-//! share one, which is why a shell loop of runs looks faster than runs spaced apart.
+//! so less than about one period ago. A grace period is several scheduler ticks: 4-17 ms
+//! on this 250 Hz kernel, more than everything else a `create` does. runc and crun pay it
+//! once per create, run and exec (they write the pid from the parent while the child
+//! waits); back-to-back commands share one, which is why a shell loop of runs looks faster
+//! than runs spaced apart.
 //!
-//! So as soon as a command that will attach a process starts, a thread writes `0` (the
-//! writer itself) to the `cgroup.procs` of the cgroup the runtime is already in: nothing
-//! moves, but the grace period starts now and elapses while the main thread reads the
-//! bundle, writes the state and clones the init; the init's own attach then finds it
-//! (mostly) passed. Writing a process into the cgroup it is in changes nothing: the kernel
-//! migrates no task and calls no controller's attach hook. A failure (no permission, no
-//! cgroup file system, a cgroup that refuses processes) is ignored: the attach later then
-//! simply waits as it would have.
+//! On a cgroup v1 or hybrid host the container init and exec's intermediate process join
+//! through the v1 `tasks` file instead, which skips that lock (third_party patch 0702). On
+//! a unified (v2) host they still write `cgroup.procs`, so there, as soon as a command that
+//! will attach a process starts, a thread writes `0` (the writer itself) to the
+//! `cgroup.procs` of the cgroup the runtime is already in: nothing moves, but the grace
+//! period starts now and elapses while the main thread reads the bundle, writes the state
+//! and clones the init; the init's own attach then finds it (mostly) passed. Writing a
+//! process into the cgroup it is in changes nothing: the kernel migrates no task and calls
+//! no controller's attach hook. A failure (no permission, a cgroup that refuses processes)
+//! is ignored: the attach later then simply waits as it would have. Not on v1: there the
+//! thread's wait would be the only one, and a command ending before it would wait for the
+//! thread at exit.
 //!
 //! The thread must not disturb the main thread's `clone3` of the container processes
 //! (libcontainer calls the system call directly, so glibc's fork handlers do not run): a
@@ -39,10 +43,13 @@ const DISABLE: &str = "_RUNTIME_TEST_NO_ATTACH_WARMUP";
 const CGROUP_SUPER_MAGIC: i64 = 0x0027_e0eb;
 const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
 
-/// Starts the thread if the runtime is root; returns at once.
+/// The unified hierarchy's mount point on a v2 host.
+const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+
+/// Starts the thread if the runtime is root on a unified (v2) host; returns at once.
 pub fn start() {
     // SAFETY: geteuid has no arguments and cannot fail.
-    if unsafe { libc::geteuid() } != 0 || std::env::var_os(DISABLE).is_some() {
+    if unsafe { libc::geteuid() } != 0 || std::env::var_os(DISABLE).is_some() || !unified() {
         return;
     }
     let Ok(text) = std::fs::read_to_string("/proc/self/cgroup") else {
@@ -57,44 +64,25 @@ pub fn start() {
     spawn(files);
 }
 
-/// The `cgroup.procs` files of the cgroups this process is in, where the usual mount
-/// points put them: one for the v2 line (a hybrid host's /sys/fs/cgroup/unified, else
-/// /sys/fs/cgroup), then the first v1 hierarchies'. The thread takes the first that opens
-/// on a cgroup file system; which one does not matter (the lock is global).
+/// Whether /sys/fs/cgroup is the unified hierarchy (a v2 host).
+fn unified() -> bool {
+    nix::sys::statfs::statfs(CGROUP_ROOT)
+        .is_ok_and(|fs| fs.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
+}
+
+/// The `cgroup.procs` file of this process's v2 cgroup (the `0::` line of
+/// /proc/self/cgroup) under the unified mount point.
 fn candidates(proc_self_cgroup: &str) -> Vec<CString> {
-    let mut out = Vec::new();
-    for line in proc_self_cgroup.lines() {
-        let mut parts = line.splitn(3, ':');
-        let (Some(_), Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next())
-        else {
-            continue;
-        };
-        if !path.starts_with('/') || path.contains("/..") {
-            continue;
-        }
-        let path = path.trim_end_matches('/');
-        let dirs: Vec<String> = if controllers.is_empty() {
-            vec![
-                format!("/sys/fs/cgroup/unified{path}"),
-                format!("/sys/fs/cgroup{path}"),
-            ]
-        } else {
-            let first = controllers.split(',').next().unwrap_or_default();
-            let name = first.strip_prefix("name=").unwrap_or(first);
-            if name.is_empty() || name.contains('/') {
-                continue;
-            }
-            vec![format!("/sys/fs/cgroup/{name}{path}")]
-        };
-        out.extend(
-            dirs.into_iter()
-                .filter_map(|d| CString::new(format!("{d}/cgroup.procs")).ok()),
-        );
-        if out.len() >= 4 {
-            break;
-        }
-    }
-    out
+    proc_self_cgroup
+        .lines()
+        .filter_map(|line| line.strip_prefix("0::"))
+        .filter(|path| path.starts_with('/') && !path.contains("/.."))
+        .filter_map(|path| {
+            let path = path.trim_end_matches('/');
+            CString::new(format!("{CGROUP_ROOT}{path}/cgroup.procs")).ok()
+        })
+        .take(1)
+        .collect()
 }
 
 /// Creates the detached thread with all signals blocked.
@@ -168,32 +156,21 @@ mod tests {
     }
 
     #[test]
-    fn hybrid_host_lines() {
-        let text = "9:name=systemd:/\n8:pids:/\n4:memory:/a/b\n1:cpu,cpuacct:/x\n0::/\n";
+    fn the_v2_line_names_the_file() {
         assert_eq!(
-            names(text),
-            [
-                "/sys/fs/cgroup/systemd/cgroup.procs",
-                "/sys/fs/cgroup/pids/cgroup.procs",
-                "/sys/fs/cgroup/memory/a/b/cgroup.procs",
-                "/sys/fs/cgroup/cpu/x/cgroup.procs",
-            ]
+            names("0::/user.slice/session-1.scope\n"),
+            ["/sys/fs/cgroup/user.slice/session-1.scope/cgroup.procs"]
         );
+        assert_eq!(names("0::/\n"), ["/sys/fs/cgroup/cgroup.procs"]);
     }
 
     #[test]
-    fn unified_host_line() {
-        assert_eq!(
-            names("0::/user.slice/session-1.scope\n"),
-            [
-                "/sys/fs/cgroup/unified/user.slice/session-1.scope/cgroup.procs",
-                "/sys/fs/cgroup/user.slice/session-1.scope/cgroup.procs",
-            ]
-        );
+    fn v1_lines_are_not_used() {
+        assert!(names("9:name=systemd:/\n8:pids:/\n4:memory:/a/b\n").is_empty());
     }
 
     #[test]
     fn odd_lines_are_skipped() {
-        assert!(names("garbage\n3:cpu:relative\n4:memory:/../x\n5:name=:/\n").is_empty());
+        assert!(names("garbage\n0::relative\n0::/../x\n").is_empty());
     }
 }
