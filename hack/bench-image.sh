@@ -7,8 +7,11 @@
 #    `umoci unpack` into an empty layout;
 #  - warm (image already stored): `imgtool bundle` vs `umoci unpack`;
 #  - commit of a one-file change in a bundle: `imgtool commit` (overlay) vs `umoci repack`;
-#  - push of the image to an empty registry: `imgtool push` vs `skopeo copy`.
+#  - push of the image to an empty registry: `imgtool push` vs `skopeo copy`;
+#  - push of a 5-layer image (the Debian base and four 16 MiB layers of incompressible
+#    data, made with `imgtool commit`) to an empty registry, the same two ways.
 # usage: hack/bench-image.sh [RUNS]   (default 5 for the slow cases, 20 for the fast ones)
+#        BENCH_ONLY=push hack/bench-image.sh   (only the push cases)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" -eq 0 ] || { echo "bench-image: run as root" >&2; exit 1; }
@@ -18,8 +21,9 @@ cache=${BENCH_CACHE:-/var/cache/imgtool-bench}
 
 bash hack/install-deps.sh >/dev/null
 command -v debootstrap >/dev/null || { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null; }
-cargo build --release -p imgtool -q
-IMGTOOL="$PWD/target/release/imgtool"
+# What users install (hack/install.sh), into target/install.
+PREFIX="$PWD/target/install" bash hack/install.sh >/dev/null
+IMGTOOL="$PWD/target/install/bin/imgtool"
 export IMGTOOL
 
 # The Debian minbase root filesystem, made once (needs Debian's mirror).
@@ -37,7 +41,7 @@ fi
 work=$(mktemp -d /tmp/bench-image.XXXXXX)
 export work
 cleanup() {
-  for b in "$work"/b-* "$work"/ext4/b-*; do [ -f "$b/imgtool.json" ] && "$IMGTOOL" unbundle "$b" >/dev/null 2>&1; done
+  for b in "$work"/b-* "$work"/ext4/b-*; do [ -f "$b/imgtool.json" ] && { "$IMGTOOL" unbundle "$b" >/dev/null 2>&1 || echo "bench-image: unbundle $b failed" >&2; }; done
   for r in "$work"/registry*; do [ -f "$r/pid" ] && kill "$(cat "$r/pid")" 2>/dev/null; done
   grep -o " $work[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
   rm -rf "$work"
@@ -52,9 +56,12 @@ size=$(du -sm "$work/src/blobs" | cut -f1)
 files=$(tar -tf "$cache/debian-minbase.tar" | wc -l)
 echo "image: debian minbase bookworm, ${size} MB compressed, $files entries, registry $registry"
 
+only=${BENCH_ONLY:-all}
+want() { [ "$only" = all ] || [ "$only" = "$1" ]; }
+
 median() { jq -r ".results[] | select(.command == \"$2\") | .median" "$1"; }
 ms() { awk -v s="$1" 'BEGIN { printf "%.1f ms", s * 1000 }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1fx", b / a }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", b / a }'; }
 
 # Every run writes into new directories and nothing is deleted until the end. This VM's
 # root filesystem is ext4 without a journal, where the inode allocator skips, one by one,
@@ -74,7 +81,7 @@ cat > "$work/ours-cold.sh" <<'SH'
 set -e
 n=$(cat "$work/run-ours-cold-$2")
 "$IMGTOOL" --store "$1/cold-store-$n" pull -q "$registry/debian:minbase" >/dev/null
-"$IMGTOOL" --store "$1/cold-store-$n" bundle "$registry/debian:minbase" "$1/b-cold-$n"
+"$IMGTOOL" --store "$1/cold-store-$n" bundle -q "$registry/debian:minbase" "$1/b-cold-$n"
 SH
 cat > "$work/peer-cold.sh" <<'SH'
 set -e
@@ -87,34 +94,38 @@ cold() { # cold DIR NAME
     -n ours --prepare "bash $work/next.sh ours-cold-$2" "bash $work/ours-cold.sh $1 $2" \
     -n peer --prepare "bash $work/next.sh peer-cold-$2" "bash $work/peer-cold.sh $1 $2" >/dev/null
 }
-cold "$work" rootfs
-truncate -s 16G "$work/ext4.img"
-mkfs.ext4 -q -F "$work/ext4.img"
-mkdir -p "$work/ext4"
-mount -o loop "$work/ext4.img" "$work/ext4"
-cold "$work/ext4" ext4
-for b in "$work"/ext4/b-*; do [ -f "$b/imgtool.json" ] && "$IMGTOOL" unbundle "$b" >/dev/null; done
-umount "$work/ext4"
-rm -f "$work/ext4.img"
+if want pull; then
+  cold "$work" rootfs
+  truncate -s 16G "$work/ext4.img"
+  mkfs.ext4 -q -F "$work/ext4.img"
+  mkdir -p "$work/ext4"
+  mount -o loop "$work/ext4.img" "$work/ext4"
+  cold "$work/ext4" ext4
+  for b in "$work"/ext4/b-*; do [ -f "$b/imgtool.json" ] && "$IMGTOOL" unbundle "$b" >/dev/null; done
+  umount "$work/ext4"
+  rm -f "$work/ext4.img"
+fi
 
 # Warm: the image is already stored.
 "$IMGTOOL" --store "$work/store" pull -q "$registry/debian:minbase" >/dev/null
 skopeo copy -q --src-tls-verify=false "docker://$registry/debian:minbase" "oci:$work/layout:debian"
-"$IMGTOOL" --store "$work/store" bundle "$registry/debian:minbase" "$work/b-first"
-hyperfine --runs "$fast_runs" --export-json "$work/warm.json" \
-  -n ours --prepare "bash $work/next.sh ours-warm" \
-    "read n < $work/run-ours-warm && $IMGTOOL --store $work/store bundle $registry/debian:minbase $work/b-warm-\$n" \
-  -n peer --prepare "bash $work/next.sh peer-warm" \
-    "read n < $work/run-peer-warm && umoci unpack --image $work/layout:debian $work/peer-warm-\$n" >/dev/null
+"$IMGTOOL" --store "$work/store" bundle -q "$registry/debian:minbase" "$work/b-first"
+if want pull; then
+  hyperfine --runs "$fast_runs" --export-json "$work/warm.json" \
+    -n ours --prepare "bash $work/next.sh ours-warm" \
+      "read n < $work/run-ours-warm && $IMGTOOL --store $work/store bundle -q $registry/debian:minbase $work/b-warm-\$n" \
+    -n peer --prepare "bash $work/next.sh peer-warm" \
+      "read n < $work/run-peer-warm && umoci unpack --image $work/layout:debian $work/peer-warm-\$n" >/dev/null
 
-# Commit of a one-file change.
-"$IMGTOOL" --store "$work/store" bundle "$registry/debian:minbase" "$work/b-commit"
-umoci unpack --image "$work/layout:debian" "$work/umoci-commit" >/dev/null
-hyperfine --runs "$fast_runs" --export-json "$work/commit.json" \
-  -n ours --prepare "head -c 4096 /dev/urandom > $work/b-commit/rootfs/etc/changed" \
-    "$IMGTOOL --store $work/store commit $work/b-commit localhost/debian:changed" \
-  -n peer --prepare "head -c 4096 /dev/urandom > $work/umoci-commit/rootfs/etc/changed" \
-    "umoci repack --image $work/layout:changed $work/umoci-commit" >/dev/null
+  # Commit of a one-file change.
+  "$IMGTOOL" --store "$work/store" bundle -q "$registry/debian:minbase" "$work/b-commit"
+  umoci unpack --image "$work/layout:debian" "$work/umoci-commit" >/dev/null
+  hyperfine --runs "$fast_runs" --export-json "$work/commit.json" \
+    -n ours --prepare "head -c 4096 /dev/urandom > $work/b-commit/rootfs/etc/changed" \
+      "$IMGTOOL --store $work/store commit $work/b-commit localhost/debian:changed" \
+    -n peer --prepare "head -c 4096 /dev/urandom > $work/umoci-commit/rootfs/etc/changed" \
+      "umoci repack --image $work/layout:changed $work/umoci-commit" >/dev/null
+fi
 
 # Push to an empty registry each run.
 cat > "$work/fresh-registry.sh" <<'SH'
@@ -122,15 +133,25 @@ cat > "$work/fresh-registry.sh" <<'SH'
 rm -rf "$work/registry-push"
 hack/start-registry.sh "$work/registry-push" > "$work/push-host"
 SH
-push_results=""
-if "$IMGTOOL" push --help >/dev/null 2>&1; then
-  hyperfine --runs "$runs" --export-json "$work/push.json" \
+# The 5-layer image: four commits of 16 MiB of random bytes on top of the base.
+prev="$registry/debian:minbase"
+for i in 1 2 3 4; do
+  "$IMGTOOL" --store "$work/store" bundle -q "$prev" "$work/b-five-$i"
+  head -c 16M /dev/urandom > "$work/b-five-$i/rootfs/layer-$i.bin"
+  "$IMGTOOL" --store "$work/store" commit -q "$work/b-five-$i" "localhost/five:$i" >/dev/null
+  prev="localhost/five:$i"
+done
+skopeo copy -q "oci:$work/store:localhost/five:4" "oci:$work/layout:five"
+
+push_case() { # push_case NAME OURS_REF PEER_REF
+  hyperfine --runs "$runs" --export-json "$work/push-$1.json" \
     -n ours --prepare "bash $work/fresh-registry.sh" \
-      "$IMGTOOL --store $work/store push -q $registry/debian:minbase \$(cat $work/push-host)/debian:minbase" \
+      "$IMGTOOL --store $work/store push -q $2 \$(cat $work/push-host)/$1:1" \
     -n peer --prepare "bash $work/fresh-registry.sh" \
-      "skopeo copy -q --dest-tls-verify=false oci:$work/layout:debian docker://\$(cat $work/push-host)/debian:minbase" >/dev/null
-  push_results=yes
-fi
+      "skopeo copy -q --dest-tls-verify=false oci:$work/layout:$3 docker://\$(cat $work/push-host)/$1:1" >/dev/null
+}
+push_case debian "$registry/debian:minbase" debian
+push_case five localhost/five:4 five
 
 printf '\n%-44s %12s %12s %10s\n' "" "imgtool" "peer" "speed-up"
 row() {
@@ -139,9 +160,12 @@ row() {
   a=$(median "$file" ours) b=$(median "$file" peer)
   printf '%-44s %12s %12s %10s\n' "$what" "$(ms "$a")" "$(ms "$b")" "$(ratio "$a" "$b")"
 }
-row "cold pull+bundle (vs skopeo copy+umoci unpack)" "$work/cold-rootfs.json"
-row "  the same on a fresh ext4 with a journal" "$work/cold-ext4.json"
-row "bundle of a stored image (vs umoci unpack)" "$work/warm.json"
-row "commit of a one-file change (vs umoci repack)" "$work/commit.json"
-[ -n "$push_results" ] && row "push to an empty registry (vs skopeo copy)" "$work/push.json"
-echo "(medians; speed-up = peer / imgtool; targets: cold >= 8x, stored bundle <= 50 ms, commit <= 100 ms and >= 20x)"
+if want pull; then
+  row "cold pull+bundle (vs skopeo copy+umoci unpack)" "$work/cold-rootfs.json"
+  row "  the same on a fresh ext4 with a journal" "$work/cold-ext4.json"
+  row "bundle of a stored image (vs umoci unpack)" "$work/warm.json"
+  row "commit of a one-file change (vs umoci repack)" "$work/commit.json"
+fi
+row "push to an empty registry (vs skopeo copy)" "$work/push-debian.json"
+row "  the same, 5 layers (base + 4 x 16 MiB)" "$work/push-five.json"
+echo "(medians; speed-up = peer / imgtool; targets: cold >= 8x, stored bundle <= 50 ms, commit <= 100 ms and >= 20x, push >= 1.0x)"

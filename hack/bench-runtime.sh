@@ -11,9 +11,9 @@
 # With --clients it also times `ctr run --rm` through containerd's runc v2 shim and a CRI
 # pod up to its first running container (spec-tests/examples/cri-latency.rs).
 #
-# The runtime measured is the one users install: `-r BINARY`, else `runtime` on PATH
-# (hack/install.sh puts it in /usr/local/bin; hack/build-static.sh builds the same binary
-# without installing it). crun and runc are Debian's, from PATH.
+# The runtime measured is the one users install: `-r BINARY` (an installed `runtime`, or
+# hack/build-static.sh's output), else hack/install.sh builds and installs it into
+# target/install. crun and runc are Debian's, from PATH.
 # crun 1.8 refuses this host's cgroup hybrid mode while cgroup2 lists a controller, so every
 # runtime runs inside `unshare -m` with /sys/fs/cgroup/unified unmounted there (the host is
 # unchanged), with its state root (--root) on a tmpfs, as /run is on usual hosts (this VM's
@@ -34,10 +34,10 @@ while [ $# -gt 0 ]; do
   esac
 done
 if [ -z "$ours" ]; then
-  ours=$(command -v runtime) || {
-    echo "bench-runtime: no runtime on PATH: install it (hack/install.sh) or pass -r BINARY" >&2
-    exit 1
-  }
+  # What users install: hack/install.sh's static, non-PIE release build, installed into
+  # target/install.
+  PREFIX="$PWD/target/install" bash hack/install.sh >/dev/null
+  ours="$PWD/target/install/bin/runtime"
 fi
 ours=$(realpath "$ours")
 [ -x "$ours" ] || { echo "bench-runtime: $ours is not an executable" >&2; exit 1; }

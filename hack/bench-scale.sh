@@ -7,8 +7,9 @@
 # As in hack/bench-runtime.sh, crun 1.8 refuses this host's cgroup hybrid mode while cgroup2
 # lists a controller, so every runtime runs inside `unshare -m` with
 # /sys/fs/cgroup/unified unmounted there (the host is unchanged).
-# The runtime measured is the one users install: `-r BINARY`, else `runtime` on PATH
-# (hack/install.sh; hack/build-static.sh builds the same binary without installing it).
+# The runtime measured is the one users install: `-r BINARY` (an installed `runtime`, or
+# hack/build-static.sh's output), else hack/install.sh builds and installs it into
+# target/install.
 # Every runtime's state root is on a tmpfs, as /run is on usual hosts (see
 # hack/bench-runtime.sh). `--only NAME[,NAME]` measures some of ours, crun, runc.
 # usage: hack/bench-scale.sh [-r BINARY] [--only NAMES] [N]   (default 1000)
@@ -24,10 +25,10 @@ while [ $# -gt 0 ]; do
   esac
 done
 if [ -z "$ours" ]; then
-  ours=$(command -v runtime) || {
-    echo "bench-scale: no runtime on PATH: install it (hack/install.sh) or pass -r BINARY" >&2
-    exit 1
-  }
+  # What users install: hack/install.sh's static, non-PIE release build, installed into
+  # target/install.
+  PREFIX="$PWD/target/install" bash hack/install.sh >/dev/null
+  ours="$PWD/target/install/bin/runtime"
 fi
 ours=$(realpath "$ours")
 

@@ -12,9 +12,10 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 bash hack/install-deps.sh >/dev/null
-cargo build --release -p runtime -p imgtool -q
-RUNTIME="$PWD/target/release/runtime"
-IMGTOOL="$PWD/target/release/imgtool"
+# What users install (hack/install.sh), into target/install rather than /usr/local.
+PREFIX="$PWD/target/install" bash hack/install.sh >/dev/null
+RUNTIME="$PWD/target/install/bin/runtime"
+IMGTOOL="$PWD/target/install/bin/imgtool"
 
 work=$(mktemp -d /tmp/demo.XXXXXX)
 cleanup() {

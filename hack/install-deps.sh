@@ -6,10 +6,17 @@ set -euo pipefail
 PACKAGES=(
   # build: libcontainer links libseccomp; k8s-cri's build script (CRI tests) runs protoc
   pkg-config libseccomp-dev protobuf-compiler
+  # the seccomp spec-tests build a static probe (gcc -static against glibc's libc.a)
+  gcc libc6-dev
   # test images and runtime tests
   busybox-static jq iproute2 util-linux procps
   # peers the tests and benchmarks compare against
   runc crun skopeo umoci
+  # bridge networks of imgtool bundles: the CNI plugins their hooks run, and iptables
+  # for the network-wide NAT/FORWARD rules and the portmap plugin
+  containernetworking-plugins iptables curl
+  # the static syscall probe the seccomp tests build (cc -static)
+  gcc libc6-dev
   # real clients of the runtime
   containerd podman conmon uidmap bsdutils docker.io criu
   # the local registry the image tests start on 127.0.0.1
@@ -18,6 +25,9 @@ PACKAGES=(
   openssl
   # benchmarks
   hyperfine time strace bc
+  # hack/vm-test.sh: a Debian 12 guest (systemd, pure cgroup v2) built with debootstrap and
+  # booted with QEMU (KVM when it works, software emulation otherwise)
+  debootstrap qemu-system-x86
 )
 
 missing=()

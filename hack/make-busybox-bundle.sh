@@ -11,7 +11,15 @@ runtime=${1:-}
 [ -n "${runtime}" ] && shift
 [ "${1:-}" = "--" ] && shift
 [ -x /bin/busybox ] || { echo "make-busybox-bundle: /bin/busybox missing (apt-get install busybox-static)" >&2; exit 1; }
-[ -n "$runtime" ] || runtime="$(cd "$(dirname "$0")/.." && pwd)/target/release/runtime"
+# Default: the installed runtime (hack/install.sh: PATH, or target/install), else the
+# debug build; it is only asked for `runtime spec`.
+if [ -z "$runtime" ]; then
+  here="$(cd "$(dirname "$0")/.." && pwd)"
+  for candidate in "$(command -v runtime || true)" "$here/target/install/bin/runtime" "$here/target/debug/runtime"; do
+    [ -n "$candidate" ] && [ -x "$candidate" ] && { runtime=$candidate; break; }
+  done
+  [ -n "$runtime" ] || { echo "make-busybox-bundle: no runtime found (hack/install.sh)" >&2; exit 1; }
+fi
 
 mkdir -p "$dir/rootfs/bin" "$dir/rootfs/etc" "$dir/rootfs/proc" "$dir/rootfs/sys" "$dir/rootfs/dev" "$dir/rootfs/tmp"
 cp /bin/busybox "$dir/rootfs/bin/busybox"

@@ -6,11 +6,15 @@
 #
 #   patch-series.sh check              the trees equal upstream + series (CI runs this)
 #   patch-series.sh new NAME FILE [N]  the trees' changes not yet in the series become the
-#                                      next patch, NNNN-NAME.patch (number N if given, at
-#                                      least the last one + 1); FILE (or - for stdin) holds
+#                                      next patch, NNNN-NAME.patch (number N if given and
+#                                      unused, else the highest + 1); FILE (or - for stdin) holds
 #                                      its reason: a subject line, a blank line, why
 #   patch-series.sh refresh            the last patch is made again from the trees (its
 #                                      reason kept): for amending the newest patch
+#   patch-series.sh amend N [PATH..]   the trees' changes not yet in the series (in the
+#                                      given files, relative to third_party/, or all) are
+#                                      folded into patch N (any patch; later ones must
+#                                      still apply)
 #   patch-series.sh apply DIR          writes upstream + series into DIR (for reading or
 #                                      for starting over)
 #
@@ -69,14 +73,36 @@ build_tree() {
 
 patch_names() { [ -f "$series" ] && grep -v '^\s*\(#\|$\)' "$series" || true; }
 
-# The difference between the tree in $1 and the working trees, as a patch body.
-diff_trees() {
-  local dir="$1" name version
+# The difference from the crates under $1 to the crates under $2, as a patch body with
+# a/<crate> and b/<crate> paths.
+diff_between() {
+  local old="$1" new="$2" name version view
+  view="$(mktemp -d "$tmp/view.XXXX")"
+  mkdir -p "$view/a" "$view/b"
   while read -r name version; do
-    (cd "$dir" && mkdir -p a b && rm -rf "a/$name" "b/$name" \
-      && mv "$name" "a/$name" && ln -s "$here/$name" "b/$name")
-    (cd "$dir" && diff -ruN -x target -x '*.orig' -x '*.rej' "a/$name" "b/$name") || true
+    ln -s "$old/$name" "$view/a/$name"
+    ln -s "$new/$name" "$view/b/$name"
+    (cd "$view" && diff -ruN -x target -x '*.orig' -x '*.rej' "a/$name" "b/$name") || true
   done < <(crates) | sed -E 's#^(---|\+\+\+) ([^\t]*)\t.*#\1 \2#'
+}
+
+# Keeps only the files of a patch body (stdin) whose path, relative to third_party/, is
+# one of the arguments (all files when there is none).
+only_paths() {
+  if [ "$#" -eq 0 ]; then cat; return; fi
+  awk -v want="$(printf '%s\n' "$@")" '
+    BEGIN { n = split(want, w, "\n"); for (i = 1; i <= n; i++) if (w[i] != "") keep["b/" w[i]] = 1 }
+    /^diff -ruN / { on = ($NF in keep) }
+    on { print }'
+}
+
+# The difference between the tree in $1 and the working trees, as a patch body.
+diff_trees() { diff_between "$1" "$here"; }
+
+# Writes patch file $1 with the header (reason) of $2 and the body $3.
+write_patch() {
+  { sed '/^---$/,$d' "$2"; echo "---"; echo "$3"; } > "$1.new"
+  mv "$1.new" "$1"
 }
 
 tmp="$(mktemp -d)"
@@ -101,12 +127,15 @@ case "${1:-}" in
     build_tree "$tmp/t"
     body="$(diff_trees "$tmp/t")"
     [ -n "$body" ] || die "the trees equal upstream + series: nothing to make a patch of"
-    last="$(patch_names | tail -1 | cut -c1-4)"
+    # Numbers name patches; the series file orders them. Merged branches keep the numbers
+    # they were written with, so the series need not be sorted.
+    last="$(patch_names | cut -c1-4 | sort -n | tail -1)"
     next=$((10#${last:-0} + 1))
     if [ -n "${4:-}" ]; then
-      [[ "$4" =~ ^[0-9]{1,4}$ ]] && [ $((10#$4)) -ge "$next" ] \
-        || die "number $4: give one of 4 digits at least $next (the series is applied in order)"
+      [[ "$4" =~ ^[0-9]{1,4}$ ]] || die "number $4: give at most 4 digits"
       next=$((10#$4))
+      ! patch_names | cut -c1-4 | grep -qx "$(printf '%04d' "$next")" \
+        || die "number $4 is already in the series"
     fi
     num="$(printf '%04d' "$next")"
     file="$num-$name.patch"
@@ -121,9 +150,37 @@ case "${1:-}" in
     build_tree "$tmp/t" "$count"
     body="$(diff_trees "$tmp/t")"
     [ -n "$body" ] || die "the last patch would be empty: remove it from the series instead"
-    header="$(sed '/^---$/,$d' "$patches/$last")"
-    { echo "$header"; echo "---"; echo "$body"; } > "$patches/$last"
+    write_patch "$patches/$last" "$patches/$last" "$body"
     echo "refreshed third_party/patches/$last"
+    ;;
+  amend)
+    # Folds the trees' changes not yet in the series into patch N (not only the last):
+    # upstream + patches 1..N, plus those changes, becomes the new patch N; the patches
+    # after it must still apply exactly, or nothing is changed.
+    want="${2:-}"
+    [ -n "$want" ] || die "usage: amend NUMBER-or-FILE [PATH...]"
+    shift 2
+    only=("$@")
+    target="$(patch_names | grep -m1 "^$want" || true)"
+    [ -n "$target" ] || die "no patch $want in the series"
+    index="$(patch_names | grep -n -m1 -x "$target" | cut -d: -f1)"
+    build_tree "$tmp/full"
+    pending="$(diff_trees "$tmp/full" | only_paths "${only[@]}")"
+    [ -n "$pending" ] || die "no change outside the series (in ${only[*]:-the trees}) to fold into $target"
+    build_tree "$tmp/before" "$((index - 1))"
+    build_tree "$tmp/after" "$index"
+    echo "$pending" | patch -p1 -s --no-backup-if-mismatch -d "$tmp/after" \
+      || die "the pending changes do not apply on top of $target: make them a new patch instead"
+    cp "$patches/$target" "$tmp/old.patch"
+    write_patch "$patches/$target" "$tmp/old.patch" "$(diff_between "$tmp/before" "$tmp/after")"
+    rm -rf "$tmp/check"
+    if ! (build_tree "$tmp/check") 2>"$tmp/err" \
+      || [ -n "$(diff_trees "$tmp/check" | only_paths "${only[@]}")" ]; then
+      cp "$tmp/old.patch" "$patches/$target"
+      cat "$tmp/err" >&2
+      die "after amending $target the later patches no longer give the trees; left unchanged"
+    fi
+    echo "amended third_party/patches/$target"
     ;;
   apply)
     [ -n "${2:-}" ] || die "usage: apply DIR"
@@ -132,7 +189,7 @@ case "${1:-}" in
     echo "upstream + series written to $2"
     ;;
   *)
-    sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac

@@ -6,6 +6,7 @@ pub mod commit;
 pub mod image;
 pub mod layer;
 pub mod mount;
+pub mod network;
 pub mod reference;
 pub mod registry;
 pub mod store;

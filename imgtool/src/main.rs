@@ -4,11 +4,42 @@
 
 mod commands;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
+
+/// True when the error is a write to a closed pipe (`imgtool inspect x | head -1`).
+fn broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
 
 fn main() {
+    // Usage errors exit 2 (clap), --help and --version 0.
+    // `imgtool generate-docs DIR`: man pages and completions for hack/install.sh, from
+    // the clap definition (hidden: never in the help).
+    let raw: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    match cli_docs::handle(&raw, commands::Cli::command) {
+        Ok(true) => return,
+        Ok(false) => {}
+        Err(err) => {
+            eprintln!("imgtool: {err:#}");
+            std::process::exit(1);
+        }
+    }
     let cli = commands::Cli::parse();
     if let Err(err) = cli.run() {
+        if broken_pipe(&err) {
+            // Whoever read our output has gone: end as `cat` does, by SIGPIPE (Rust
+            // ignores it by default, which made every write fail instead).
+            // SAFETY: restoring a signal's default action and raising it have no
+            // preconditions; nothing else runs in this process at this point.
+            unsafe {
+                libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+                libc::raise(libc::SIGPIPE);
+            }
+            std::process::exit(141);
+        }
         // One line a user can act on: the error and its causes, outermost first.
         let chain: Vec<String> = err.chain().map(|c| c.to_string()).collect();
         eprintln!("imgtool: {}", chain.join(": "));

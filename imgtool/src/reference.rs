@@ -57,6 +57,15 @@ pub fn parse(input: &str) -> Result<Reference, ReferenceError> {
     if domain != "docker.io" && !valid_domain(&domain) {
         return Err(err("invalid registry host"));
     }
+    // The grammar allows any digits as a port; a port that cannot exist is refused here
+    // rather than by the HTTP client later.
+    if let Some(port) = port_of(&domain) {
+        if !port.parse::<u16>().is_ok_and(|p| p > 0) {
+            return Err(err(&format!(
+                "invalid registry port {port} (a port is 1 to 65535)"
+            )));
+        }
+    }
     if path.is_empty() || !path.split('/').all(valid_path_component) {
         return Err(err(
             "invalid repository name (lowercase letters, digits and . _ - separators)",
@@ -152,6 +161,15 @@ fn valid_domain(d: &str) -> bool {
                 && b[b.len() - 1].is_ascii_alphanumeric()
                 && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
         })
+}
+
+/// The port of `host:port` or `[v6]:port`, if any.
+fn port_of(domain: &str) -> Option<&str> {
+    let tail = match domain.strip_prefix('[') {
+        Some(rest) => rest.split_once(']')?.1,
+        None => domain,
+    };
+    tail.rsplit_once(':').map(|(_, p)| p)
 }
 
 fn check_digest(d: &str) -> Result<(), &'static str> {
@@ -275,6 +293,12 @@ mod tests {
         }
         // Newer than oci-spec's grammar: a bracketed IPv6 registry, as docker accepts.
         assert_eq!(parse("[::1]:5000/repo:1").unwrap().registry(), "[::1]:5000");
+        // Stricter: a port that cannot exist.
+        for bad in ["127.0.0.1:99999/x", "host:0/x", "[::1]:65536/x"] {
+            let e = parse(bad).unwrap_err().to_string();
+            assert!(e.contains("invalid registry port"), "{bad}: {e}");
+        }
+        assert!(parse("host:65535/x").is_ok());
     }
 
     #[test]

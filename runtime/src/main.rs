@@ -4,15 +4,25 @@ mod cli;
 mod commands;
 mod container;
 mod logging;
+mod output;
 mod signals;
 
-use clap::{CommandFactory, Parser};
-
 use cli::{Cli, Command};
-use logging::LogTarget;
+use logging::LogOptions;
 
 fn main() {
+    container::test_switches::answer_probe();
     let raw: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // `runtime generate-docs DIR`: man pages and completions for hack/install.sh, from
+    // the clap definition (hidden: not a runc command, never in the help).
+    match cli_docs::handle(&raw, cli::command) {
+        Ok(true) => return,
+        Ok(false) => {}
+        Err(err) => {
+            eprintln!("runtime: {err:#}");
+            std::process::exit(1);
+        }
+    }
     // The CVE-2019-5736 re-exec comes first, before clap builds its command tree: the
     // process that re-executes would only throw that work away.
     let enters = may_enter_container(&raw);
@@ -24,27 +34,31 @@ fn main() {
         container::attach_warmup::start();
     }
     let args = cli::normalize_go_style_flags(raw);
-    let mut cli = Cli::parse_from(args);
-    let log = LogTarget {
+    let mut cli = match cli::parse(args) {
+        Ok(cli) => cli,
+        Err(exit) => exit.report_and_exit(),
+    };
+    let log_failed = logging::init(LogOptions {
         file: cli.log.clone(),
         json: cli.log_format == "json",
         debug: cli.debug,
-    };
-    if let Some(err) = protect_failed {
-        log.error(&format!("{err:#}"));
+    })
+    .err();
+    if let Some(err) = protect_failed.map(|e| format!("{e:#}")).or(log_failed) {
+        logging::fatal(&err);
         std::process::exit(1);
     }
     if cli.version {
-        println!("runtime version {}", env!("CARGO_PKG_VERSION"));
-        println!("spec: {}", libcontainer::oci_spec::runtime::VERSION);
-        println!("libcontainer: 0.7.0");
+        output::outln!("runtime version {}", env!("CARGO_PKG_VERSION"));
+        output::outln!("spec: {}", libcontainer::oci_spec::runtime::VERSION);
+        output::outln!("libcontainer: 0.7.0");
         return;
     }
     let Some(command) = cli.command.take() else {
-        let _ = Cli::command().print_help();
-        std::process::exit(1);
+        // runc prints its help and succeeds when given no command.
+        cli::print_help();
+        return;
     };
-    log.install_debug_subscriber();
     // runc's exec reports its own failures as 255, apart from the process's statuses.
     let failure_code = if matches!(command, Command::Exec(_)) {
         255
@@ -54,7 +68,7 @@ fn main() {
     match dispatch(&cli, command) {
         Ok(code) => std::process::exit(code),
         Err(err) => {
-            log.error(&format!("{err:#}"));
+            logging::fatal(&format!("{err:#}"));
             std::process::exit(failure_code);
         }
     }

@@ -6,11 +6,12 @@ use std::str::FromStr;
 use anyhow::{bail, Result};
 use nix::sys::signal::Signal;
 
-/// Parses a signal given on the command line into its number.
+/// Parses a signal given on the command line into its number. 0 is accepted, as runc
+/// accepts it: `kill ID 0` only checks that the container's init is alive.
 pub fn parse_signal(text: &str) -> Result<i32> {
     let t = text.trim();
     if let Ok(n) = t.parse::<i32>() {
-        if n <= 0 || n > libc::SIGRTMAX() {
+        if n < 0 || n > libc::SIGRTMAX() {
             bail!("invalid signal number {n}");
         }
         return Ok(n);
@@ -54,6 +55,7 @@ mod tests {
         assert_eq!(parse_signal("TERM").unwrap(), 15);
         assert_eq!(parse_signal("RTMIN+1").unwrap(), libc::SIGRTMIN() + 1);
         assert!(parse_signal("NOPE").is_err());
-        assert!(parse_signal("0").is_err());
+        assert_eq!(parse_signal("0").unwrap(), 0);
+        assert!(parse_signal("-1").is_err());
     }
 }

@@ -199,6 +199,26 @@ impl Bundle {
         self
     }
 
+    /// A directory of the bundle's, bind-mounted read-write at `/marks` in the container
+    /// (whose root is read-only): where a container writes readiness marks and results for
+    /// the test to wait for (`spec_tests::wait::for_line`). Returns the host side.
+    pub fn marks(&mut self) -> PathBuf {
+        let host = self.dir.path().join("marks");
+        std::fs::create_dir_all(&host).expect("marks dir");
+        std::fs::create_dir_all(self.rootfs().join("marks")).expect("marks mount point");
+        if !self.config["mounts"]
+            .as_array()
+            .is_some_and(|m| m.iter().any(|m| m["destination"] == "/marks"))
+        {
+            self.push(
+                "/mounts",
+                json!({"destination": "/marks", "type": "bind",
+                       "source": host, "options": ["rbind", "rw"]}),
+            );
+        }
+        host
+    }
+
     /// Writes the in-memory config to config.json.
     pub fn write(&self) {
         std::fs::write(

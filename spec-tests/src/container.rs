@@ -119,6 +119,14 @@ impl Runtime {
         self.exec(&["run", "--bundle", &bundle.to_string_lossy(), id])
     }
 
+    /// The "nothing left" checker for `id` under this runtime's state root
+    /// (`leftovers::Probe`: processes, cgroups, systemd units, mounts, state).
+    pub fn nothing_left_of(&self, id: &str) -> crate::leftovers::Probe {
+        crate::leftovers::Probe::new(id)
+            .state_root(self.root())
+            .mounts_naming(self.root())
+    }
+
     /// `create --bundle B ID`.
     pub fn create(&self, bundle: &Path, id: &str) -> Outcome {
         self.exec(&["create", "--bundle", &bundle.to_string_lossy(), id])
@@ -177,16 +185,12 @@ impl Drop for ContainerGuard<'_> {
     }
 }
 
-/// Directories of a container's cgroup in every mounted hierarchy that has one.
+/// Directories of a container's cgroup in every mounted hierarchy that has one, at any
+/// depth: on cgroup v2 a container's cgroup is usually below a slice
+/// (`/sys/fs/cgroup/system.slice/<id>`), not one level below a v1 controller's mount.
 pub fn cgroup_dirs_named(name: &str) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    if let Ok(entries) = std::fs::read_dir("/sys/fs/cgroup") {
-        for e in entries.flatten() {
-            let p = e.path().join(name);
-            if p.is_dir() {
-                found.push(p);
-            }
-        }
-    }
-    found
+    crate::cgroups::dirs_containing(name)
+        .into_iter()
+        .filter(|p| p.file_name().is_some_and(|f| f == name))
+        .collect()
 }

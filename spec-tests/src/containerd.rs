@@ -20,15 +20,12 @@ pub struct Containerd {
 }
 
 impl Containerd {
-    /// Starts containerd and imports the busybox image; None (with the reason printed)
-    /// only when the containerd binary is not installed.
+    /// Starts containerd and imports the busybox image; None only when containerd is not
+    /// installed outside CI (the test is then recorded as not run, `not_run::require_tool`).
     pub fn start(namespace: &str) -> Option<Self> {
-        if Command::new("containerd")
-            .arg("--version")
-            .output()
-            .is_err()
+        if !crate::not_run::require_tool("containerd", "containerd")
+            || !crate::not_run::require_tool("ctr", "containerd")
         {
-            eprintln!("SKIP: containerd is not installed (hack/install-deps.sh installs it)");
             return None;
         }
         let dir = tempfile::Builder::new()
@@ -97,6 +94,66 @@ impl Containerd {
             &self.namespace,
         ];
         crate::host::in_terminal(&[&base[..], args].concat(), &[])
+    }
+
+    /// Runs ctr (in a terminal with `tty`) with a pipe as its input: once `until` shows
+    /// up in its output, writes `input` and closes the pipe, then waits for ctr to end. For
+    /// a process that must not exit before its output has reached ctr's: containerd 1.6's
+    /// `ctr task exec` deletes the process as soon as it has exited, which cancels its
+    /// readers with output still in flight (fixed upstream in containerd PR 13931), so the
+    /// process prints, then waits for a line on its stdin.
+    pub fn ctr_answering(&self, args: &[&str], tty: bool, until: &str, input: &str) -> Outcome {
+        use std::io::{Read, Seek, Write};
+        use std::os::unix::process::ExitStatusExt;
+        let sock = self.dir.path().join("ctd.sock");
+        let sock = sock.to_string_lossy();
+        let base = [
+            "ctr",
+            "--address",
+            &sock,
+            "--connect-timeout",
+            "5s",
+            "-n",
+            &self.namespace,
+        ];
+        let argv = [&base[..], args].concat();
+        let mut cmd = if tty {
+            crate::host::terminal_command(&argv)
+        } else {
+            let mut c = Command::new(argv[0]);
+            c.args(&argv[1..]);
+            c
+        };
+        let mut out = tempfile::tempfile().expect("stdout file");
+        let mut err = tempfile::tempfile().expect("stderr file");
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(out.try_clone().expect("dup"))
+            .stderr(err.try_clone().expect("dup"))
+            .spawn()
+            .expect("spawn ctr");
+        let mut stdin = child.stdin.take().expect("ctr's stdin");
+        let read = |f: &mut std::fs::File| {
+            let mut s = String::new();
+            f.rewind().expect("rewind");
+            let _ = f.read_to_string(&mut s);
+            s
+        };
+        crate::wait::until_true(
+            &format!("{until:?} in ctr's output"),
+            crate::wait::DEADLINE,
+            || read(&mut out).contains(until) || matches!(child.try_wait(), Ok(Some(_))),
+        );
+        let _ = stdin.write_all(input.as_bytes());
+        drop(stdin);
+        let status = child.wait().expect("wait for ctr");
+        Outcome {
+            code: status
+                .code()
+                .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)),
+            stdout: read(&mut out),
+            stderr: read(&mut err),
+        }
     }
 
     pub fn log(&self) -> String {
@@ -179,6 +236,13 @@ impl Drop for Containerd {
         let _ = self.daemon.wait();
         // The shim's per-namespace runtime root, empty once every container is deleted.
         let _ = std::fs::remove_dir(Path::new("/run/containerd/runc").join(&self.namespace));
+        // ctr names each container's cgroup /<namespace>/<id>; the runtime (runc too)
+        // removes the container's own directory, the namespace's parent stays.
+        if let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") {
+            for h in hierarchies.flatten() {
+                let _ = std::fs::remove_dir(h.path().join(&self.namespace));
+            }
+        }
         crate::host::unmount_under(self.dir.path());
     }
 }

@@ -96,15 +96,10 @@ pub struct CriContainerd {
 
 impl CriContainerd {
     /// Builds the images, starts the registry and containerd with one CRI runtime handler
-    /// per `(name, binary)`. None (with the reason printed) only when containerd is not
-    /// installed.
+    /// per `(name, binary)`. None only when containerd is not installed outside CI (the
+    /// test is then recorded as not run, `not_run::require_tool`).
     pub fn start(handlers: &[(&str, &Path)]) -> Option<Self> {
-        if Command::new("containerd")
-            .arg("--version")
-            .output()
-            .is_err()
-        {
-            eprintln!("SKIP: containerd is not installed (hack/install-deps.sh installs it)");
+        if !crate::not_run::require_tool("containerd", "containerd") {
             return None;
         }
         let dir = tempfile::Builder::new()

@@ -19,11 +19,12 @@ pub struct Dockerd {
 }
 
 impl Dockerd {
-    /// Starts dockerd with `runtime` registered and loads the busybox image; None (with
-    /// the reason printed) only when dockerd is not installed.
+    /// Starts dockerd with `runtime` registered and loads the busybox image; None only when
+    /// dockerd is not installed outside CI (recorded as not run, `not_run::require_tool`).
     pub fn start(runtime: &Path) -> Option<Self> {
-        if Command::new("dockerd").arg("--version").output().is_err() {
-            eprintln!("SKIP: dockerd is not installed (hack/install-deps.sh installs docker.io)");
+        if !crate::not_run::require_tool("dockerd", "docker.io")
+            || !crate::not_run::require_tool("docker", "docker.io")
+        {
             return None;
         }
         let dir = tempfile::Builder::new()

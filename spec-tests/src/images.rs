@@ -122,6 +122,15 @@ impl Layer {
         self.file(path, data, 0o644)
     }
 
+    /// A directory carrying an extended attribute (a PAX `SCHILY.xattr.` record).
+    pub fn dir_with_xattr(&mut self, path: &str, key: &str, value: &[u8]) -> &mut Self {
+        let pax_key = format!("SCHILY.xattr.{key}");
+        self.tar
+            .append_pax_extensions([(pax_key.as_str(), value)])
+            .expect("pax xattr");
+        self.dir(path, 0o755)
+    }
+
     pub fn symlink(&mut self, path: &str, target: &str) -> &mut Self {
         let mut h = header(tar::EntryType::Symlink, 0o777, 0);
         self.tar
@@ -136,6 +145,19 @@ impl Layer {
             .append_link(&mut h, path, target)
             .unwrap_or_else(|e| panic!("hardlink {path}: {e}"));
         self
+    }
+
+    /// A character (`block` false) or block device node.
+    pub fn device(&mut self, path: &str, block: bool, major: u32, minor: u32) -> &mut Self {
+        let kind = if block {
+            tar::EntryType::Block
+        } else {
+            tar::EntryType::Char
+        };
+        let mut h = header(kind, 0o640, 0);
+        h.set_device_major(major).expect("major");
+        h.set_device_minor(minor).expect("minor");
+        self.append(h, path, &[][..])
     }
 
     pub fn fifo(&mut self, path: &str) -> &mut Self {
@@ -359,8 +381,8 @@ pub fn write_index_layout(layout: &Path, tag: &str, images: &[Image]) -> (String
 }
 
 /// A three-layer image exercising layer.md on top of busybox: files with owners and
-/// modes, a symlink, a hardlink to a file of a lower layer, a fifo, an xattr, whiteouts
-/// and an opaque directory. No zstd layer: Debian's umoci, which tests compare against,
+/// modes, a symlink, a hardlink to a file of a lower layer, a fifo, a user xattr and a
+/// file capability (security.capability), whiteouts and an opaque directory. No zstd layer: Debian's umoci, which tests compare against,
 /// cannot read one.
 pub fn multi_layer() -> Image {
     let mut l1 = Layer::new();
@@ -384,6 +406,16 @@ pub fn multi_layer() -> Image {
         .symlink("data/abs-sym", "/etc/passwd")
         .fifo("data/fifo")
         .file_with_xattr("data/xattr.txt", b"xattr\n", "user.test", b"value")
+        // A file capability (VFS_CAP_REVISION_2, CAP_NET_RAW permitted and effective), as
+        // ping carries in real images: an unpacker that drops security.* loses it.
+        .file_with_xattr(
+            "data/cap-net-raw",
+            b"#!/bin/sh\n",
+            "security.capability",
+            &[
+                1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+            ],
+        )
         .file("data/replaced.txt", b"first version\n", 0o644);
     let mut l3 = Layer::new();
     l3.dir("data", 0o755)

@@ -39,17 +39,20 @@ impl StoreEnv {
         self.dir.path().join("store")
     }
 
-    /// `imgtool --store STORE --config CONFIG` with the environment cleaned.
+    /// `imgtool --store STORE` with this test's registries file
+    /// (`IMGTOOL_REGISTRIES_CONF`) and docker config dir, the rest of the environment
+    /// cleaned.
     pub fn cmd(&self) -> Command {
         let mut c = Command::new(bins::imgtool());
         c.arg("--store")
             .arg(self.store())
-            .arg("--config")
-            .arg(self.dir.path().join("registries.json"))
+            .env(
+                "IMGTOOL_REGISTRIES_CONF",
+                self.dir.path().join("registries.json"),
+            )
             .env("DOCKER_CONFIG", self.dir.path().join("docker"))
             .env_remove("REGISTRY_AUTH_FILE")
-            .env_remove("IMGTOOL_STORE")
-            .env_remove("IMGTOOL_CONFIG");
+            .env_remove("IMGTOOL_STORE");
         c
     }
 

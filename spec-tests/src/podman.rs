@@ -17,11 +17,10 @@ pub struct Podman {
 }
 
 impl Podman {
-    /// Prepares the private configuration and loads the image; None (with the reason
-    /// printed) only when podman is not installed.
+    /// Prepares the private configuration and loads the image; None only when podman is
+    /// not installed outside CI (recorded as not run, `not_run::require_tool`).
     pub fn new(runtime: &Path) -> Option<Self> {
-        if Command::new("podman").arg("--version").output().is_err() {
-            eprintln!("SKIP: podman is not installed (hack/install-deps.sh installs it)");
+        if !crate::not_run::require_tool("podman", "podman") {
             return None;
         }
         let dir = tempfile::Builder::new()

@@ -1,6 +1,8 @@
 //! A file tree as a comparable listing: for every path under a root, its type, mode,
-//! owner, link target, content digest and user xattrs. Two unpackers agree on an image
-//! when their listings are equal.
+//! owner, link target, content digest and extended attributes of every namespace (user.*,
+//! security.* such as a file capability, trusted.*, system.* such as POSIX ACLs), so a
+//! lost `security.capability` is a difference. Two unpackers agree on an image when their
+//! listings are equal.
 
 use std::collections::BTreeMap;
 use std::ffi::CString;
@@ -78,11 +80,7 @@ fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Node>) {
                 uid: meta.uid(),
                 gid: meta.gid(),
                 detail,
-                xattrs: if ft.is_symlink() {
-                    vec![]
-                } else {
-                    user_xattrs(&path)
-                },
+                xattrs: xattrs(&path),
             },
         );
         if ft.is_dir() {
@@ -91,22 +89,31 @@ fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Node>) {
     }
 }
 
-/// The `user.*` extended attributes of a path.
-pub fn user_xattrs(path: &Path) -> Vec<(String, Vec<u8>)> {
+/// Every extended attribute of a path (not following a symlink: a link's own, which only
+/// trusted.* and security.* can be), sorted by name.
+pub fn xattrs(path: &Path) -> Vec<(String, Vec<u8>)> {
     let c = CString::new(path.as_os_str().as_bytes()).unwrap();
-    let mut names = vec![0u8; 4096];
+    let mut names = vec![0u8; 64 * 1024];
     // SAFETY: llistxattr writes at most names.len() bytes into our buffer.
     let n = unsafe { libc::llistxattr(c.as_ptr(), names.as_mut_ptr().cast(), names.len()) };
-    if n <= 0 {
+    if n < 0 {
+        let err = std::io::Error::last_os_error();
+        // A filesystem without xattrs has none to lose.
+        assert_eq!(
+            err.raw_os_error(),
+            Some(libc::ENOTSUP),
+            "llistxattr {}: {err}",
+            path.display()
+        );
         return vec![];
     }
     let mut out = Vec::new();
     for name in names[..n as usize]
         .split(|b| *b == 0)
-        .filter(|n| n.starts_with(b"user."))
+        .filter(|n| !n.is_empty())
     {
         let cname = CString::new(name).unwrap();
-        let mut value = vec![0u8; 4096];
+        let mut value = vec![0u8; 64 * 1024];
         // SAFETY: lgetxattr writes at most value.len() bytes into our buffer.
         let len = unsafe {
             libc::lgetxattr(
@@ -116,10 +123,15 @@ pub fn user_xattrs(path: &Path) -> Vec<(String, Vec<u8>)> {
                 value.len(),
             )
         };
-        if len >= 0 {
-            value.truncate(len as usize);
-            out.push((String::from_utf8_lossy(name).into_owned(), value));
-        }
+        assert!(
+            len >= 0,
+            "lgetxattr {} {}: {}",
+            path.display(),
+            String::from_utf8_lossy(name),
+            std::io::Error::last_os_error()
+        );
+        value.truncate(len as usize);
+        out.push((String::from_utf8_lossy(name).into_owned(), value));
     }
     out.sort();
     out
@@ -144,4 +156,52 @@ pub fn assert_same(ours: &BTreeMap<String, Node>, theirs: &BTreeMap<String, Node
         diffs.len(),
         diffs.join("\n")
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file capability (security.capability) and a trusted.* attribute are part of the
+    /// listing: a tree that lost one differs from one that kept it.
+    #[test]
+    fn a_lost_file_capability_is_a_difference() {
+        let a = tempfile::tempdir().unwrap();
+        let b = tempfile::tempdir().unwrap();
+        for d in [a.path(), b.path()] {
+            std::fs::write(d.join("ping"), "binary").unwrap();
+        }
+        let set = |p: &Path, name: &str, value: &[u8]| {
+            let c = CString::new(p.as_os_str().as_bytes()).unwrap();
+            let n = CString::new(name).unwrap();
+            // SAFETY: lsetxattr reads value.len() bytes of value and two C strings.
+            let rc = unsafe {
+                libc::lsetxattr(
+                    c.as_ptr(),
+                    n.as_ptr(),
+                    value.as_ptr().cast(),
+                    value.len(),
+                    0,
+                )
+            };
+            assert_eq!(rc, 0, "{name}: {}", std::io::Error::last_os_error());
+        };
+        // VFS_CAP_REVISION_2 with CAP_NET_RAW (13) permitted and effective.
+        let cap: [u8; 20] = [
+            0x01, 0x00, 0x00, 0x02, 0x00, 0x20, 0x00, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        ];
+        set(&a.path().join("ping"), "security.capability", &cap);
+        set(&a.path().join("ping"), "trusted.mark", b"1");
+        let with = listing(a.path());
+        let without = listing(b.path());
+        assert_ne!(with, without);
+        let names: Vec<&str> = with["ping"]
+            .xattrs
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect();
+        assert_eq!(names, ["security.capability", "trusted.mark"]);
+        let lost = std::panic::catch_unwind(|| assert_same(&with, &without, "trees"));
+        assert!(lost.is_err(), "assert_same missed the lost capability");
+    }
 }

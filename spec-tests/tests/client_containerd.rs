@@ -55,30 +55,44 @@ fn scenario(runtime: &Path, ns: &str) {
     // run -d, then exec (plain and -t), ps, pause/resume, metrics, kill --all, delete.
     ctd.ctr(&[&["run", "-d"][..], &bin, &[IMAGE, "c-d", "sleep", "60"]].concat())
         .ok();
-    let out = ctd.ctr(&[
-        "task",
-        "exec",
-        "--exec-id",
-        "e1",
-        "c-d",
-        "sh",
-        "-c",
-        "echo exec-ok; exit 4",
-    ]);
+    // The exec'd processes print, then wait for a line on stdin before exiting (see
+    // Containerd::ctr_answering); the line they got is told by the exit status, which
+    // arrives reliably where output printed just before the exit may not.
+    let out = ctd.ctr_answering(
+        &[
+            "task",
+            "exec",
+            "--exec-id",
+            "e1",
+            "c-d",
+            "sh",
+            "-c",
+            "echo exec-ok; read line; [ \"$line\" = input-line ] && exit 4; exit 5",
+        ],
+        false,
+        "exec-ok",
+        "input-line\n",
+    );
     assert_eq!(out.code, 4, "{out:?}");
     assert_eq!(out.stdout, "exec-ok\n");
-    let out = ctd.ctr_with_tty(&[
-        "task",
-        "exec",
-        "-t",
-        "--exec-id",
-        "e2",
-        "c-d",
-        "sh",
-        "-c",
-        "[ -t 0 ] && echo exec-tty-ok",
-    ]);
+    let out = ctd.ctr_answering(
+        &[
+            "task",
+            "exec",
+            "-t",
+            "--exec-id",
+            "e2",
+            "c-d",
+            "sh",
+            "-c",
+            "[ -t 0 ] && echo exec-tty-ok; read line; [ \"$line\" = tty-line ] && exit 6; exit 7",
+        ],
+        true,
+        "exec-tty-ok",
+        "tty-line\n",
+    );
     assert!(out.stdout.contains("exec-tty-ok"), "{out:?}");
+    assert_eq!(out.code, 6, "the line typed reached the process: {out:?}");
     let ps = ctd.ctr(&["task", "ps", "c-d"]).ok();
     let tasks = ctd.ctr(&["task", "ls"]).ok().stdout;
     let pid = tasks

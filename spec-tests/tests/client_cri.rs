@@ -12,6 +12,7 @@ use spec_tests::cri::{
     cgroup_hierarchies, container_config, pids_with_cmdline, pod_config, stream, CriContainerd,
     K8S_NAMESPACE,
 };
+use spec_tests::leftovers::Probe;
 
 /// Polls `f` every 50 ms for up to 10 s.
 fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
@@ -95,11 +96,13 @@ fn read_trimmed(path: &Path) -> String {
         .to_string()
 }
 
-/// Asserts nothing of these sandboxes/containers remains: no process (by pid, or naming an
-/// id on its command line: shims), no mount, no state directory (the handler's Root,
-/// containerd's task dir), no cgroup in any hierarchy. Once the whole pod is gone
-/// (`pod_gone`), no rootfs of this daemon is mounted and the pod's own cgroup must be empty:
-/// it is removed, as kubelet does with a deleted pod's cgroup.
+/// Asserts nothing of these sandboxes/containers remains, with the one "nothing left"
+/// checker (`spec_tests::leftovers`) for each id: no process (by pid, in a cgroup naming
+/// the id, or naming it on its command line: shims), no cgroup naming it in any hierarchy,
+/// no mount naming it, no state directory (the handler's Root, containerd's task dir).
+/// Once the whole pod is gone (`pod_gone`), no rootfs of this daemon is mounted and the
+/// pod's own cgroup must be empty: it is removed, as kubelet does with a deleted pod's
+/// cgroup.
 fn assert_nothing_left(
     cri: &CriContainerd,
     handler: &str,
@@ -108,31 +111,14 @@ fn assert_nothing_left(
     pids: &[i64],
     pod_gone: bool,
 ) {
-    // A killed process may stay a zombie for a moment until its reaper runs.
-    for pid in pids {
-        wait_for(&format!("process {pid} to go"), || {
-            !Path::new(&format!("/proc/{pid}")).exists()
-        });
+    for id in ids {
+        Probe::new(id)
+            .processes(pids.iter().map(|p| *p as i32))
+            .state_root(&cri.runtime_root(handler).join(K8S_NAMESPACE))
+            .gone(&cri.task_dir(id))
+            .assert_nothing_left(&format!("CRI sandbox or container {id}"));
     }
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
-    for id in ids {
-        wait_for(&format!("processes naming {id} to go"), || {
-            pids_with_cmdline(id).is_empty()
-        });
-        let left: Vec<&str> = mounts.lines().filter(|l| l.contains(id)).collect();
-        assert!(left.is_empty(), "mounts of {id} remain: {left:#?}");
-        let state = cri.runtime_root(handler).join(K8S_NAMESPACE).join(id);
-        assert!(!state.exists(), "runtime state {} remains", state.display());
-        assert!(
-            !cri.task_dir(id).exists(),
-            "task dir {} remains",
-            cri.task_dir(id).display()
-        );
-        for h in cgroup_hierarchies() {
-            let dir = h.join(cgroup_parent.trim_start_matches('/')).join(id);
-            assert!(!dir.exists(), "cgroup {} remains", dir.display());
-        }
-    }
     if !pod_gone {
         return;
     }
@@ -508,6 +494,132 @@ fn pod_sharing_namespaces(cri: &CriContainerd, handler: &str, image: &str) {
     );
 }
 
+/// Stops and removes a pod with a container that exited on its own and one whose process
+/// was killed under containerd's feet (SIGKILL from the host, then StopContainer at once,
+/// before containerd has seen the exit: its shim then asks the runtime to kill a stopped
+/// container and must be told "container not running"), `rounds` times. Returns the
+/// failures (empty when every pod was stopped and removed) and checks nothing is left.
+fn pods_with_exited_containers(
+    cri: &CriContainerd,
+    handler: &str,
+    image: &str,
+    rounds: usize,
+) -> Vec<String> {
+    let mut failures = Vec::new();
+    for round in 0..rounds {
+        let config = pod_config(
+            cri,
+            &format!("exited{round}"),
+            NamespaceMode::Container,
+            NamespaceMode::Pod,
+        );
+        let cgroup_parent = config.linux.as_ref().unwrap().cgroup_parent.clone();
+        let pod = cri.run_pod(config, handler);
+        let quitter = pod.start(container_config("quitter", image, &["sh", "-c", "exit 3"]));
+        let victim = pod.start(container_config("victim", image, &["sleep", "1000"]));
+        wait_for("quitter to exit", || {
+            container_status(cri, &quitter).0.state == cri::ContainerState::ContainerExited as i32
+        });
+        assert_eq!(container_status(cri, &quitter).0.exit_code, 3);
+        let victim_pid = container_status(cri, &victim).1["pid"]
+            .as_i64()
+            .expect("pid");
+        // SAFETY: kill takes a pid and a signal.
+        unsafe { libc::kill(victim_pid as i32, libc::SIGKILL) };
+        let mut rt = cri.runtime();
+        let stopped = cri.block_on(rt.stop_container(cri::StopContainerRequest {
+            container_id: victim.clone(),
+            timeout: 0,
+        }));
+        if let Err(e) = stopped {
+            failures.push(format!(
+                "round {round}: StopContainer of a killed container: {e}"
+            ));
+        }
+        let pod_id = pod.id.clone();
+        // StopPodSandbox + RemovePodSandbox, the calls kubelet makes for a finished pod.
+        let removed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| pod.remove()));
+        if let Err(panic) = removed {
+            let why = panic
+                .downcast_ref::<String>()
+                .map(|s| s.lines().next().unwrap_or_default().to_string())
+                .unwrap_or_default();
+            failures.push(format!(
+                "round {round}: the pod was not stopped and removed: {why}"
+            ));
+            continue;
+        }
+        // (After a failed round that pod is still there: only a clean run is checked.)
+        if failures.is_empty() {
+            assert_nothing_left(
+                cri,
+                handler,
+                &cgroup_parent,
+                &[&pod_id, &quitter, &victim],
+                &[victim_pid],
+                true,
+            );
+        }
+    }
+    let failed_rounds: std::collections::BTreeSet<&str> = failures
+        .iter()
+        .filter_map(|f| f.split(':').next())
+        .collect();
+    println!(
+        "{handler}: pods with exited containers stopped and removed: {} of {rounds}",
+        rounds - failed_rounds.len()
+    );
+    failures
+}
+
+/// A wrapper of `runtime` that words `kill`'s "container not running" as this runtime
+/// did before (`container <id> is not running`), for the negative control.
+fn old_wording_wrapper(dir: &Path, runtime: &Path) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("runtime-old-wording");
+    let script = format!(
+        "#!/bin/sh\n\
+         case \" $* \" in\n\
+         *\" kill \"*) err=$(mktemp); {rt} \"$@\" 2>\"$err\"; rc=$?;\n\
+           sed 's/container not running/container is not running/' \"$err\" >&2; rm -f \"$err\"; exit $rc;;\n\
+         *) exec {rt} \"$@\";;\n\
+         esac\n",
+        rt = runtime.display()
+    );
+    std::fs::write(&path, script).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+#[test]
+fn cri_pod_with_exited_containers_is_stopped_and_removed() {
+    let ours = spec_tests::bins::runtime();
+    let runc = spec_tests::host::runc();
+    let dir = tempfile::tempdir().unwrap();
+    let old = old_wording_wrapper(dir.path(), &ours);
+    let Some(cri) = CriContainerd::start(&[("ours", &ours), ("runc", &runc), ("old", &old)]) else {
+        return;
+    };
+    let image = cri.pull(&cri.busybox_image());
+    for handler in ["ours", "runc"] {
+        let failures = pods_with_exited_containers(&cri, handler, &image, 5);
+        assert!(
+            failures.is_empty(),
+            "{handler}: {failures:#?}\n{}",
+            cri.log()
+        );
+    }
+    // The negative control: with kill's old wording containerd's shim does not see the
+    // container as finished, and the pod cannot be stopped.
+    let failures = pods_with_exited_containers(&cri, "old", &image, 5);
+    assert!(
+        failures
+            .iter()
+            .any(|f| f.contains("unknown error after kill")),
+        "the old wording went unnoticed: {failures:#?}"
+    );
+}
+
 #[test]
 fn cri_pod_lifecycle_on_our_runtime() {
     scenario("ours", &spec_tests::bins::runtime());
@@ -523,11 +635,15 @@ fn cri_pod_lifecycle_on_runc() {
 #[test]
 fn cri_guards_clean_up_after_a_panic() {
     let binary = spec_tests::bins::runtime();
+    // Started outside the closure: a setup that fails must fail the test, not look like
+    // the deliberate panic below.
+    let Some(cri) = CriContainerd::start(&[("ours", &binary)]) else {
+        return; // recorded as not run (never under CI)
+    };
     let seen = std::sync::Mutex::new(None);
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let Some(cri) = CriContainerd::start(&[("ours", &binary)]) else {
-            return;
-        };
+    let seen = &seen;
+    // `cri` moves into the closure so that its guard runs while the panic unwinds.
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
         let image = cri.pull(&cri.busybox_image());
         let config = pod_config(&cri, "doomed", NamespaceMode::Container, NamespaceMode::Pod);
         let pod = cri.run_pod(config, "ours");
@@ -542,10 +658,20 @@ fn cri_guards_clean_up_after_a_panic() {
         ));
         panic!("deliberate panic with a pod running");
     }));
-    let Some((dir, cgroup_root, id, pid, pod_id)) = seen.lock().unwrap().take() else {
-        return; // containerd not installed: skipped with a printed reason
-    };
-    assert!(result.is_err(), "the closure was meant to panic");
+    let message = result
+        .expect_err("the closure was meant to panic")
+        .downcast::<&str>()
+        .map(|m| m.to_string())
+        .unwrap_or_default();
+    assert_eq!(
+        message, "deliberate panic with a pod running",
+        "the pod never ran: the closure failed before its deliberate panic"
+    );
+    let (dir, cgroup_root, id, pid, pod_id) = seen
+        .lock()
+        .unwrap()
+        .take()
+        .expect("the closure records the pod before it panics");
     wait_for("the container process to go", || {
         !Path::new(&format!("/proc/{pid}")).exists()
     });

@@ -45,7 +45,8 @@ impl Store {
 
     fn bundle(&self, image: &str, dir: &Path, extra: &[&str]) -> Outcome {
         self.bundles.borrow_mut().push(dir.to_path_buf());
-        let mut args = vec!["bundle", image, dir.to_str().unwrap()];
+        // Not about networks: no bridge network on the host (imgtool_network.rs is).
+        let mut args = vec!["bundle", image, dir.to_str().unwrap(), "--network", "none"];
         args.extend_from_slice(extra);
         self.imgtool(&args)
     }
@@ -122,6 +123,16 @@ fn overlay_and_copy_match_umoci_unpack() {
         String::from_utf8_lossy(&out.stderr)
     );
     let theirs = spec_tests::tree::listing(&umoci.join("rootfs"));
+    // The comparison covers every xattr namespace: the image's file capability is there
+    // to be compared (and would be a difference if either side lost it).
+    assert!(
+        theirs["data/cap-net-raw"]
+            .xattrs
+            .iter()
+            .any(|(name, _)| name == "security.capability"),
+        "umoci's tree has the file capability: {:?}",
+        theirs["data/cap-net-raw"]
+    );
 
     let overlay = work.path().join("overlay");
     store.bundle("localhost/multi:1", &overlay, &[]).ok();
@@ -473,10 +484,13 @@ fn store_commands_list_tag_remove_and_gc() {
         serde_json::from_str(&store.imgtool(&["inspect", "busybox"]).ok().stdout).unwrap();
     assert_eq!(inspect["Digest"], digest);
     assert_eq!(inspect["Manifest"]["layers"].as_array().unwrap().len(), 1);
+    // docker's fields: Config is the container config, as `docker image inspect` shows.
+    assert_eq!(inspect["Config"]["Cmd"], serde_json::json!(["sh"]));
     assert_eq!(
-        inspect["Config"]["config"]["Cmd"],
+        inspect["ImageConfig"]["config"]["Cmd"],
         serde_json::json!(["sh"])
     );
+    assert_eq!(inspect["RepoTags"], serde_json::json!(["busybox:latest"]));
     // By digest prefix too.
     let by_id: serde_json::Value =
         serde_json::from_str(&store.imgtool(&["inspect", &digest[7..19]]).ok().stdout).unwrap();
@@ -575,4 +589,380 @@ fn pulled_image_matches_umoci_and_runs() {
     let id = g.id().to_string();
     let out = rt.run(&b, &id).ok();
     assert_eq!(out.stdout, "1000:1000:1000 2000 /data pulled\nkeep\n1\n");
+}
+
+/// umoci's unpack of `image` (through an OCI layout): the reference tree.
+fn umoci_tree(
+    image: &Image,
+    work: &Path,
+) -> std::collections::BTreeMap<String, spec_tests::tree::Node> {
+    let layout = work.join("umoci-layout");
+    image.write_layout(&layout, "img");
+    let dest = work.join("umoci");
+    let out = Command::new("umoci")
+        .args(["unpack", "--image", &format!("{}:img", layout.display())])
+        .arg(&dest)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "umoci: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    spec_tests::tree::listing(&dest.join("rootfs"))
+}
+
+fn lsetxattr(path: &Path, name: &str, value: &[u8]) {
+    let p = std::ffi::CString::new(path.to_string_lossy().as_bytes()).unwrap();
+    let n = std::ffi::CString::new(name).unwrap();
+    // SAFETY: lsetxattr reads value.len() bytes from the slice and two C strings.
+    let rc = unsafe {
+        libc::lsetxattr(
+            p.as_ptr(),
+            n.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
+    assert_eq!(
+        rc,
+        0,
+        "setxattr {name} on {}: {}",
+        path.display(),
+        std::io::Error::last_os_error()
+    );
+}
+
+/// A running container holds its rootfs in its own mount namespace, where unmounting the
+/// host's copy cannot see it: `unbundle` refuses while it runs (naming the process), and
+/// gc keeps the layer caches its overlay stands on even when no bundle record says so.
+/// Once it is gone, both go ahead.
+#[test]
+fn a_running_container_keeps_its_bundle_and_its_layers() {
+    let store = Store::new();
+    store.add(&images::multi_layer(), "localhost/multi:1");
+    let work = tempfile::tempdir().unwrap();
+    let b = work.path().join("b");
+    store
+        .bundle("localhost/multi:1", &b, &["--", "sleep", "1000"])
+        .ok();
+    let rt = Runtime::new();
+    let g = rt.guard("held");
+    rt.exec(&["run", "-d", "--bundle", b.to_str().unwrap(), g.id()])
+        .ok();
+    rt.wait_status(g.id(), "running", std::time::Duration::from_secs(20));
+
+    let out = store.imgtool(&["unbundle", b.to_str().unwrap()]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.contains("still in use") && out.stderr.contains("another mount namespace"),
+        "{out:?}"
+    );
+    assert!(b.join("imgtool.json").exists(), "nothing removed");
+    assert_eq!(
+        std::fs::read_to_string(b.join("rootfs/data/keep.txt")).unwrap(),
+        "keep\n"
+    );
+
+    // The image untagged and the bundle's record gone (as for a bundle whose record was
+    // lost): only the container's mount keeps its four layers.
+    store.imgtool(&["rm", "localhost/multi:1"]).ok();
+    for e in std::fs::read_dir(store.path().join("imgtool/bundles")).unwrap() {
+        std::fs::remove_file(e.unwrap().path()).unwrap();
+    }
+    let gc = store.imgtool(&["gc"]).ok().stdout;
+    assert!(
+        gc.contains("0 layer caches") && gc.contains("kept 4 layer caches"),
+        "{gc}"
+    );
+    let cat = rt.exec(&["exec", g.id(), "cat", "/data/keep.txt"]).ok();
+    assert_eq!(
+        cat.stdout, "keep\n",
+        "the container still stands on its layers"
+    );
+
+    // Negative control: the container gone, unbundle and gc proceed, even while another
+    // mount namespace holds the copy of the bundle's mount it inherited (as every
+    // namespace made meanwhile does: a container being set up, an `unshare -m` shell).
+    rt.exec(&["delete", "--force", g.id()]).ok();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut copy = Kill(
+        Command::new("unshare")
+            .args([
+                "-m",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                "echo ready; exec sleep 300",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut ready = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(copy.0.stdout.as_mut().unwrap()),
+        &mut ready,
+    )
+    .unwrap();
+    assert_eq!(ready.trim(), "ready");
+    let inherited = std::fs::read_to_string(format!("/proc/{}/mountinfo", copy.0.id())).unwrap();
+    assert!(
+        inherited.contains(b.join("rootfs").to_str().unwrap()),
+        "the copy is there"
+    );
+    store.imgtool(&["unbundle", b.to_str().unwrap()]).ok();
+    drop(copy);
+    assert!(!b.exists());
+    let gc = store.imgtool(&["gc"]).ok().stdout;
+    assert!(
+        gc.contains("4 layer caches") && !gc.contains("kept"),
+        "{gc}"
+    );
+}
+
+/// One xattr policy: overlayfs's own xattrs in a layer never steer overlayfs (a
+/// directory "marked opaque" by an xattr still shows what lower layers put in it; only
+/// the OCI marker hides it); commit and export carry the same xattrs (a file's own:
+/// `user.*`, `trusted.*`) and drop the same ones (`security.selinux`, overlayfs's).
+#[test]
+fn overlay_xattrs_in_layers_never_steer_overlayfs_and_commit_and_export_agree() {
+    let store = Store::new();
+    let mut lower = images::Layer::new();
+    lower
+        .dir("d", 0o755)
+        .file("d/from-lower", b"lower\n", 0o644);
+    lower
+        .dir("o", 0o755)
+        .file("o/from-lower", b"lower\n", 0o644);
+    let mut upper = images::Layer::new();
+    upper
+        .dir_with_xattr("d", "trusted.overlay.opaque", b"y")
+        .file("d/from-upper", b"upper\n", 0o644)
+        .opaque("o")
+        .file("o/from-upper", b"upper\n", 0o644);
+    let image = Image::new(
+        vec![
+            (images::busybox_layer(), images::Compression::Gzip),
+            (lower.finish(), images::Compression::Gzip),
+            (upper.finish(), images::Compression::Gzip),
+        ],
+        &["sh"],
+    );
+    store.add(&image, "localhost/xattrs:1");
+    let work = tempfile::tempdir().unwrap();
+    let theirs = umoci_tree(&image, work.path());
+    for mode in [&[][..], &["--copy"][..]] {
+        let b = work.path().join(format!("b{}", mode.len()));
+        store.bundle("localhost/xattrs:1", &b, mode).ok();
+        let root = b.join("rootfs");
+        assert!(
+            root.join("d/from-lower").exists(),
+            "{mode:?}: the xattr did not hide d"
+        );
+        assert!(root.join("d/from-upper").exists());
+        // Negative control: the OCI opaque marker does hide what was below.
+        assert!(
+            !root.join("o/from-lower").exists(),
+            "{mode:?}: the marker hides o"
+        );
+        assert!(root.join("o/from-upper").exists());
+        spec_tests::tree::assert_same(&spec_tests::tree::listing(&root), &theirs, "vs umoci");
+    }
+
+    // commit and export of a file with its own xattrs and host ones.
+    let b = work.path().join("b0");
+    let f = b.join("rootfs/tagged");
+    std::fs::write(&f, "x").unwrap();
+    lsetxattr(&f, "user.keep", b"u");
+    lsetxattr(&f, "trusted.keep", b"t");
+    lsetxattr(&f, "security.selinux", b"system_u:object_r:etc_t:s0");
+    let export = work.path().join("export.tar");
+    store
+        .imgtool(&[
+            "export",
+            b.to_str().unwrap(),
+            "-o",
+            export.to_str().unwrap(),
+        ])
+        .ok();
+    store
+        .imgtool(&["commit", b.to_str().unwrap(), "localhost/xattrs:2"])
+        .ok();
+    let inspect: serde_json::Value = serde_json::from_str(
+        &store
+            .imgtool(&["inspect", "localhost/xattrs:2"])
+            .ok()
+            .stdout,
+    )
+    .unwrap();
+    let layer = inspect["Manifest"]["layers"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let committed = store
+        .path()
+        .join("blobs/sha256")
+        .join(&layer["sha256:".len()..]);
+    let xattrs_of = |tar_bytes: Vec<u8>| -> Vec<String> {
+        let mut a = tar::Archive::new(tar_bytes.as_slice());
+        let mut keys = Vec::new();
+        for e in a.entries().unwrap() {
+            let mut e = e.unwrap();
+            if e.path().unwrap().to_string_lossy().trim_start_matches("./") != "tagged" {
+                continue;
+            }
+            if let Some(exts) = e.pax_extensions().unwrap() {
+                for x in exts.flatten() {
+                    keys.push(x.key().unwrap().to_string());
+                }
+            }
+        }
+        keys.sort();
+        keys
+    };
+    let gunzip = |b: Vec<u8>| {
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(b.as_slice()), &mut out)
+            .unwrap();
+        out
+    };
+    let from_export = xattrs_of(std::fs::read(&export).unwrap());
+    let from_commit = xattrs_of(gunzip(std::fs::read(committed).unwrap()));
+    assert_eq!(
+        from_export,
+        ["SCHILY.xattr.trusted.keep", "SCHILY.xattr.user.keep"]
+    );
+    assert_eq!(from_commit, from_export, "commit and export agree");
+}
+
+/// Blobs read back from the store are checked against their digest: a layer or config
+/// changed on disk is refused with the blob named, never unpacked or used.
+#[test]
+fn blobs_changed_on_disk_are_refused_when_read_back() {
+    let store = Store::new();
+    let digest = store.add(&Image::busybox(), "localhost/bb:1");
+    let work = tempfile::tempdir().unwrap();
+    // Negative control: intact, it bundles both ways.
+    store
+        .bundle("localhost/bb:1", &work.path().join("ok"), &["--copy"])
+        .ok();
+    let inspect: serde_json::Value =
+        serde_json::from_str(&store.imgtool(&["inspect", &digest]).ok().stdout).unwrap();
+    let layer = inspect["Manifest"]["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let path = store
+        .path()
+        .join("blobs/sha256")
+        .join(&layer["sha256:".len()..]);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x55;
+    std::fs::write(&path, &bytes).unwrap();
+    for mode in [&["--copy"][..], &[][..]] {
+        let b = work.path().join(format!("bad{}", mode.len()));
+        let out = store.bundle("localhost/bb:1", &b, mode);
+        assert_eq!(out.code, 1, "{mode:?}: {out:?}");
+        assert!(
+            out.stderr.contains(&layer) && out.stderr.contains("changed on disk"),
+            "{out:?}"
+        );
+        assert!(!b.exists(), "nothing left behind");
+    }
+    let config = inspect["Id"].as_str().unwrap().to_string();
+    std::fs::write(
+        store
+            .path()
+            .join("blobs/sha256")
+            .join(&config["sha256:".len()..]),
+        b"{}",
+    )
+    .unwrap();
+    let out = store.imgtool(&["inspect", "localhost/bb:1"]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains(&config) && out.stderr.contains("changed on disk"),
+        "{out:?}"
+    );
+}
+
+/// docker's defaults for what an image does not say: HOME=/ for a user without a passwd
+/// entry; a layer that writes through an in-root symlink to a path not made yet is
+/// applied as docker and umoci apply it; and `bundle` says what it made.
+#[test]
+fn docker_defaults_home_dangling_symlinks_and_a_report() {
+    let store = Store::new();
+    let mut l = images::Layer::new();
+    l.symlink("lib", "usr/lib")
+        .file("lib/x", b"through the link\n", 0o644);
+    l.symlink("opt", "/srv/app")
+        .file("opt/y", b"through an absolute link\n", 0o644);
+    let image = Image::new(
+        vec![
+            (images::busybox_layer(), images::Compression::Gzip),
+            (l.finish(), images::Compression::Gzip),
+        ],
+        &["sh"],
+    );
+    store.add(&image, "localhost/links:1");
+    let work = tempfile::tempdir().unwrap();
+    let theirs = umoci_tree(&image, work.path());
+    for mode in [&[][..], &["--copy"][..]] {
+        let b = work.path().join(format!("b{}", mode.len()));
+        let out = store.bundle("localhost/links:1", &b, mode).ok();
+        assert!(
+            out.stdout.contains(b.to_str().unwrap())
+                && out.stdout.contains("rootfs")
+                && out.stdout.contains("localhost/links:1"),
+            "bundle says what it made: {out:?}"
+        );
+        let root = b.join("rootfs");
+        assert_eq!(
+            std::fs::read_to_string(root.join("usr/lib/x")).unwrap(),
+            "through the link\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(root.join("srv/app/y")).unwrap(),
+            "through an absolute link\n"
+        );
+        spec_tests::tree::assert_same(&spec_tests::tree::listing(&root), &theirs, "vs umoci");
+    }
+    let env_of = |user: &str| -> Vec<String> {
+        let b = work.path().join(format!("u{user}"));
+        store.bundle("localhost/links:1", &b, &["-u", user]).ok();
+        let c: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(b.join("config.json")).unwrap()).unwrap();
+        serde_json::from_value(c["process"]["env"].clone()).unwrap()
+    };
+    assert!(
+        env_of("4242").contains(&"HOME=/".to_string()),
+        "no passwd entry: HOME=/"
+    );
+    // Negative control: a user with an entry gets its home.
+    assert!(env_of("1000").contains(&"HOME=/home/user".to_string()));
+    // -q keeps bundle silent.
+    let out = store.bundle("localhost/links:1", &work.path().join("quiet"), &[]);
+    assert!(out.code == 0);
+    let quiet = store.imgtool(&[
+        "-q",
+        "bundle",
+        "localhost/links:1",
+        work.path().join("q2").to_str().unwrap(),
+    ]);
+    store.bundles.borrow_mut().push(work.path().join("q2"));
+    assert_eq!(quiet.stdout, "", "{quiet:?}");
 }

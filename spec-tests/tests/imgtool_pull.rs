@@ -887,8 +887,12 @@ fn identity_token_is_exchanged_at_the_token_realm() {
     fresh.assert_nothing_tagged_nor_left();
 }
 
+/// A Docker v2 schema 2 image keeps the registry's manifest, byte for byte, and its
+/// digest as its identity: pull prints it, `name@sha256:<registry digest>` finds the image
+/// for inspect, save, bundle and push, and push sends the same bytes back. skopeo and
+/// umoci still read the store (through the OCI form kept beside it).
 #[test]
-fn docker_schema2_image_is_stored_as_oci_and_bundles() {
+fn docker_schema2_image_keeps_its_registry_digest_everywhere() {
     let reg = Registry::start();
     let dir = tempfile::tempdir().unwrap();
     Image::busybox().write_layout(dir.path(), "t");
@@ -903,39 +907,98 @@ fn docker_schema2_image_is_stored_as_oci_and_bundles() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let (manifest, want) = registry_manifest(&reg, "docker:latest");
+    let raw = Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!("docker://{}/docker:latest", reg.host()))
+        .output()
+        .unwrap()
+        .stdout;
+    let want = images::digest(&raw);
+    let manifest: Value = serde_json::from_slice(&raw).unwrap();
     assert_eq!(
         manifest["mediaType"],
         "application/vnd.docker.distribution.manifest.v2+json"
     );
     let env = Env::new();
     let (name, digest) = env.pull_ok(&[&format!("{}/docker", reg.host())]);
-    assert_ne!(digest, want, "the Docker manifest is stored converted");
-    let index: Value =
-        serde_json::from_slice(&std::fs::read(env.store().join("index.json")).unwrap()).unwrap();
+    assert_eq!(digest, want, "pull prints the registry's digest");
     assert_eq!(
-        index["manifests"][0]["mediaType"],
-        "application/vnd.oci.image.manifest.v1+json"
-    );
-    // The same blobs: config and layers keep their registry digests.
-    let stored: Value = serde_json::from_slice(
-        &std::fs::read(
+        std::fs::read(
             env.store()
                 .join("blobs/sha256")
-                .join(&digest["sha256:".len()..]),
+                .join(&want["sha256:".len()..])
         )
         .unwrap(),
-    )
-    .unwrap();
-    assert_eq!(stored["config"]["digest"], manifest["config"]["digest"]);
-    assert_eq!(
-        stored["layers"][0]["digest"],
-        manifest["layers"][0]["digest"]
+        raw,
+        "the registry's manifest is stored byte for byte"
     );
+    // index.json tags the OCI form (for skopeo and umoci), standing for the original.
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(env.store().join("index.json")).unwrap()).unwrap();
+    let tagged = &index["manifests"][0];
+    assert_eq!(tagged["annotations"]["io.imgtool.original.digest"], want);
+    // Negative control: the OCI form has another digest, which the checks above and
+    // below would see if it were taken for the image's identity.
+    assert_ne!(tagged["digest"], want);
     assert_eq!(
-        stored["layers"][0]["mediaType"],
-        "application/vnd.oci.image.layer.v1.tar+gzip"
+        tagged["mediaType"],
+        "application/vnd.oci.image.manifest.v1+json"
     );
+
+    let by_digest = format!("{}/docker@{want}", reg.host());
+    let inspect: Value = serde_json::from_slice(&env.run(&["inspect", &by_digest]).stdout).unwrap();
+    assert_eq!(inspect["Digest"], want, "inspect NAME@<registry digest>");
+    assert_eq!(
+        inspect["RepoDigests"],
+        json!([format!("{}/docker@{want}", reg.host())])
+    );
+    let archive = env.dir.path().join("saved.tar");
+    let out = env.run(&["save", &by_digest, "-o", archive.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "save: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let oci_archive = env.dir.path().join("saved-oci.tar");
+    let out = env.run(&[
+        "save",
+        "--format",
+        "oci-archive",
+        &name,
+        "-o",
+        oci_archive.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "save: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The oci-archive keeps the identity: loaded elsewhere, the same digest.
+    let other = Env::new();
+    let out = other.run(&["load", "-i", oci_archive.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "load: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let again: Value = serde_json::from_slice(&other.run(&["inspect", &name]).stdout).unwrap();
+    assert_eq!(again["Digest"], want, "identity survives save and load");
+
+    let rootfs = env.bundle(&by_digest, "bundle", &[]);
+    assert!(rootfs.join("bin/busybox").is_file());
+
+    // Push sends the registry's manifest back unchanged.
+    let out = env.run(&["push", &by_digest, &format!("{}/copy:1", reg.host())]);
+    assert!(
+        out.status.success(),
+        "push: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (_, pushed) = result_line("push", &[], &out);
+    assert_eq!(pushed, want);
+    let (_, served) = registry_manifest(&reg, "copy:1");
+    assert_eq!(served, want, "the registry has the same bytes");
+
     // skopeo and umoci read it from the store.
     for cmd in [
         vec![
@@ -958,19 +1021,10 @@ fn docker_schema2_image_is_stored_as_oci_and_bundles() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let bundle = env.dir.path().join("bundle");
-    let out = env
-        .cmd()
-        .args(["bundle", &name])
-        .arg(&bundle)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(bundle.join("rootfs/bin/busybox").is_file());
+    // gc keeps the original (only the OCI form is in index.json).
+    let out = env.run(&["gc"]);
+    assert!(out.status.success());
+    assert!(env.has_blob(&want), "gc kept the registry's manifest");
 }
 
 #[test]
@@ -1003,11 +1057,8 @@ fn gc_waits_for_a_pull_in_flight() {
     let (mut proxy, _pull) = env.stalled_pull(&reg, "busybox", &layer, 64 * 1024);
     let gc = env.cmd().arg("gc").stdout(Stdio::null()).spawn().unwrap();
     let mut gc = ChildGuard(gc);
-    std::thread::sleep(Duration::from_millis(500));
-    assert!(
-        gc.0.try_wait().unwrap().is_none(),
-        "gc waits while a pull is in flight"
-    );
+    // gc waits while a pull is in flight: it is seen blocked on the store's lock.
+    spec_tests::wait::until_blocked_on_a_lock(&mut gc.0, "gc");
     // The partial download, and the layer being unpacked from it as it arrives.
     let tmp = env.tmp_files();
     assert_eq!(
@@ -1033,5 +1084,482 @@ impl Drop for ChildGuard {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+    }
+}
+
+/// An amd64 + arm64 index pushed as it is; returns its digest and the two manifests'.
+fn registry_with_two_platforms(reg: &Registry, repo_tag: &str, cmd: &str) -> (String, Vec<String>) {
+    let mut amd = Image::busybox();
+    amd.architecture = "amd64".into();
+    amd.config["Cmd"] = json!(["echo", format!("amd64 {cmd}")]);
+    let mut arm = Image::busybox();
+    arm.architecture = "arm64".into();
+    arm.variant = Some("v8".into());
+    arm.config["Cmd"] = json!(["echo", format!("arm64 {cmd}")]);
+    let dir = tempfile::tempdir().unwrap();
+    let (index, manifests) = images::write_index_layout(dir.path(), "multi", &[amd, arm]);
+    push_exact(reg, dir.path(), "multi", repo_tag);
+    (index, manifests)
+}
+
+/// (the host's platform argument and manifest, another platform's and its manifest).
+fn host_and_foreign(manifests: &[String]) -> ((&'static str, &str), (&'static str, &str)) {
+    if images::host_arch() == "arm64" {
+        (
+            ("linux/arm64", &manifests[1]),
+            ("linux/amd64", &manifests[0]),
+        )
+    } else {
+        (
+            ("linux/amd64", &manifests[0]),
+            ("linux/arm64", &manifests[1]),
+        )
+    }
+}
+
+/// `pull --all-platforms` keeps the whole index as what the name holds: push and an
+/// oci-archive save send all of it, with the registry's digests.
+#[test]
+fn all_platforms_keeps_the_index_and_push_and_save_send_it_whole() {
+    let reg = Registry::start();
+    let (index, manifests) = registry_with_two_platforms(&reg, "multi:1", "");
+    let reference = format!("{}/multi:1", reg.host());
+    let env = Env::new();
+    let (name, digest) = env.pull_ok(&["--all-platforms", &reference]);
+    assert_eq!(digest, index, "the name holds the index");
+    for m in &manifests {
+        assert!(env.has_blob(m), "platform {m} stored");
+    }
+    let inspect: Value = serde_json::from_slice(&env.run(&["inspect", &name]).stdout).unwrap();
+    assert_eq!(
+        inspect["Architecture"],
+        images::host_arch(),
+        "this host's platform"
+    );
+
+    let out = env.run(&["push", &name, &format!("{}/copy:1", reg.host())]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "no note: the whole index went: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(result_line("push", &[], &out).1, index);
+    assert_eq!(registry_manifest(&reg, "copy:1").1, index);
+    for m in &manifests {
+        assert_eq!(&registry_manifest(&reg, &format!("copy@{m}")).1, m);
+    }
+
+    let archive = env.dir.path().join("multi.tar");
+    let out = env.run(&[
+        "save",
+        "--format",
+        "oci-archive",
+        &name,
+        "-o",
+        archive.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listing = Command::new("tar")
+        .arg("-tf")
+        .arg(&archive)
+        .output()
+        .unwrap()
+        .stdout;
+    let listing = String::from_utf8(listing).unwrap();
+    for d in manifests.iter().chain([&index]) {
+        assert!(
+            listing.contains(&d["sha256:".len()..]),
+            "{d} in the archive"
+        );
+    }
+    let other = Env::new();
+    assert!(other
+        .run(&["load", "-i", archive.to_str().unwrap()])
+        .status
+        .success());
+    let again: Value = serde_json::from_slice(&other.run(&["inspect", &name]).stdout).unwrap();
+    assert_eq!(again["Digest"], index, "loaded whole: the index again");
+
+    // Negative control: a one-platform pull holds one manifest, and its push says that
+    // only it went.
+    let single = Env::new();
+    let ((host_p, host_m), _) = host_and_foreign(&manifests);
+    let (_, d) = single.pull_ok(&["--platform", host_p, &reference]);
+    assert_eq!(d, host_m);
+    let out = single.run(&["push", &name, &format!("{}/single:1", reg.host())]);
+    assert!(out.status.success());
+    assert_eq!(result_line("push", &[], &out).1, host_m);
+    // --platform and --all-platforms together are a usage error.
+    let out = single.run(&["pull", "--all-platforms", "--platform", host_p, &reference]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+/// A pull of another platform of the index a name came from keeps the first platform
+/// (the name then holds the index); a pull that does replace an image of another
+/// platform says so; bundling an image of another platform warns, as docker does.
+#[test]
+fn another_platform_is_kept_beside_the_first_or_its_replacement_is_told() {
+    let reg = Registry::start();
+    let (index, manifests) = registry_with_two_platforms(&reg, "multi:1", "v1");
+    let reference = format!("{}/multi:1", reg.host());
+    let ((host_p, host_m), (foreign_p, foreign_m)) = host_and_foreign(&manifests);
+
+    let env = Env::new();
+    let (name, d) = env.pull_ok(&["--platform", foreign_p, &reference]);
+    assert_eq!(d, foreign_m);
+    // The foreign image bundles, with docker's warning.
+    let b = env.dir.path().join("foreign");
+    let out = env.run(&["bundle", &name, b.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let warning = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        warning.contains("warning")
+            && warning.contains(foreign_p)
+            && warning.contains("does not match"),
+        "{warning}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(b.to_str().unwrap()),
+        "bundle says what it made"
+    );
+
+    let out = env.run(&["pull", "--platform", host_p, &reference]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let note = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        note.contains("now holds") && note.contains("linux/amd64") && note.contains("linux/arm64"),
+        "{note}"
+    );
+    assert_eq!(
+        result_line("pull", &[], &out).1,
+        index,
+        "the name holds the index now"
+    );
+    assert!(
+        env.has_blob(foreign_m) && env.has_blob(host_m),
+        "both platforms kept"
+    );
+    // This host's platform is what the name means here: no warning.
+    let b = env.dir.path().join("host");
+    let out = env.run(&["bundle", &name, b.to_str().unwrap()]);
+    assert!(out.status.success());
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("warning"),
+        "{out:?}"
+    );
+    let config: Value =
+        serde_json::from_slice(&std::fs::read(b.join("config.json")).unwrap()).unwrap();
+    assert!(config["process"]["args"][1]
+        .as_str()
+        .unwrap()
+        .starts_with(images::host_arch()));
+
+    // The tag moves upstream to a new index: a pull of one platform replaces the image
+    // of the other platform, and says so.
+    let env = Env::new();
+    env.pull_ok(&["--platform", foreign_p, &reference]);
+    let (_, new_manifests) = registry_with_two_platforms(&reg, "multi:1", "v2");
+    let ((_, new_host), _) = host_and_foreign(&new_manifests);
+    let out = env.run(&["pull", "--platform", host_p, &reference]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let note = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        note.contains("held the") && note.contains(foreign_m) && note.contains("untagged"),
+        "{note}"
+    );
+    assert_eq!(result_line("pull", &[], &out).1, new_host);
+}
+
+/// A pull that cannot finish its work fails: on a nearly full store whose blobs fit but
+/// whose unpacked layers do not, pull says the disk is full, exits non-zero and tags
+/// nothing (before, it reported success and `bundle` failed later).
+#[test]
+fn a_pull_that_cannot_unpack_fails_and_tags_nothing() {
+    let reg = Registry::start();
+    // 48 MiB of zeros compress to almost nothing.
+    let mut big = Layer::new();
+    big.file("zeros", &vec![0u8; 48 << 20], 0o644);
+    let image = Image::new(
+        vec![
+            (images::busybox_layer(), Compression::Gzip),
+            (big.finish(), Compression::Gzip),
+        ],
+        &["sh"],
+    );
+    push(&reg, &image, "zeros:1");
+    let reference = format!("{}/zeros:1", reg.host());
+    let mount = |env: &Env, size: &str| {
+        std::fs::create_dir_all(env.store()).unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(env.store())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let env = Env::new();
+    mount(&env, "24m");
+    let err = env.pull_err(&[&reference]);
+    assert!(err.contains("No space left on device"), "{err}");
+    assert!(env.tags().is_empty(), "nothing tagged: {:?}", env.tags());
+    assert!(
+        env.layer_cache().iter().all(|l| !l.is_empty()),
+        "only complete layers in the cache"
+    );
+
+    // With --no-unpack the layers are only verified: the pull fits, and the first bundle
+    // reports the full disk instead.
+    let env = Env::new();
+    mount(&env, "24m");
+    let (name, _) = env.pull_ok(&["--no-unpack", &reference]);
+    let out = env
+        .cmd()
+        .args(["bundle", &name])
+        .arg(env.dir.path().join("b"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("No space left on device"));
+
+    // Negative control: with room, the same pull succeeds and unpacks.
+    let env = Env::new();
+    mount(&env, "256m");
+    env.pull_ok(&[&reference]);
+    assert_eq!(env.layer_cache().len(), 2);
+}
+
+/// Every kind of content the corpus that found imgtool's failures had, built offline:
+/// whiteouts, an opaque directory, hardlinks within and across layers, set-id bits, a
+/// file capability, a fifo, devices, unicode and long names, uid 3000000, an empty layer,
+/// and a config with every field a Dockerfile sets.
+fn corpus_image(compression: Compression) -> Image {
+    // VFS_CAP_REVISION_2 with the effective bit, permitting CAP_NET_BIND_SERVICE (10).
+    let mut cap = Vec::new();
+    cap.extend_from_slice(&0x0200_0001u32.to_le_bytes());
+    cap.extend_from_slice(&(1u32 << 10).to_le_bytes());
+    cap.extend_from_slice(&[0u8; 12]);
+    let long = "l".repeat(200);
+    let deep = format!(
+        "corpus/deep/{}f.txt",
+        format!("{}/", "d".repeat(50)).repeat(6)
+    );
+    let mut l2 = Layer::new();
+    l2.dir("corpus", 0o755)
+        .file("corpus/setuid", b"#!/bin/sh\necho setuid\n", 0o4755)
+        .file("corpus/setgid", b"#!/bin/sh\n", 0o2750)
+        .file_with_xattr("corpus/cap", b"capable\n", "security.capability", &cap)
+        .file_with_xattr("corpus/user-xattr", b"x\n", "user.corpus", b"value")
+        .fifo("corpus/fifo")
+        .device("corpus/null", false, 1, 3)
+        .device("corpus/loop9", true, 7, 9)
+        .dir("corpus/données", 0o755)
+        .file(
+            "corpus/données/日本語 ファイル.txt",
+            "unicode\n".as_bytes(),
+            0o644,
+        )
+        .file(
+            "corpus/données/old",
+            b"hidden by the opaque marker\n",
+            0o644,
+        )
+        .file(&format!("corpus/{long}"), b"a 200-byte name\n", 0o644)
+        .file(&deep, b"a path longer than 255 bytes\n", 0o644)
+        .file_owned(
+            "corpus/big-uid",
+            b"owned by 3000000\n",
+            0o640,
+            3_000_000,
+            3_000_000,
+        )
+        .hardlink("corpus/hard", "corpus/setuid")
+        .dir("srv", 0o755)
+        .dir("srv/app", 0o755);
+    let empty = Layer::new().finish();
+    let mut l4 = Layer::new();
+    l4.dir("corpus", 0o755)
+        .whiteout("corpus/fifo")
+        .dir("corpus/données", 0o700)
+        .opaque("corpus/données")
+        .file("corpus/données/new", b"after the opaque marker\n", 0o644)
+        .hardlink("corpus/hard-across", "corpus/big-uid");
+    let mut image = Image::new(
+        vec![
+            (images::busybox_layer(), compression),
+            (l2.finish(), compression),
+            (empty, compression),
+            (l4.finish(), compression),
+        ],
+        &[],
+    );
+    image.config = json!({
+        "Entrypoint": ["/bin/sh", "-c"],
+        "Cmd": ["echo \"$(id -u):$(id -g) $(pwd) $GREETING $HOME\""],
+        "Env": ["GREETING=corpus", "PATH=/bin"],
+        "WorkingDir": "/srv/app",
+        "User": "3000000:3000000",
+        "Labels": {"org.example.corpus": "yes"},
+        "ExposedPorts": {"80/tcp": {}, "53/udp": {}},
+        "Volumes": {"/srv/data": {}},
+        "StopSignal": "SIGQUIT",
+    });
+    image
+}
+
+/// The corpus as OCI gzip, OCI zstd and Docker v2 schema 2 (gzip): each pulls with the
+/// registry's digest, bundles (overlay and copy) to the tree umoci unpacks from the gzip
+/// form, keeps its file capability, and runs with the image's uid, gid, cwd, env and
+/// args (HOME=/ for a user without a passwd entry).
+#[test]
+fn a_corpus_of_every_kind_pulls_bundles_and_runs_like_umoci() {
+    let reg = Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    let gzip_layout = work.path().join("gzip");
+    corpus_image(Compression::Gzip).write_layout(&gzip_layout, "c");
+    let zstd_layout = work.path().join("zstd");
+    corpus_image(Compression::Zstd).write_layout(&zstd_layout, "c");
+    push_exact(&reg, &gzip_layout, "c", "corpus:oci-gzip");
+    push_exact(&reg, &zstd_layout, "c", "corpus:oci-zstd");
+    let out = Command::new("skopeo")
+        .args(["copy", "-q", "--format", "v2s2", "--dest-tls-verify=false"])
+        .arg(format!("oci:{}:c", gzip_layout.display()))
+        .arg(format!("docker://{}/corpus:docker", reg.host()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let umoci = work.path().join("umoci");
+    let out = Command::new("umoci")
+        .args(["unpack", "--image", &format!("{}:c", gzip_layout.display())])
+        .arg(&umoci)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "umoci: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let theirs = tree::listing(&umoci.join("rootfs"));
+    let rt = spec_tests::container::Runtime::new();
+    for tag in ["oci-gzip", "oci-zstd", "docker"] {
+        let env = Env::new();
+        let reference = format!("{}/corpus:{tag}", reg.host());
+        let (name, digest) = env.pull_ok(&[&reference]);
+        assert_eq!(
+            digest,
+            registry_manifest(&reg, &format!("corpus:{tag}")).1,
+            "{tag}"
+        );
+        for (dir, args) in [("overlay", &[][..]), ("copy", &["--copy"][..])] {
+            let root = env.bundle(&name, &format!("{tag}-{dir}"), args);
+            tree::assert_same(
+                &tree::listing(&root),
+                &theirs,
+                &format!("{tag} {dir} vs umoci"),
+            );
+            let mut cap = [0u8; 32];
+            let path = std::ffi::CString::new(root.join("corpus/cap").to_string_lossy().as_bytes())
+                .unwrap();
+            // SAFETY: getxattr writes at most cap.len() bytes into cap.
+            let n = unsafe {
+                libc::getxattr(
+                    path.as_ptr(),
+                    c"security.capability".as_ptr(),
+                    cap.as_mut_ptr().cast(),
+                    cap.len(),
+                )
+            };
+            assert_eq!(n, 20, "{tag} {dir}: the file capability is kept");
+        }
+        let bundle = env.dir.path().join(format!("{tag}-overlay"));
+        let g = rt.guard("corpus");
+        let out = rt.run(&bundle, g.id()).ok();
+        assert_eq!(
+            out.stdout.trim(),
+            "3000000:3000000 /srv/app corpus /",
+            "{tag}"
+        );
+        let config: Value =
+            serde_json::from_slice(&std::fs::read(bundle.join("config.json")).unwrap()).unwrap();
+        assert_eq!(config["annotations"]["org.example.corpus"], "yes");
+        assert_eq!(
+            config["annotations"]["org.opencontainers.image.stopSignal"],
+            "SIGQUIT"
+        );
+        assert!(
+            config["mounts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| m["destination"] == "/srv/data"),
+            "the volume is mounted"
+        );
+    }
+}
+
+/// A 300 MB file (uncompressed layer, as the corpus had): pulled, bundled both ways,
+/// every byte there.
+#[test]
+fn a_300_mb_file_pulls_and_bundles() {
+    let reg = Registry::start();
+    const SIZE: usize = 300 * 1000 * 1000;
+    let mut big = Layer::new();
+    big.file("big.bin", &vec![0x5a; SIZE], 0o644);
+    let image = Image::new(
+        vec![
+            (images::busybox_layer(), Compression::Gzip),
+            (big.finish(), Compression::None),
+        ],
+        &["sh"],
+    );
+    push(&reg, &image, "big:1");
+    let env = Env::new();
+    let (name, _) = env.pull_ok(&[&format!("{}/big:1", reg.host())]);
+    for (dir, args) in [("overlay", &[][..]), ("copy", &["--copy"][..])] {
+        let root = env.bundle(&name, dir, args);
+        let mut f = std::fs::File::open(root.join("big.bin")).unwrap();
+        assert_eq!(f.metadata().unwrap().len(), SIZE as u64, "{dir}");
+        let mut buf = vec![0u8; 1 << 20];
+        let mut total = 0;
+        loop {
+            let n = f.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            assert!(
+                buf[..n].iter().all(|b| *b == 0x5a),
+                "{dir}: content at {total}"
+            );
+            total += n;
+        }
+        assert_eq!(total, SIZE);
     }
 }

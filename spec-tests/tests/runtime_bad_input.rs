@@ -3,7 +3,7 @@
 
 use serde_json::json;
 use spec_tests::bundle::Bundle;
-use spec_tests::container::{cgroup_dirs_named, Outcome, Runtime};
+use spec_tests::container::{Outcome, Runtime};
 
 /// Asserts a failure whose stderr has a line mentioning every `needle`, and that the
 /// container left nothing behind.
@@ -22,16 +22,8 @@ fn assert_clean_failure(rt: &Runtime, out: &Outcome, id: &str, needles: &[&str])
             "error {last:?} does not mention {n:?}"
         );
     }
-    assert!(
-        !rt.root().join(id).exists(),
-        "state directory left behind for {id}"
-    );
-    assert!(
-        cgroup_dirs_named(id).is_empty(),
-        "cgroup left behind for {id}"
-    );
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    assert!(!mounts.contains(id), "mount left behind for {id}");
+    rt.nothing_left_of(id)
+        .assert_nothing_left("a refused command");
 }
 
 #[test]
@@ -143,15 +135,65 @@ fn start_twice() {
     assert!(out.stderr.contains("running"), "{out:?}");
 }
 
+/// Whether `out` is the refusal of `id` as an invalid container id: a failure with one
+/// stderr line saying so and naming the id (runc: "invalid container ID format"). Returns
+/// what is wrong otherwise.
+fn refused_as_an_invalid_id(out: &Outcome, id: &str) -> Result<(), String> {
+    let lines: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    let line = lines.first().map(|l| l.to_lowercase()).unwrap_or_default();
+    if out.code == 0 {
+        Err("the command succeeded".into())
+    } else if lines.len() != 1 {
+        Err(format!("{} error lines", lines.len()))
+    } else if !line.contains("invalid container id") {
+        Err(format!("{line:?} does not say the id is invalid"))
+    } else if !lines[0].contains(&format!("{id:?}")) {
+        Err(format!("{line:?} does not name {id:?}"))
+    } else {
+        Ok(())
+    }
+}
+
 #[test]
 fn invalid_ids_are_refused() {
     let rt = Runtime::new();
     let b = Bundle::busybox();
-    for id in ["../escape", "a/b", ""] {
-        let out = rt.create(b.path(), id);
-        assert_ne!(out.code, 0, "{id:?}: {out:?}");
+    let ids = [
+        "../escape",
+        "a/b",
+        "",
+        ".",
+        "..",
+        "a b",
+        "tab\tid",
+        "ü",
+        &"x".repeat(1025),
+    ];
+    for id in ids {
+        for args in [
+            vec!["create", "--bundle", &*b.path().to_string_lossy(), id],
+            vec!["run", "-d", "--bundle", &*b.path().to_string_lossy(), id],
+            vec!["delete", id],
+            vec!["state", id],
+        ] {
+            let out = rt.exec(&args);
+            if let Err(why) = refused_as_an_invalid_id(&out, id) {
+                panic!("{args:?}: {why}: {out:?}");
+            }
+        }
     }
+    // Nothing was made, in the state root or beside it.
+    let made: Vec<_> = std::fs::read_dir(rt.root()).unwrap().flatten().collect();
+    assert!(made.is_empty(), "{made:?}");
     assert!(!rt.root().join("..").join("escape").exists());
+    // Negative control: another failure (a missing bundle) is not taken for this one.
+    let c = rt.guard("validid");
+    let out = rt.create(&b.path().join("missing"), c.id());
+    assert!(refused_as_an_invalid_id(&out, c.id()).is_err(), "{out:?}");
 }
 
 #[test]

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use spec_tests::bundle::Bundle;
-use spec_tests::container::{capture, cgroup_dirs_named, Outcome, Runtime};
+use spec_tests::container::{capture, Outcome, Runtime};
 
 /// procfs's statfs magic.
 const PROC_SUPER_MAGIC: i64 = 0x9fa0;
@@ -32,27 +32,18 @@ fn init_pid(rt: &Runtime, id: &str) -> i32 {
         .expect("pid") as i32
 }
 
-/// A negative control needs the debug build's `_RUNTIME_TEST_UNSAFE`; a release binary
-/// ignores it. Returns false (and says why) when the switch did not take effect.
+/// A negative control needs the debug build's `_RUNTIME_TEST_UNSAFE`. Returns false when
+/// the runtime under test has no switches (recorded as not run, `not_run`); a runtime that
+/// has them but did not turn this one off fails the test.
 fn unsafe_switch_took_effect(out: &Outcome) -> bool {
-    if out.stderr.contains("TEST-ONLY") {
-        return true;
+    if !spec_tests::not_run::negative_control_has_test_switches() {
+        return false;
     }
-    eprintln!(
-        "negative control not run: the runtime under test ignores _RUNTIME_TEST_UNSAFE (a release build?): {out:?}"
-    );
-    false
-}
-
-/// Asserts that a refused create left nothing: no state directory, cgroup or mount.
-fn assert_nothing_left(rt: &Runtime, id: &str) {
     assert!(
-        !rt.root().join(id).exists(),
-        "state directory left for {id}"
+        out.stderr.contains("TEST-ONLY"),
+        "the runtime has test switches but this one did not take effect: {out:?}"
     );
-    assert!(cgroup_dirs_named(id).is_empty(), "cgroup left for {id}");
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    assert!(!mounts.contains(id), "mount left for {id}");
+    true
 }
 
 /// A host directory outside every rootfs, with a marker file, removed on drop.
@@ -105,6 +96,14 @@ fn runtime_binary_writable_through_init_exe(env: &[(&str, &str)]) -> bool {
     let exe = std::fs::File::open(format!("/proc/{pid}/exe")).expect("open the init's exe");
     rt.exec(&["start", c.id()]).ok();
     rt.wait_status(c.id(), "running", Duration::from_secs(10));
+    // "running" is reported once start has released the init, which may still be the
+    // runtime for a moment: wait until it has exec'd the container's program (while any
+    // process runs the binary, opening it for writing fails with ETXTBSY either way).
+    spec_tests::wait::until_true(
+        "the init to exec the container's program",
+        spec_tests::wait::DEADLINE,
+        || std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.starts_with(b"sleep\0")),
+    );
     let reopen = std::fs::OpenOptions::new()
         .write(true)
         .open(format!("/proc/self/fd/{}", exe.as_raw_fd()));
@@ -194,7 +193,8 @@ fn cwd_attempt(rt: &Runtime, host: &tempfile::TempDir, n: i32, env: &[(&str, &st
             .filter(|l| !l.trim().is_empty() && !l.contains("TEST-ONLY"))
             .count();
         assert_eq!(lines, 1, "one error line: {out:?}");
-        assert_nothing_left(rt, c.id());
+        rt.nothing_left_of(c.id())
+            .assert_nothing_left("runtime_escapes");
         return out;
     }
     let pid = init_pid(rt, c.id());
@@ -370,7 +370,8 @@ fn proc_attack(b: &Bundle, name: &str, env: &[(&str, &str)]) -> (Outcome, Option
     let c = rt.guard(name);
     let out = run_detached(&rt, b, c.id(), env);
     if out.code != 0 {
-        assert_nothing_left(&rt, c.id());
+        rt.nothing_left_of(c.id())
+            .assert_nothing_left("runtime_escapes");
         return (out, None);
     }
     let pid = init_pid(&rt, c.id());
@@ -729,7 +730,8 @@ fn cve_2021_30465_symlinked_mount_destinations_stay_in_the_rootfs() {
             1,
             "one error line: {out:?}"
         );
-        assert_nothing_left(&rt, c.id());
+        rt.nothing_left_of(c.id())
+            .assert_nothing_left("runtime_escapes");
     }
     drop(c);
     // Links whose targets exist inside the rootfs too: the mounts land there.
@@ -950,7 +952,8 @@ fn bind_mount_source_symlink_is_resolved_on_the_host_and_stays_in_the_rootfs() {
         out.stderr.contains("dangling") || out.stderr.contains("/nonexistent/target"),
         "{out:?}"
     );
-    assert_nothing_left(&rt, c.id());
+    rt.nothing_left_of(c.id())
+        .assert_nothing_left("runtime_escapes");
 
     // Negative control: a runtime that created the destination by joining it to the rootfs
     // path on the host (following /mnt/dest) would make `d` in the host directory.

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use spec_tests::bundle::Bundle;
 use spec_tests::container::{cgroup_dirs_named, Runtime};
+use spec_tests::wait;
 
 const T: Duration = Duration::from_secs(10);
 
@@ -128,8 +129,8 @@ fn run_forwards_signals_to_the_container() {
         .stdout(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    rt.wait_status(c.id(), "running", T);
-    std::thread::sleep(Duration::from_millis(300));
+    // The trap is set once the container has said so.
+    wait::for_line(&log, "ready");
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
@@ -183,13 +184,17 @@ fn run_detached_and_keep() {
 fn status_is_the_truth_for_an_init_that_survives_sigterm() {
     let rt = Runtime::new();
     let mut b = Bundle::busybox();
-    b.sh("trap '' TERM; echo x; while true; do sleep 0.1; done");
+    let marks = b.marks();
+    // The init handles TERM and lives on; it says when it is ready and when TERM came.
+    b.sh("trap 'echo got-term >> /marks/log' TERM; echo ready >> /marks/log; while true; do sleep 0.1; done");
     let c = rt.guard("truth");
     rt.exec(&["run", "-d", "--bundle", &b.path().to_string_lossy(), c.id()])
         .ok();
-    rt.wait_status(c.id(), "running", T);
+    let log = marks.join("log");
+    wait::for_line(&log, "ready");
     rt.exec(&["kill", c.id(), "TERM"]).ok();
-    std::thread::sleep(Duration::from_millis(300));
+    // The signal has been handled: the init is past it and still running.
+    wait::for_line(&log, "got-term");
     assert_eq!(rt.state(c.id()).unwrap()["status"], "running");
     let listed = rt.exec(&["list", "--format", "json"]).ok();
     let v: serde_json::Value = serde_json::from_str(&listed.stdout).unwrap();
@@ -202,13 +207,38 @@ fn status_is_the_truth_for_an_init_that_survives_sigterm() {
 fn kill_accepts_every_spelling_and_all() {
     let rt = Runtime::new();
     let mut b = Bundle::busybox();
-    b.sh("trap 'echo hup' HUP; trap 'echo usr1' USR1; while true; do sleep 0.1; done");
+    let marks = b.marks();
+    // Each signal the init receives is written down by name, so the test sees which one
+    // arrived for each spelling (an init ignores signals it has no handler for).
+    b.sh(
+        "for s in HUP USR1 USR2 INT; do trap \"echo $s >> /marks/log\" $s; done; \
+         echo ready >> /marks/log; while true; do sleep 0.1; done",
+    );
     let c = rt.guard("spell");
     rt.exec(&["run", "-d", "--bundle", &b.path().to_string_lossy(), c.id()])
         .ok();
-    rt.wait_status(c.id(), "running", T);
-    for sig in ["HUP", "SIGHUP", "1", "USR1", "SIGUSR1", "10"] {
-        rt.exec(&["kill", c.id(), sig]).ok();
+    let log = marks.join("log");
+    wait::for_line(&log, "ready");
+    let spellings = [
+        ("HUP", "HUP"),
+        ("SIGHUP", "HUP"),
+        ("1", "HUP"),
+        ("USR1", "USR1"),
+        ("SIGUSR1", "USR1"),
+        ("10", "USR1"),
+        ("usr2", "USR2"),
+        ("sigint", "INT"),
+        ("2", "INT"),
+    ];
+    for (n, (spelling, arrived)) in spellings.iter().enumerate() {
+        rt.exec(&["kill", c.id(), spelling]).ok();
+        let lines = wait::for_lines(&log, n + 2);
+        assert_eq!(
+            lines[n + 1],
+            *arrived,
+            "kill {spelling}: the container received {:?}",
+            &lines[1..]
+        );
     }
     assert_eq!(rt.state(c.id()).unwrap()["status"], "running");
     let bad = rt.exec(&["kill", c.id(), "NOTASIGNAL"]);
@@ -220,18 +250,35 @@ fn kill_accepts_every_spelling_and_all() {
     rt.wait_status(c.id(), "stopped", T);
 }
 
-#[test]
-fn default_signal_is_sigterm() {
+/// Runs a container whose init handles only TERM (writing it down, then exiting), sends
+/// `kill ID SIGNAL...` (`signal` empty: the default), waits for it to stop and returns
+/// what the init wrote: "ready\ngot-term\n" when TERM arrived. With KILL the trap never
+/// runs; with any other signal the init (pid 1 ignores what it has no handler for) would
+/// not stop.
+fn what_a_term_trap_saw(signal: &[&str]) -> String {
     let rt = Runtime::new();
     let mut b = Bundle::busybox();
-    b.sh("trap 'exit 0' TERM; while true; do sleep 0.1; done");
+    let marks = b.marks();
+    b.sh("trap 'echo got-term >> /marks/log; exit 0' TERM; echo ready >> /marks/log; while true; do sleep 0.1; done");
     let c = rt.guard("term");
     rt.exec(&["run", "-d", "--bundle", &b.path().to_string_lossy(), c.id()])
         .ok();
-    rt.wait_status(c.id(), "running", T);
-    std::thread::sleep(Duration::from_millis(200));
-    rt.exec(&["kill", c.id()]).ok();
+    let log = marks.join("log");
+    wait::for_line(&log, "ready");
+    rt.exec(&[&["kill", c.id()][..], signal].concat()).ok();
     rt.wait_status(c.id(), "stopped", T);
+    std::fs::read_to_string(&log).unwrap()
+}
+
+#[test]
+fn default_signal_is_sigterm() {
+    assert_eq!(
+        what_a_term_trap_saw(&[]),
+        "ready\ngot-term\n",
+        "the default signal was not TERM: the TERM trap did not run"
+    );
+    // Negative control: had the default been KILL, the detector would have seen it.
+    assert_eq!(what_a_term_trap_saw(&["KILL"]), "ready\n");
 }
 
 #[test]

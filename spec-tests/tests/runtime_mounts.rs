@@ -77,6 +77,25 @@ fn masked_and_readonly_paths() {
 }
 
 #[test]
+fn relative_masked_and_readonly_paths_apply() {
+    // runc takes relative entries from the container's root.
+    let mut b = Bundle::busybox();
+    b.set("/root/readonly", json!(false))
+        .sh("wc -c < /proc/cpuinfo; touch /etc/st-written 2>/dev/null && echo rw || echo ro");
+    // The negative control: without the entries /proc/cpuinfo has content and /etc is
+    // writable.
+    let out = run_ok(&b, "relnone");
+    let lines: Vec<&str> = out.lines().map(str::trim).collect();
+    assert_ne!(lines[0], "0", "{out}");
+    assert_eq!(lines[1], "rw", "{out}");
+    b.set("/linux/maskedPaths", json!(["proc/cpuinfo"]))
+        .set("/linux/readonlyPaths", json!(["etc"]));
+    let out = run_ok(&b, "relpaths");
+    let lines: Vec<&str> = out.lines().map(str::trim).collect();
+    assert_eq!(lines, ["0", "ro"], "{out}");
+}
+
+#[test]
 fn mount_propagation_rslave_sees_host_mounts() {
     // A host mount made under a bind-mounted directory after the container starts is
     // visible inside with rslave propagation. The host side must be a shared mount for
@@ -90,7 +109,7 @@ fn mount_propagation_rslave_sees_host_mounts() {
         "/mounts",
         json!({"destination": "/shared", "type": "bind", "source": host.path(), "options": ["rbind", "rslave"]}),
     )
-    .sh("for i in $(seq 100); do [ -e /shared/sub/marker ] && { echo seen; exit 0; }; sleep 0.05; done; echo unseen");
+    .sh("for i in $(seq 400); do [ -e /shared/sub/marker ] && { echo seen; exit 0; }; sleep 0.05; done; echo unseen");
     let c = rt.guard("prop");
     let mut child = rt
         .command()

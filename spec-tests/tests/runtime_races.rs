@@ -40,22 +40,6 @@ fn assert_clear_error(out: &Outcome, id: &str) {
     assert!(lines[0].contains(id), "the error names {id}: {out:?}");
 }
 
-fn assert_nothing_left(rt: &Runtime, id: &str) {
-    assert!(
-        !rt.root().join(id).exists(),
-        "state directory left for {id}"
-    );
-    assert!(
-        !rt.root().join(format!(".{id}.lock")).exists(),
-        "lock left for {id}"
-    );
-    assert!(cgroup_dirs_named(id).is_empty(), "cgroup left for {id}");
-    assert!(
-        cgroup_dirs_named(&format!(":youki:{id}")).is_empty(),
-        "cgroup left for {id}"
-    );
-}
-
 #[test]
 fn hundred_containers_created_started_and_deleted_in_parallel() {
     const N: usize = 100;
@@ -97,7 +81,7 @@ fn hundred_containers_created_started_and_deleted_in_parallel() {
         assert_eq!(out.code, 0, "delete: {out:?}");
     }
     for id in &ids {
-        assert_nothing_left(&rt, id);
+        rt.nothing_left_of(id).assert_nothing_left("runtime_races");
     }
     assert_eq!(rt.exec(&["list", "-q"]).ok().stdout.trim(), "");
 }
@@ -140,7 +124,7 @@ fn ten_processes_racing_create_then_delete_on_one_id() {
         assert_clear_error(out, &id);
         assert!(out.stderr.contains("does not exist"), "{out:?}");
     }
-    assert_nothing_left(&rt, &id);
+    rt.nothing_left_of(&id).assert_nothing_left("runtime_races");
     assert!(
         !std::path::Path::new(&format!("/proc/{pid}")).exists() || {
             let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -193,10 +177,10 @@ fn creates_and_deletes_racing_on_one_id_leave_a_whole_container_or_nothing() {
                     out.stderr.contains("does not exist"),
                     "round {round}: {out:?}"
                 );
-                assert_nothing_left(&rt, &id);
+                rt.nothing_left_of(&id).assert_nothing_left("runtime_races");
             }
         }
         rt.exec(&["delete", "--force", &id]).ok();
-        assert_nothing_left(&rt, &id);
+        rt.nothing_left_of(&id).assert_nothing_left("runtime_races");
     }
 }

@@ -6,7 +6,7 @@
 //! restore round trip runs wherever `criu check` passes (and says why it cannot otherwise).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::json;
@@ -25,23 +25,6 @@ fn one_error_line(out: &Outcome) -> String {
     lines[0].to_string()
 }
 
-/// No state directory, cgroup (under either name) or mount remains for `id`.
-fn assert_nothing_left(rt: &Runtime, id: &str) {
-    assert!(
-        !rt.root().join(id).exists(),
-        "state directory left behind for {id}"
-    );
-    for name in [id.to_string(), format!(":youki:{id}")] {
-        let dirs = cgroup_dirs_named(&name);
-        assert!(dirs.is_empty(), "cgroup left behind: {dirs:?}");
-    }
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    assert!(
-        !mounts.contains(id) && !mounts.contains(&*rt.root().to_string_lossy()),
-        "mount left behind for {id}"
-    );
-}
-
 /// An image directory that passes the runtime's checks (it holds an inventory.img) but
 /// that CRIU itself rejects, or fails before reading on this kernel.
 fn placeholder_images(dir: &Path) -> PathBuf {
@@ -51,34 +34,12 @@ fn placeholder_images(dir: &Path) -> PathBuf {
     images
 }
 
+/// Whether criu is installed (a failure under CI when it is not, see `not_run`).
 fn criu_installed() -> bool {
-    Command::new("criu")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+    spec_tests::not_run::require_tool("criu", "criu")
 }
 
-/// Whether CRIU can work on this machine, and CRIU's reason when it cannot.
-fn criu_check() -> Result<(), String> {
-    let out = Command::new("criu")
-        .arg("check")
-        .output()
-        .map_err(|e| format!("cannot run criu: {e}"))?;
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    // criu check exits 0 even when kerndat fails; its output says whether it works.
-    if out.status.success() && text.contains("Looks good") {
-        return Ok(());
-    }
-    Err(text
-        .lines()
-        .find(|l| l.contains("Error"))
-        .unwrap_or_else(|| text.lines().last().unwrap_or("no output"))
-        .trim()
-        .to_string())
-}
+use spec_tests::host::criu_check;
 
 #[test]
 fn help_lists_every_runc_restore_flag() {
@@ -191,7 +152,8 @@ fn every_flag_parses_in_runc_and_go_spellings() {
             "the work path was created by a refused restore"
         );
         assert!(!pid_file.exists());
-        assert_nothing_left(&rt, &id);
+        rt.nothing_left_of(&id)
+            .assert_nothing_left("runtime_restore");
     }
 
     let out = rt.exec(&[
@@ -206,7 +168,8 @@ fn every_flag_parses_in_runc_and_go_spellings() {
     let out = rt.exec(&["restore", "--no-such-flag", &id]);
     assert_ne!(out.code, 0);
     assert!(out.stderr.contains("--no-such-flag"), "{out:?}");
-    assert_nothing_left(&rt, &id);
+    rt.nothing_left_of(&id)
+        .assert_nothing_left("runtime_restore");
 }
 
 #[test]
@@ -302,7 +265,8 @@ fn bad_input_gets_one_line_and_leaves_nothing() {
                 "{flags:?}: {line:?} does not mention {n:?}"
             );
         }
-        assert_nothing_left(&rt, &id);
+        rt.nothing_left_of(&id)
+            .assert_nothing_left("runtime_restore");
     }
 
     let out = rt.exec(&[
@@ -323,7 +287,6 @@ fn bad_input_gets_one_line_and_leaves_nothing() {
 #[test]
 fn a_duplicate_id_is_refused_and_the_existing_container_is_untouched() {
     if !criu_installed() {
-        eprintln!("SKIPPED: criu is not installed (hack/install-deps.sh installs it)");
         return;
     }
     let rt = Runtime::new();
@@ -357,7 +320,6 @@ fn a_duplicate_id_is_refused_and_the_existing_container_is_untouched() {
 #[test]
 fn a_criu_failure_is_one_line_with_criu_s_reason_and_leaves_nothing() {
     if !criu_installed() {
-        eprintln!("SKIPPED: criu is not installed (hack/install-deps.sh installs it)");
         return;
     }
     let rt = Runtime::new();
@@ -421,7 +383,7 @@ fn a_criu_failure_is_one_line_with_criu_s_reason_and_leaves_nothing() {
         assert!(line.contains(&*log.to_string_lossy()), "{out:?}");
         if let Err(reason) = criu_check() {
             // Where CRIU cannot start at all, the reason is the one `criu check` gives.
-            let cause = reason.split("): ").last().unwrap_or(&reason).to_string();
+            let cause = reason.split("; ").next().unwrap_or(&reason).to_string();
             assert!(
                 line.contains(&cause) || line.contains("vDSO") || line.contains("kerndat"),
                 "{line:?} vs criu check's {reason:?}"
@@ -429,7 +391,8 @@ fn a_criu_failure_is_one_line_with_criu_s_reason_and_leaves_nothing() {
         }
         assert!(log.exists(), "no CRIU log at {}", log.display());
         assert!(!pid_file.exists(), "a pid file for a failed restore");
-        assert_nothing_left(&rt, &id);
+        rt.nothing_left_of(&id)
+            .assert_nothing_left("runtime_restore");
         assert!(
             cgroup_dirs_named(&own_cgroup).is_empty(),
             "{own_cgroup} left behind"
@@ -451,18 +414,27 @@ fn a_criu_failure_is_one_line_with_criu_s_reason_and_leaves_nothing() {
 
 #[test]
 fn checkpoint_then_restore_round_trip() {
+    if !criu_installed() {
+        return;
+    }
     if let Err(reason) = criu_check() {
-        eprintln!(
-            "NOT RUN: checkpoint/restore round trip: `criu check` fails on this machine: {reason}"
-        );
+        spec_tests::not_run::not_run(&format!("`criu check` fails on this kernel: {reason}"));
         return;
     }
     let rt = Runtime::new();
     let c = rt.guard("rtrip");
     let mut b = Bundle::busybox();
+    let marks = b.marks();
     // A counter in memory, written out: a restored process continues from its value, a
     // restarted one would begin again at 1.
-    b.sh("i=0; while true; do i=$((i+1)); echo $i > /count; sleep 0.1; done");
+    b.sh("i=0; while true; do i=$((i+1)); echo $i > /marks/count; sleep 0.1; done");
+    let read_count = || -> u64 {
+        std::fs::read_to_string(marks.join("count"))
+            .unwrap_or_default()
+            .trim()
+            .parse()
+            .unwrap_or(0)
+    };
     let bundle = b.path().to_string_lossy().to_string();
     let status = rt
         .command()
@@ -472,8 +444,11 @@ fn checkpoint_then_restore_round_trip() {
         .status()
         .unwrap();
     assert!(status.success());
-    rt.wait_status(c.id(), "running", Duration::from_secs(10));
-    std::thread::sleep(Duration::from_secs(2));
+    spec_tests::wait::until_true(
+        "the counter to reach 10",
+        spec_tests::wait::DEADLINE,
+        || read_count() >= 10,
+    );
     let images = b.path().join("images");
     rt.exec(&[
         "checkpoint",
@@ -486,13 +461,6 @@ fn checkpoint_then_restore_round_trip() {
         rt.state(c.id()).is_none(),
         "checkpoint without --leave-running removes it"
     );
-    let read_count = || -> u64 {
-        std::fs::read_to_string(b.rootfs().join("count"))
-            .unwrap_or_default()
-            .trim()
-            .parse()
-            .unwrap_or(0)
-    };
     let at_checkpoint = read_count();
     assert!(
         at_checkpoint >= 10,
@@ -525,8 +493,13 @@ fn checkpoint_then_restore_round_trip() {
         .parse()
         .unwrap();
     assert_eq!(state["pid"], pid);
-    std::thread::sleep(Duration::from_millis(500));
-    let after = read_count();
+    // The restored process counts on from where it was: the next values follow it (a
+    // restarted one would write 1, 2, ...).
+    let after = spec_tests::wait::until(
+        "the restored counter to move on",
+        spec_tests::wait::DEADLINE,
+        || Some(read_count()).filter(|n| *n != at_checkpoint),
+    );
     assert!(
         after > at_checkpoint,
         "the restored counter did not continue from {at_checkpoint}: {after}"

@@ -15,7 +15,9 @@ fn console_socket_receives_the_terminal_master() {
     let c = rt.guard("console");
     let mut b = Bundle::busybox();
     b.set("/process/terminal", json!(true))
-        .sh("if [ -t 0 ] && [ -t 1 ]; then echo on-a-tty; fi; sleep 0.5");
+        // Holds the terminal until the test has read it and closed the master (then the
+        // read ends with a hangup).
+        .sh("if [ -t 0 ] && [ -t 1 ]; then echo on-a-tty; fi; read line");
     let sock = b.path().join("console.sock");
     let handle = receive_fd(UnixListener::bind(&sock).unwrap());
     let out = rt.exec(&[

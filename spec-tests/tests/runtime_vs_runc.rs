@@ -313,7 +313,7 @@ fn sweep_cgroups() {
                 continue;
             }
             let name = e.file_name().to_string_lossy().to_string();
-            // Container ids are mx<row><a|b><pid>: only this process's.
+            // Container ids are mx<row><a|b><pid>-<run>: only this process's.
             let ours = name.contains("mx")
                 && (name.contains(&format!("a{me}")) || name.contains(&format!("b{me}")));
             if name.starts_with("mx-matrix") || ours {

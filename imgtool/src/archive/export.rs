@@ -33,12 +33,10 @@ pub struct ExportStats {
     pub skipped_sockets: u64,
 }
 
-/// xattrs that describe the host rather than the file, never exported.
+/// xattrs that describe the host rather than the file, never exported: the one policy
+/// of [`crate::layer::xattrs`], shared with layer application and commit.
 fn host_only_xattr(name: &[u8]) -> bool {
-    name.starts_with(b"security.selinux")
-        || name.starts_with(b"trusted.overlay.")
-        || name.starts_with(b"user.overlay.")
-        || name.starts_with(b"system.")
+    !crate::layer::xattrs::portable(&String::from_utf8_lossy(name))
 }
 
 /// The xattrs of `path` (not following a symlink), as `SCHILY.xattr.` pax records.

@@ -10,9 +10,10 @@ use oci_spec::image::Descriptor;
 use serde_json::{json, Value};
 
 use super::reader::ArchiveReader;
-use super::save::{open_blob, pick_platform, SaveImage};
+use super::save::{media_type_of, open_blob, pick_platform, SaveImage};
 use super::{append_dir, append_member, sha256_of, ArchiveError, LoadedImage};
 use crate::reference;
+use crate::store::identity::identity;
 use crate::store::{Store, StoreError, REF_NAME};
 
 /// containerd's (and docker's) full image name annotation.
@@ -112,7 +113,68 @@ fn is_index_type(mt: &str) -> bool {
         || mt == "application/vnd.docker.distribution.manifest.list.v2+json"
 }
 
-/// Stores every image the archive's index.json lists (untagged: the caller tags).
+/// Stores everything `desc` needs from the archive (configs, layers, manifests, indexes,
+/// and a Docker manifest's original when `desc` is the OCI form of one), every blob
+/// verified; documents are stored after what they name.
+fn store_tree(
+    store: &Store,
+    archive: &ArchiveReader,
+    desc: &Descriptor,
+    depth: usize,
+) -> Result<(), ArchiveError> {
+    let (bytes, doc) = read_json_blob(archive, desc, "manifest")?;
+    let mt = doc["mediaType"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| desc.media_type().to_string());
+    if is_index_type(&mt) || doc.get("manifests").is_some() {
+        if depth > 4 {
+            return Err(corrupt(format!("index {} nests too deep", desc.digest())));
+        }
+        let children: Vec<Descriptor> = serde_json::from_value(doc["manifests"].clone())
+            .map_err(|e| corrupt(format!("index {}: {e}", desc.digest())))?;
+        for child in &children {
+            store_tree(store, archive, child, depth + 1)?;
+        }
+    } else {
+        let config: Descriptor = serde_json::from_value(doc["config"].clone())
+            .map_err(|e| corrupt(format!("manifest {}: config: {e}", desc.digest())))?;
+        let layers: Vec<Descriptor> = serde_json::from_value(doc["layers"].clone())
+            .map_err(|e| corrupt(format!("manifest {}: layers: {e}", desc.digest())))?;
+        for (i, layer) in layers.iter().enumerate() {
+            store_blob(store, archive, layer, &format!("layer {}", i + 1))?;
+        }
+        store_blob(store, archive, &config, "config")?;
+    }
+    let id = identity(desc);
+    if id.digest != desc.digest().to_string() {
+        let digest: oci_spec::image::Digest = id
+            .digest
+            .parse()
+            .map_err(|e| corrupt(format!("bad original digest {}: {e}", id.digest)))?;
+        let original = Descriptor::new(
+            oci_spec::image::MediaType::from(id.media_type.as_str()),
+            id.size,
+            digest,
+        );
+        store_blob(store, archive, &original, "original manifest")?;
+    }
+    store.put_blob(desc.digest().as_ref(), bytes.len() as u64, &bytes[..])?;
+    Ok(())
+}
+
+/// `desc` with only the annotations that keep an image's identity.
+fn identity_only(desc: &Descriptor) -> Descriptor {
+    let mut d = desc.clone();
+    let mut ann = d.annotations().clone().unwrap_or_default();
+    ann.retain(|k, _| k.starts_with("io.imgtool.original."));
+    d.set_annotations((!ann.is_empty()).then_some(ann));
+    d
+}
+
+/// Stores every image the archive's index.json lists (untagged: the caller tags). An
+/// index whose every platform is in the archive is stored whole; otherwise the image of
+/// this machine's platform.
 pub fn load(store: &Store, archive: &ArchiveReader) -> Result<Vec<LoadedImage>, ArchiveError> {
     let bytes = archive.read_json_bytes("index.json")?;
     let index: Value =
@@ -128,48 +190,16 @@ pub fn load(store: &Store, archive: &ArchiveReader) -> Result<Vec<LoadedImage>, 
         let desc: Descriptor = serde_json::from_value(entry.clone())
             .map_err(|e| corrupt(format!("index.json: {e}")))?;
         let name = image_name(&desc)?;
-        // A multi-platform index: load this machine's image.
-        let mut manifest_desc = desc.clone();
-        let (mut manifest_bytes, mut manifest) =
-            read_json_blob(archive, &manifest_desc, "manifest")?;
-        for _ in 0..4 {
-            let mt = manifest["mediaType"]
-                .as_str()
-                .map(str::to_string)
-                .unwrap_or_else(|| manifest_desc.media_type().to_string());
-            if !is_index_type(&mt) && manifest.get("manifests").is_none() {
-                break;
+        let whole = identity_only(&desc);
+        let stored = match store_tree(store, archive, &whole, 0) {
+            Ok(()) => whole,
+            Err(ArchiveError::Missing(_)) if is_index_type(desc.media_type().as_ref()) => {
+                let chosen = one_platform(archive, &desc)?;
+                store_tree(store, archive, &chosen, 0)?;
+                chosen
             }
-            let chosen = pick_platform(&manifest).ok_or_else(|| {
-                corrupt(format!(
-                    "index {} lists no manifest",
-                    manifest_desc.digest()
-                ))
-            })?;
-            manifest_desc = serde_json::from_value(chosen)
-                .map_err(|e| corrupt(format!("nested index: {e}")))?;
-            (manifest_bytes, manifest) = read_json_blob(archive, &manifest_desc, "manifest")?;
-        }
-        let config: Descriptor = serde_json::from_value(manifest["config"].clone())
-            .map_err(|e| corrupt(format!("manifest {}: config: {e}", manifest_desc.digest())))?;
-        let layers: Vec<Descriptor> = serde_json::from_value(manifest["layers"].clone())
-            .map_err(|e| corrupt(format!("manifest {}: layers: {e}", manifest_desc.digest())))?;
-        for (i, layer) in layers.iter().enumerate() {
-            store_blob(store, archive, layer, &format!("layer {}", i + 1))?;
-        }
-        store_blob(store, archive, &config, "config")?;
-        // The manifest last: once it is stored, everything it references is.
-        store.put_blob(
-            manifest_desc.digest().as_ref(),
-            manifest_bytes.len() as u64,
-            &manifest_bytes[..],
-        )?;
-        let mut stored = Descriptor::new(
-            manifest_desc.media_type().clone(),
-            manifest_bytes.len() as u64,
-            manifest_desc.digest().clone(),
-        );
-        stored.set_annotations(None);
+            Err(e) => return Err(e),
+        };
         match images
             .iter_mut()
             .find(|i| i.manifest.digest() == stored.digest())
@@ -184,7 +214,30 @@ pub fn load(store: &Store, archive: &ArchiveReader) -> Result<Vec<LoadedImage>, 
     Ok(images)
 }
 
-/// Writes `images` as an oci-archive: blobs first, then index.json naming each image.
+/// The manifest of this machine's platform in index `desc` (through nested indexes).
+fn one_platform(archive: &ArchiveReader, desc: &Descriptor) -> Result<Descriptor, ArchiveError> {
+    let mut current = desc.clone();
+    for _ in 0..4 {
+        let (_, doc) = read_json_blob(archive, &current, "manifest")?;
+        let mt = doc["mediaType"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| current.media_type().to_string());
+        if !is_index_type(&mt) && doc.get("manifests").is_none() {
+            return Ok(identity_only(&current));
+        }
+        let chosen = pick_platform(&doc)
+            .ok_or_else(|| corrupt(format!("index {} lists no manifest", current.digest())))?;
+        current =
+            serde_json::from_value(chosen).map_err(|e| corrupt(format!("nested index: {e}")))?;
+        current.set_platform(None);
+    }
+    Err(corrupt(format!("index {} nests too deep", desc.digest())))
+}
+
+/// Writes `images` as an oci-archive: blobs first, then index.json naming each image
+/// (an index when the name holds a whole one), with the annotations that keep a Docker
+/// manifest's identity.
 pub fn write(store: &Store, images: &[SaveImage], out: impl Write) -> Result<(), ArchiveError> {
     let io = |e: std::io::Error| ArchiveError::Io(format!("cannot write the archive: {e}"));
     let mut tar = tar::Builder::new(out);
@@ -195,30 +248,41 @@ pub fn write(store: &Store, images: &[SaveImage], out: impl Write) -> Result<(),
     let mut written: HashSet<String> = HashSet::new();
     let mut index_entries: Vec<Value> = Vec::new();
     for img in images {
-        let mut blobs: Vec<&Descriptor> = img.layers.iter().collect();
-        blobs.push(&img.config);
-        blobs.push(&img.manifest);
-        for b in blobs {
-            let digest = b.digest().to_string();
+        for digest in &img.blobs {
             if !written.insert(digest.clone()) {
                 continue;
             }
-            let file = open_blob(store, &digest)?;
+            let file = open_blob(store, digest)?;
             let size = file.metadata().map_err(io)?.len();
-            append_member(&mut tar, &blob_member(&digest)?, size, file).map_err(io)?;
+            append_member(&mut tar, &blob_member(digest)?, size, file).map_err(io)?;
         }
-        let base = json!({
-            "mediaType": img.manifest.media_type().to_string(),
-            "digest": img.manifest.digest().to_string(),
-            "size": img.manifest.size(),
+        let mut base = json!({
+            "mediaType": media_type_of(&img.top),
+            "digest": img.top.digest().to_string(),
+            "size": img.top.size(),
         });
+        if let Some(p) = img.top.platform() {
+            base["platform"] =
+                serde_json::to_value(p).map_err(|e| ArchiveError::Io(e.to_string()))?;
+        }
+        let kept: BTreeMap<String, String> = img
+            .top
+            .annotations()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        if !kept.is_empty() {
+            base["annotations"] = json!(kept);
+        }
         if img.names.is_empty() {
             index_entries.push(base.clone());
         }
         for name in &img.names {
             let mut e = base.clone();
-            let ann: BTreeMap<&str, &str> =
-                BTreeMap::from([(REF_NAME, name.as_str()), (CONTAINERD_NAME, name.as_str())]);
+            let mut ann = kept.clone();
+            ann.insert(REF_NAME.into(), name.clone());
+            ann.insert(CONTAINERD_NAME.into(), name.clone());
             e["annotations"] = json!(ann);
             index_entries.push(e);
         }

@@ -10,6 +10,7 @@ use serde_json::Value;
 use super::{ArchiveError, Format};
 use crate::image::build::host_platform;
 use crate::reference;
+use crate::store::identity::{identity, is_index_type};
 use crate::store::Store;
 
 /// One image to save, with every name it is saved under.
@@ -18,7 +19,15 @@ pub struct SaveImage {
     /// Normalized store names (`docker.io/library/busybox:latest`); empty when the image
     /// was named by digest only.
     pub names: Vec<String>,
-    /// The (platform) manifest, without annotations.
+    /// What an oci-archive's index.json names: the stored descriptor (keeping what
+    /// identifies it as its registry served it), the whole index when the name holds
+    /// one with every platform in the store.
+    pub top: Descriptor,
+    /// Every blob an oci-archive holds for `top`.
+    pub blobs: Vec<String>,
+    /// Set when `top` had to be one platform of an incomplete index.
+    pub note: Option<String>,
+    /// The (platform) manifest docker-archive writes, without annotations.
     pub manifest: Descriptor,
     pub config: Descriptor,
     pub config_bytes: Vec<u8>,
@@ -131,6 +140,9 @@ fn read_image(store: &Store, manifest: Descriptor) -> Result<SaveImage, ArchiveE
     }
     Ok(SaveImage {
         names: Vec::new(),
+        top: manifest.clone(),
+        blobs: Vec::new(),
+        note: None,
         manifest,
         config,
         config_bytes,
@@ -139,42 +151,63 @@ fn read_image(store: &Store, manifest: Descriptor) -> Result<SaveImage, ArchiveE
     })
 }
 
-/// The images `refs` name (`busybox`, `localhost/app:v1`, `name@sha256:…`), one per
-/// distinct manifest, each with all the names given for it.
+/// The images `refs` name (`busybox`, `localhost/app:v1`, `name@sha256:…` with the
+/// registry's digest, an ID prefix), one per distinct image, each with all the names
+/// given for it.
 pub fn resolve(store: &Store, refs: &[String]) -> Result<Vec<SaveImage>, ArchiveError> {
     let mut images: Vec<SaveImage> = Vec::new();
-    // The digest each image was found by (an index's, when a name points at one).
-    let mut found_by: Vec<String> = Vec::new();
     for input in refs {
-        let r = reference::parse(input).map_err(image_err)?;
-        let (desc, name) = match r.digest() {
-            Some(d) => {
-                let desc = store
-                    .find_by_digest(d)?
-                    .ok_or_else(|| image_err(format!("no image with digest {d} in the store")))?;
-                (desc, None)
-            }
-            None => {
-                let name = reference::store_name(&r);
-                (store.resolve_tag(&name)?, Some(name))
-            }
-        };
-        let digest = desc.digest().to_string();
-        let pos = match found_by.iter().position(|d| *d == digest) {
+        let stored = store.find(input)?;
+        // Named by digest or ID: saved without a name, as docker does.
+        let named = stored.name == *input
+            || reference::parse(input)
+                .is_ok_and(|r| r.digest().is_none() && reference::store_name(&r) == stored.name);
+        let id = stored.digest();
+        let pos = match images.iter().position(|i| identity(&i.top).digest == id) {
             Some(p) => p,
             None => {
-                images.push(read_image(store, desc)?);
-                found_by.push(digest);
+                images.push(read_stored(store, &stored.descriptor)?);
                 images.len() - 1
             }
         };
-        if let Some(n) = name {
-            if !images[pos].names.contains(&n) {
-                images[pos].names.push(n);
-            }
+        if named && !images[pos].names.contains(&stored.name) {
+            images[pos].names.push(stored.name.clone());
         }
     }
     Ok(images)
+}
+
+/// A stored image (or index) to save: the platform image docker-archive writes and the
+/// blobs of everything an oci-archive holds.
+fn read_stored(store: &Store, desc: &Descriptor) -> Result<SaveImage, ArchiveError> {
+    let mut top = desc.clone();
+    let mut ann = top.annotations().clone().unwrap_or_default();
+    ann.retain(|k, _| k.starts_with("io.imgtool.original."));
+    top.set_annotations((!ann.is_empty()).then_some(ann));
+    let platform = if is_index_type(&media_type_of(desc)) {
+        store.index_entry(desc)?
+    } else {
+        desc.clone()
+    };
+    let (top, blobs, note) = match store.blobs_of(&top) {
+        Ok(blobs) => (top, blobs, None),
+        Err(e) if is_index_type(&media_type_of(desc)) => {
+            let mut single = platform.clone();
+            single.set_platform(None);
+            let note = format!(
+                "not every platform of index {} is in the store ({e}); saved the image {} alone",
+                identity(desc).digest,
+                identity(&platform).digest
+            );
+            (single.clone(), store.blobs_of(&single)?, Some(note))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let mut img = read_image(store, platform)?;
+    img.top = top;
+    img.blobs = blobs;
+    img.note = note;
+    Ok(img)
 }
 
 /// Writes `images` as an archive of `format` to `out`.

@@ -70,10 +70,10 @@ pub fn convert(
     u.set_gid(resolved.gid);
     u.set_additional_gids(resolved.additional_gids.clone().filter(|g| !g.is_empty()));
     process.set_user(u);
-    if let Some(home) = resolved.home.filter(|h| !h.is_empty()) {
-        if !env.iter().any(|e| env_name(e) == "HOME") {
-            env.push(format!("HOME={home}"));
-        }
+    // A user without a passwd entry (or without a home) gets HOME=/, as docker gives.
+    if !env.iter().any(|e| env_name(e) == "HOME") {
+        let home = resolved.home.filter(|h| !h.is_empty());
+        env.push(format!("HOME={}", home.as_deref().unwrap_or("/")));
     }
     process.set_env(Some(env));
     base.set_process(Some(process));

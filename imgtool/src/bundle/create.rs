@@ -10,7 +10,10 @@ use oci_spec::runtime::Mount;
 
 use super::convert::{convert, ConvertError};
 use super::marker::{write_atomic, BundleMarker, MarkerError, RootfsMode, MARKER_FILE};
+use super::network::{self, NetworkError, GENERATED_FILES};
 use super::options::BundleOptions;
+use super::resources;
+use super::security::{self, SecurityError};
 use super::spec::{apply_options, base_spec, bind_mount, override_image_config};
 use super::volumes::seed_volume;
 use crate::mount::{self, MountError};
@@ -31,8 +34,12 @@ pub enum BundleError {
     Mount(#[from] MountError),
     #[error(transparent)]
     Marker(#[from] MarkerError),
-    #[error("{dir}: the rootfs is still in use (is a container running from this bundle?)")]
-    Busy { dir: PathBuf },
+    #[error("{dir}: the rootfs is still in use ({users}); stop the container first")]
+    Busy { dir: PathBuf, users: String },
+    #[error(transparent)]
+    Network(#[from] NetworkError),
+    #[error(transparent)]
+    Security(#[from] SecurityError),
 }
 
 fn io_err(path: &Path, e: impl std::fmt::Display) -> BundleError {
@@ -61,7 +68,9 @@ impl Drop for Undo {
         if self.created_dir {
             let _ = fs::remove_dir_all(&self.dir);
         } else {
-            for name in ["rootfs", "overlay", "volumes", "config.json", MARKER_FILE] {
+            let generated = GENERATED_FILES.iter().map(|(file, _)| *file);
+            let made = ["rootfs", "overlay", "volumes", "config.json", MARKER_FILE];
+            for name in made.into_iter().chain(generated) {
                 let p = self.dir.join(name);
                 let _ = if p.is_dir() {
                     fs::remove_dir_all(&p)
@@ -99,6 +108,7 @@ pub fn create_bundle(
     opts: &BundleOptions,
 ) -> Result<BundleMarker, BundleError> {
     let dir = std::path::absolute(dir).map_err(|e| io_err(dir, e))?;
+    let network_mode = network::check(&opts.network, opts.rootless)?;
     // Find the image before touching the directory: a typo leaves nothing behind.
     let _op = store.lock_operation()?;
     let stored = store.find(image)?;
@@ -174,6 +184,15 @@ pub fn create_bundle(
     }
     let hostname = crate::reference::short_name(&stored.name).to_string();
     apply_options(&mut spec, opts, &hostname, extra);
+    network::apply(
+        &mut spec,
+        &dir,
+        &opts.network,
+        &network_mode,
+        opts.hostname.is_some(),
+    )?;
+    security::apply(&mut spec, &opts.security)?;
+    resources::apply(&mut spec, &opts.resources);
 
     let config_path = dir.join("config.json");
     let text = serde_json::to_vec_pretty(&spec).map_err(|e| io_err(&config_path, e))?;
@@ -188,6 +207,10 @@ pub fn create_bundle(
         mode,
         store: store.root().to_path_buf(),
         volumes: volumes.clone(),
+        generated: GENERATED_FILES
+            .iter()
+            .map(|(_, target)| target.to_string())
+            .collect(),
     };
     marker.write(&dir)?;
     store.register_bundle(&dir)?;
@@ -200,15 +223,29 @@ fn same_path(a: &str, b: &str) -> bool {
 }
 
 /// Unmounts and removes a bundle made by [`create_bundle`]. A rootfs still in use (a
-/// container running from it) is an error and nothing is removed.
+/// container running from it, whose mount namespace holds it; another mount of it; a
+/// process inside it) is an error and nothing is removed.
 pub fn remove_bundle(dir: &Path) -> Result<BundleMarker, BundleError> {
     let dir = std::path::absolute(dir).map_err(|e| io_err(dir, e))?;
     let marker = BundleMarker::read(&dir)?;
     let rootfs = dir.join("rootfs");
+    let users = mount::users::users_of(&rootfs);
+    if !users.is_empty() {
+        return Err(BundleError::Busy {
+            dir,
+            users: users.join("; "),
+        });
+    }
     if mount::is_mount_point(&rootfs) {
         match nix::mount::umount2(&rootfs, nix::mount::MntFlags::UMOUNT_NOFOLLOW) {
             Ok(()) => {}
-            Err(nix::Error::EBUSY) => return Err(BundleError::Busy { dir }),
+            Err(nix::Error::EBUSY) => {
+                return Err(BundleError::Busy {
+                    dir,
+                    users: "the kernel refuses to unmount it: a process has files open in it"
+                        .into(),
+                })
+            }
             Err(e) => return Err(io_err(&rootfs, format!("cannot unmount: {e}"))),
         }
     }

@@ -32,6 +32,10 @@ pub struct BundleMarker {
     /// Container paths of the image's volumes (kept out of commits).
     #[serde(default)]
     pub volumes: Vec<String>,
+    /// Container paths of the files the bundle bind-mounts from itself (/etc/hosts,
+    /// /etc/hostname, /etc/resolv.conf): kept out of commits, as docker keeps them.
+    #[serde(default)]
+    pub generated: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]

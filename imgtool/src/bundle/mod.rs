@@ -5,7 +5,11 @@
 pub mod convert;
 pub mod create;
 pub mod marker;
+pub mod network;
 pub mod options;
+pub mod resources;
+pub mod seccomp;
+pub mod security;
 pub mod spec;
 pub mod user;
 pub mod volumes;

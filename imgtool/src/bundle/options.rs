@@ -3,6 +3,10 @@
 
 use std::path::PathBuf;
 
+use super::network::NetworkOptions;
+use super::resources::ResourceOptions;
+use super::security::SecurityOptions;
+
 /// A `-v HOST:CTR[:ro]` bind mount.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BindMount {
@@ -78,6 +82,12 @@ pub struct BundleOptions {
     pub args: Vec<String>,
     /// A plain directory instead of an overlay mount.
     pub copy: bool,
+    /// `--network`, `-p`, `--add-host`, `--dns`.
+    pub network: NetworkOptions,
+    /// `--cap-add`, `--cap-drop`, `--security-opt`, `--read-only`.
+    pub security: SecurityOptions,
+    /// `--memory`, `--cpus`, `--pids-limit`.
+    pub resources: ResourceOptions,
 }
 
 #[cfg(test)]

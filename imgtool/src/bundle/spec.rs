@@ -49,13 +49,14 @@ pub fn base_spec(rootless: bool) -> Spec {
     spec
 }
 
-/// Sets the capabilities for the final user: docker's set in the bounding set, and in the
-/// effective and permitted sets only for root (an unprivileged user gets none raised).
-fn set_capabilities(spec: &mut Spec) {
+/// Sets the capabilities for the final user: `caps` (docker's set, with `--cap-add` and
+/// `--cap-drop`) in the bounding set, and in the effective and permitted sets only for
+/// root (an unprivileged user gets none raised).
+fn set_capabilities(spec: &mut Spec, caps: &[Capability]) {
     let Some(process) = spec.process_mut() else {
         return;
     };
-    let all: std::collections::HashSet<Capability> = DOCKER_CAPABILITIES.into_iter().collect();
+    let all: std::collections::HashSet<Capability> = caps.iter().copied().collect();
     let none = std::collections::HashSet::new();
     let raised = if process.user().uid() == 0 {
         all.clone()
@@ -129,7 +130,7 @@ pub fn apply_options(
             .clone()
             .unwrap_or_else(|| hostname.to_string()),
     ));
-    set_capabilities(spec);
+    set_capabilities(spec, &opts.security.capabilities);
     let mut mounts = spec.mounts().clone().unwrap_or_default();
     mounts.extend(extra_mounts);
     spec.set_mounts(Some(mounts));

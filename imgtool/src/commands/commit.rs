@@ -55,7 +55,7 @@ impl Commit {
         };
         let done = commit_bundle(&self.dir, &name, &opts)
             .with_context(|| format!("cannot commit {}", self.dir.display()))?;
-        println!("{} {}", done.name, done.manifest.digest());
+        crate::outln!("{} {}", done.name, done.manifest.digest())?;
         Ok(())
     }
 }

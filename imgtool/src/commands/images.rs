@@ -1,9 +1,12 @@
-//! `imgtool images`: the stored images, as docker lists them or as JSON.
+//! `imgtool images`: the stored images, as docker lists them or as JSON. An image the
+//! store cannot read (a missing or changed blob, a config that is not an image config)
+//! is listed with its problem instead of its ID, size and age; the others are listed
+//! as usual.
 
 use anyhow::{Context, Result};
-use imgtool::reference;
 use serde_json::json;
 
+use super::describe::{ago, image_size, repo_tag, short_id};
 use super::gc::human_size;
 use super::Globals;
 
@@ -27,71 +30,71 @@ impl Images {
         let mut rows = Vec::new();
         // Keep gc (after a concurrent rm) from removing blobs while they are read.
         let _op = store.lock_operation().context("images")?;
-        for stored in store.images()? {
-            let img = store.load(&stored)?;
-            let size: i64 = img
-                .manifest
-                .layers()
-                .iter()
-                .map(|l| l.size() as i64)
-                .sum::<i64>()
-                + img.manifest.config().size() as i64;
-            let (repo, tag) = match reference::parse(&stored.name) {
-                Ok(r) => (
-                    reference::familiar_repository(&r),
-                    r.tag().unwrap_or("<none>").to_string(),
-                ),
-                Err(_) => (stored.name.clone(), "<none>".to_string()),
-            };
-            rows.push(json!({
+        for stored in store.entries()? {
+            let (repo, tag) = repo_tag(&stored.name);
+            let mut row = json!({
                 "name": stored.name,
                 "repository": repo,
                 "tag": tag,
                 "digest": stored.digest(),
-                "id": img.config_digest,
-                "created": img.config.created(),
-                "size": size,
-            }));
+            });
+            let described = store
+                .load(&stored)
+                .map_err(anyhow::Error::from)
+                .and_then(|img| Ok((image_size(&store, &img)?, img)));
+            match described {
+                Ok((size, img)) => {
+                    row["id"] = json!(img.config_digest);
+                    row["created"] = json!(img.config.created());
+                    row["size"] = json!(size);
+                }
+                Err(e) => {
+                    let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+                    row["problem"] = json!(chain.join(": "));
+                }
+            }
+            rows.push(row);
         }
         match self.format {
-            Format::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
+            Format::Json => crate::outln!("{}", serde_json::to_string_pretty(&rows)?)?,
             Format::Table if g.quiet => {
-                for r in &rows {
-                    println!("{}", short_id(r["id"].as_str().unwrap_or_default()));
+                for r in rows.iter().filter(|r| r["id"].is_string()) {
+                    crate::outln!("{}", short_id(r["id"].as_str().unwrap_or_default()))?;
                 }
             }
             Format::Table => {
-                println!(
-                    "{:<40} {:<16} {:<14} {:<22} {:>10}",
-                    "REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"
-                );
+                crate::outln!(
+                    "{:<40} {:<16} {:<14} {:<18} {:>8}",
+                    "REPOSITORY",
+                    "TAG",
+                    "IMAGE ID",
+                    "CREATED",
+                    "SIZE"
+                )?;
                 for r in &rows {
-                    let created = r["created"]
-                        .as_str()
-                        .unwrap_or("")
-                        .chars()
-                        .take(19)
-                        .collect::<String>();
-                    println!(
-                        "{:<40} {:<16} {:<14} {:<22} {:>10}",
+                    let (repo, tag) = (
                         r["repository"].as_str().unwrap_or_default(),
                         r["tag"].as_str().unwrap_or_default(),
-                        short_id(r["id"].as_str().unwrap_or_default()),
-                        created.replace('T', " "),
-                        human_size(r["size"].as_u64().unwrap_or(0)),
                     );
+                    match r["problem"].as_str() {
+                        Some(problem) => crate::outln!("{repo:<40} {tag:<16} damaged: {problem}")?,
+                        None => crate::outln!(
+                            "{repo:<40} {tag:<16} {:<14} {:<18} {:>8}",
+                            short_id(r["id"].as_str().unwrap_or_default()),
+                            ago(r["created"].as_str()),
+                            human_size(r["size"].as_u64().unwrap_or(0)),
+                        )?,
+                    }
                 }
             }
         }
+        let damaged = rows.iter().filter(|r| r["problem"].is_string()).count();
+        if damaged > 0 && !g.quiet {
+            eprintln!(
+                "imgtool: images: {damaged} of {} stored images cannot be read (shown with their problem); pull or load them again, then `imgtool gc`",
+                rows.len()
+            );
+        }
         Ok(())
     }
-}
-
-fn short_id(digest: &str) -> String {
-    digest
-        .strip_prefix("sha256:")
-        .unwrap_or(digest)
-        .chars()
-        .take(12)
-        .collect()
 }

@@ -129,7 +129,7 @@ impl Import {
         let image =
             build::store_image(&store, &config, vec![layer.descriptor]).context("import")?;
         store.tag(&name, &image.manifest).context("import")?;
-        println!("{}", image.manifest.digest());
+        crate::outln!("{}", image.manifest.digest())?;
         Ok(())
     }
 }

@@ -39,10 +39,13 @@ impl Load {
             archive::load(&store, input).with_context(|| format!("load {label}"))?;
         for img in images {
             if img.names.is_empty() {
-                println!("Loaded image: {} (untagged)", img.manifest.digest());
+                crate::outln!(
+                    "Loaded image: {} (untagged)",
+                    imgtool::store::identity::identity(&img.manifest).digest
+                )?;
             }
             for n in img.names {
-                println!("Loaded image: {n}");
+                crate::outln!("Loaded image: {n}")?;
             }
         }
         Ok(())

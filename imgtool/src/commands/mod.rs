@@ -1,4 +1,10 @@
 //! The command line: global options and one module per subcommand.
+//!
+//! Every option is shown where it acts: the store and `-q` everywhere, the registries
+//! file and the auth file only on the commands that talk to registries. Usage errors
+//! (an unknown option, a missing argument) exit with status 2, as clap and GNU tools do;
+//! a command that fails exits 1 with one line on stderr. Output to a closed pipe ends the
+//! process quietly, as `cat` does.
 
 use std::path::PathBuf;
 
@@ -8,17 +14,22 @@ use imgtool::store::Store;
 
 pub mod bundle;
 pub mod commit;
+pub mod describe;
 pub mod export;
 pub mod gc;
+pub mod history;
 pub mod images;
 pub mod import;
 pub mod inspect;
 pub mod load;
+pub mod login;
+pub mod network_hook;
 pub mod pull;
 pub mod push;
 pub mod rm;
 pub mod save;
 pub mod tag;
+pub mod template;
 pub mod unbundle;
 
 #[derive(Parser, Debug)]
@@ -41,17 +52,58 @@ pub struct Globals {
     /// $XDG_DATA_HOME/imgtool otherwise.
     #[arg(long, global = true, env = "IMGTOOL_STORE", value_name = "DIR")]
     pub store: Option<PathBuf>,
-    /// Registry settings (insecure registries, mirrors). Default:
-    /// /etc/imgtool/registries.json for root, $XDG_CONFIG_HOME/imgtool/registries.json otherwise.
-    #[arg(long, global = true, env = "IMGTOOL_CONFIG", value_name = "FILE")]
-    pub config: Option<PathBuf>,
-    /// Registry credentials in docker's config.json format. Default:
-    /// $DOCKER_CONFIG/config.json, else ~/.docker/config.json.
-    #[arg(long, global = true, env = "REGISTRY_AUTH_FILE", value_name = "FILE")]
-    pub authfile: Option<PathBuf>,
-    /// No progress output.
+    /// Quiet: no progress bars, notes or reports of what was done (errors still).
     #[arg(short, long, global = true)]
     pub quiet: bool,
+}
+
+/// Where a command that talks to registries finds its credentials.
+#[derive(clap::Args, Debug, Clone)]
+pub struct AuthArgs {
+    /// Registry credentials in docker's config.json format. Default:
+    /// $DOCKER_CONFIG/config.json, else ~/.docker/config.json.
+    #[arg(long, env = "REGISTRY_AUTH_FILE", value_name = "FILE")]
+    pub authfile: Option<PathBuf>,
+}
+
+/// The registries file and the credentials, for pull, push and login.
+#[derive(clap::Args, Debug, Clone)]
+pub struct RegistryArgs {
+    /// The registries file: insecure registries and mirrors (docker's daemon.json keys).
+    /// Default: /etc/imgtool/registries.json for root,
+    /// $XDG_CONFIG_HOME/imgtool/registries.json otherwise.
+    #[arg(
+        long = "registries-conf",
+        env = "IMGTOOL_REGISTRIES_CONF",
+        value_name = "FILE"
+    )]
+    pub registries_conf: Option<PathBuf>,
+    #[command(flatten)]
+    pub auth: AuthArgs,
+}
+
+impl RegistryArgs {
+    /// The registries file and the credentials these options name.
+    pub fn load(
+        &self,
+    ) -> Result<(
+        imgtool::registry::RegistriesConfig,
+        imgtool::registry::AuthFile,
+    )> {
+        Ok((
+            imgtool::registry::RegistriesConfig::load_or_default(self.registries_conf.as_deref())?,
+            imgtool::registry::AuthFile::load(self.auth.authfile.as_deref())?,
+        ))
+    }
+}
+
+/// Writes one line to stdout; an error (a closed pipe) is returned, not a panic.
+#[macro_export]
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*).map_err(anyhow::Error::from)
+    }};
 }
 
 impl Globals {
@@ -98,13 +150,17 @@ pub enum Command {
     Tag(tag::Tag),
     Rm(rm::Rm),
     Gc(gc::Gc),
-    Bundle(bundle::Bundle),
+    History(history::History),
+    Login(login::Login),
+    Logout(login::Logout),
+    Bundle(Box<bundle::Bundle>),
     Commit(commit::Commit),
     Unbundle(unbundle::Unbundle),
     Save(save::Save),
     Load(load::Load),
     Export(export::Export),
     Import(import::Import),
+    NetworkHook(network_hook::NetworkHook),
 }
 
 impl Cli {
@@ -118,13 +174,17 @@ impl Cli {
             Command::Tag(c) => c.run(g),
             Command::Rm(c) => c.run(g),
             Command::Gc(c) => c.run(g),
-            Command::Bundle(c) => c.run(g),
+            Command::History(c) => c.run(g),
+            Command::Login(c) => c.run(g),
+            Command::Logout(c) => c.run(g),
+            Command::Bundle(c) => (*c).run(g),
             Command::Commit(c) => c.run(g),
             Command::Unbundle(c) => c.run(g),
             Command::Save(c) => c.run(g),
             Command::Load(c) => c.run(g),
             Command::Export(c) => c.run(g),
             Command::Import(c) => c.run(g),
+            Command::NetworkHook(c) => c.run(g),
         }
     }
 }

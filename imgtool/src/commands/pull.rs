@@ -4,7 +4,7 @@
 use anyhow::{Context, Result};
 use imgtool::reference;
 use imgtool::registry::progress::Progress;
-use imgtool::registry::{pull_image, AuthFile, PlatformSpec, PullOptions, RegistriesConfig};
+use imgtool::registry::{pull_image, PlatformSpec, PullOptions};
 
 use super::Globals;
 
@@ -13,11 +13,21 @@ use super::Globals;
 pub struct Pull {
     /// The platform to pick from a multi-platform image: os/arch[/variant]. Default: the
     /// host's (linux/<arch>).
-    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    #[arg(
+        long,
+        value_name = "OS/ARCH[/VARIANT]",
+        conflicts_with = "all_platforms"
+    )]
     pub platform: Option<String>,
+    /// Pull every platform of a multi-platform image; the name then holds the whole index
+    /// (so push and save send all of it).
+    #[arg(long)]
+    pub all_platforms: bool,
     /// Allow plain HTTP and TLS without certificate verification for this registry.
     #[arg(long)]
     pub insecure: bool,
+    #[command(flatten)]
+    pub registry: super::RegistryArgs,
     /// Fail an attempt (then retry it) when the registry sends nothing for SECS seconds.
     #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout: u64,
@@ -38,11 +48,11 @@ impl Pull {
             .as_deref()
             .map(str::parse::<PlatformSpec>)
             .transpose()?;
-        let config = RegistriesConfig::load_or_default(g.config.as_deref())?;
-        let auth = AuthFile::load(g.authfile.as_deref())?;
+        let (config, auth) = self.registry.load()?;
         let store = g.open_store()?;
         let opts = PullOptions {
             platform,
+            all_platforms: self.all_platforms,
             insecure: self.insecure,
             read_timeout: Some(std::time::Duration::from_secs(self.timeout)),
             unpack: !self.no_unpack,
@@ -59,7 +69,10 @@ impl Pull {
         progress.done();
         let pulled =
             result.with_context(|| format!("pull {}", reference::store_name(&reference)))?;
-        println!("{} {}", pulled.name, pulled.manifest.digest());
+        if let (Some(note), false) = (&pulled.note, g.quiet) {
+            eprintln!("imgtool: note: {note}");
+        }
+        crate::outln!("{} {}", pulled.name, pulled.digest)?;
         Ok(())
     }
 }

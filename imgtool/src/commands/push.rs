@@ -4,7 +4,7 @@
 use anyhow::{Context, Result};
 use imgtool::reference;
 use imgtool::registry::progress::Progress;
-use imgtool::registry::{push_image, AuthFile, PushOptions, RegistriesConfig};
+use imgtool::registry::{push_image, PushOptions};
 
 use super::Globals;
 
@@ -14,6 +14,8 @@ pub struct Push {
     /// Allow plain HTTP and TLS without certificate verification for this registry.
     #[arg(long)]
     pub insecure: bool,
+    #[command(flatten)]
+    pub registry: super::RegistryArgs,
     /// The stored image: its name (e.g. localhost/mine:1), a manifest digest or an image ID.
     #[arg(value_name = "REF")]
     pub reference: String,
@@ -25,8 +27,7 @@ pub struct Push {
 impl Push {
     pub fn run(self, g: &Globals) -> Result<()> {
         let dest = self.dest.as_deref().map(reference::parse).transpose()?;
-        let config = RegistriesConfig::load_or_default(g.config.as_deref())?;
-        let auth = AuthFile::load(g.authfile.as_deref())?;
+        let (config, auth) = self.registry.load()?;
         let store = g.open_store()?;
         let opts = PushOptions {
             insecure: self.insecure,
@@ -54,7 +55,7 @@ impl Push {
         if let (Some(note), false) = (&pushed.note, g.quiet) {
             eprintln!("imgtool: note: {note}");
         }
-        println!("{} {}", pushed.name, pushed.digest);
+        crate::outln!("{} {}", pushed.name, pushed.digest)?;
         Ok(())
     }
 }

@@ -19,7 +19,7 @@ impl Rm {
             let found = store.find(image)?;
             store.untag(&found.name)?;
             if !g.quiet {
-                println!("Untagged: {}", found.name);
+                crate::outln!("Untagged: {}", found.name)?;
             }
         }
         Ok(())

@@ -32,6 +32,11 @@ impl Save {
         // gc must not remove blobs of an image untagged while it is being saved.
         let _op = store.lock_operation().context("save")?;
         let images = save::resolve(&store, &self.refs).context("save")?;
+        for note in images.iter().filter_map(|i| i.note.as_ref()) {
+            if !g.quiet {
+                eprintln!("imgtool: note: {note}");
+            }
+        }
         let mut out = Output::create(self.output.as_deref()).map_err(|e| anyhow!("save: {e}"))?;
         save::write(&store, &images, self.format, out.writer()).context("save")?;
         out.commit().map_err(|e| anyhow!("save: {e}"))?;

@@ -26,8 +26,11 @@ impl Tag {
             anyhow::bail!("cannot tag as {:?}: a tag names no digest", self.target);
         }
         let name = reference::store_name(&dst);
+        // The same image: its identity annotations stay, only the name changes.
         let mut desc = src.descriptor.clone();
-        desc.set_annotations(None);
+        let mut ann = desc.annotations().clone().unwrap_or_default();
+        ann.remove(imgtool::store::REF_NAME);
+        desc.set_annotations((!ann.is_empty()).then_some(ann));
         store
             .tag(&name, &desc)
             .with_context(|| format!("cannot tag {} as {name}", src.name))?;

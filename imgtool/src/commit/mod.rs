@@ -110,6 +110,7 @@ fn write_changes(
     let excluded: Vec<String> = marker
         .volumes
         .iter()
+        .chain(&marker.generated)
         .map(|v| v.trim_matches('/').to_string())
         .collect();
     let rootfs = dir.join("rootfs");

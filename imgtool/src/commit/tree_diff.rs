@@ -8,7 +8,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use super::writer::{child_path, sorted_entries, xattrs, ChangeWriter};
+use super::writer::{child_path, portable_xattrs, sorted_entries, ChangeWriter};
 
 fn same(a: &fs::Metadata, b: &fs::Metadata, pa: &Path, pb: &Path) -> bool {
     if a.file_type() != b.file_type()
@@ -21,7 +21,7 @@ fn same(a: &fs::Metadata, b: &fs::Metadata, pa: &Path, pb: &Path) -> bool {
     if a.is_dir() {
         // A directory's own mtime moves with every entry added or removed, which the
         // entries themselves record; only its own metadata counts.
-        return xattrs(pa) == xattrs(pb);
+        return portable_xattrs(pa) == portable_xattrs(pb);
     }
     if a.file_type().is_symlink() {
         return fs::read_link(pa).ok() == fs::read_link(pb).ok();
@@ -30,7 +30,7 @@ fn same(a: &fs::Metadata, b: &fs::Metadata, pa: &Path, pb: &Path) -> bool {
         && a.mtime() == b.mtime()
         && a.mtime_nsec() == b.mtime_nsec()
         && a.rdev() == b.rdev()
-        && xattrs(pa) == xattrs(pb)
+        && portable_xattrs(pa) == portable_xattrs(pb)
 }
 
 /// Writes what differs between `current` and `original` into `out`.

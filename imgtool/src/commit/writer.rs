@@ -26,9 +26,18 @@ pub fn child_path(rel: &str, name: &str) -> String {
     }
 }
 
-/// Extended attributes that belong to the overlay's bookkeeping, never to the image.
+/// Extended attributes that go into a layer: [`crate::layer::xattrs`]'s one policy,
+/// shared with layer application and export.
 fn keep_xattr(name: &str) -> bool {
-    !name.starts_with("trusted.overlay.") && !name.starts_with("user.overlay.")
+    crate::layer::xattrs::portable(name)
+}
+
+/// A path's extended attributes that belong in a layer.
+pub fn portable_xattrs(path: &Path) -> Vec<(String, Vec<u8>)> {
+    xattrs(path)
+        .into_iter()
+        .filter(|(k, _)| keep_xattr(k))
+        .collect()
 }
 
 /// A path's extended attributes (names and values), not following symlinks.

@@ -3,4 +3,4 @@
 
 pub mod build;
 pub mod change;
-pub mod docker;
+pub mod validate;

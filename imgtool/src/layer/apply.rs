@@ -6,11 +6,17 @@
 //! Hostile archives must not write outside the root. Parent directories are resolved
 //! with `openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)` from a handle on the root, so a
 //! symlink planted by an earlier entry, an absolute target or a `..` chain all stay
-//! inside; creating a missing parent through a symlink goes through libpathrs. Every
-//! change is then made relative to the parent's handle on the entry's final name only,
-//! never following a symlink there (`O_NOFOLLOW`, `O_EXCL`, `AT_SYMLINK_NOFOLLOW`), and
-//! metadata is set through the file's own descriptor. Entry names that climb above the
-//! root and whiteouts of `.`/`..` are refused outright with an error naming the entry.
+//! inside. A missing parent is created component by component from the root; a
+//! component that is a symlink to a path that does not exist yet (`lib -> usr/lib` before
+//! `usr/lib` is made) gets its target created inside the root, as docker and umoci do.
+//! Every change is then made relative to the parent's handle on the entry's final name
+//! only, never following a symlink there (`O_NOFOLLOW`, `O_EXCL`, `AT_SYMLINK_NOFOLLOW`),
+//! and metadata is set through the file's own descriptor. Entry names that climb above
+//! the root, hardlinks to what the image does not have, whiteouts of `.`/`..`, symlink
+//! loops and magic links are refused with an error naming the entry and the reason.
+//!
+//! Extended attributes follow [`super::xattrs`]; a tar stream that is not a tar archive
+//! is an error saying so, never one quoting its bytes.
 //!
 //! Speed: parent handles are cached (and dropped whenever this layer removes or replaces
 //! anything at or below them), so an entry costs a handful of system calls rather than
@@ -18,11 +24,10 @@
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::{CString, OsStr};
-use std::fs::{File, Permissions};
+use std::fs::File;
 use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
 use nix::errno::Errno;
@@ -42,10 +47,38 @@ pub enum ApplyError {
     Root { path: PathBuf, message: String },
     #[error("cannot read the layer: {0}")]
     Read(#[from] std::io::Error),
+    #[error("the layer is not a valid tar archive ({reason}, after {entries} entries)")]
+    NotATar { reason: String, entries: usize },
     #[error("hostile layer entry {entry:?}: {reason}")]
     Hostile { entry: String, reason: &'static str },
     #[error("cannot apply layer entry {entry:?}: {message}")]
     Write { entry: String, message: String },
+}
+
+/// What a layer held.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ApplyStats {
+    /// Entries applied (whiteouts included).
+    pub entries: usize,
+    /// Its size as docker reports a layer's: file contents plus symlink targets, each
+    /// hardlinked file once.
+    pub size: u64,
+}
+
+/// A tar error as a reason (`numeric field was not a number`), without the bytes the
+/// tar crate quotes after it.
+pub fn tar_reason(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    if text.contains("failed to read entire block") {
+        return "it ends in the middle of a 512-byte block".into();
+    }
+    let head = text.split(':').next().unwrap_or(&text);
+    let head = head.split(" when ").next().unwrap_or(head).trim();
+    if head.is_empty() || !head.chars().all(|c| c.is_ascii_graphic() || c == ' ') {
+        "an unreadable header".into()
+    } else {
+        head.to_string()
+    }
 }
 
 /// How to apply.
@@ -83,6 +116,28 @@ fn clean(raw: &Path, entry: &str) -> Result<PathBuf, ApplyError> {
     Ok(out)
 }
 
+/// How many symlinks creating one entry's parent may follow (the kernel's limit).
+const MAX_SYMLINKS: usize = 40;
+
+/// A parent directory that cannot be opened or made, with the reason in words.
+fn parent_err(entry: &str, parent: &Path, e: Errno) -> ApplyError {
+    let p = parent.display();
+    let why = match e {
+        Errno::ELOOP => format!(
+            "its parent {p} is a loop of symlinks (or more than {MAX_SYMLINKS} of them): refused"
+        ),
+        Errno::EXDEV => format!(
+            "its parent {p} resolves through a magic link such as /proc/self/root, which could lead out of the root: refused"
+        ),
+        Errno::ENOTDIR => format!("its parent {p} is not a directory in the image"),
+        other => format!("parent {p}: {}", other.desc()),
+    };
+    ApplyError::Write {
+        entry: entry.to_string(),
+        message: why,
+    }
+}
+
 fn write_err(entry: &str, e: impl std::fmt::Display) -> ApplyError {
     ApplyError::Write {
         entry: entry.to_string(),
@@ -92,7 +147,6 @@ fn write_err(entry: &str, e: impl std::fmt::Display) -> ApplyError {
 
 /// The root being written, with a cache of parent-directory handles.
 struct Tree {
-    root_path: PathBuf,
     root: OwnedFd,
     /// Relative directory path → an `O_PATH` handle on it, resolved inside the root.
     dirs: HashMap<PathBuf, OwnedFd>,
@@ -110,7 +164,6 @@ impl Tree {
             message: e.to_string(),
         })?;
         Ok(Self {
-            root_path: root_path.to_path_buf(),
             // SAFETY: open returned a new descriptor that nothing else owns.
             root: unsafe { OwnedFd::from_raw_fd(fd) },
             dirs: HashMap::new(),
@@ -122,6 +175,11 @@ impl Tree {
         let how = OpenHow::new()
             .flags(flags | OFlag::O_CLOEXEC)
             .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+        let rel = if rel.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            rel
+        };
         let fd = openat2(self.root.as_raw_fd(), rel, how)?;
         // SAFETY: openat2 returned a new descriptor that nothing else owns.
         Ok(unsafe { OwnedFd::from_raw_fd(fd) })
@@ -137,20 +195,69 @@ impl Tree {
         }
         let fd = match self.resolve(rel, OFlag::O_PATH | OFlag::O_DIRECTORY) {
             Ok(fd) => fd,
-            Err(Errno::ENOENT) => {
-                // A missing component, or a symlink to something missing: libpathrs
-                // creates the directories inside the root, following such links safely.
-                let root = pathrs::Root::open(&self.root_path).map_err(|e| write_err(entry, e))?;
-                root.mkdir_all(rel, &Permissions::from_mode(0o755))
-                    .map_err(|e| write_err(entry, e))?;
+            Err(_) => {
+                // Made where missing; otherwise the walk names the component at fault.
+                self.make_dirs(rel, entry, 0)?;
                 self.resolve(rel, OFlag::O_PATH | OFlag::O_DIRECTORY)
-                    .map_err(|e| write_err(entry, format!("parent {}: {e}", rel.display())))?
+                    .map_err(|e| parent_err(entry, rel, e))?
             }
-            Err(e) => return Err(write_err(entry, format!("parent {}: {e}", rel.display()))),
         };
         let raw = fd.as_raw_fd();
         self.dirs.insert(rel.to_path_buf(), fd);
         Ok(raw)
+    }
+
+    /// Creates the directories of `rel` that are missing, inside the root: each missing
+    /// component is made in its (resolved) parent, and a component that is a dangling
+    /// symlink gets its target made (resolved as the kernel would, inside the root).
+    /// `depth` counts the symlinks followed, to end loops.
+    fn make_dirs(&self, rel: &Path, entry: &str, depth: usize) -> Result<(), ApplyError> {
+        if depth > MAX_SYMLINKS {
+            return Err(parent_err(entry, rel, Errno::ELOOP));
+        }
+        let mut prefix = PathBuf::new();
+        for c in rel.components() {
+            let parent = prefix.clone();
+            prefix.push(c);
+            let Component::Normal(name) = c else {
+                continue; // "..", "." and "/" resolve to what exists already
+            };
+            match self.resolve(&prefix, OFlag::O_PATH | OFlag::O_DIRECTORY) {
+                Ok(_) => continue,
+                Err(Errno::ENOENT) => {}
+                Err(e) => return Err(parent_err(entry, &prefix, e)),
+            }
+            let pfd = self
+                .resolve(&parent, OFlag::O_PATH | OFlag::O_DIRECTORY)
+                .map_err(|e| parent_err(entry, &parent, e))?;
+            match nix::sys::stat::fstatat(Some(pfd.as_raw_fd()), name, AtFlags::AT_SYMLINK_NOFOLLOW)
+            {
+                Err(Errno::ENOENT) => {
+                    match mkdirat(Some(pfd.as_raw_fd()), name, Mode::from_bits_truncate(0o755)) {
+                        Ok(()) | Err(Errno::EEXIST) => {}
+                        Err(e) => return Err(parent_err(entry, &prefix, e)),
+                    }
+                }
+                Ok(st)
+                    if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFLNK =>
+                {
+                    let target = nix::fcntl::readlinkat(Some(pfd.as_raw_fd()), name)
+                        .map_err(|e| parent_err(entry, &prefix, e))?;
+                    let target = Path::new(&target);
+                    // An absolute target is relative to the root; a relative one to the
+                    // link's directory. ".." is left to the kernel, which stops at the root.
+                    let inside = if target.is_absolute() {
+                        target.components().skip(1).collect::<PathBuf>()
+                    } else {
+                        parent.join(target)
+                    };
+                    self.make_dirs(&inside, entry, depth + 1)?;
+                }
+                Ok(_) => return Err(parent_err(entry, &prefix, Errno::ENOTDIR)),
+                Err(e) => return Err(parent_err(entry, &prefix, e)),
+            }
+        }
+        Ok(())
     }
 
     /// A handle on directory `rel` if it exists (no creation).
@@ -337,22 +444,27 @@ fn chown_at(dir: RawFd, name: &OsStr, owner: Option<(Uid, Gid)>) -> Result<(), E
     }
 }
 
-/// Applies a tar stream to `root`. Returns the number of entries applied.
+/// Applies a tar stream to `root`. Returns what it held.
 pub fn apply_layer(
     root_dir: &Path,
     layer: impl Read,
     opts: ApplyOptions,
-) -> Result<usize, ApplyError> {
+) -> Result<ApplyStats, ApplyError> {
     let mut tree = Tree::open(root_dir)?;
     let mut archive = tar::Archive::new(layer);
     // Paths this layer created: an opaque marker hides only what lower layers had.
     let mut created: HashSet<PathBuf> = HashSet::new();
     let mut dirs: Vec<DirMeta> = Vec::new();
     let mut count = 0;
+    let mut size = 0u64;
     // One large buffer for every file's contents: fewer, larger writes.
     let mut buf = vec![0u8; COPY_BUFFER];
-    for entry in archive.entries()? {
-        let mut entry = entry?;
+    let not_a_tar = |e: std::io::Error, entries: usize| ApplyError::NotATar {
+        reason: tar_reason(&e),
+        entries,
+    };
+    for entry in archive.entries().map_err(|e| not_a_tar(e, 0))? {
+        let mut entry = entry.map_err(|e| not_a_tar(e, count))?;
         let raw = entry.path()?.into_owned();
         let name = raw.to_string_lossy().into_owned();
         let path = clean(&raw, &name)?;
@@ -399,6 +511,7 @@ pub fn apply_layer(
                     let key = e.key().ok()?.strip_prefix("SCHILY.xattr.")?.to_string();
                     Some((key, e.value_bytes().to_vec()))
                 })
+                .filter(|(k, _)| super::xattrs::portable(k))
                 .collect(),
             None => Vec::new(),
         };
@@ -471,6 +584,7 @@ pub fn apply_layer(
                 // SAFETY: openat returned a new descriptor that nothing else owns.
                 let mut file = unsafe { File::from_raw_fd(fd) };
                 copy_contents(&mut entry, &mut file, &mut buf).map_err(|e| write_err(&name, e))?;
+                size += header.size().unwrap_or(0);
                 // Owner first: chown clears set-id bits, which the mode then sets.
                 if let Some((u, g)) = owner {
                     fchown(file.as_raw_fd(), Some(u), Some(g)).map_err(err)?;
@@ -487,6 +601,7 @@ pub fn apply_layer(
                 let ((), replaced) =
                     create_replacing(pfd, fname, || symlinkat(&target, Some(pfd), fname))
                         .map_err(err)?;
+                size += target.as_os_str().len() as u64;
                 if replaced {
                     tree.forget(&path);
                 }
@@ -515,7 +630,10 @@ pub fn apply_layer(
                 let tfd = tree.existing_dir(&tparent).ok_or_else(|| {
                     write_err(
                         &name,
-                        format!("hardlink target {} does not exist", target.display()),
+                        format!(
+                            "hardlink target /{} is not in the image (hardlink targets are looked up inside the root only)",
+                            target.display()
+                        ),
                     )
                 })?;
                 // Linking never follows a symlink at the target: the link shares the
@@ -529,7 +647,14 @@ pub fn apply_layer(
                         AtFlags::empty(),
                     )
                 })
-                .map_err(|e| write_err(&name, format!("hardlink to {}: {e}", target.display())))?;
+                .map_err(|e| {
+                    let why = match e {
+                        Errno::ENOENT => "it is not in the image (hardlink targets are looked up inside the root only)".to_string(),
+                        Errno::EPERM => "it is a directory or a protected file".to_string(),
+                        other => other.desc().to_string(),
+                    };
+                    write_err(&name, format!("hardlink to /{}: {why}", target.display()))
+                })?;
                 if replaced {
                     tree.forget(&path);
                 }
@@ -601,7 +726,10 @@ pub fn apply_layer(
         futimens(fd.as_raw_fd(), &timespec(d.mtime), &timespec(d.mtime))
             .map_err(|e| write_err(&entry, e))?;
     }
-    Ok(count)
+    Ok(ApplyStats {
+        entries: count,
+        size,
+    })
 }
 
 /// `/proc/self/fd/<dir>/<name>`: a path for calls that have no `*at` form; the kernel

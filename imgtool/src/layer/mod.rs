@@ -2,10 +2,11 @@
 //! type, and a changeset applier that resolves every path inside the root.
 
 pub mod apply;
+pub mod xattrs;
 
 use std::io::Read;
 
-pub use apply::{apply_layer, ApplyError, ApplyOptions};
+pub use apply::{apply_layer, ApplyError, ApplyOptions, ApplyStats};
 
 /// A layer blob's compression, from its media type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,6 +1,8 @@
 //! Overlay mounts: how a bundle's rootfs stacks the cached layers (read-only lowers) under
 //! a writable upper directory, and how each layer's cache is built on its parents.
 
+pub mod users;
+
 use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};

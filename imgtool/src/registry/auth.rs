@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
-use oci_client::secrets::RegistryAuth;
 use serde::Deserialize;
 
+use super::wire::Creds;
 use super::RegistryError;
 
 /// A docker config.json, only the parts that matter here.
@@ -57,9 +57,9 @@ enum Source {
 #[derive(Debug, Clone)]
 pub enum Credentials {
     /// Usable as they are (anonymous, basic, or a registry token).
-    Auth(RegistryAuth),
+    Auth(Creds),
     /// An OAuth2 refresh token, to exchange at the registry's token realm (see
-    /// [`super::identity_token`]).
+    /// [`super::wire`]).
     IdentityToken(String),
 }
 
@@ -82,14 +82,7 @@ impl AuthFile {
         if let Some(p) = explicit {
             return Self::read(p, true);
         }
-        let path = match std::env::var_os("DOCKER_CONFIG") {
-            Some(dir) => PathBuf::from(dir).join("config.json"),
-            None => std::env::var_os("HOME")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from("/"))
-                .join(".docker/config.json"),
-        };
-        Self::read(&path, false)
+        Self::read(&default_path(), false)
     }
 
     fn read(path: &Path, must_exist: bool) -> Result<Self, RegistryError> {
@@ -136,7 +129,7 @@ impl AuthFile {
         let key = normalize_key(registry);
         let from_helper = |helper: &str| {
             super::cred_helper::get(helper, &key)
-                .map(|c| c.unwrap_or(Credentials::Auth(RegistryAuth::Anonymous)))
+                .map(|c| c.unwrap_or(Credentials::Auth(Creds::Anonymous)))
                 .map_err(|message| self.error(message))
         };
         match self.entries.get(&key) {
@@ -144,7 +137,7 @@ impl AuthFile {
             Some(Source::Helper(helper)) => from_helper(helper),
             None => match &self.creds_store {
                 Some(store) => from_helper(store),
-                None => Ok(Credentials::Auth(RegistryAuth::Anonymous)),
+                None => Ok(Credentials::Auth(Creds::Anonymous)),
             },
         }
     }
@@ -158,9 +151,9 @@ impl AuthFile {
     }
 }
 
-fn entry_auth(e: &AuthEntry) -> Result<Option<RegistryAuth>, String> {
+fn entry_auth(e: &AuthEntry) -> Result<Option<Creds>, String> {
     if let Some(token) = e.registrytoken.as_deref().filter(|t| !t.is_empty()) {
-        return Ok(Some(RegistryAuth::Bearer(token.to_string())));
+        return Ok(Some(Creds::Bearer(token.to_string())));
     }
     if let Some(b64) = e.auth.as_deref().filter(|a| !a.is_empty()) {
         let raw = base64::engine::general_purpose::STANDARD
@@ -170,20 +163,34 @@ fn entry_auth(e: &AuthEntry) -> Result<Option<RegistryAuth>, String> {
         let (user, pass) = text
             .split_once(':')
             .ok_or_else(|| "\"auth\" is not base64 of user:password".to_string())?;
-        return Ok(Some(RegistryAuth::Basic(
-            user.to_string(),
-            pass.to_string(),
-        )));
+        return Ok(Some(Creds::Basic {
+            user: user.to_string(),
+            password: pass.to_string(),
+        }));
     }
     match (&e.username, &e.password) {
-        (Some(u), Some(p)) if !u.is_empty() => Ok(Some(RegistryAuth::Basic(u.clone(), p.clone()))),
+        (Some(u), Some(p)) if !u.is_empty() => Ok(Some(Creds::Basic {
+            user: u.clone(),
+            password: p.clone(),
+        })),
         _ => Ok(None),
+    }
+}
+
+/// docker's own config.json: `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`.
+pub fn default_path() -> PathBuf {
+    match std::env::var_os("DOCKER_CONFIG") {
+        Some(dir) => PathBuf::from(dir).join("config.json"),
+        None => std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/"))
+            .join(".docker/config.json"),
     }
 }
 
 /// Docker's key normalization: drop the scheme and any path, and treat Docker Hub's
 /// historical names (`https://index.docker.io/v1/`, `registry-1.docker.io`) as docker.io.
-fn normalize_key(key: &str) -> String {
+pub fn normalize_key(key: &str) -> String {
     let k = key
         .strip_prefix("https://")
         .or_else(|| key.strip_prefix("http://"))
@@ -203,7 +210,9 @@ mod tests {
 
     fn basic(c: &Credentials) -> Option<(String, String)> {
         match c {
-            Credentials::Auth(RegistryAuth::Basic(u, p)) => Some((u.clone(), p.clone())),
+            Credentials::Auth(Creds::Basic { user, password }) => {
+                Some((user.clone(), password.clone()))
+            }
             _ => None,
         }
     }
@@ -237,15 +246,15 @@ mod tests {
             Some(("carol".into(), "x:y".into()))
         );
         assert!(
-            matches!(f.credentials("tok.test").unwrap(), Credentials::Auth(RegistryAuth::Bearer(t)) if t == "abc")
+            matches!(f.credentials("tok.test").unwrap(), Credentials::Auth(Creds::Bearer(t)) if t == "abc")
         );
         assert!(matches!(
             f.credentials("empty.test").unwrap(),
-            Credentials::Auth(RegistryAuth::Anonymous)
+            Credentials::Auth(Creds::Anonymous)
         ));
         assert!(matches!(
             f.credentials("other:1").unwrap(),
-            Credentials::Auth(RegistryAuth::Anonymous)
+            Credentials::Auth(Creds::Anonymous)
         ));
     }
 
@@ -273,7 +282,7 @@ mod tests {
         // An auths entry wins over credsStore; other registries go to the store.
         assert!(matches!(
             f.credentials("plain.test").unwrap(),
-            Credentials::Auth(RegistryAuth::Basic(..))
+            Credentials::Auth(Creds::Basic { .. })
         ));
         let msg = f.credentials("other.test").unwrap_err().to_string();
         assert!(

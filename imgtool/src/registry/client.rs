@@ -1,17 +1,14 @@
-//! Building an oci-client [`Client`] and its credentials for one endpoint of a reference,
-//! honouring the registries config (insecure, mirrors) and the auth file. Shared by pull
-//! and push.
+//! Connecting to one endpoint of a reference: the scheme (probing an insecure registry
+//! for TLS, as docker does), TLS verification, and the credentials for the endpoint's
+//! host, ready as a [`Wire`] for the reference's repository. Shared by pull and push.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use oci_client::client::{ClientConfig, ClientProtocol};
-use oci_client::secrets::RegistryAuth;
-use oci_client::Client;
-
 use super::auth::{AuthFile, Credentials};
 use super::config::{Endpoint, Transport};
-use super::identity_token::{Access, Exchange};
+use super::identity_token::Access;
+use super::wire::{http_client, Creds, Wire, WireConfig};
 use super::RegistryError;
 use crate::reference::Reference;
 
@@ -24,7 +21,7 @@ pub const PARALLEL_DOWNLOADS: usize = 4;
 
 /// Makes ring rustls' process-wide crypto provider, once, before any HTTP client is built
 /// (reqwest is built without one, see imgtool/Cargo.toml for why).
-fn install_crypto_provider() {
+pub fn install_crypto_provider() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         // An error means a provider is already installed, which is as good.
@@ -34,16 +31,17 @@ fn install_crypto_provider() {
 
 /// A client ready to talk to one endpoint about one reference.
 pub struct Connection {
-    pub client: Client,
-    pub auth: RegistryAuth,
-    /// The reference to pass to `client`: for a mirror it carries the mirror as its
-    /// resolved registry, so requests go there (with `?ns=` naming the origin).
+    /// Requests to the reference's repository at the endpoint.
+    pub wire: Wire,
+    /// The reference being pulled or pushed (for a mirror, with the mirror as registry).
     pub reference: Reference,
     pub endpoint: Endpoint,
     /// Where the credentials came from, for error hints.
     pub auth_source: Option<PathBuf>,
     /// The scheme finally used ("http" or "https").
     pub scheme: &'static str,
+    /// True when no credentials were found for the endpoint.
+    pub anonymous: bool,
 }
 
 impl Connection {
@@ -59,7 +57,7 @@ impl Connection {
             .as_ref()
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| "no auth file".to_string());
-        if !matches!(self.auth, RegistryAuth::Anonymous) {
+        if !self.anonymous {
             format!(
                 "the credentials for {} in {file} were rejected",
                 self.credentials_key()
@@ -98,23 +96,6 @@ pub async fn connect(
         Transport::Http => ("http", false),
         Transport::Insecure => (probe_scheme(&endpoint.host).await, false),
     };
-    let config = ClientConfig {
-        protocol: if scheme == "http" {
-            ClientProtocol::Http
-        } else {
-            ClientProtocol::Https
-        },
-        accept_invalid_certificates: !verify_tls,
-        platform_resolver: None,
-        max_concurrent_download: PARALLEL_DOWNLOADS,
-        connect_timeout: Some(Duration::from_secs(10)),
-        read_timeout: Some(read_timeout.unwrap_or(DEFAULT_READ_TIMEOUT)),
-        ..ClientConfig::default()
-    };
-    let client = Client::try_from(config).map_err(|e| RegistryError::Protocol {
-        registry: endpoint.host.clone(),
-        message: format!("cannot set up an HTTP client: {e}"),
-    })?;
     let mut target = reference.clone();
     let key = if endpoint.is_mirror {
         target.set_mirror_registry(endpoint.host.clone());
@@ -122,43 +103,49 @@ pub async fn connect(
     } else {
         reference.registry()
     };
-    let auth = match auth_file.credentials(key)? {
-        Credentials::Auth(auth) => auth,
-        Credentials::IdentityToken(refresh) => {
-            let exchange = Exchange {
-                scheme,
-                host: &endpoint.host,
-                repository: reference.repository(),
-                access,
-                verify_tls,
-            };
-            RegistryAuth::Bearer(exchange.access_token(&refresh).await?)
-        }
+    let creds = match auth_file.credentials(key)? {
+        Credentials::Auth(creds) => creds,
+        Credentials::IdentityToken(refresh) => Creds::Refresh(refresh),
     };
+    let anonymous = creds.is_anonymous();
+    let wire = Wire::new(WireConfig {
+        scheme,
+        // docker.io's API is served by registry-1.docker.io (index.docker.io answers too).
+        api_host: if endpoint.is_mirror {
+            endpoint.host.clone()
+        } else {
+            reference.resolve_registry().to_string()
+        },
+        repository: reference.repository().to_string(),
+        ns: endpoint.is_mirror.then(|| reference.registry().to_string()),
+        creds,
+        access,
+        verify_tls,
+        idle: read_timeout.unwrap_or(DEFAULT_READ_TIMEOUT),
+    })
+    .map_err(|e| RegistryError::Protocol {
+        registry: endpoint.host.clone(),
+        message: e.to_string(),
+    })?;
     Ok(Connection {
-        client,
-        auth,
+        wire,
         auth_source: auth_file.path.clone(),
         reference: target,
         endpoint: endpoint.clone(),
         scheme,
+        anonymous,
     })
 }
 
 /// "https" when `host` answers TLS (certificate not checked), else "http". A host that
 /// does not answer at all gets "http" and the real request reports the failure.
-async fn probe_scheme(host: &str) -> &'static str {
-    let client = match reqwest::Client::builder()
-        .danger_accept_invalid_certs(true)
-        .connect_timeout(Duration::from_secs(5))
-        .timeout(Duration::from_secs(10))
-        .build()
-    {
-        Ok(c) => c,
-        Err(_) => return "http",
+pub async fn probe_scheme(host: &str) -> &'static str {
+    let Ok(client) = http_client(false, Duration::from_secs(10)) else {
+        return "http";
     };
-    match client.get(format!("https://{host}/v2/")).send().await {
-        Ok(_) => "https",
-        Err(_) => "http",
+    let probe = client.get(format!("https://{host}/v2/")).send();
+    match tokio::time::timeout(Duration::from_secs(10), probe).await {
+        Ok(Ok(_)) => "https",
+        _ => "http",
     }
 }

@@ -158,8 +158,8 @@ pub fn default_path() -> PathBuf {
     base.join("imgtool/registries.json")
 }
 
-/// `http://host:port[/]` → (false, "host:port"); `https://…` → (true, …). A bare
-/// `host:port` is taken as https, like docker.
+/// `http://host:port[/]` → (false, "host:port"); `https://…` → (true, …). A mirror
+/// without a scheme is refused: whether it speaks TLS is not something to guess.
 fn parse_mirror_url(url: &str) -> Result<(bool, String), String> {
     let (https, rest) = if let Some(r) = url.strip_prefix("http://") {
         (false, r)
@@ -170,7 +170,9 @@ fn parse_mirror_url(url: &str) -> Result<(bool, String), String> {
             "mirror {url:?}: only http:// and https:// are supported"
         ));
     } else {
-        (true, url)
+        return Err(format!(
+            "mirror {url:?}: expected a URL with its scheme, like http://{url} or https://{url}"
+        ));
     };
     let host = rest.trim_end_matches('/');
     if host.is_empty() || host.contains('/') {
@@ -318,6 +320,12 @@ mod tests {
         std::fs::write(&p, r#"{"registry-mirrors": ["ftp://x"]}"#).unwrap();
         let msg = RegistriesConfig::load(&p).unwrap_err().to_string();
         assert!(msg.contains("ftp://x"), "{msg}");
+        std::fs::write(&p, r#"{"registry-mirrors": ["mirror.lan:5000"]}"#).unwrap();
+        let msg = RegistriesConfig::load(&p).unwrap_err().to_string();
+        assert!(
+            msg.contains("mirror.lan:5000") && msg.contains("scheme"),
+            "{msg}"
+        );
         assert!(!msg.contains('\n'));
     }
 }

@@ -8,10 +8,10 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use oci_client::secrets::RegistryAuth;
 use serde::Deserialize;
 
 use super::auth::Credentials;
+use super::wire::Creds;
 
 /// What a helper answered.
 #[derive(Debug, Deserialize)]
@@ -33,6 +33,64 @@ pub fn server_url(registry: &str) -> String {
         "https://index.docker.io/v1/".to_string()
     } else {
         registry.to_string()
+    }
+}
+
+/// Runs `docker-credential-NAME ACTION` with `input` on its stdin; its stdout, or an
+/// error naming the helper and what it said.
+fn call(name: &str, action: &str, input: &[u8]) -> Result<String, String> {
+    let program = format!("docker-credential-{name}");
+    let mut child = Command::new(&program)
+        .arg(action)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => format!("credential helper {program} is not in PATH"),
+            _ => format!("cannot run credential helper {program}: {e}"),
+        })?;
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(input);
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("credential helper {program}: {e}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !out.status.success() {
+        let said = format!(
+            "{} {}",
+            stdout.trim(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        let said = said.trim();
+        return Err(format!(
+            "credential helper {program} {action} failed: {}",
+            if said.is_empty() {
+                out.status.to_string()
+            } else {
+                said.lines().next().unwrap_or(said).to_string()
+            }
+        ));
+    }
+    Ok(stdout)
+}
+
+/// Stores `user`/`secret` for `registry` (normalized host) in helper `name`.
+pub fn store(name: &str, registry: &str, user: &str, secret: &str) -> Result<(), String> {
+    let input = serde_json::json!({
+        "ServerURL": server_url(registry),
+        "Username": user,
+        "Secret": secret,
+    });
+    call(name, "store", input.to_string().as_bytes()).map(drop)
+}
+
+/// Removes the credentials of `registry` from helper `name` (absent ones are fine).
+pub fn erase(name: &str, registry: &str) -> Result<(), String> {
+    match call(name, "erase", server_url(registry).as_bytes()) {
+        Err(e) if e.to_ascii_lowercase().contains("not found") => Ok(()),
+        other => other.map(drop),
     }
 }
 
@@ -86,8 +144,8 @@ pub fn get(name: &str, registry: &str) -> Result<Option<Credentials>, String> {
     if reply.username.is_empty() && reply.secret.is_empty() {
         return Ok(None);
     }
-    Ok(Some(Credentials::Auth(RegistryAuth::Basic(
-        reply.username,
-        reply.secret,
-    ))))
+    Ok(Some(Credentials::Auth(Creds::Basic {
+        user: reply.username,
+        password: reply.secret,
+    })))
 }

@@ -4,12 +4,10 @@
 
 use std::sync::Arc;
 
-use futures_util::StreamExt;
-use oci_client::client::BlobResponse;
-
 use super::client::Connection;
 use super::progress::BlobProgress;
-use super::retry::{classify, digest_failure, gave_up, root_cause, transient, RetryPolicy};
+use super::retry::{gave_up, map_error, RetryPolicy};
+use super::wire::WireError;
 use super::RegistryError;
 use crate::store::feed::BlobFeed;
 use crate::store::ingest::BlobWriter;
@@ -21,6 +19,7 @@ enum Attempt {
     Transient {
         err: RegistryError,
         throttled: bool,
+        retry_after: Option<std::time::Duration>,
     },
     Fatal(RegistryError),
 }
@@ -39,7 +38,7 @@ pub async fn fetch_blob(
     if store.has_blob(digest) {
         if let Some(feed) = feed {
             match store.open_blob(digest) {
-                Ok(file) => feed.already_stored(file, size),
+                Ok(file) => feed.already_stored(file, size, digest),
                 Err(_) => feed.fail(),
             }
         }
@@ -55,12 +54,16 @@ pub async fn fetch_blob(
         match one_attempt(conn, digest, &mut writer, progress).await {
             Ok(()) => break,
             Err(Attempt::Fatal(e)) => return Err(e),
-            Err(Attempt::Transient { err, throttled }) => {
+            Err(Attempt::Transient {
+                err,
+                throttled,
+                retry_after,
+            }) => {
                 if attempt >= policy.attempts {
                     return Err(gave_up(err, attempt));
                 }
                 progress.message(&format!("retrying: {err}"));
-                tokio::time::sleep(policy.delay(attempt, throttled)).await;
+                tokio::time::sleep(policy.wait(attempt, throttled, retry_after)).await;
                 attempt += 1;
             }
         }
@@ -97,61 +100,45 @@ async fn one_attempt(
     writer: &mut BlobWriter,
     progress: &BlobProgress,
 ) -> Result<(), Attempt> {
-    let map_err = |e: oci_client::errors::OciDistributionError| {
-        let err = classify(
-            &e,
-            conn.host(),
-            conn.reference.repository(),
-            &format!("blob {digest}"),
-            &conn.unauthorized_hint(),
-        );
-        match transient(&e) {
-            Some(throttled) => Attempt::Transient { err, throttled },
+    let what = format!("blob {digest}");
+    let map_err = |e: WireError| {
+        let (err, transient) = map_error(conn, &what, &e);
+        match transient {
+            Some(throttled) => Attempt::Transient {
+                err,
+                throttled,
+                retry_after: e.retry_after(),
+            },
             None => Attempt::Fatal(err),
         }
     };
     let offset = writer.written();
-    let mut stream = if offset == 0 {
-        conn.client
-            .pull_blob_stream(&conn.reference, digest)
-            .await
-            .map_err(map_err)?
-    } else {
-        match conn
-            .client
-            .pull_blob_stream_partial(&conn.reference, digest, offset, None)
-            .await
-            .map_err(map_err)?
-        {
-            BlobResponse::Partial(s) => s,
-            BlobResponse::Full(s) => {
-                // The server ignored the Range header: start over.
-                writer.restart().map_err(|e| Attempt::Fatal(e.into()))?;
-                s
-            }
-        }
-    };
-    while let Some(chunk) = stream.next().await {
-        match chunk {
-            Ok(bytes) => {
+    let mut body = conn
+        .wire
+        .get_blob(digest, offset, writer.size() - offset)
+        .await
+        .map_err(map_err)?;
+    if offset > 0 && !body.partial {
+        // The server ignored the Range header: start over.
+        writer.restart().map_err(|e| Attempt::Fatal(e.into()))?;
+    }
+    loop {
+        match body.next().await {
+            Ok(Some(bytes)) => {
                 writer
                     .write(&bytes)
                     .map_err(|e| Attempt::Fatal(corrupt_or_store(conn, digest, e)))?;
                 progress.set_position(writer.written());
             }
+            Ok(None) => break,
             // Every byte arrived and then the connection broke (e.g. the server promised
             // a longer Content-Length): nothing is left to fetch, and commit() verifies
             // the digest of what was received.
-            Err(_) if writer.written() == writer.size() => break,
-            Err(e) => {
-                if digest_failure(&e).is_some() {
-                    // oci-client checks the digest when a full response ends; ending
-                    // before all the bytes (a Content-Length shorter than the blob) is a
-                    // broken transfer to resume, not corrupt content.
-                    return Err(cut_short(conn, digest, writer, None));
-                }
-                return Err(cut_short(conn, digest, writer, Some(root_cause(&e))));
+            Err(WireError::Transport { .. }) if writer.written() == writer.size() => break,
+            Err(e @ WireError::Transport { .. }) => {
+                return Err(cut_short(conn, digest, writer, Some(e.to_string())));
             }
+            Err(e) => return Err(map_err(e)),
         }
     }
     if writer.written() < writer.size() {
@@ -186,5 +173,6 @@ fn cut_short(
             message,
         },
         throttled: false,
+        retry_after: None,
     }
 }

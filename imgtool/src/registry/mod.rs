@@ -9,6 +9,7 @@ pub mod config;
 pub mod cred_helper;
 pub mod download;
 pub mod identity_token;
+pub mod login;
 pub mod platform;
 pub mod progress;
 pub mod pull;
@@ -16,6 +17,7 @@ pub mod push;
 pub mod retry;
 pub mod sources;
 pub mod unpack;
+pub mod wire;
 
 use std::path::PathBuf;
 

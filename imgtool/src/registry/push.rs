@@ -2,8 +2,9 @@
 //! and layers, several at once) the registry is asked first whether it has it (HEAD);
 //! if not, a cross-repository mount is tried from repositories of the same registry the
 //! blob is known to be in (see [`super::sources`]); only then is it uploaded, streamed
-//! from the store in chunks (POST, PATCH per chunk, PUT with the digest) and retried from
-//! a new upload session on transient failures. Manifests are PUT last, byte for byte as
+//! from the store in one request (POST for a session, then one PUT with the digest and
+//! the whole blob, as containerd pushes) and retried from a new upload session on
+//! transient failures. Manifests are PUT last, byte for byte as
 //! stored, so the registry's digest is the store's; for an image index the child
 //! manifests go first. Mirrors are for reads: a push always goes to the registry itself.
 
@@ -11,9 +12,7 @@ use std::io::Read;
 use std::sync::{Arc, Mutex};
 
 use futures_util::{StreamExt, TryStreamExt};
-use oci_client::errors::OciDistributionError;
-use oci_spec::image::{ImageIndex, ImageManifest};
-use reqwest::header::HeaderValue;
+use oci_spec::image::{Descriptor, ImageIndex, ImageManifest};
 use sha2::{Digest as _, Sha256};
 
 use super::auth::AuthFile;
@@ -22,20 +21,21 @@ use super::config::RegistriesConfig;
 use super::identity_token::Access;
 use super::progress::{short_digest, BlobProgress, Progress};
 use super::retry::{gave_up, map_error, retrying, RetryPolicy};
+use super::wire::{Mount, WireError};
 use super::{sources, RegistryError};
 use crate::reference::{self, store_name, Reference};
-use crate::store::{host_architecture, Store, StoreError, StoredImage};
+use crate::store::identity::identity;
+use crate::store::{Store, StoreError, StoredImage};
 
 /// How many blobs are pushed at once.
 pub const PARALLEL_UPLOADS: usize = 4;
 
-/// The size of one PATCH of a chunked upload. oci-client sends each piece of the stream
-/// as one PATCH of at most 4 MiB, so pieces of exactly that size make one request each;
-/// only this much of a blob is in memory per upload.
-pub const UPLOAD_CHUNK: usize = 4 * 1024 * 1024;
+/// The pieces a blob is read from the store in and handed to the connection; only
+/// [`READ_AHEAD`] + 1 of them are in memory per upload.
+pub const UPLOAD_CHUNK: usize = 1024 * 1024;
 
-/// How many chunks of a blob are read ahead of the upload.
-const READ_AHEAD: usize = 2;
+/// How many pieces of a blob are read ahead of the connection.
+const READ_AHEAD: usize = 4;
 
 /// How many repositories a blob is tried to be mounted from before it is uploaded.
 const MAX_MOUNT_TRIES: usize = 3;
@@ -141,9 +141,6 @@ pub async fn push_image(
             message: "no endpoint to push to".into(),
         })?;
     let conn = connect(&dest, &endpoint, auth, Access::Push, None).await?;
-    conn.client
-        .store_auth_if_needed(conn.reference.resolve_registry(), &conn.auth)
-        .await;
     let policy = opts.retry;
 
     let outcomes: Vec<BlobOutcome> = futures_util::stream::iter(plan.blobs.iter())
@@ -168,10 +165,13 @@ pub async fn push_image(
     }
 
     for child in &plan.children {
-        let target = conn.reference.clone_with_digest(child.digest.clone());
-        put_manifest(&conn, policy, &target, child).await?;
+        put_manifest(&conn, policy, &child.digest, child).await?;
     }
-    put_manifest(&conn, policy, &conn.reference, &plan.top).await?;
+    let top_ref = dest
+        .tag()
+        .map(String::from)
+        .unwrap_or_else(|| plan.top.digest.clone());
+    put_manifest(&conn, policy, &top_ref, &plan.top).await?;
 
     // A hint for later mounts; failing to write it does not fail the push.
     let digests: Vec<String> = plan.blobs.iter().map(|(d, _)| d.clone()).collect();
@@ -201,16 +201,28 @@ fn mount_candidates(store: &Store, dest: &Reference, digest: &str) -> Vec<String
         .collect()
 }
 
-/// What to send for `stored`: its manifest and blobs, or an index with all its images.
+/// The manifest (or index) `d` stands for, as its registry served it (see
+/// [`crate::store::identity`]), and the digest of its stored OCI form.
+fn as_served(store: &Store, d: &Descriptor) -> Result<(ManifestToPush, String), StoreError> {
+    let id = identity(d);
+    let bytes = store.read_blob(&id.digest)?;
+    Ok((
+        ManifestToPush {
+            digest: id.digest,
+            media_type: id.media_type,
+            bytes,
+        },
+        d.digest().to_string(),
+    ))
+}
+
+/// What to send for `stored`: its manifest and blobs, or an index with all its images,
+/// each as its registry served it.
 fn plan(store: &Store, stored: &StoredImage) -> Result<Plan, RegistryError> {
     let desc = &stored.descriptor;
-    let top = ManifestToPush {
-        digest: desc.digest().to_string(),
-        media_type: desc.media_type().to_string(),
-        bytes: store.read_blob(desc.digest().as_ref())?,
-    };
-    if !is_index(&top.media_type) {
-        let blobs = manifest_blobs(store, &stored.name, &top)?;
+    let (top, view) = as_served(store, desc)?;
+    if !stored.is_index() {
+        let blobs = manifest_blobs(store, &stored.name, &view)?;
         return Ok(Plan {
             children: vec![],
             top,
@@ -218,30 +230,25 @@ fn plan(store: &Store, stored: &StoredImage) -> Result<Plan, RegistryError> {
             note: None,
         });
     }
-    let index: ImageIndex = serde_json::from_slice(&top.bytes).map_err(|e| {
+    let view_bytes = store.read_blob(&view)?;
+    let index: ImageIndex = serde_json::from_slice(&view_bytes).map_err(|e| {
         StoreError::Corrupt(format!("image index {} is not valid: {e}", top.digest))
     })?;
     let mut children = Vec::new();
     let mut blobs = Vec::new();
     let mut incomplete = None;
     for m in index.manifests() {
-        let digest = m.digest().to_string();
-        let media_type = m.media_type().to_string();
-        let child = match store.read_blob(&digest) {
-            Ok(bytes) if !is_index(&media_type) => ManifestToPush {
-                digest: digest.clone(),
-                media_type,
-                bytes,
-            },
-            _ => {
-                incomplete = Some(digest);
-                break;
-            }
+        let served = as_served(store, m)
+            .ok()
+            .filter(|_| !is_index(m.media_type().as_ref()));
+        let Some((child, child_view)) = served else {
+            incomplete = Some(identity(m).digest);
+            break;
         };
-        match manifest_blobs(store, &stored.name, &child) {
+        match manifest_blobs(store, &stored.name, &child_view) {
             Ok(b) => blobs.extend(b),
             Err(_) => {
-                incomplete = Some(digest);
+                incomplete = Some(child.digest);
                 break;
             }
         }
@@ -257,34 +264,20 @@ fn plan(store: &Store, stored: &StoredImage) -> Result<Plan, RegistryError> {
             note: None,
         });
     };
-    // Only the image for this host is in the store (as after a pull of one platform):
-    // push that image alone, as its own manifest.
-    let host = index
-        .manifests()
-        .iter()
-        .find(|m| {
-            store.has_blob(m.digest().as_ref())
-                && m.platform().as_ref().is_none_or(|p| {
-                    p.os().to_string() == "linux"
-                        && p.architecture().to_string() == host_architecture()
-                })
-        })
-        .ok_or_else(|| {
-            StoreError::Corrupt(format!(
-                "image index {} lacks manifest {missing} in the store",
-                top.digest
-            ))
-        })?;
-    let single = ManifestToPush {
-        digest: host.digest().to_string(),
-        media_type: host.media_type().to_string(),
-        bytes: store.read_blob(host.digest().as_ref())?,
-    };
-    let blobs = manifest_blobs(store, &stored.name, &single)?;
+    // Not every platform is in the store (as after a pull of one platform): push the
+    // image this host would use, alone, as its own manifest.
+    let entry = store.index_entry(desc).map_err(|_| {
+        StoreError::Corrupt(format!(
+            "image index {} lacks manifest {missing} in the store",
+            top.digest
+        ))
+    })?;
+    let (single, single_view) = as_served(store, &entry)?;
+    let blobs = manifest_blobs(store, &stored.name, &single_view)?;
     Ok(Plan {
         note: Some(format!(
-            "only this platform's image {} of index {} is in the store (missing {missing}); pushed it alone",
-            single.digest, top.digest
+            "only some platforms of index {} are in the store (missing {missing}); pushed the image {} alone (pull with --all-platforms to push the whole index)",
+            top.digest, single.digest
         )),
         children: vec![],
         top: single,
@@ -292,15 +285,11 @@ fn plan(store: &Store, stored: &StoredImage) -> Result<Plan, RegistryError> {
     })
 }
 
-/// The config and layers of a manifest, all of which must be in the store.
-fn manifest_blobs(
-    store: &Store,
-    name: &str,
-    m: &ManifestToPush,
-) -> Result<Vec<(String, u64)>, StoreError> {
-    let manifest: ImageManifest = serde_json::from_slice(&m.bytes).map_err(|e| {
-        StoreError::Corrupt(format!("manifest {} of {name} is not valid: {e}", m.digest))
-    })?;
+/// The config and layers of the stored manifest `view`, all of which must be in the
+/// store.
+fn manifest_blobs(store: &Store, name: &str, view: &str) -> Result<Vec<(String, u64)>, StoreError> {
+    let manifest: ImageManifest = serde_json::from_slice(&store.read_blob(view)?)
+        .map_err(|e| StoreError::Corrupt(format!("manifest {view} of {name} is not valid: {e}")))?;
     let mut blobs = vec![(
         manifest.config().digest().to_string(),
         manifest.config().size(),
@@ -323,18 +312,12 @@ fn manifest_blobs(
 async fn put_manifest(
     conn: &Connection,
     policy: RetryPolicy,
-    target: &Reference,
+    target: &str,
     m: &ManifestToPush,
 ) -> Result<(), RegistryError> {
-    let content_type =
-        HeaderValue::from_str(&m.media_type).map_err(|_| RegistryError::BadManifest {
-            reference: store_name(target),
-            message: format!("invalid media type {:?}", m.media_type),
-        })?;
     let body = bytes::Bytes::from(m.bytes.clone());
     retrying(conn, policy, &format!("manifest {}", m.digest), || {
-        conn.client
-            .push_manifest_raw(target, body.clone(), content_type.clone())
+        conn.wire.put_manifest(target, &m.media_type, &body)
     })
     .await?;
     Ok(())
@@ -351,41 +334,33 @@ async fn push_blob(
     bar: &BlobProgress,
 ) -> Result<BlobOutcome, RegistryError> {
     let what = format!("blob {digest}");
-    let exists = retrying(conn, policy, &what, || {
-        conn.client.blob_exists(&conn.reference, digest)
-    })
-    .await?;
+    let exists = retrying(conn, policy, &what, || conn.wire.blob_exists(digest)).await?;
     if exists {
         bar.finish("already in the registry");
         return Ok(BlobOutcome::Present);
     }
+    // A registry that cannot mount (the blob is gone there, or no access) answers 202
+    // with an upload session instead of 201: the blob is then uploaded into it.
+    let mut session = None;
     for repo in mount_from {
-        let source = Reference::with_tag(
-            conn.reference.registry().to_string(),
-            repo.clone(),
-            "latest".to_string(),
-        );
-        // A registry that cannot mount (the blob is gone there, or no access) answers
-        // 202 with an upload session instead of 201; then the blob is uploaded.
-        if conn
-            .client
-            .mount_blob(&conn.reference, &source, digest)
-            .await
-            .is_ok()
-        {
-            bar.finish(&format!("mounted from {repo}"));
-            return Ok(BlobOutcome::Mounted);
+        match conn.wire.mount_blob(digest, repo).await {
+            Ok(Mount::Mounted) => {
+                bar.finish(&format!("mounted from {repo}"));
+                return Ok(BlobOutcome::Mounted);
+            }
+            Ok(Mount::Session(location)) => session = Some(location),
+            Err(_) => {}
         }
     }
     let mut attempt = 1;
     loop {
-        match upload(conn, store, digest, size, bar).await {
+        match upload(conn, store, digest, size, bar, session.take()).await {
             Ok(()) => break,
             Err(Upload::Local(e)) => return Err(e),
-            Err(Upload::Remote(e)) => match map_error(conn, &what, e) {
+            Err(Upload::Remote(e)) => match map_error(conn, &what, &e) {
                 (err, Some(throttled)) if attempt < policy.attempts => {
                     bar.message(&format!("retrying: {err}"));
-                    tokio::time::sleep(policy.delay(attempt, throttled)).await;
+                    tokio::time::sleep(policy.wait(attempt, throttled, e.retry_after())).await;
                     attempt += 1;
                 }
                 (err, Some(_)) => return Err(gave_up(err, attempt)),
@@ -401,24 +376,27 @@ async fn push_blob(
 enum Upload {
     /// Reading the blob from the store failed, or it is not what its name says.
     Local(RegistryError),
-    Remote(OciDistributionError),
+    Remote(WireError),
 }
 
-/// One upload session: the blob streamed from the store in [`UPLOAD_CHUNK`] pieces by a
-/// reader on the blocking pool that stays up to [`READ_AHEAD`] pieces ahead of the
-/// network, and verifies the blob against its digest as it reads it (a corrupt store
-/// blob is never committed: the stream fails before the final PUT).
+/// One upload: a session (`session`, or a new one), then the blob in one PUT, streamed
+/// from the store in [`UPLOAD_CHUNK`] pieces by a reader on the blocking pool that stays
+/// up to [`READ_AHEAD`] pieces ahead of the network and verifies the blob against its
+/// digest as it reads it: a corrupt store blob fails the stream before its last piece,
+/// so the registry never receives the whole of it.
 async fn upload(
     conn: &Connection,
     store: &Store,
     digest: &str,
     size: u64,
     bar: &BlobProgress,
+    session: Option<reqwest::Url>,
 ) -> Result<(), Upload> {
     let path = store
         .blob_path(digest)
         .map_err(|e| Upload::Local(e.into()))?;
-    let file = std::fs::File::open(&path).map_err(|e| {
+    // Opened here so a missing blob is a local error before any request.
+    std::fs::File::open(&path).map_err(|e| {
         Upload::Local(
             StoreError::Io {
                 path: path.clone(),
@@ -427,39 +405,18 @@ async fn upload(
             .into(),
         )
     })?;
+    let location = match session {
+        Some(l) => l,
+        None => conn
+            .wire
+            .start_upload(digest)
+            .await
+            .map_err(Upload::Remote)?,
+    };
     let local_error: Arc<Mutex<Option<StoreError>>> = Arc::default();
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, StoreError>>(READ_AHEAD);
-    let want = digest.to_string();
-    tokio::task::spawn_blocking(move || read_blob(file, &path, &want, size, tx));
-    let (bar, failed) = (bar.clone(), local_error.clone());
-    let stream = futures_util::stream::unfold((rx, 0u64), move |(mut rx, sent)| {
-        let (bar, failed) = (bar.clone(), failed.clone());
-        async move {
-            match rx.recv().await? {
-                Ok(chunk) => {
-                    let sent = sent + chunk.len() as u64;
-                    bar.set_position(sent);
-                    Some((Ok(bytes::Bytes::from(chunk)), (rx, sent)))
-                }
-                Err(e) => {
-                    let msg = e.to_string();
-                    if let Ok(mut slot) = failed.lock() {
-                        *slot = Some(e);
-                    }
-                    Some((
-                        Err(OciDistributionError::GenericError(Some(msg))),
-                        (rx, sent),
-                    ))
-                }
-            }
-        }
-    });
-    match conn
-        .client
-        .push_blob_stream(&conn.reference, stream, digest, Some(size))
-        .await
-    {
-        Ok(_) => Ok(()),
+    let body = || blob_body(&path, digest, size, bar, &local_error);
+    match conn.wire.finish_upload(&location, digest, size, body).await {
+        Ok(()) => Ok(()),
         Err(e) => {
             let local = local_error.lock().ok().and_then(|mut s| s.take());
             match local {
@@ -470,18 +427,66 @@ async fn upload(
     }
 }
 
-/// Reads `file` (blob `digest` of `size` bytes) in [`UPLOAD_CHUNK`] pieces into `tx`,
-/// then checks its digest: the last item is an error when it does not match or the file
-/// cannot be read. Stops early when the upload is abandoned (the receiver is dropped).
-fn read_blob(
-    mut file: std::fs::File,
+/// The body of one upload of blob `digest`: its file read (and verified) on the blocking
+/// pool. A failure to read or a wrong digest ends the stream with an error, recorded in
+/// `failed` so the push reports it rather than the connection's complaint.
+fn blob_body(
     path: &std::path::Path,
     digest: &str,
     size: u64,
-    tx: tokio::sync::mpsc::Sender<Result<Vec<u8>, StoreError>>,
+    bar: &BlobProgress,
+    failed: &Arc<Mutex<Option<StoreError>>>,
+) -> reqwest::Body {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, StoreError>>(READ_AHEAD);
+    let (path, want) = (path.to_path_buf(), digest.to_string());
+    tokio::task::spawn_blocking(move || read_blob(&path, &want, size, tx));
+    let (bar, failed) = (bar.clone(), failed.clone());
+    let stream = futures_util::stream::unfold((rx, 0u64), move |(mut rx, sent)| {
+        let (bar, failed) = (bar.clone(), failed.clone());
+        async move {
+            match rx.recv().await? {
+                Ok(chunk) => {
+                    let sent = sent + chunk.len() as u64;
+                    bar.set_position(sent);
+                    Some((Ok(chunk), (rx, sent)))
+                }
+                Err(e) => {
+                    let msg = e.to_string();
+                    if let Ok(mut slot) = failed.lock() {
+                        *slot = Some(e);
+                    }
+                    Some((Err(std::io::Error::other(msg)), (rx, sent)))
+                }
+            }
+        }
+    });
+    reqwest::Body::wrap_stream(stream)
+}
+
+/// Reads blob `digest` of `size` bytes at `path` in [`UPLOAD_CHUNK`] pieces into `tx`,
+/// one piece behind: the last piece is sent only once the whole file is known to have
+/// the right size and digest; otherwise an error goes instead. Stops early when the
+/// upload is abandoned (the receiver is dropped).
+fn read_blob(
+    path: &std::path::Path,
+    digest: &str,
+    size: u64,
+    tx: tokio::sync::mpsc::Sender<Result<bytes::Bytes, StoreError>>,
 ) {
+    let io_err = |e: std::io::Error| StoreError::Io {
+        path: path.to_path_buf(),
+        message: format!("blob {digest}: {e}"),
+    };
+    let mut file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) => {
+            let _ = tx.blocking_send(Err(io_err(e)));
+            return;
+        }
+    };
     let mut hasher = Sha256::new();
     let mut total = 0u64;
+    let mut pending: Option<bytes::Bytes> = None;
     loop {
         let mut buf = vec![0u8; UPLOAD_CHUNK];
         let mut n = 0;
@@ -491,31 +496,36 @@ fn read_blob(
                 Ok(k) => n += k,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    let _ = tx.blocking_send(Err(StoreError::Io {
-                        path: path.to_path_buf(),
-                        message: format!("blob {digest}: {e}"),
-                    }));
+                    let _ = tx.blocking_send(Err(io_err(e)));
                     return;
                 }
             }
         }
-        if n == 0 {
-            break;
-        }
         buf.truncate(n);
         hasher.update(&buf);
         total += n as u64;
-        if tx.blocking_send(Ok(buf)).is_err() {
-            return;
+        if n == 0 || total > size {
+            break;
+        }
+        if let Some(p) = pending.replace(bytes::Bytes::from(buf)) {
+            if tx.blocking_send(Ok(p)).is_err() {
+                return;
+            }
         }
     }
     let actual = format!("sha256:{}", hex::encode(hasher.finalize()));
-    if actual != digest || total != size {
-        let _ = tx.blocking_send(Err(StoreError::Corrupt(format!(
+    let last = if actual != digest || total != size {
+        Err(StoreError::Corrupt(format!(
             "blob {digest} ({total} bytes in {}) has digest {actual}",
             path.display()
-        ))));
-    }
+        )))
+    } else {
+        match pending {
+            Some(p) => Ok(p),
+            None => return,
+        }
+    };
+    let _ = tx.blocking_send(last);
 }
 
 #[cfg(test)]
@@ -553,12 +563,15 @@ mod tests {
             "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
                         "digest": missing, "size": 5}],
         });
-        let m = ManifestToPush {
-            digest: "sha256:x".into(),
-            media_type: "application/vnd.oci.image.manifest.v1+json".into(),
-            bytes: serde_json::to_vec(&manifest).unwrap(),
-        };
-        let err = manifest_blobs(&store, "img", &m).unwrap_err().to_string();
+        let m = store
+            .put_bytes(
+                MediaType::ImageManifest,
+                &serde_json::to_vec(&manifest).unwrap(),
+            )
+            .unwrap();
+        let err = manifest_blobs(&store, "img", m.digest().as_ref())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains(&missing) && err.contains("missing"), "{err}");
     }
 }

@@ -1,12 +1,11 @@
 //! Retrying transient failures (connection refused/reset, timeouts, 5xx, 429) with a
-//! bounded exponential backoff, and turning oci-client errors into [`RegistryError`]s.
+//! bounded exponential backoff, and turning request failures into [`RegistryError`]s.
 
 use std::future::Future;
 use std::time::Duration;
 
-use oci_client::errors::{OciDistributionError, OciErrorCode};
-
 use super::client::Connection;
+use super::wire::WireError;
 use super::RegistryError;
 
 /// How often and how patiently to retry.
@@ -39,8 +38,14 @@ impl RetryPolicy {
         }
     }
 
-    /// The delay before retry number `retry` (1-based). A 429 waits at least a second:
-    /// oci-client does not hand out the Retry-After header.
+    /// The wait before retry number `retry` (1-based): the backoff, or longer when the
+    /// registry's `Retry-After` asks for it (see [`super::wire::MAX_RETRY_AFTER`]).
+    pub fn wait(&self, retry: u32, throttled: bool, retry_after: Option<Duration>) -> Duration {
+        self.delay(retry, throttled)
+            .max(retry_after.unwrap_or_default())
+    }
+
+    /// The delay before retry number `retry` (1-based). A 429 waits at least a second.
     pub fn delay(&self, retry: u32, throttled: bool) -> Duration {
         let factor = 1u32 << retry.saturating_sub(1).min(16);
         let d = self
@@ -73,61 +78,9 @@ pub fn gave_up(err: RegistryError, attempts: u32) -> RegistryError {
     }
 }
 
-/// Whether an oci-client error is worth retrying, and whether it was a 429.
-pub fn transient(e: &OciDistributionError) -> Option<bool> {
-    match e {
-        // A body that broke off while being read in full (a manifest or config whose
-        // connection closed before its Content-Length) is a "decode" error to reqwest.
-        OciDistributionError::RequestError(r) => {
-            (r.is_connect() || r.is_timeout() || r.is_request() || r.is_body() || r.is_decode())
-                .then_some(false)
-        }
-        OciDistributionError::IoError(io) => io_transient(io).then_some(false),
-        OciDistributionError::ServerError { code, .. } if *code == 429 => Some(true),
-        OciDistributionError::ServerError { code, .. } if *code >= 500 => Some(false),
-        OciDistributionError::RegistryError { envelope, .. }
-            if envelope
-                .errors
-                .iter()
-                .any(|e| e.code == OciErrorCode::Toomanyrequests) =>
-        {
-            Some(true)
-        }
-        _ => None,
-    }
-}
-
-/// A read error from a body stream: transient unless it is a digest verification failure.
-pub fn io_transient(e: &std::io::Error) -> bool {
-    digest_failure(e).is_none()
-}
-
-/// The digest failure wrapped in a body stream error, if that is what it is.
-pub fn digest_failure(e: &std::io::Error) -> Option<String> {
-    e.get_ref()
-        .and_then(|inner| inner.downcast_ref::<oci_client::errors::DigestError>())
-        .map(|d| d.to_string())
-}
-
-/// The innermost cause of an error: "Connection refused (os error 111)" rather than
-/// "error sending request for url (…)".
-pub fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut cur = e;
-    while let Some(next) = cur.source() {
-        cur = next;
-    }
-    let msg = cur.to_string();
-    // hyper's "connection closed before message completed" etc. are fine as they are;
-    // make io errors read naturally.
-    msg.strip_suffix(" (os error 111)")
-        .map(|m| m.to_lowercase())
-        .unwrap_or(msg)
-}
-
-/// Maps an oci-client error about `what` ("image", "blob DIGEST") at
-/// `registry`.
+/// Maps a request's failure about `what` ("image", "blob DIGEST") at `registry`.
 pub fn classify(
-    e: &OciDistributionError,
+    e: &WireError,
     registry: &str,
     repository: &str,
     what: &str,
@@ -137,98 +90,66 @@ pub fn classify(
         registry: registry.to_string(),
         message,
     };
-    let unauthorized = || RegistryError::Unauthorized {
+    let unauthorized = |hint: String| RegistryError::Unauthorized {
         registry: registry.to_string(),
         repository: repository.to_string(),
-        hint: unauthorized_hint.to_string(),
-    };
-    let not_found = || RegistryError::NotFound {
-        reference: what.to_string(),
-        registry: registry.to_string(),
+        hint,
     };
     match e {
-        OciDistributionError::RequestError(r) => RegistryError::Unreachable {
+        WireError::Transport { message } => RegistryError::Unreachable {
             registry: registry.to_string(),
-            message: root_cause(r),
+            message: message.clone(),
         },
-        OciDistributionError::IoError(io) => RegistryError::Unreachable {
-            registry: registry.to_string(),
-            message: root_cause(io),
-        },
-        OciDistributionError::UnauthorizedError { .. }
-        | OciDistributionError::AuthenticationFailure(_) => unauthorized(),
-        OciDistributionError::ServerError { code: 401, .. }
-        | OciDistributionError::ServerError { code: 403, .. } => unauthorized(),
-        OciDistributionError::ServerError { code: 404, .. } => not_found(),
-        OciDistributionError::ServerError { code, message, .. } => {
-            let first = message.lines().next().unwrap_or("").trim();
-            protocol(format!("HTTP {code} {first}").trim_end().to_string())
+        WireError::TokenRefused {
+            realm,
+            identity: true,
+        } => unauthorized(format!(
+            "the token service {realm} rejected the identity token (log in again)"
+        )),
+        WireError::TokenRefused { realm, .. } => unauthorized(format!(
+            "{unauthorized_hint} (by the token service {realm})"
+        )),
+        WireError::Status { status, codes, .. }
+            if *status == 401
+                || *status == 403
+                || codes.iter().any(|c| c == "UNAUTHORIZED" || c == "DENIED") =>
+        {
+            unauthorized(unauthorized_hint.to_string())
         }
-        OciDistributionError::RegistryError { envelope, .. } => {
-            let codes: Vec<&OciErrorCode> = envelope.errors.iter().map(|e| &e.code).collect();
-            if codes
-                .iter()
-                .any(|c| matches!(c, OciErrorCode::Unauthorized | OciErrorCode::Denied))
-            {
-                unauthorized()
-            } else if codes.iter().any(|c| {
-                matches!(
-                    c,
-                    OciErrorCode::ManifestUnknown
-                        | OciErrorCode::NameUnknown
-                        | OciErrorCode::NotFound
-                        | OciErrorCode::BlobUnknown
-                )
-            }) {
-                not_found()
-            } else {
-                let msgs: Vec<String> = envelope
-                    .errors
-                    .iter()
-                    .map(|e| format!("{:?}: {}", e.code, e.message))
-                    .collect();
-                protocol(msgs.join("; "))
+        WireError::Status { status, codes, .. }
+            if *status == 404
+                || codes.iter().any(|c| {
+                    matches!(
+                        c.as_str(),
+                        "MANIFEST_UNKNOWN" | "NAME_UNKNOWN" | "BLOB_UNKNOWN" | "NOT_FOUND"
+                    )
+                }) =>
+        {
+            RegistryError::NotFound {
+                reference: what.to_string(),
+                registry: registry.to_string(),
             }
         }
-        OciDistributionError::DigestError(d) => RegistryError::Corrupt {
-            what: what.to_string(),
-            registry: registry.to_string(),
-            message: d.to_string(),
-        },
-        other => protocol(other.to_string().replace('\n', " ")),
+        WireError::Status { .. } => protocol(format!("{what}: {e}")),
+        WireError::TooLarge { .. } | WireError::TooSlow { .. } | WireError::Protocol { .. } => {
+            protocol(e.to_string())
+        }
+        WireError::Local { message } => {
+            RegistryError::Store(crate::store::StoreError::Corrupt(message.clone()))
+        }
     }
 }
 
-/// oci-client reports some HTTP statuses (of HEAD requests, for instance) as reqwest status errors;
-/// as server errors they classify like every other status.
-pub fn normalize(e: OciDistributionError) -> OciDistributionError {
-    match e {
-        OciDistributionError::RequestError(r) if r.status().is_some() => {
-            OciDistributionError::ServerError {
-                code: r.status().map(|s| s.as_u16()).unwrap_or_default(),
-                url: r.url().map(|u| u.to_string()).unwrap_or_default(),
-                message: String::new(),
-            }
-        }
-        other => other,
-    }
-}
-
-/// Maps an oci-client error of `conn` about `what`; Some(throttled) when transient.
-pub fn map_error(
-    conn: &Connection,
-    what: &str,
-    e: OciDistributionError,
-) -> (RegistryError, Option<bool>) {
-    let e = normalize(e);
+/// Maps a failure of a request of `conn` about `what`; Some(throttled) when transient.
+pub fn map_error(conn: &Connection, what: &str, e: &WireError) -> (RegistryError, Option<bool>) {
     let err = classify(
-        &e,
+        e,
         conn.host(),
         conn.reference.repository(),
         what,
         &conn.unauthorized_hint(),
     );
-    (err, transient(&e))
+    (err, e.transient())
 }
 
 /// Runs `op` with retries on transient failures; other failures map to a clear error.
@@ -240,15 +161,15 @@ pub async fn retrying<T, F, Fut>(
 ) -> Result<T, RegistryError>
 where
     F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, OciDistributionError>>,
+    Fut: Future<Output = Result<T, WireError>>,
 {
     let mut attempt = 1;
     loop {
         match op().await {
             Ok(v) => return Ok(v),
-            Err(e) => match map_error(conn, what, e) {
+            Err(e) => match map_error(conn, what, &e) {
                 (_, Some(throttled)) if attempt < policy.attempts => {
-                    tokio::time::sleep(policy.delay(attempt, throttled)).await;
+                    tokio::time::sleep(policy.wait(attempt, throttled, e.retry_after())).await;
                     attempt += 1;
                 }
                 (err, Some(_)) => return Err(gave_up(err, attempt)),
@@ -273,17 +194,23 @@ mod tests {
 
     #[test]
     fn server_errors() {
-        let e = |code| OciDistributionError::ServerError {
-            code,
-            url: "u".into(),
+        let e = |status| WireError::Status {
+            status,
+            codes: vec![],
             message: "m".into(),
+            retry_after: None,
         };
-        assert_eq!(transient(&e(503)), Some(false));
-        assert_eq!(transient(&e(429)), Some(true));
-        assert_eq!(transient(&e(400)), None);
+        assert_eq!(e(503).transient(), Some(false));
+        assert_eq!(e(429).transient(), Some(true));
+        assert_eq!(e(400).transient(), None);
         assert!(matches!(
             classify(&e(404), "r:1", "repo", "r:1/repo:t", "h"),
             RegistryError::NotFound { .. }
         ));
+        let p = RetryPolicy::default();
+        assert_eq!(
+            p.wait(1, true, Some(Duration::from_secs(3))),
+            Duration::from_secs(3)
+        );
     }
 }

@@ -120,15 +120,4 @@ impl Store {
         index.set_manifests(manifests);
         self.write_index(&index)
     }
-
-    /// Every manifest descriptor in index.json whose digest is `digest`.
-    pub fn find_by_digest(&self, digest: &str) -> Result<Option<Descriptor>, StoreError> {
-        let _lock = self.lock_shared()?;
-        Ok(self
-            .index()?
-            .manifests()
-            .iter()
-            .find(|d| d.digest().to_string() == digest)
-            .cloned())
-    }
 }

@@ -29,6 +29,9 @@ struct State {
     file: Option<Arc<File>>,
     written: u64,
     end: End,
+    /// For a blob that was already stored (not downloaded): the digest its reader checks
+    /// the bytes against as it reads them.
+    stored_digest: Option<String>,
 }
 
 /// One blob's bytes as they are written; shared by the writer and one reader.
@@ -46,6 +49,7 @@ impl BlobFeed {
                 file: None,
                 written: 0,
                 end: End::Open,
+                stored_digest: None,
             }),
             changed: Condvar::new(),
         })
@@ -70,12 +74,14 @@ impl BlobFeed {
         });
     }
 
-    /// The blob was already stored: all of it is readable and verified.
-    pub fn already_stored(&self, file: File, size: u64) {
+    /// The blob `digest` was already stored: all of it is readable, and the reader
+    /// checks it against its digest as it reads (a stored blob may have changed on disk).
+    pub fn already_stored(&self, file: File, size: u64, digest: &str) {
         self.update(|s| {
             s.file = Some(Arc::new(file));
             s.written = size;
             s.end = End::Complete;
+            s.stored_digest = Some(digest.to_string());
         });
     }
 
@@ -107,14 +113,18 @@ impl BlobFeed {
         FeedReader {
             feed: Arc::clone(self),
             pos: 0,
+            hasher: None,
         }
     }
 }
 
-/// Reads a [`BlobFeed`] from the start; see the module docs.
+/// Reads a [`BlobFeed`] from the start; see the module docs. It ends with an error unless
+/// what it read has the blob's digest: a download's is checked by the download before
+/// the feed completes; an already stored blob's by the reader itself.
 pub struct FeedReader {
     feed: Arc<BlobFeed>,
     pos: u64,
+    hasher: Option<(sha2::Sha256, String)>,
 }
 
 impl Read for FeedReader {
@@ -122,15 +132,31 @@ impl Read for FeedReader {
         if buf.is_empty() {
             return Ok(0);
         }
+        use sha2::Digest as _;
         let (file, available) = {
             let mut s = self.feed.lock();
+            if self.pos == 0 && self.hasher.is_none() {
+                if let Some(d) = &s.stored_digest {
+                    self.hasher = Some((sha2::Sha256::new(), d.clone()));
+                }
+            }
             loop {
                 match (&s.file, s.end) {
                     (_, End::Failed) => {
                         return Err(io::Error::other("the download of this blob failed"))
                     }
                     (Some(f), _) if s.written > self.pos => break (Arc::clone(f), s.written),
-                    (_, End::Complete) => return Ok(0),
+                    (_, End::Complete) => {
+                        if let Some((h, want)) = self.hasher.take() {
+                            let got = format!("sha256:{}", hex::encode(h.finalize()));
+                            if got != want {
+                                return Err(io::Error::other(format!(
+                                    "blob {want} has changed on disk: its content has digest {got}"
+                                )));
+                            }
+                        }
+                        return Ok(0);
+                    }
                     _ => {
                         s = self.feed.changed.wait(s).unwrap_or_else(|p| p.into_inner());
                     }
@@ -144,6 +170,9 @@ impl Read for FeedReader {
                 io::ErrorKind::UnexpectedEof,
                 "the blob's temp file is shorter than what was written to it",
             ));
+        }
+        if let Some((h, _)) = &mut self.hasher {
+            h.update(&buf[..n]);
         }
         self.pos += n as u64;
         Ok(n)
@@ -196,14 +225,23 @@ mod tests {
         assert!(reader.read(&mut buf).is_err());
     }
 
+    const STORED: &str = "sha256:87b04e58961f9a99d853d4046a0b5b793e7c3e4bbd21f5aca8fb17c20cdb1d8b";
+
     #[test]
     fn an_already_stored_blob_reads_at_once() {
         let mut tmp = tempfile::tempfile().unwrap();
         tmp.write_all(b"stored").unwrap();
         let feed = BlobFeed::new();
-        feed.already_stored(tmp, 6);
+        feed.already_stored(tmp.try_clone().unwrap(), 6, STORED);
         let mut out = String::new();
         feed.reader().read_to_string(&mut out).unwrap();
         assert_eq!(out, "stored");
+        // A stored blob changed on disk: its reader ends with an error naming it.
+        let mut changed = tempfile::tempfile().unwrap();
+        changed.write_all(b"STORED").unwrap();
+        let feed = BlobFeed::new();
+        feed.already_stored(changed, 6, STORED);
+        let err = feed.reader().read_to_string(&mut out).unwrap_err();
+        assert!(err.to_string().contains("changed on disk"), "{err}");
     }
 }

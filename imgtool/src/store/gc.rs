@@ -1,7 +1,9 @@
 //! Garbage collection: removes blobs no tagged image reaches, layer caches that neither a
-//! tagged image nor a live bundle uses, and what interrupted operations left in the
-//! store's temp dir. It holds the operation lock exclusively, so no pull, load, commit or
-//! bundle is half-way through while it decides what is unreferenced.
+//! tagged image, nor a bundle, nor any overlay mounted in any mount namespace (a running
+//! container's rootfs) uses, and what interrupted operations left in the store's temp
+//! dir. It holds the operation lock exclusively, so no pull, load, commit or bundle is
+//! half-way through while it decides what is unreferenced. A dry run reports the same
+//! and removes nothing.
 
 use std::collections::HashSet;
 use std::fs;
@@ -9,11 +11,12 @@ use std::path::Path;
 
 use oci_spec::image::{ImageIndex, ImageManifest};
 
+use super::identity::digests_of;
 use super::layers::chain_ids;
 use super::{Store, StoreError};
 use crate::mount;
 
-/// What gc removed.
+/// What gc removed (or, in a dry run, would remove).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct GcReport {
     pub blobs: usize,
@@ -21,6 +24,8 @@ pub struct GcReport {
     pub layer_caches: usize,
     pub temp_entries: usize,
     pub stale_bundles: usize,
+    /// Layer caches kept only because a mounted overlay (a running container) uses them.
+    pub layer_caches_in_use: usize,
 }
 
 /// The marker a bundle keeps, as far as gc needs it.
@@ -40,12 +45,21 @@ impl Store {
     fn reachable(&self) -> Result<(HashSet<String>, HashSet<String>), StoreError> {
         let mut blobs = HashSet::new();
         let mut chains = HashSet::new();
-        let mut todo: Vec<(String, String)> = self
-            .index()?
-            .manifests()
-            .iter()
-            .map(|d| (d.digest().to_string(), d.media_type().to_string()))
-            .collect();
+        let mut todo: Vec<(String, String)> = Vec::new();
+        // A descriptor keeps its blob and, for the OCI view of a Docker manifest, the
+        // original it stands for (see super::identity).
+        fn keep(
+            d: &oci_spec::image::Descriptor,
+            todo: &mut Vec<(String, String)>,
+            originals: &mut Vec<String>,
+        ) {
+            originals.extend(digests_of(d).into_iter().skip(1));
+            todo.push((d.digest().to_string(), d.media_type().to_string()));
+        }
+        let mut originals: Vec<String> = Vec::new();
+        for d in self.index()?.manifests() {
+            keep(d, &mut todo, &mut originals);
+        }
         while let Some((digest, media_type)) = todo.pop() {
             if !blobs.insert(digest.clone()) {
                 continue;
@@ -55,12 +69,9 @@ impl Store {
             };
             if is_index(&media_type) {
                 if let Ok(index) = serde_json::from_slice::<ImageIndex>(&bytes) {
-                    todo.extend(
-                        index
-                            .manifests()
-                            .iter()
-                            .map(|d| (d.digest().to_string(), d.media_type().to_string())),
-                    );
+                    for d in index.manifests() {
+                        keep(d, &mut todo, &mut originals);
+                    }
                 }
                 continue;
             }
@@ -77,11 +88,29 @@ impl Store {
                 chains.extend(chain_ids(cfg.rootfs().diff_ids()));
             }
         }
+        blobs.extend(originals);
         Ok((blobs, chains))
     }
 
     /// Removes everything unreferenced; see the module docs.
     pub fn gc(&self) -> Result<GcReport, StoreError> {
+        self.collect(false)
+    }
+
+    /// What [`Store::gc`] would remove, removing nothing.
+    pub fn gc_dry_run(&self) -> Result<GcReport, StoreError> {
+        self.collect(true)
+    }
+
+    fn collect(&self, dry_run: bool) -> Result<GcReport, StoreError> {
+        let remove_file = |p: &Path| if dry_run { Ok(()) } else { fs::remove_file(p) };
+        let remove_dir = |p: &Path| {
+            if dry_run {
+                Ok(())
+            } else {
+                fs::remove_dir_all(p)
+            }
+        };
         let _op = self.lock_gc()?;
         let _index = self.lock_shared()?;
         let mut report = GcReport::default();
@@ -95,7 +124,7 @@ impl Store {
             {
                 Some(marker) => chains.extend(marker.chain_ids),
                 None => {
-                    let _ = fs::remove_file(entry);
+                    let _ = remove_file(&entry);
                     report.stale_bundles += 1;
                 }
             }
@@ -107,16 +136,16 @@ impl Store {
         let tmp = self.root().join("imgtool/tmp");
         for entry in fs::read_dir(&tmp).map_err(|e| io_err(&tmp, e))?.flatten() {
             let merged = entry.path().join("merged");
-            if merged.exists() {
+            if merged.exists() && !dry_run {
                 let _ = mount::unmount(&merged);
             }
-            if mount::is_mount_point(&merged) {
+            if mount::is_mount_point(&merged) && !dry_run {
                 continue; // still mounted: leave it rather than risk the lowers
             }
             let removed = if entry.path().is_dir() {
-                fs::remove_dir_all(entry.path())
+                remove_dir(&entry.path())
             } else {
-                fs::remove_file(entry.path())
+                remove_file(&entry.path())
             };
             if removed.is_ok() {
                 report.temp_entries += 1;
@@ -131,18 +160,45 @@ impl Store {
             let digest = format!("sha256:{}", entry.file_name().to_string_lossy());
             if !blobs.contains(&digest) {
                 let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
-                if fs::remove_file(entry.path()).is_ok() {
+                if remove_file(&entry.path()).is_ok() {
+                    let _ = remove_file(
+                        &self
+                            .root()
+                            .join("imgtool/layer-info")
+                            .join(entry.file_name()),
+                    );
                     report.blobs += 1;
                     report.blob_bytes += size;
                 }
             }
         }
 
+        // What was recorded about blobs that are gone (and temp files of a killed write).
+        let info = self.root().join("imgtool/layer-info");
+        if let Ok(entries) = fs::read_dir(&info) {
+            for entry in entries.flatten() {
+                let digest = format!("sha256:{}", entry.file_name().to_string_lossy());
+                if !self.has_blob(&digest) || !blobs.contains(&digest) {
+                    let _ = remove_file(&entry.path());
+                }
+            }
+        }
+
         let layers = self.root().join("imgtool/layers");
         if let Ok(entries) = fs::read_dir(&layers) {
+            // A container whose bundle is gone (or was never registered) may still stand
+            // on layers: any overlay mounted anywhere keeps its lower directories.
+            let mounted = mount::users::overlay_lowers_in_use();
             for entry in entries.flatten() {
                 let chain = format!("sha256:{}", entry.file_name().to_string_lossy());
-                if !chains.contains(&chain) && fs::remove_dir_all(entry.path()).is_ok() {
+                if chains.contains(&chain) {
+                    continue;
+                }
+                if mounted.contains(&entry.path()) {
+                    report.layer_caches_in_use += 1;
+                    continue;
+                }
+                if remove_dir(&entry.path()).is_ok() {
                     report.layer_caches += 1;
                 }
             }

@@ -18,6 +18,7 @@ use sha2::{Digest as _, Sha256};
 mod archive_support;
 pub mod bundles;
 pub mod gc;
+pub mod identity;
 pub mod layers;
 pub mod read;
 
@@ -49,10 +50,20 @@ pub enum StoreError {
     UnknownTag(String),
     #[error("{0:?} matches more than one image: give more of the digest or the full name")]
     Ambiguous(String),
-    #[error("image index {digest} has no manifest for linux/{arch}")]
-    NoPlatform { digest: String, arch: String },
-    #[error("cannot apply layer {digest}: {message}")]
+    #[error("image index {digest} has no image for linux/{arch} in the store (it has: {present})")]
+    NoPlatform {
+        digest: String,
+        arch: String,
+        present: String,
+    },
+    #[error("layer {digest}: {message}")]
     Layer { digest: String, message: String },
+    #[error("layer {layer} uncompresses to {actual}, but the image config's diff_id for it is {expected}")]
+    DiffIdMismatch {
+        layer: String,
+        actual: String,
+        expected: String,
+    },
     #[error("the store is damaged: {0}")]
     Corrupt(String),
     #[error("invalid index.json in {path}: {message}")]
@@ -80,6 +91,9 @@ pub struct StoreLock {
 impl Store {
     /// Opens the store at `root`, creating an empty layout if there is none.
     pub fn open(root: &Path) -> Result<Self, StoreError> {
+        // Absolute: layer paths end up in overlay mount options and bundle markers, which
+        // must mean the same from any working directory.
+        let root = &std::path::absolute(root).map_err(|e| io(root, e))?;
         for dir in [root.join("blobs/sha256"), root.join("imgtool/tmp")] {
             fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
         }

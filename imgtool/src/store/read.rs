@@ -4,7 +4,9 @@
 use std::fs;
 
 use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest};
+use sha2::{Digest as _, Sha256};
 
+use super::identity::{identity, is_index_type, media_type_str, Identity};
 use super::{tag_of, Store, StoreError};
 use crate::reference;
 
@@ -18,8 +20,30 @@ pub struct StoredImage {
 }
 
 impl StoredImage {
+    /// The image's identity digest: the manifest (or index) digest its registry gave it.
     pub fn digest(&self) -> String {
+        self.identity().digest
+    }
+
+    /// The manifest (or index) the image is, as served (see [`super::identity`]).
+    pub fn identity(&self) -> Identity {
+        identity(&self.descriptor)
+    }
+
+    /// The digest of the stored OCI form index.json tags (the identity's own, except for
+    /// Docker manifests).
+    pub fn view_digest(&self) -> String {
         self.descriptor.digest().to_string()
+    }
+
+    /// True when the name holds an index (several platforms).
+    pub fn is_index(&self) -> bool {
+        is_index_type(&media_type_str(self.descriptor.media_type()))
+    }
+
+    /// Whether `digest` names this image (its identity or its stored form).
+    pub fn has_digest(&self, digest: &str) -> bool {
+        self.digest() == digest || self.view_digest() == digest
     }
 }
 
@@ -40,18 +64,27 @@ impl LoadedImage {
     }
 }
 
-fn is_index(media_type: &str) -> bool {
-    media_type.ends_with("image.index.v1+json") || media_type.ends_with("manifest.list.v2+json")
-}
-
 impl Store {
-    /// A blob's bytes.
+    /// A blob's bytes, checked against its digest (a blob changed on disk is an error,
+    /// never used).
     pub fn read_blob(&self, digest: &str) -> Result<Vec<u8>, StoreError> {
         let path = self.blob_path(digest)?;
-        fs::read(&path).map_err(|e| StoreError::Io {
-            path,
-            message: format!("blob {digest}: {e}"),
-        })
+        let bytes = fs::read(&path).map_err(|e| StoreError::Io {
+            path: path.clone(),
+            message: if e.kind() == std::io::ErrorKind::NotFound {
+                format!("blob {digest} is missing")
+            } else {
+                format!("blob {digest}: {e}")
+            },
+        })?;
+        let actual = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
+        if actual != digest {
+            return Err(StoreError::Corrupt(format!(
+                "blob {digest} ({}) has changed on disk: its content has digest {actual}",
+                path.display()
+            )));
+        }
+        Ok(bytes)
     }
 
     /// A blob, opened for reading.
@@ -79,11 +112,27 @@ impl Store {
             .collect())
     }
 
+    /// Every image of index.json, untagged ones too (named by their digest).
+    pub fn entries(&self) -> Result<Vec<StoredImage>, StoreError> {
+        let _lock = self.lock_shared()?;
+        Ok(self
+            .index()?
+            .manifests()
+            .iter()
+            .map(|d| StoredImage {
+                name: tag_of(d)
+                    .map(String::from)
+                    .unwrap_or_else(|| identity(d).digest),
+                descriptor: d.clone(),
+            })
+            .collect())
+    }
+
     /// Finds the image a user means by `input`: an exact stored name, a reference that
     /// normalizes to one (`busybox` → `docker.io/library/busybox:latest`), a manifest
     /// digest, or a prefix (≥ 4 hex digits) of a manifest digest or image ID.
     pub fn find(&self, input: &str) -> Result<StoredImage, StoreError> {
-        let images = self.images()?;
+        let images = self.entries()?;
         if let Some(i) = images.iter().find(|i| i.name == input) {
             return Ok(i.clone());
         }
@@ -99,6 +148,18 @@ impl Store {
             if let Some(i) = images.iter().find(|i| i.name == name) {
                 return Ok(i.clone());
             }
+            // `name@sha256:…`: an image of that repository (pulled by any tag) whose
+            // registry digest (or stored form) it is.
+            if let Some(d) = r.digest() {
+                let repo = format!("{}/{}", r.registry(), r.repository());
+                let same_repo = |i: &StoredImage| {
+                    reference::parse(&i.name)
+                        .is_ok_and(|n| format!("{}/{}", n.registry(), n.repository()) == repo)
+                };
+                if let Some(i) = images.iter().find(|i| same_repo(i) && i.has_digest(d)) {
+                    return Ok(i.clone());
+                }
+            }
         }
         let hex = input.strip_prefix("sha256:").unwrap_or(input);
         if hex.len() >= 4 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -111,6 +172,7 @@ impl Store {
                 .iter()
                 .filter(|i| {
                     matches_digest(&i.digest())
+                        || matches_digest(&i.view_digest())
                         || self
                             .load_manifest(&i.descriptor)
                             .is_ok_and(|m| matches_digest(m.config().digest().as_ref()))
@@ -126,28 +188,58 @@ impl Store {
         Err(StoreError::UnknownTag(input.to_string()))
     }
 
-    /// The image manifest a descriptor names; for an index, the entry for this host.
+    /// The image manifest a descriptor names; for an index, the entry of this host's
+    /// platform if the store has it, else the only platform it has (see
+    /// [`Store::index_entry`]).
     pub fn load_manifest(&self, desc: &Descriptor) -> Result<ImageManifest, StoreError> {
         let digest = desc.digest().to_string();
-        let bytes = self.read_blob(&digest)?;
-        if is_index(desc.media_type().as_ref()) {
-            let index: ImageIndex = serde_json::from_slice(&bytes).map_err(|e| bad(&digest, e))?;
-            let entry = index
-                .manifests()
-                .iter()
-                .find(|m| {
-                    m.platform().as_ref().is_none_or(|p| {
-                        p.os().to_string() == "linux"
-                            && p.architecture().to_string() == host_architecture()
-                    })
-                })
-                .ok_or_else(|| StoreError::NoPlatform {
-                    digest: digest.clone(),
-                    arch: host_architecture().to_string(),
-                })?;
-            return self.load_manifest(entry);
+        if is_index_type(&media_type_str(desc.media_type())) {
+            let entry = self.index_entry(desc)?;
+            return self.load_manifest(&entry);
         }
+        let bytes = self.read_blob(&digest)?;
         serde_json::from_slice(&bytes).map_err(|e| bad(&digest, e))
+    }
+
+    /// The entries of the index `desc` whose manifests are in the store.
+    pub fn present_entries(&self, desc: &Descriptor) -> Result<Vec<Descriptor>, StoreError> {
+        let digest = desc.digest().to_string();
+        let index: ImageIndex =
+            serde_json::from_slice(&self.read_blob(&digest)?).map_err(|e| bad(&digest, e))?;
+        Ok(index
+            .manifests()
+            .iter()
+            .filter(|m| !is_index_type(&media_type_str(m.media_type())))
+            .filter(|m| self.has_blob(m.digest().as_ref()))
+            .cloned()
+            .collect())
+    }
+
+    /// The manifest of index `desc` to use here: this host's platform if the store has
+    /// it, else the one platform it has; several others is an error naming them.
+    pub fn index_entry(&self, desc: &Descriptor) -> Result<Descriptor, StoreError> {
+        let present = self.present_entries(desc)?;
+        let host = |m: &&Descriptor| {
+            m.platform().as_ref().is_none_or(|p| {
+                p.os().to_string() == "linux" && p.architecture().to_string() == host_architecture()
+            })
+        };
+        if let Some(m) = present.iter().find(host) {
+            return Ok(m.clone());
+        }
+        match present.as_slice() {
+            [only] => Ok(only.clone()),
+            _ => Err(StoreError::NoPlatform {
+                digest: identity(desc).digest,
+                arch: host_architecture().to_string(),
+                present: present
+                    .iter()
+                    .filter_map(|m| m.platform().as_ref())
+                    .map(|p| format!("{}/{}", p.os(), p.architecture()))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }),
+        }
     }
 
     /// A stored image with its manifest and config.

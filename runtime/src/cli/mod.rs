@@ -5,11 +5,98 @@ mod go_flags;
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 pub use go_flags::normalize_go_style_flags;
 
 use crate::commands;
+use crate::output;
+
+/// The top-level help, laid out as runc's (urfave/cli): scripts look for `NAME:` on the
+/// first line and `<program> - <about>` on the second.
+const ROOT_HELP: &str = "\
+NAME:
+   {name} - {about}
+
+USAGE:
+   {name} [global options] command [command options] [arguments...]
+
+COMMANDS:
+{subcommands}
+
+GLOBAL OPTIONS:
+{options}
+";
+
+/// A command's help, laid out as runc's: `NAME:`, then `<program> <command> - <about>`.
+fn command_help(name: &str) -> String {
+    format!("NAME:\n   runtime {name} - {{about}}\n\nUSAGE:\n   {{usage}}\n\n{{all-args}}\n")
+}
+
+/// The command tree with runc's help layout on every command.
+pub fn command() -> clap::Command {
+    Cli::command()
+        .help_template(ROOT_HELP)
+        .mut_subcommands(|sub| {
+            let template = command_help(sub.get_name());
+            sub.help_template(template)
+        })
+}
+
+/// Prints the top-level help to stdout (what runc does when given no command).
+pub fn print_help() {
+    let text = command().render_help().to_string();
+    output::outln!("{}", text.trim_end());
+}
+
+/// Why parsing did not produce a command line: help or version was shown, or the usage
+/// was wrong.
+pub struct ParseExit(clap::Error);
+
+impl ParseExit {
+    /// Reports as runc does and exits: help on stdout with status 0; an unknown command
+    /// as `No help topic for 'NAME'` with status 3; any other usage error as one error
+    /// record with status 1.
+    pub fn report_and_exit(self) -> ! {
+        let err = self.0;
+        match err.kind() {
+            ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                output::outln!("{}", err.render().to_string().trim_end());
+                std::process::exit(0);
+            }
+            ErrorKind::InvalidSubcommand => {
+                let name = match err.get(ContextKind::InvalidSubcommand) {
+                    Some(ContextValue::String(s)) => s.clone(),
+                    _ => String::new(),
+                };
+                crate::logging::fatal(&format!("No help topic for '{name}'"));
+                std::process::exit(3);
+            }
+            _ => {
+                // clap's message without its usage and hint lines, on one line.
+                let text = err.render().to_string();
+                let msg = text
+                    .lines()
+                    .take_while(|l| !l.starts_with("Usage:"))
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                crate::logging::fatal(msg.strip_prefix("error: ").unwrap_or(&msg));
+                std::process::exit(1);
+            }
+        }
+    }
+}
+
+/// Parses the (Go-style normalized) arguments.
+pub fn parse(args: Vec<std::ffi::OsString>) -> Result<Cli, ParseExit> {
+    let matches = command().try_get_matches_from(args).map_err(ParseExit)?;
+    Cli::from_arg_matches(&matches).map_err(ParseExit)
+}
 
 /// Global options, accepted before or after the subcommand as runc does.
 #[derive(Parser, Debug)]

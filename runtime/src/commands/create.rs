@@ -12,9 +12,10 @@ use libcontainer::oci_spec::runtime::Spec;
 use libcontainer::syscall::syscall::SyscallType;
 
 use crate::cli::Cli;
+use crate::container::footprint::{self, Footprint};
 use crate::container::path_lookup::PathLookupExecutor;
 use crate::container::test_switches::phase;
-use crate::container::{self, cgroup_default, config_check, rootless_cgroups, shadow_bundle};
+use crate::container::{self, config_check, rootless_cgroups};
 
 /// Options shared by `create` and `run`.
 #[derive(Args, Debug, Clone)]
@@ -80,7 +81,9 @@ pub fn load_bundle_spec(bundle: &Path) -> Result<(PathBuf, Spec)> {
     let config = bundle.join("config.json");
     let text = fs::read(&config).with_context(|| format!("cannot read {}", config.display()))?;
     let invalid = |why: String| anyhow::anyhow!("invalid {}: {why}", config.display());
-    let spec = config_check::parse(&text).map_err(invalid)?;
+    let parsed = config_check::parse(&text).map_err(invalid)?;
+    config_check::warn_ignored_capabilities(&parsed.ignored_capabilities);
+    let spec = parsed.spec;
     config_check::validate(&spec).map_err(invalid)?;
     let Some(root) = spec.root() else {
         bail!("invalid {}: root is missing", config.display());
@@ -169,39 +172,24 @@ pub fn create_loaded_container(
     phase("create:claimed");
     let dir = container::container_dir(&root, id);
     if dir.exists() {
-        bail!("container {id} already exists");
+        bail!(container::client_errors::already_exists(id));
     }
     let systemd = cli.systemd_cgroup;
     // Rootless on cgroup v1: no cgroup is really made, so there is none to rename either.
     let cgroups_hidden = rootless_cgroups::needs_hiding();
     if cgroups_hidden {
         let cgroups_path = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone());
-        rootless_cgroups::hide_cgroup_v1(&libcontainer::utils::get_cgroup_path(&cgroups_path, id))?;
+        rootless_cgroups::hide_cgroup_v1(&libcontainer::utils::get_cgroup_path(
+            &cgroups_path,
+            id,
+            systemd,
+        ))?;
     }
-    let shadow = shadow_bundle::needed(&spec)
-        .then(|| shadow_bundle::write(&root, id, &bundle, &spec))
-        .transpose()?;
-    let lib_bundle = shadow.as_deref().unwrap_or(&bundle);
-    // libcontainer gets the spec we already parsed, unless it must read the shadow
-    // bundle's adjusted copy.
-    let mut handed = shadow.is_none().then(|| spec.clone());
-    let default_cgroup = !cgroups_hidden && cgroup_default::applies(&spec, systemd);
-    let named_up_front = default_cgroup
-        && handed
-            .as_mut()
-            .is_some_and(|s| cgroup_default::name_up_front(s, id));
-    let built = build(&root, lib_bundle, opts, id, detach, systemd, handed);
+    let cgroup_existed = footprint::cgroup_exists(&spec, id, systemd);
+    // libcontainer gets the spec we already parsed.
+    let built = build(&root, &bundle, opts, id, detach, systemd, spec);
     phase("create:built");
-    if let Some(dir) = &shadow {
-        let _ = fs::remove_dir_all(dir);
-    }
-    let result = built.and_then(|mut container| {
-        if shadow.is_some() {
-            shadow_bundle::restore_bundle_path(&mut container, &bundle)?;
-        }
-        if default_cgroup && !named_up_front {
-            cgroup_default::rename_to_runc_default(&dir, id)?;
-        }
+    let result = built.and_then(|container| {
         if let Some(socket) = &opts.pidfd_socket {
             send_pidfd(&container, socket)?;
         }
@@ -213,7 +201,16 @@ pub fn create_loaded_container(
             Ok(container)
         }
         Err(err) => {
-            remove_leftovers(&root, id);
+            // Everything this attempt made goes (the id was free when it began); a cgroup
+            // that existed before it is not its to remove (libcontainer's delete takes
+            // out what the attempt put in it).
+            let mut footprint = Footprint::new(&root, id);
+            if cgroup_existed {
+                footprint = footprint.keeping_cgroups();
+            }
+            if let Err(left) = footprint.delete_forcibly() {
+                tracing::warn!(%left, "a failed create left something behind");
+            }
             Err(err)
         }
     }
@@ -226,9 +223,9 @@ fn build(
     id: &str,
     detach: bool,
     systemd: bool,
-    spec: Option<Spec>,
+    spec: Spec,
 ) -> Result<Container> {
-    let mut init = ContainerBuilder::new(id.to_string(), SyscallType::default())
+    let container = ContainerBuilder::new(id.to_string(), SyscallType::default())
         .with_root_path(root)?
         .with_pid_file(opts.pid_file.as_ref())?
         .with_console_socket(opts.console_socket.as_ref())
@@ -238,11 +235,8 @@ fn build(
         .as_init(bundle)
         .with_systemd(systemd)
         .with_detach(detach)
-        .with_no_pivot(opts.no_pivot);
-    if let Some(spec) = spec {
-        init = init.with_spec(spec);
-    }
-    let container = init
+        .with_no_pivot(opts.no_pivot)
+        .with_spec(spec)
         .build()
         .map_err(|e| anyhow::anyhow!("{}", error_chain(&e)))
         .with_context(|| format!("cannot create container {id}"))?;
@@ -261,23 +255,6 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
         source = s.source();
     }
     parts.join(": ")
-}
-
-/// Removes whatever a failed create left: the init (if it was forked), the state
-/// directory and the cgroup under both names.
-fn remove_leftovers(root: &Path, id: &str) {
-    let dir = container::container_dir(root, id);
-    rootless_cgroups::clear_mirror();
-    if let Ok(mut c) = Container::load(dir.clone()) {
-        let _ = c.delete(true);
-    }
-    let _ = fs::remove_dir_all(&dir);
-    let _ = fs::remove_file(container::lock_path(root, id));
-    for name in [id.to_string(), format!(":youki:{id}")] {
-        for mount in container::cgroup_mounts::all() {
-            let _ = fs::remove_dir(mount.path.join(&name));
-        }
-    }
 }
 
 /// Sends a pidfd of the container init over the `--pidfd-socket`, as runc 1.2 does.

@@ -5,7 +5,7 @@
 //! deletes of one id do not trip over each other: one removes the container, the others
 //! find it gone. With `--force` the container is removed whatever state it is in, also
 //! when its state cannot be read because a runtime was killed half-way through create,
-//! exec or delete (`container::leftovers`).
+//! exec or delete (`container::footprint`).
 
 use std::time::Duration;
 
@@ -15,8 +15,9 @@ use libcontainer::container::ContainerStatus;
 
 use crate::cli::Cli;
 use crate::commands::create::error_chain;
+use crate::container::footprint::Footprint;
 use crate::container::test_switches::phase;
-use crate::container::{self, leftovers};
+use crate::container::{self, hook_warnings};
 
 /// How long delete waits for a create or another delete of the same id.
 const LOCK_WAIT: Duration = Duration::from_secs(30);
@@ -34,15 +35,18 @@ pub fn run(cli: &Cli, args: DeleteArgs) -> Result<()> {
     container::validate_id(&args.id)?;
     let root = container::state_root(cli);
     let id = args.id.as_str();
-    let dir = container::container_dir(&root, id);
-    let exists = |dir: &std::path::Path| dir.exists() || container::lock_path(&root, id).exists();
-    if !exists(&dir) {
+    let footprint = Footprint::new(&root, id);
+    let dir = footprint.state_dir();
+    if !footprint.may_exist() {
         if args.force {
             return Ok(());
         }
-        bail!("container {id} does not exist");
+        bail!(container::client_errors::does_not_exist(id));
     }
     let claim = container::claim_id_waiting(&root, id, LOCK_WAIT)?;
+    // A runtime killed during create or exec may have left a process on its way into the
+    // container's cgroup: it dies, but only once its current system call is done.
+    footprint.wait_for_clones();
     if !dir.join("state.json").exists() {
         if args.force {
             // A create that was killed may have left processes, cgroups and a state
@@ -51,10 +55,10 @@ pub fn run(cli: &Cli, args: DeleteArgs) -> Result<()> {
         }
         if !dir.exists() {
             // Another delete won; taking the lock may have made the file again.
-            let _ = std::fs::remove_file(container::lock_path(&root, id));
+            let _ = std::fs::remove_file(footprint.lock_file());
         }
         drop(claim);
-        bail!("container {id} does not exist");
+        bail!(container::client_errors::does_not_exist(id));
     }
     let mut c = match container::load(&root, id) {
         Ok(c) => c,
@@ -76,7 +80,10 @@ pub fn run(cli: &Cli, args: DeleteArgs) -> Result<()> {
         .with_context(|| format!("cannot delete container {id}"));
     phase("delete:deleted");
     match deleted {
-        Ok(()) => finish(&root, id, claim),
+        Ok(poststop_failures) => {
+            hook_warnings::report("poststop", &poststop_failures);
+            finish(&root, id, claim)
+        }
         Err(_) if args.force => finish(&root, id, claim),
         Err(e) => Err(e),
     }
@@ -84,16 +91,14 @@ pub fn run(cli: &Cli, args: DeleteArgs) -> Result<()> {
 
 /// Removes whatever is left and releases the id; an error names what could not be removed.
 fn finish(root: &std::path::Path, id: &str, claim: container::IdClaim) -> Result<()> {
+    let footprint = Footprint::new(root, id);
     if container::test_switches::unsafe_enabled("delete-sweep") {
         // libcontainer's delete alone, for the faults test's negative control.
-        let _ = std::fs::remove_dir_all(container::container_dir(root, id));
-        let _ = std::fs::remove_file(container::lock_path(root, id));
+        let _ = std::fs::remove_dir_all(footprint.state_dir());
+        let _ = std::fs::remove_file(footprint.lock_file());
         return Ok(());
     }
-    let problems = leftovers::sweep(root, id);
+    let removed = footprint.remove();
     drop(claim);
-    if !problems.is_empty() {
-        bail!("cannot delete container {id}: {}", problems.join("; "));
-    }
-    Ok(())
+    removed.with_context(|| format!("cannot delete container {id}"))
 }

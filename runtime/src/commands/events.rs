@@ -1,7 +1,8 @@
 //! `events`: container statistics and OOM notifications in runc's envelope
 //! `{"type":"stats"|"oom","id":...,"data":{...}}`, the shape containerd's shim decodes.
 //! `--stats` prints one stats event; otherwise stats stream every `--interval` and an
-//! `oom` event is printed whenever the kernel OOM-kills a process in the container.
+//! `oom` event is printed whenever the kernel OOM-kills a process in the container, until
+//! the container is deleted (exit 0).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -128,23 +129,40 @@ fn oom_kills(memory_dir: &Path) -> Option<u64> {
         })
 }
 
-/// The container's memory cgroup directory under v1 or v2.
-fn memory_dir(cgroup_path: &Path) -> PathBuf {
+/// The container's memory cgroup directory under v1 or v2. On v2 it is the init's cgroup,
+/// read from /proc: with the systemd driver the recorded cgroup path is a
+/// `slice:prefix:name` triple, not a directory.
+fn memory_dir(cgroup_path: &Path, init: Option<i32>) -> PathBuf {
     let rel = cgroup_path.strip_prefix("/").unwrap_or(cgroup_path);
     let v1 = Path::new("/sys/fs/cgroup/memory").join(rel);
     if v1.exists() {
-        v1
-    } else {
-        Path::new("/sys/fs/cgroup").join(rel)
+        return v1;
     }
+    let init_v2 = init.and_then(|pid| {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+        let path = text.lines().find_map(|l| l.strip_prefix("0::"))?;
+        Some(Path::new("/sys/fs/cgroup").join(path.trim_start_matches('/')))
+    });
+    init_v2
+        .filter(|d| d.join("memory.events").exists())
+        .unwrap_or_else(|| Path::new("/sys/fs/cgroup").join(rel))
 }
 
-fn print_event(kind: &str, id: &str, data: Option<Value>) {
-    let mut event = json!({"type": kind, "id": id});
-    if let Some(d) = data {
-        event["data"] = d;
-    }
-    println!("{event}");
+/// runc's event envelope, its keys in runc's order (`type`, `id`, `data`): scripts and
+/// runc's own tests compare the text.
+#[derive(serde::Serialize)]
+struct Event<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<Value>,
+}
+
+fn print_event(kind: &str, id: &str, data: Option<Value>) -> Result<()> {
+    let event = serde_json::to_string(&Event { kind, id, data })?;
+    crate::output::outln!("{event}");
+    Ok(())
 }
 
 fn stats_of(manager: &AnyCgroupManager, id: &str) -> Result<Value> {
@@ -159,7 +177,8 @@ pub fn run(cli: &Cli, args: EventsArgs) -> Result<()> {
     let root = container::state_root(cli);
     let c = container::load(&root, &args.id)?;
     if c.status() == ContainerStatus::Stopped {
-        bail!("container {} is not running", args.id);
+        // runc's wording for events.
+        bail!("container with id {} is not running", args.id);
     }
     let config = YoukiConfig::load(&c.root)
         .with_context(|| format!("cannot read the saved config of container {}", args.id))?;
@@ -170,31 +189,32 @@ pub fn run(cli: &Cli, args: EventsArgs) -> Result<()> {
     })
     .with_context(|| format!("cannot open the cgroup of container {}", args.id))?;
     if args.stats {
-        print_event("stats", &args.id, Some(stats_of(&manager, &args.id)?));
+        print_event("stats", &args.id, Some(stats_of(&manager, &args.id)?))?;
         return Ok(());
     }
-    let mem = memory_dir(&config.cgroup_path);
+    let mem = memory_dir(&config.cgroup_path, c.pid().map(|p| p.as_raw()));
     let mut ooms = oom_kills(&mem).unwrap_or(0);
     let mut next_stats = Instant::now();
     loop {
         if let Some(n) = oom_kills(&mem) {
             if n > ooms {
-                print_event("oom", &args.id, None);
+                print_event("oom", &args.id, None)?;
                 ooms = n;
             }
         }
         if Instant::now() >= next_stats {
             match stats_of(&manager, &args.id) {
-                Ok(data) => print_event("stats", &args.id, Some(data)),
+                Ok(data) => print_event("stats", &args.id, Some(data))?,
                 Err(_) if container::load(&root, &args.id).is_err() => return Ok(()),
-                Err(e) => return Err(e),
+                // runc logs a failed read and keeps streaming (a delete may be under way).
+                Err(e) => crate::logging::log(crate::logging::Level::Error, &format!("{e:#}")),
             }
             next_stats = Instant::now() + interval;
         }
-        // Streaming ends when the container has stopped or been deleted.
-        match container::load(&root, &args.id) {
-            Ok(c) if c.status() != ContainerStatus::Stopped => {}
-            _ => return Ok(()),
+        // Streaming ends, successfully, when the container is deleted (its cgroup goes):
+        // as runc's, a stopped container's stream goes on until then.
+        if container::load(&root, &args.id).is_err() {
+            return Ok(());
         }
         std::thread::sleep(Duration::from_millis(100).min(interval));
     }

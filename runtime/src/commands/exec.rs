@@ -8,20 +8,19 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use libcontainer::config::YoukiConfig;
+use libcontainer::capabilities;
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::container::ContainerStatus;
-use libcontainer::oci_spec::runtime::{LinuxSeccomp, Process, Spec};
+use libcontainer::oci_spec::runtime::Process;
 use libcontainer::syscall::syscall::SyscallType;
 use nix::unistd::Pid;
 
 use crate::cli::Cli;
 use crate::commands::create::error_chain;
-use crate::container::exec_seccomp::SeccompExecutor;
 use crate::container::path_lookup::PathLookupExecutor;
 use crate::container::test_switches::phase;
-use crate::container::tty_proxy::{ConsoleReceiver, Relay};
-use crate::container::{self, exec_cgroup};
+use crate::container::tty_proxy::{self, ConsoleReceiver, Relay};
+use crate::container::{self, client_errors, config_check};
 
 #[derive(Args, Debug)]
 pub struct ExecArgs {
@@ -100,19 +99,31 @@ fn parse_user(text: &str) -> Result<(u32, Option<u32>)> {
 /// The process to run: `--process FILE` as given, or the container's process changed by
 /// the flags.
 fn build_process(args: &ExecArgs, bundle: &std::path::Path) -> Result<Process> {
-    let mut process: Process = if let Some(path) = &args.process {
+    let process: Process = if let Some(path) = &args.process {
         let text = std::fs::read(path)
             .with_context(|| format!("cannot read process file {}", path.display()))?;
-        serde_json::from_slice(&text)
+        let mut value: serde_json::Value = serde_json::from_slice(&text)
+            .with_context(|| format!("invalid process file {}", path.display()))?;
+        config_check::warn_ignored_capabilities(&capabilities::remove_unknown_names(&mut value));
+        // runc runs a process without `user` as 0:0 (its Go struct's zero value); the
+        // runtime spec's type requires the field.
+        if let Some(obj) = value.as_object_mut() {
+            obj.entry("user")
+                .or_insert_with(|| serde_json::json!({"uid": 0, "gid": 0}));
+        }
+        serde_json::from_value(value)
             .with_context(|| format!("invalid process file {}", path.display()))?
     } else {
         if args.command.is_empty() {
             bail!("exec needs a command to run (or --process FILE)");
         }
         let config = bundle.join("config.json");
-        let spec = Spec::load(&config)
+        let text = std::fs::read(&config)
             .with_context(|| format!("cannot read the container's {}", config.display()))?;
-        let mut p = spec.process().clone().unwrap_or_default();
+        let parsed = config_check::parse(&text)
+            .map_err(|e| anyhow::anyhow!("invalid {}: {e}", config.display()))?;
+        config_check::warn_ignored_capabilities(&parsed.ignored_capabilities);
+        let mut p = parsed.spec.process().clone().unwrap_or_default();
         p.set_args(Some(args.command.clone()));
         p.set_terminal(Some(args.tty));
         if let Some(cwd) = &args.cwd {
@@ -122,12 +133,10 @@ fn build_process(args: &ExecArgs, bundle: &std::path::Path) -> Result<Process> {
             p.set_cwd(cwd.clone());
         }
         if !args.env.is_empty() {
+            // Appended, as runc does: a name given again keeps its place and takes the
+            // last value when the process's environment is set (libcontainer's Env).
             let mut env: Vec<String> = p.env().clone().unwrap_or_default();
-            for kv in &args.env {
-                let key = kv.split_once('=').map_or(kv.as_str(), |(k, _)| k);
-                env.retain(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) != key);
-                env.push(kv.clone());
-            }
+            env.extend(args.env.iter().cloned());
             p.set_env(Some(env));
         }
         let mut user = p.user().clone();
@@ -143,8 +152,16 @@ fn build_process(args: &ExecArgs, bundle: &std::path::Path) -> Result<Process> {
         }
         p.set_user(user);
         if !args.cap.is_empty() {
-            let mut caps = p.capabilities().clone().unwrap_or_default();
-            for name in &args.cap {
+            // A process without capabilities has none; --cap adds to empty sets.
+            let mut caps = p.capabilities().clone().unwrap_or_else(capabilities::none);
+            // Names runc would not know are ignored with its warning.
+            let mut named = serde_json::json!({"capabilities": {"bounding": args.cap}});
+            config_check::warn_ignored_capabilities(&capabilities::remove_unknown_names(
+                &mut named,
+            ));
+            let known: Vec<String> =
+                serde_json::from_value(named["capabilities"]["bounding"].take())?;
+            for name in &known {
                 let cap = serde_json::from_value(serde_json::Value::from(name.as_str()))
                     .map_err(|_| anyhow::anyhow!("--cap {name:?} is not a capability"))?;
                 let add = |s: &Option<std::collections::HashSet<_>>| {
@@ -172,40 +189,58 @@ fn build_process(args: &ExecArgs, bundle: &std::path::Path) -> Result<Process> {
         }
         p
     };
-    // libcontainer mishandles an explicit `false` with seccomp (see shadow_bundle);
-    // absent means the same.
-    if process.no_new_privileges() == Some(false) {
-        process.set_no_new_privileges(None);
-    }
     Ok(process)
 }
 
-/// The container's seccomp profile, which libcontainer's exec would leave out.
-fn container_seccomp(bundle: &std::path::Path) -> Result<Option<LinuxSeccomp>> {
-    let config = bundle.join("config.json");
-    let spec = Spec::load(&config)
-        .with_context(|| format!("cannot read the container's {}", config.display()))?;
-    Ok(spec.linux().as_ref().and_then(|l| l.seccomp().clone()))
+/// The sub-cgroup of the container's cgroup that `--cgroup` names. runc takes `PATH`
+/// (every hierarchy) or `CONTROLLER[,CONTROLLER]:PATH` (those controllers only);
+/// libcontainer joins one path in every hierarchy, so a path for some controllers only
+/// is refused rather than applied to all of them. The sub-cgroup must exist (the
+/// process joins it, as with runc, and fails when it is missing).
+fn sub_cgroup(flags: &[String]) -> Result<Option<String>> {
+    let mut path: Option<&str> = None;
+    for flag in flags {
+        let (controllers, p) = flag.split_once(':').unwrap_or(("", flag));
+        if !controllers.is_empty() {
+            bail!(
+                "--cgroup {flag:?}: a sub-cgroup for some controllers only is not supported; \
+                 give PATH to join it in every hierarchy"
+            );
+        }
+        if p.is_empty() {
+            bail!("--cgroup {flag:?}: the path is empty");
+        }
+        if path.is_some_and(|seen| seen != p) {
+            bail!("--cgroup given twice with different paths");
+        }
+        path = Some(p);
+    }
+    Ok(path.map(str::to_string))
 }
 
-/// Runs the command; returns the exit status (the process's, or 0 when detached).
+/// Runs the command; returns the exit status (the process's, or 0 when detached). Every
+/// error is reported as runc reports exec's: `exec failed: ...`.
 pub fn run(cli: &Cli, args: ExecArgs) -> Result<i32> {
+    exec(cli, args).context("exec failed")
+}
+
+fn exec(cli: &Cli, args: ExecArgs) -> Result<i32> {
     let root = container::state_root(cli);
     let c = container::load(&root, &args.id)?;
     match c.status() {
-        ContainerStatus::Running => {}
+        // runc runs a process in a created container too (its init waits for start).
+        ContainerStatus::Running | ContainerStatus::Created => {}
         ContainerStatus::Paused if args.ignore_paused => {}
-        ContainerStatus::Paused => bail!("container {} is paused (use --ignore-paused)", args.id),
-        s => bail!(
-            "cannot exec in container {}: it is {}",
-            args.id,
-            s.to_string().to_lowercase()
-        ),
+        ContainerStatus::Paused => bail!(client_errors::EXEC_PAUSED),
+        ContainerStatus::Stopped => bail!(client_errors::EXEC_STOPPED),
+        ContainerStatus::Creating => bail!("cannot exec in a container that is being created"),
     }
     let process = build_process(&args, c.bundle())?;
-    let seccomp = container_seccomp(c.bundle())?;
     if process.terminal() == Some(true) && args.detach && args.console_socket.is_none() {
         bail!("exec --tty --detach needs --console-socket");
+    }
+    if process.terminal() == Some(true) && args.console_socket.is_none() {
+        tty_proxy::require_host_terminal()?;
     }
     let process_file = c.root.join(format!("exec-{}.json", std::process::id()));
     std::fs::write(&process_file, serde_json::to_vec(&process)?)
@@ -229,21 +264,15 @@ pub fn run(cli: &Cli, args: ExecArgs) -> Result<i32> {
     } else {
         Some(container::wait::install_signal_handlers(true)?)
     };
-    let sub_cgroup = args
-        .cgroup
-        .iter()
-        .map(|c| c.split_once(':').map_or(c.as_str(), |(_, p)| p).to_string())
-        .next();
+    let sub_cgroup = sub_cgroup(&args.cgroup)?;
     phase("exec:prepared");
     let built = ContainerBuilder::new(args.id.clone(), SyscallType::default())
         .with_root_path(&root)
         .and_then(|b| b.with_pid_file(args.pid_file.as_ref()))
         .map(|b| {
-            let b = match seccomp {
-                Some(profile) => b.with_executor(SeccompExecutor { profile }),
-                None => b.with_executor(PathLookupExecutor),
-            };
-            b.with_console_socket(console_socket.as_ref())
+            // libcontainer gives the exec'd process the container's seccomp profile.
+            b.with_executor(PathLookupExecutor)
+                .with_console_socket(console_socket.as_ref())
                 .with_preserved_fds(args.preserve_fds)
                 .as_tenant()
                 .with_process(Some(&process_file))
@@ -254,14 +283,9 @@ pub fn run(cli: &Cli, args: ExecArgs) -> Result<i32> {
         })
         .and_then(|b| b.build());
     let _ = std::fs::remove_file(&process_file);
-    let pid: Pid = built
-        .map_err(|e| anyhow::anyhow!("{}", error_chain(&e)))
-        .with_context(|| format!("cannot exec in container {}", args.id))?;
+    let pid: Pid = built.map_err(|e| anyhow::anyhow!("{}", error_chain(&e)))?;
 
     phase("exec:started");
-    if let Ok(config) = YoukiConfig::load(&c.root) {
-        exec_cgroup::adopt_stray(&args.id, &config.cgroup_path)?;
-    }
     let relay = match console {
         Some(receiver) => Some(Relay::start(receiver)?),
         None => None,

@@ -37,12 +37,18 @@ pub fn run(cli: &Cli, args: ListArgs) -> Result<()> {
     views.sort_by(|a, b| a.id.cmp(&b.id));
     if args.quiet {
         for v in &views {
-            println!("{}", v.id);
+            crate::output::outln!("{}", v.id);
         }
         return Ok(());
     }
     if args.format == "json" {
-        println!("{}", serde_json::to_string(&views)?);
+        // runc marshals its empty (nil) list as `null`, which clients decode as no
+        // containers.
+        if views.is_empty() {
+            crate::output::outln!("null");
+        } else {
+            crate::output::outln!("{}", serde_json::to_string(&views)?);
+        }
         return Ok(());
     }
     let mut rows = vec![[
@@ -72,7 +78,7 @@ pub fn run(cli: &Cli, args: ListArgs) -> Result<()> {
             .enumerate()
             .map(|(i, cell)| format!("{cell:<width$}", width = widths[i]))
             .collect();
-        println!("{}", line.join("   ").trim_end());
+        crate::output::outln!("{}", line.join("   ").trim_end());
     }
     Ok(())
 }

@@ -6,7 +6,7 @@ use libcontainer::container::ContainerStatus;
 
 use crate::cli::Cli;
 use crate::commands::create::error_chain;
-use crate::container;
+use crate::container::{self, client_errors};
 
 #[derive(Args, Debug)]
 pub struct PauseArgs {
@@ -19,12 +19,8 @@ pub fn run(cli: &Cli, args: PauseArgs) -> Result<()> {
     let mut c = container::load(&root, &args.id)?;
     match c.status() {
         ContainerStatus::Running => {}
-        ContainerStatus::Paused => bail!("container {} is already paused", args.id),
-        s => bail!(
-            "container {} is not running: {}",
-            args.id,
-            s.to_string().to_lowercase()
-        ),
+        // runc says the same for a paused container: pausing needs a running one.
+        _ => bail!(client_errors::NOT_RUNNING),
     }
     c.pause()
         .map_err(|e| anyhow::anyhow!("{}", error_chain(&e)))

@@ -50,7 +50,7 @@ pub fn run(cli: &Cli, args: PsArgs) -> Result<()> {
     let root = container::state_root(cli);
     let pids = container_pids(&root, &args.id)?;
     if args.format == "json" {
-        println!("{}", serde_json::to_string(&pids)?);
+        crate::output::outln!("{}", serde_json::to_string(&pids)?);
         return Ok(());
     }
     let ps_args = if args.ps_args.is_empty() {
@@ -79,14 +79,14 @@ pub fn run(cli: &Cli, args: PsArgs) -> Result<()> {
         );
     };
     let wanted: HashSet<i32> = pids.into_iter().collect();
-    println!("{header}");
+    crate::output::outln!("{header}");
     for line in lines {
         let pid = line
             .split_whitespace()
             .nth(pid_col)
             .and_then(|p| p.parse::<i32>().ok());
         if pid.is_some_and(|p| wanted.contains(&p)) {
-            println!("{line}");
+            crate::output::outln!("{line}");
         }
     }
     Ok(())

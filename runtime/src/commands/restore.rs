@@ -23,8 +23,9 @@ use crate::cli::Cli;
 use crate::commands::create::{bundle_wants_terminal, error_chain, load_bundle_spec};
 use crate::container::cgroup_visit::CgroupVisit;
 use crate::container::criu_restore::{self, CriuRoot};
+use crate::container::footprint::Footprint;
 use crate::container::tty_proxy::{ConsoleReceiver, Relay};
-use crate::container::{self, cgroup_default, criu};
+use crate::container::{self, criu};
 
 #[derive(Args, Debug)]
 pub struct RestoreArgs {
@@ -94,22 +95,19 @@ pub fn run(cli: &Cli, args: RestoreArgs) -> Result<i32> {
     let claim = container::claim_id(&root, &id)?;
     let dir = container::container_dir(&root, &id);
     if dir.exists() {
-        bail!("container {id} already exists");
+        bail!(container::client_errors::already_exists(&id));
     }
 
     let systemd = cli.systemd_cgroup;
-    let cgroup_path = if cgroup_default::applies(&checked.spec, systemd) {
-        PathBuf::from(format!("/{id}"))
-    } else {
-        libcontainer::utils::get_cgroup_path(
-            &checked
-                .spec
-                .linux()
-                .as_ref()
-                .and_then(|l| l.cgroups_path().clone()),
-            &id,
-        )
-    };
+    let cgroup_path = libcontainer::utils::get_cgroup_path(
+        &checked
+            .spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.cgroups_path().clone()),
+        &id,
+        systemd,
+    );
     let manager = libcgroups::common::create_cgroup_manager(CgroupConfig {
         cgroup_path: cgroup_path.clone(),
         systemd_cgroup: systemd,
@@ -128,7 +126,7 @@ pub fn run(cli: &Cli, args: RestoreArgs) -> Result<i32> {
     // A terminal with nobody to hand it to (foreground restore): we relay it ourselves.
     let receiver = if checked.terminal && args.console_socket.is_none() {
         Some(ConsoleReceiver::listen(
-            &root.join(format!(".{id}.console")),
+            &Footprint::new(&root, &id).console_socket(),
         )?)
     } else {
         None
@@ -185,10 +183,9 @@ pub fn run(cli: &Cli, args: RestoreArgs) -> Result<i32> {
         r.finish();
     }
     // As `run` does without --keep: the container goes with its process.
-    if let Ok(mut c) = container::load(&root, &id) {
-        let _ = c.delete(true);
+    if let Err(left) = Footprint::new(&root, &id).delete_forcibly() {
+        tracing::warn!(%left, "restore's delete left something behind");
     }
-    let _ = fs::remove_file(container::lock_path(&root, &id));
     Ok(status)
 }
 
@@ -335,7 +332,7 @@ impl Attempt<'_> {
         c.save()
             .map_err(|e| anyhow::anyhow!("{}", error_chain(&e)))
             .with_context(|| format!("{}: cannot record its state", self.what))?;
-        let mut config = YoukiConfig::from_spec(spec, id)
+        let mut config = YoukiConfig::from_spec(spec, id, self.systemd)
             .map_err(|e| anyhow::anyhow!("{e}"))
             .with_context(|| format!("{}: cannot record its config", self.what))?;
         config.cgroup_path = self.cgroup_path.to_path_buf();
@@ -394,19 +391,16 @@ impl Attempt<'_> {
     }
 }
 
-/// Removes what a failed restore made: the cgroup (killing anything CRIU left in it),
-/// the state directory and the id's lock.
+/// Removes what a failed restore made: the cgroup (killing anything CRIU left in it,
+/// through the manager the attempt used, before its path was recorded), then everything
+/// the footprint of the id knows (state directory, console socket, lock).
 fn undo(root: &Path, id: &str, manager: &AnyCgroupManager) {
     if let Err(err) = manager.remove() {
         tracing::warn!(%err, "cannot remove the cgroup of the failed restore");
     }
-    for name in [id.to_string(), format!(":youki:{id}")] {
-        for mount in container::cgroup_mounts::all() {
-            let _ = fs::remove_dir(mount.path.join(&name));
-        }
+    if let Err(left) = Footprint::new(root, id).remove() {
+        tracing::warn!(%left, "a failed restore left something behind");
     }
-    let _ = fs::remove_dir_all(container::container_dir(root, id));
-    let _ = fs::remove_file(container::lock_path(root, id));
 }
 
 /// The pid file, written whole or not at all (a reader never sees a partial pid).
@@ -431,12 +425,12 @@ fn run_poststart(c: &Container) {
     let Some(hooks) = config.hooks.as_ref().and_then(|h| h.poststart().clone()) else {
         return;
     };
-    if let Err(e) =
-        libcontainer::hooks::run_hooks(Some(&hooks), Some(&c.state), Some(&c.root), None, None)
-    {
-        eprintln!(
-            "runtime: warning: poststart hook failed: {}",
-            error_chain(&e)
-        );
-    }
+    let failures = libcontainer::hooks::run_hooks_warn_on_failure(
+        Some(&hooks),
+        Some(&c.state),
+        Some(&c.root),
+        None,
+        None,
+    );
+    container::hook_warnings::report("poststart", &failures);
 }

@@ -6,7 +6,7 @@ use libcontainer::container::ContainerStatus;
 
 use crate::cli::Cli;
 use crate::commands::create::error_chain;
-use crate::container;
+use crate::container::{self, client_errors};
 
 #[derive(Args, Debug)]
 pub struct ResumeArgs {
@@ -18,11 +18,7 @@ pub fn run(cli: &Cli, args: ResumeArgs) -> Result<()> {
     let root = container::state_root(cli);
     let mut c = container::load(&root, &args.id)?;
     if c.status() != ContainerStatus::Paused {
-        bail!(
-            "container {} is not paused: {}",
-            args.id,
-            c.status().to_string().to_lowercase()
-        );
+        bail!(client_errors::NOT_PAUSED);
     }
     c.resume()
         .map_err(|e| anyhow::anyhow!("{}", error_chain(&e)))

@@ -11,6 +11,7 @@ use crate::commands::create::{
     create_loaded_container, load_bundle_spec, spec_wants_terminal, CreateOpts,
 };
 use crate::container;
+use crate::container::footprint::Footprint;
 use crate::container::test_switches::phase;
 use crate::container::tty_proxy::{ConsoleReceiver, Relay};
 
@@ -46,7 +47,7 @@ pub fn run(cli: &Cli, args: RunArgs) -> Result<i32> {
     if args.detach {
         let mut c = create_loaded_container(cli, &args.opts, &args.id, true, loaded)?;
         if let Err(err) = container::start::start(&mut c) {
-            let _ = c.delete(true);
+            let _ = Footprint::new(&container::state_root(cli), &args.id).delete_forcibly();
             return Err(err).with_context(|| format!("cannot start container {}", args.id));
         }
         return Ok(0);
@@ -59,7 +60,7 @@ pub fn run(cli: &Cli, args: RunArgs) -> Result<i32> {
     let mut opts = args.opts.clone();
     let console = if opts.console_socket.is_none() && spec_wants_terminal(&loaded.1) {
         container::make_state_root(&root)?;
-        let receiver = ConsoleReceiver::listen(&root.join(format!(".{}.console", args.id)))?;
+        let receiver = ConsoleReceiver::listen(&Footprint::new(&root, &args.id).console_socket())?;
         opts.console_socket = Some(receiver.path().to_path_buf());
         Some(receiver)
     } else {
@@ -69,11 +70,9 @@ pub fn run(cli: &Cli, args: RunArgs) -> Result<i32> {
     let mut c = create_loaded_container(cli, &opts, &args.id, console.is_some(), loaded)?;
     let cleanup = |keep: bool| {
         if !keep {
-            container::rootless_cgroups::clear_mirror();
-            if let Ok(mut c) = container::load(&root, &args.id) {
-                let _ = c.delete(true);
+            if let Err(left) = Footprint::new(&root, &args.id).delete_forcibly() {
+                tracing::warn!(%left, "run's delete left something behind");
             }
-            let _ = std::fs::remove_file(container::lock_path(&root, &args.id));
         }
     };
     if let Err(err) = container::start::start(&mut c) {

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use libcontainer::oci_spec::runtime::Spec;
+use libcontainer::oci_spec::runtime::{LinuxNamespaceType, Spec};
 
 use crate::cli::Cli;
 
@@ -41,10 +41,41 @@ pub fn run(_cli: &Cli, args: SpecArgs) -> Result<()> {
         // (runc's rootless spec has no resources at all; nor has ours.)
         deny_all_devices(&mut spec)?;
     }
-    let text = serde_json::to_string_pretty(&spec)?;
+    // runc's default spec has no cgroup namespace (oci-spec-rs's has one): configs that
+    // add their own, as runc's tests and some tools do, would otherwise list it twice.
+    if let Some(linux) = spec.linux_mut() {
+        if let Some(namespaces) = linux.namespaces().clone() {
+            let kept = namespaces
+                .into_iter()
+                .filter(|ns| ns.typ() != LinuxNamespaceType::Cgroup)
+                .collect();
+            linux.set_namespaces(Some(kept));
+        }
+    }
+    let text = serde_json::to_string_pretty(&runc_capabilities(&spec)?)?;
     std::fs::write(&path, text + "\n")
         .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
+}
+
+/// The spec as JSON with runc's capabilities: no inheritable set (runc dropped it for
+/// CVE-2022-29162: inheritable capabilities let a program with file capabilities gain them
+/// across execve) and each set sorted, as runc lists them (oci-spec holds them in a
+/// HashSet, whose order changes from run to run).
+fn runc_capabilities(spec: &Spec) -> Result<serde_json::Value> {
+    let mut value = serde_json::to_value(spec)?;
+    if let Some(caps) = value
+        .pointer_mut("/process/capabilities")
+        .and_then(|c| c.as_object_mut())
+    {
+        caps.remove("inheritable");
+        for set in caps.values_mut() {
+            if let Some(list) = set.as_array_mut() {
+                list.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
+            }
+        }
+    }
+    Ok(value)
 }
 
 /// runc's spec starts the device rules with deny-all (`{"allow": false, "access": "rwm"}`).

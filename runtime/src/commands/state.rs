@@ -1,7 +1,7 @@
 //! `state`: the runtime-spec state of a container, plus runc's `rootfs`, `created` and
 //! `owner` fields that tools reading runc's output expect.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::Result;
@@ -18,7 +18,8 @@ pub struct StateArgs {
     pub id: String,
 }
 
-/// What `state` and `list --format json` print for one container.
+/// What `state` and `list --format json` print for one container, in runc's field order
+/// (annotations, sorted by key as Go writes a map, come before owner).
 #[derive(Serialize, Debug)]
 #[serde(rename_all = "camelCase")]
 pub struct StateView {
@@ -29,9 +30,9 @@ pub struct StateView {
     pub bundle: PathBuf,
     pub rootfs: PathBuf,
     pub created: String,
-    pub owner: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub annotations: Option<HashMap<String, String>>,
+    pub annotations: Option<BTreeMap<String, String>>,
+    pub owner: String,
 }
 
 impl StateView {
@@ -57,7 +58,12 @@ impl StateView {
                 .creator()
                 .map(|o| o.to_string_lossy().into_owned())
                 .unwrap_or_default(),
-            annotations: c.state.annotations.clone().filter(|a| !a.is_empty()),
+            annotations: c
+                .state
+                .annotations
+                .as_ref()
+                .filter(|a| !a.is_empty())
+                .map(|a| a.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
         }
     }
 }
@@ -80,6 +86,9 @@ fn rootfs_of(c: &Container) -> PathBuf {
 pub fn run(cli: &Cli, args: StateArgs) -> Result<()> {
     let root = container::state_root(cli);
     let c = container::load(&root, &args.id)?;
-    println!("{}", serde_json::to_string_pretty(&StateView::of(&c))?);
+    let mut view = StateView::of(&c);
+    // runc's `state` leaves the owner empty; only `list` fills it in.
+    view.owner.clear();
+    crate::output::outln!("{}", serde_json::to_string_pretty(&view)?);
     Ok(())
 }

@@ -10,6 +10,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use libcgroups::common::{create_cgroup_manager, CgroupConfig, CgroupManager, ControllerOpt};
 use libcontainer::config::YoukiConfig;
+use libcontainer::container::ContainerStatus;
 use libcontainer::oci_spec::runtime::LinuxResources;
 use serde_json::{json, Map, Value};
 
@@ -22,16 +23,16 @@ pub struct UpdateArgs {
     #[arg(short = 'r', long = "resources", value_name = "FILE")]
     pub resources: Option<PathBuf>,
     /// Memory limit, bytes or with a k/m/g suffix (-1 for unlimited).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub memory: Option<String>,
     /// Memory plus swap limit (-1 for unlimited).
-    #[arg(long = "memory-swap")]
+    #[arg(long = "memory-swap", allow_hyphen_values = true)]
     pub memory_swap: Option<String>,
     /// Memory soft limit.
-    #[arg(long = "memory-reservation")]
+    #[arg(long = "memory-reservation", allow_hyphen_values = true)]
     pub memory_reservation: Option<String>,
     /// Accepted for runc compatibility; kernel memory limits are deprecated and ignored.
-    #[arg(long = "kernel-memory", hide = true)]
+    #[arg(long = "kernel-memory", hide = true, allow_hyphen_values = true)]
     pub kernel_memory: Option<String>,
     /// CPU shares (relative weight). runc spells it --cpu-share; both are accepted.
     #[arg(long = "cpu-share", alias = "cpu-shares")]
@@ -157,6 +158,9 @@ pub fn run(cli: &Cli, args: UpdateArgs) -> Result<()> {
     let resources = requested(&args)?;
     let root = container::state_root(cli);
     let c = container::load(&root, &args.id)?;
+    if c.status() == ContainerStatus::Stopped {
+        bail!(container::client_errors::NOT_RUNNING);
+    }
     let config = YoukiConfig::load(&c.root)
         .with_context(|| format!("cannot read the saved config of container {}", args.id))?;
     let manager = create_cgroup_manager(CgroupConfig {

@@ -50,7 +50,12 @@ impl CgroupVisit {
                 resources: &resources,
                 freezer_state: None,
                 oom_score_adj: None,
-                disable_oom_killer: false,
+                // As create sets it (runc applies the whole config on restore).
+                disable_oom_killer: resources
+                    .memory()
+                    .as_ref()
+                    .and_then(|m| m.disable_oom_killer())
+                    .unwrap_or(false),
             };
             if let Err(e) = manager.apply(&opts) {
                 visit.leave();

@@ -20,8 +20,48 @@ use libcontainer::oci_spec::runtime::{Hook, Spec};
 
 use crate::container::test_switches::unsafe_enabled;
 
+/// A parsed config.json and the capability names it gave that runc would not know.
+pub struct Parsed {
+    pub spec: Spec,
+    /// Left out of the sets, as runc leaves them (`warn_ignored_capabilities`).
+    pub ignored_capabilities: Vec<String>,
+}
+
 /// Parses config.json; the error names the field that does not fit the runtime spec.
-pub fn parse(text: &[u8]) -> Result<Spec, String> {
+/// Capability names runc does not know are taken out of the sets first (runc 1.1.5 warns
+/// and runs without them; oci-spec would refuse the whole file).
+pub fn parse(text: &[u8]) -> Result<Parsed, String> {
+    let mut value: serde_json::Value = match serde_json::from_slice(text) {
+        Ok(v) => v,
+        // Not JSON at all: the typed parse below says where.
+        Err(_) => serde_json::Value::Null,
+    };
+    let ignored_capabilities = value
+        .get_mut("process")
+        .map(libcontainer::capabilities::remove_unknown_names)
+        .unwrap_or_default();
+    let spec = if ignored_capabilities.is_empty() {
+        parse_typed(text)?
+    } else {
+        parse_typed(&serde_json::to_vec(&value).map_err(|e| e.to_string())?)?
+    };
+    Ok(Parsed {
+        spec,
+        ignored_capabilities,
+    })
+}
+
+/// runc's warning for capability names it leaves out (a logrus warning record).
+pub fn warn_ignored_capabilities(names: &[String]) {
+    if !names.is_empty() {
+        crate::logging::warn(&format!(
+            "ignoring unknown or unavailable capabilities: [{}]",
+            names.join(" ")
+        ));
+    }
+}
+
+fn parse_typed(text: &[u8]) -> Result<Spec, String> {
     let mut de = serde_json::Deserializer::from_slice(text);
     let spec: Spec = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
@@ -203,16 +243,8 @@ pub fn validate(spec: &Spec) -> Result<(), String> {
             }
         }
     }
-    for (field, paths) in [
-        ("maskedPaths", linux.masked_paths()),
-        ("readonlyPaths", linux.readonly_paths()),
-    ] {
-        for (i, p) in paths.iter().flatten().enumerate() {
-            if !Path::new(p).is_absolute() {
-                return Err(format!("linux.{field}[{i}] {p:?} must be an absolute path"));
-            }
-        }
-    }
+    // maskedPaths and readonlyPaths may be relative: runc takes them from the
+    // container's root, and so does the fork (patch 0307).
     for (i, d) in linux.devices().iter().flatten().enumerate() {
         if !d.path().is_absolute() {
             return Err(format!(
@@ -403,7 +435,27 @@ mod tests {
     use super::*;
 
     fn spec(v: serde_json::Value) -> Result<Spec, String> {
-        parse(v.to_string().as_bytes())
+        parse(v.to_string().as_bytes()).map(|p| p.spec)
+    }
+
+    #[test]
+    fn unknown_capability_names_are_left_out() {
+        let parsed = parse(
+            serde_json::json!({"ociVersion": "1.0.2", "process": {"args": ["sh"], "cwd": "/",
+                "capabilities": {"bounding": ["CAP_KILL", "CAP_NO_SUCH", "SYS_ADMIN"]}}})
+            .to_string()
+            .as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(parsed.ignored_capabilities, ["CAP_NO_SUCH", "SYS_ADMIN"]);
+        let bounding = parsed
+            .spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.capabilities().as_ref())
+            .and_then(|c| c.bounding().clone())
+            .unwrap();
+        assert_eq!(bounding.len(), 1);
     }
 
     #[test]

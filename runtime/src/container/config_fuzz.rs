@@ -307,7 +307,7 @@ proptest! {
             text.truncate(cut.index(text.len() + 1));
         }
         // Loading only what cannot reach outside the bundle (see keep_root_in_bundle).
-        let parsed = config_check::parse(&text);
+        let parsed = config_check::parse(&text).map(|p| p.spec);
         let root_inside = parsed.as_ref().is_ok_and(|s| {
             s.root().as_ref().is_none_or(|r| {
                 let p = r.path().to_string_lossy();

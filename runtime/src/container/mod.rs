@@ -1,23 +1,21 @@
 //! Our layer over libcontainer's `Container`: where state lives, loading a container by id,
-//! and the corrections libcontainer leaves to its caller (true status, default cgroup).
+//! and the corrections libcontainer leaves to its caller (true status).
 
 pub mod attach_warmup;
-pub mod cgroup_default;
 pub mod cgroup_mounts;
 pub mod cgroup_visit;
+pub mod client_errors;
 pub mod config_check;
 #[cfg(test)]
 mod config_fuzz;
 pub mod criu;
 pub mod criu_restore;
 pub mod exe_protect;
-pub mod exec_cgroup;
-pub mod exec_seccomp;
-pub mod leftovers;
+pub mod footprint;
+pub mod hook_warnings;
 pub mod path_lookup;
 pub mod rootless_cgroups;
 pub mod send_fd;
-pub mod shadow_bundle;
 pub mod start;
 pub mod status;
 pub mod test_switches;
@@ -86,9 +84,10 @@ pub fn validate_id(id: &str) -> Result<()> {
     Ok(())
 }
 
-/// The directory holding one container's state.
+/// The directory holding one container's state (`footprint::Footprint` knows every path
+/// of a container).
 pub fn container_dir(root: &Path, id: &str) -> PathBuf {
-    root.join(id)
+    footprint::Footprint::new(root, id).state_dir()
 }
 
 /// Loads an existing container, with an error that names it when it does not exist.
@@ -96,7 +95,7 @@ pub fn load(root: &Path, id: &str) -> Result<Container> {
     validate_id(id)?;
     let dir = container_dir(root, id);
     if !dir.join("state.json").exists() {
-        bail!("container {id} does not exist");
+        bail!(client_errors::does_not_exist(id));
     }
     let mut container =
         Container::load(dir).with_context(|| format!("cannot load the state of container {id}"))?;
@@ -139,7 +138,7 @@ pub fn claim_id_waiting(root: &Path, id: &str, wait: std::time::Duration) -> Res
 fn lock_id(root: &Path, id: &str, wait: Option<std::time::Duration>) -> Result<Option<IdClaim>> {
     use std::os::fd::AsRawFd;
     use std::os::unix::fs::MetadataExt;
-    let path = lock_path(root, id);
+    let path = footprint::Footprint::new(root, id).lock_file();
     let deadline = wait.map(|w| std::time::Instant::now() + w);
     loop {
         use std::os::unix::fs::OpenOptionsExt;
@@ -173,9 +172,4 @@ fn lock_id(root: &Path, id: &str, wait: Option<std::time::Duration>) -> Result<O
             return Ok(Some(IdClaim { _file: file }));
         }
     }
-}
-
-/// The lock file `claim_id` uses; `delete` removes it with the container.
-pub fn lock_path(root: &Path, id: &str) -> PathBuf {
-    root.join(format!(".{id}.lock"))
 }

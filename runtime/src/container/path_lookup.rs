@@ -40,20 +40,23 @@ pub fn validate_program(spec: &Spec) -> Result<(), ExecutorValidationError> {
         .env()
         .as_ref()
         .and_then(|env| env.iter().find_map(|e| e.strip_prefix("PATH=")));
+    // runc's (Go's exec.LookPath) words, which podman maps to exit statuses 127 ("not
+    // found", "no such file or directory") and 126 ("permission denied"); any other
+    // failure to stat it (a symlink loop) with its errno text.
     let found = find_program(program, path_var)
-        .map_err(|e| invalid(format!("executable '{program}': stat {program}: {e}")))?
+        .map_err(|e| invalid(format!("exec: {program:?}: stat {program}: {e}")))?
         .ok_or_else(|| {
             invalid(if program.contains('/') {
-                format!("executable '{program}' not found")
+                format!("exec: {program:?}: stat {program}: no such file or directory")
             } else {
-                format!("executable '{program}' not found in $PATH")
+                format!("exec: {program:?}: executable file not found in $PATH")
             })
         })?;
+    if found.is_dir() {
+        return Err(invalid(format!("exec: {program:?}: is a directory")));
+    }
     if !is_executable_file(&found) {
-        return Err(invalid(format!(
-            "'{program}' ({}) is not an executable file",
-            found.display()
-        )));
+        return Err(invalid(format!("exec: {program:?}: permission denied")));
     }
     Ok(())
 }

@@ -35,12 +35,23 @@ pub fn needs_hiding() -> bool {
     }
 }
 
+/// One v1 hierarchy to mirror: its mount point, this process's own cgroup directory in it
+/// (the container's cgroup mounts bind it when there is no cgroup namespace), and the
+/// names (and cpuset values) of the files in its root.
+struct Mirror {
+    mount: PathBuf,
+    own: Option<PathBuf>,
+    files: Vec<(String, Vec<u8>)>,
+}
+
 /// Each v1 controller mount under /sys/fs/cgroup with the names of the files in its root.
-fn v1_mounts_and_files() -> Vec<(PathBuf, Vec<(String, Vec<u8>)>)> {
+fn v1_mounts_and_files() -> Vec<Mirror> {
+    let own = super::cgroup_mounts::own_cgroups();
     super::cgroup_mounts::all()
         .into_iter()
         .filter(|m| m.v1)
         .filter_map(|m| {
+            let own_dir = own.iter().find_map(|c| super::cgroup_mounts::dir_of(&m, c));
             // Names, and the values of the cpuset files libcontainer copies from the parent.
             // Nothing else is copied: a mirrored cgroup.procs listing host pids would have
             // libcontainer signal them when it removes the cgroup.
@@ -58,7 +69,11 @@ fn v1_mounts_and_files() -> Vec<(PathBuf, Vec<(String, Vec<u8>)>)> {
                     (name, value)
                 })
                 .collect();
-            Some((m.path, files))
+            Some(Mirror {
+                mount: m.path,
+                own: own_dir,
+                files,
+            })
         })
         .collect()
 }
@@ -93,8 +108,8 @@ pub fn hide_cgroup_v1(cgroup_path: &Path) -> Result<()> {
     .context("cannot hide the cgroup v1 hierarchy")?;
     let rel = cgroup_path.strip_prefix("/").unwrap_or(cgroup_path);
     let mut dirs = Vec::new();
-    for (mp, files) in mirror {
-        for dir in [mp.clone(), mp.join(rel)] {
+    for Mirror { mount, own, files } in mirror {
+        for dir in [mount.clone(), mount.join(rel)].into_iter().chain(own) {
             std::fs::create_dir_all(&dir)
                 .with_context(|| format!("cannot mirror {}", dir.display()))?;
             for (name, value) in &files {
@@ -102,7 +117,7 @@ pub fn hide_cgroup_v1(cgroup_path: &Path) -> Result<()> {
                     .with_context(|| format!("cannot mirror {}", dir.join(name).display()))?;
             }
         }
-        dirs.push(mp.join(rel));
+        dirs.push(mount.join(rel));
     }
     let _ = MIRRORED.set(dirs);
     Ok(())

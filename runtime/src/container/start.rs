@@ -62,18 +62,15 @@ pub fn start(container: &mut Container) -> Result<()> {
             std::thread::sleep(Duration::from_micros(200));
         }
     }
-    // runtime-spec: a failing poststart hook is logged and the lifecycle continues.
-    if let Err(e) = libcontainer::hooks::run_hooks(
+    // runtime-spec: a failing poststart hook is logged and the remaining hooks and the
+    // lifecycle continue.
+    let failures = libcontainer::hooks::run_hooks_warn_on_failure(
         Some(&poststart),
         Some(&container.state),
         Some(&dir),
         None,
         None,
-    ) {
-        eprintln!(
-            "runtime: warning: poststart hook failed: {}",
-            error_chain(&e)
-        );
-    }
+    );
+    super::hook_warnings::report("poststart", &failures);
     Ok(())
 }

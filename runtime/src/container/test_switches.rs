@@ -11,6 +11,9 @@
 //!   (a negative control). Release builds ignore it; debug builds print a warning when a
 //!   check is off. The forked libcontainer reads the same variable for
 //!   `proc-handle-check` (third_party patch 0101, `rootfs/proc_guard.rs`).
+//!   check is off. `_RUNTIME_TEST_UNSAFE=probe` makes a debug build say that it has the
+//!   switches (`runtime: TEST-ONLY: test switches compiled in`), so a test can tell a
+//!   release binary, whose negative controls cannot run, from a switch that failed.
 
 /// Marks a phase of a command; stops the runtime there if a test asked for it.
 pub fn phase(name: &str) {
@@ -40,4 +43,18 @@ pub fn unsafe_enabled(check: &str) -> bool {
         let _ = check;
         false
     }
+}
+
+/// Answers `_RUNTIME_TEST_UNSAFE=probe` (debug builds only): one line on stderr saying
+/// the switches are compiled in. Called first thing in `main`.
+pub fn answer_probe() {
+    if unsafe_enabled_quietly("probe") {
+        eprintln!("runtime: TEST-ONLY: test switches compiled in");
+    }
+}
+
+/// `unsafe_enabled` without the warning line.
+fn unsafe_enabled_quietly(check: &str) -> bool {
+    cfg!(debug_assertions)
+        && std::env::var("_RUNTIME_TEST_UNSAFE").is_ok_and(|v| v.split(',').any(|c| c == check))
 }

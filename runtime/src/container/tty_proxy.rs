@@ -12,6 +12,21 @@ use anyhow::{Context, Result};
 use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
 use nix::sys::termios::{self, SetArg, Termios};
 
+/// Checks that there is a terminal to relay a container's to when no `--console-socket`
+/// is given: our stderr, stdout or stdin, or else our controlling terminal (`/dev/tty`).
+/// runc refuses to go on without one ("open /dev/tty: no such device or address"): a
+/// container terminal relayed to pipes is not what the caller asked for.
+pub fn require_host_terminal() -> Result<()> {
+    let fds = [libc::STDERR_FILENO, libc::STDOUT_FILENO, libc::STDIN_FILENO];
+    // SAFETY: isatty only inspects the descriptor.
+    if fds.iter().any(|&fd| unsafe { libc::isatty(fd) } == 1) {
+        return Ok(());
+    }
+    std::fs::File::open("/dev/tty")
+        .map(drop)
+        .context("no terminal to relay to: open /dev/tty")
+}
+
 /// A listening console socket and the thread that will receive the master from it.
 pub struct ConsoleReceiver {
     path: PathBuf,

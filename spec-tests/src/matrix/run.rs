@@ -229,9 +229,16 @@ fn apply_edit(ctx: &mut Ctx, edit: &Edit) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs `row` on `side`; `n` makes the container id unique. The observations in order.
+/// Runs of [`run_row`] in this process so far: part of every container id, because the
+/// state roots are private but the default cgroup (`/<id>`) is not, and two tests of one
+/// process (the matrix and its controls) run rows with the same index and side at once.
+static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Runs `row` on `side`; `n` and the process-wide run count make the container id unique.
+/// The observations in order.
 pub fn run_row(row: &Row, side: &Side, n: usize) -> anyhow::Result<Vec<Observation>> {
-    let id = format!("mx{n:03}{}{}", side.tag, std::process::id());
+    let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let id = format!("mx{n:03}{}{}-{run}", side.tag, std::process::id());
     let mut ctx = Ctx::new(side.bin.clone(), id)?;
     // JSON edits first, then placeholders, then code edits (which see real paths and may
     // replace config.json wholesale).

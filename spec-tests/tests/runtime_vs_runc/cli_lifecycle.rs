@@ -46,8 +46,7 @@ pub fn rows() -> Vec<Row> {
         row(S, "create: --pid-file").args(&["sleep", "100"]).cli(&["create", "--pid-file", "{dir}/pid", "{id}"]).observe(Obs::File("pid", Class::Text)),
         row(S, "create: --pid-file relative to the cwd").args(&["sleep", "100"]).cli(&["create", "--pid-file", "pid.rel", "{id}"])
             .host("pid file in the bundle", |c| Ok(std::fs::read_to_string(c.bundle.path().join("pid.rel")).map(|s| format!("{} bytes, newline: {}", !s.is_empty(), s.ends_with('\n'))).unwrap_or_else(|e| e.to_string()))),
-        row(S, "create: --pid-file in a missing directory").args(&["sleep", "100"]).cli(&["create", "--pid-file", "/no/such/dir/pid", "{id}"]).observe(Obs::State)
-            .awaiting("new: create --pid-file in a missing directory succeeds (runc fails; 19.6 names exec only)"),
+        row(S, "create: --pid-file in a missing directory").args(&["sleep", "100"]).cli(&["create", "--pid-file", "/no/such/dir/pid", "{id}"]).observe(Obs::State),
         row(S, "create: --console-socket that does not exist").set("/process/terminal", serde_json::json!(true)).args(&["true"]).cli(&["create", "--console-socket", "/no/such.sock", "{id}"]),
         row(S, "create: --no-pivot").args(&["sleep", "100"]).cli(&["create", "--no-pivot", "{id}"]).start().wait("running").observe(Obs::Mounts("/$")),
         row(S, "create: --no-new-keyring").args(&["cat", "/proc/self/stat"]).step(cli(&["run", "--no-new-keyring", "{id}"]).out(Class::Ignore)),

@@ -161,8 +161,7 @@ pub fn rows() -> Vec<Row> {
             .set("/linux/gidMappings", json!([{"containerID": 0, "hostID": 100000, "size": 65536}]))
             .with(|s| chown_bundle(s, 100000))
             .args(&["cat", "/proc/self/uid_map"])
-            .run()
-            .awaiting("new: two uid mapping ranges fail create"),
+            .run(),
         row(S, "user namespace: no mappings")
             .push("/linux/namespaces", json!({"type": "user"}))
             .args(&["true"])
@@ -171,8 +170,7 @@ pub fn rows() -> Vec<Row> {
             .set("/linux/uidMappings", json!([{"containerID": 0, "hostID": 100000, "size": 65536}]))
             .set("/linux/gidMappings", json!([{"containerID": 0, "hostID": 100000, "size": 65536}]))
             .args(&["true"])
-            .run()
-            .awaiting("new: uid/gid mappings without a user namespace are refused (runc ignores them)"),
+            .run(),
         row(S, "user namespace: bind source only host root can read (19.9)")
             .push("/linux/namespaces", json!({"type": "user"}))
             .set("/linux/uidMappings", json!([{"containerID": 0, "hostID": 100000, "size": 65536}]))

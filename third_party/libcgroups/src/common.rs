@@ -47,6 +47,23 @@ pub trait CgroupManager {
 
     /// Gets the PIDs inside the cgroup
     fn get_all_pids(&self) -> Result<Vec<Pid>, Self::Error>;
+
+    /// PATCH (runtime, see third_party/README.md): adds a task to a cgroup that must
+    /// already exist, as a process joining a running container does (runc's exec fails
+    /// when the container's cgroup, or the sub-cgroup `exec --cgroup` names, is
+    /// missing; add_task would create it). Managers that cannot tell fall back to
+    /// add_task.
+    fn join_existing(&self, pid: Pid) -> Result<(), Self::Error> {
+        self.add_task(pid)
+    }
+
+    /// PATCH (runtime): whether the cgroup exists and is frozen by its own freezer
+    /// state (not only through an ancestor), as runc's GetFreezerState answers it. A
+    /// container must not start in a frozen cgroup: its first process would stay
+    /// frozen. Managers that cannot tell say no.
+    fn is_frozen(&self) -> Result<bool, Self::Error> {
+        Ok(false)
+    }
 }
 
 #[derive(thiserror::Error, Debug)]
@@ -114,6 +131,24 @@ impl CgroupManager for AnyCgroupManager {
             AnyCgroupManager::Systemd(m) => Ok(m.get_all_pids()?),
             AnyCgroupManager::V1(m) => Ok(m.get_all_pids()?),
             AnyCgroupManager::V2(m) => Ok(m.get_all_pids()?),
+        }
+    }
+
+    // PATCH (runtime): dispatch of is_frozen.
+    fn is_frozen(&self) -> Result<bool, Self::Error> {
+        match self {
+            AnyCgroupManager::Systemd(m) => Ok(m.is_frozen()?),
+            AnyCgroupManager::V1(m) => Ok(m.is_frozen()?),
+            AnyCgroupManager::V2(m) => Ok(m.is_frozen()?),
+        }
+    }
+
+    // PATCH (runtime): dispatch of join_existing.
+    fn join_existing(&self, pid: Pid) -> Result<(), Self::Error> {
+        match self {
+            AnyCgroupManager::Systemd(m) => Ok(m.join_existing(pid)?),
+            AnyCgroupManager::V1(m) => Ok(m.join_existing(pid)?),
+            AnyCgroupManager::V2(m) => Ok(m.join_existing(pid)?),
         }
     }
 }
@@ -318,6 +353,67 @@ pub fn get_cgroup_setup_with_root(root_path: &Path) -> Result<CgroupSetup, GetCg
 
 pub fn get_cgroup_setup() -> Result<CgroupSetup, GetCgroupSetupError> {
     get_cgroup_setup_with_root(Path::new(DEFAULT_CGROUP_ROOT))
+}
+
+/// PATCH (runtime, see third_party/README.md): the cgroup a container gets from a
+/// `linux.cgroupsPath` (or the default name) with the cgroupfs driver, as runc's fs2 driver
+/// places it. On a pure cgroup v2 host a relative path is taken below the *parent* of the
+/// caller's own cgroup (the caller's cgroup usually holds processes, and a cgroup with
+/// processes cannot hand controllers to a child): `run` from a shell in
+/// `/user.slice/user-1000.slice/session-2.scope` puts container `c1` in
+/// `/user.slice/user-1000.slice/c1`, and a rootless caller inside a cgroup systemd
+/// delegated to it (`systemd-run --user --scope -p Delegate=yes`) gets its container inside
+/// the subtree it owns. An absolute path is taken from the root, and cgroup v1 and hybrid
+/// hosts are left as they were (relative and absolute both from each hierarchy's root).
+///
+/// The result is absolute, so the container records a cgroup that every later command
+/// (kill, exec, delete, ...) finds from whatever cgroup it is called.
+pub fn resolve_cgroupfs_path(cgroup_path: &Path) -> Result<PathBuf, WrappedIoError> {
+    if cgroup_path.is_absolute() || !matches!(get_cgroup_setup(), Ok(CgroupSetup::Unified)) {
+        return Ok(cgroup_path.to_owned());
+    }
+    let path = Path::new("/proc/self/cgroup");
+    let mut own = String::new();
+    std::io::Read::read_to_string(
+        &mut crate::proc_self::open("cgroup", pathrs::flags::OpenFlags::O_RDONLY)
+            .map_err(std::io::Error::other)
+            .wrap_open(path)?,
+        &mut own,
+    )
+    .wrap_read(path)?;
+    let own = own
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .ok_or_else(|| std::io::Error::other("no cgroup v2 entry"))
+        .wrap_read(path)?;
+    Ok(below_parent_of(Path::new(own), cgroup_path))
+}
+
+/// PATCH (runtime): `rel` below the parent of the cgroup `own`, as an absolute cgroup
+/// path. `..` components of `rel` cannot climb above that parent (runc's CleanPath makes
+/// the relative path safe the same way).
+fn below_parent_of(own: &Path, rel: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut path = PathBuf::from("/");
+    for c in own.parent().unwrap_or(Path::new("/")).components() {
+        if let Component::Normal(name) = c {
+            path.push(name);
+        }
+    }
+    let mut inner: Vec<&std::ffi::OsStr> = Vec::new();
+    for c in rel.components() {
+        match c {
+            Component::Normal(name) => inner.push(name),
+            Component::ParentDir => {
+                inner.pop();
+            }
+            _ => {}
+        }
+    }
+    for name in inner {
+        path.push(name);
+    }
+    path
 }
 
 #[derive(thiserror::Error, Debug)]
@@ -556,6 +652,105 @@ pub(crate) fn delete_with_retry<P: AsRef<Path>, L: Into<Option<Duration>>>(
     .wrap_other(path)?
 }
 
+/// PATCH (runtime, see third_party/README.md): removes a container's cgroup directory with
+/// whatever is still inside it.
+///
+/// The usual case, an empty cgroup, costs what it did: one read of cgroup.procs and one
+/// rmdir. Otherwise every process in the cgroup and its sub-cgroups is SIGKILLed, again
+/// and again until none is left -- a process forked between reading cgroup.procs and the
+/// kill of its parent escaped the single pass this replaces, and a killed process can
+/// take longer than that pass's 100 ms of rmdir retries to leave under load (the
+/// container then stayed, its cgroup behind, and `delete` failed) -- and the directories
+/// are removed deepest first (runc's RemovePaths removes sub-cgroups too), all within
+/// `timeout`.
+pub(crate) fn kill_and_remove_tree(path: &Path, timeout: Duration) -> Result<(), WrappedIoError> {
+    let procs_path = path.join(CGROUP_PROCS);
+    let procs = match fs::read_to_string(&procs_path) {
+        Ok(procs) => procs,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(err) => return Err(err).wrap_read(&procs_path),
+    };
+    if procs.trim().is_empty() && fs::remove_dir(path).is_ok() {
+        return Ok(());
+    }
+    if single_kill_pass_for_test() {
+        for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+        }
+        return delete_with_retry(path, 4, Duration::from_millis(100));
+    }
+    let deadline = std::time::Instant::now() + timeout;
+    let dirs = cgroup_subtree(path);
+    loop {
+        let mut killed = false;
+        for dir in &dirs {
+            let procs = fs::read_to_string(dir.join(CGROUP_PROCS)).unwrap_or_default();
+            for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                // A pid no process has any more is not waited for (a rootless runtime's
+                // inert mirror of the hierarchy lists pids in plain files).
+                let gone = nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::SIGKILL)
+                    == Err(nix::errno::Errno::ESRCH);
+                killed |= !gone;
+            }
+        }
+        if !killed {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("processes still in the cgroup {timeout:?} after SIGKILL"),
+            ))
+            .wrap_other(path);
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    for dir in dirs.iter().rev() {
+        // A process that has just left may still hold the directory for a moment (EBUSY);
+        // anything else will not change by waiting.
+        loop {
+            match fs::remove_dir(dir) {
+                Ok(()) => break,
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => break,
+                Err(err)
+                    if err.raw_os_error() == Some(libc::EBUSY)
+                        && std::time::Instant::now() <= deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(2))
+                }
+                Err(err) => return Err(err).wrap_other(dir),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Debug builds only: `_RUNTIME_TEST_UNSAFE=cgroup-single-kill-pass` brings back the single
+/// kill pass and short rmdir retries `kill_and_remove_tree` replaced, for the negative
+/// control of the test that loops over the race (spec-tests runtime_delete_race.rs).
+fn single_kill_pass_for_test() -> bool {
+    cfg!(debug_assertions)
+        && std::env::var("_RUNTIME_TEST_UNSAFE")
+            .is_ok_and(|v| v.split(',').any(|c| c == "cgroup-single-kill-pass"))
+}
+
+/// `path` and every directory beneath it, parents before children.
+fn cgroup_subtree(path: &Path) -> Vec<PathBuf> {
+    let mut dirs = vec![path.to_path_buf()];
+    let mut next = 0;
+    while next < dirs.len() {
+        if let Ok(entries) = fs::read_dir(&dirs[next]) {
+            for entry in entries.flatten() {
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    dirs.push(entry.path());
+                }
+            }
+        }
+        next += 1;
+    }
+    dirs
+}
+
 pub(crate) trait WrapIoResult {
     type Target;
 
@@ -637,5 +832,41 @@ pub struct MustBePowerOfTwo;
 impl Display for MustBePowerOfTwo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("page size must be in the format of 2^(integer)")
+    }
+}
+
+/// PATCH (runtime): where relative cgroupfs paths go on cgroup v2.
+#[cfg(test)]
+mod relative_path_tests {
+    use std::path::{Path, PathBuf};
+
+    use super::below_parent_of;
+
+    #[test]
+    fn a_relative_path_goes_below_the_parent_of_the_callers_cgroup() {
+        let own = Path::new("/user.slice/user-1000.slice/session-2.scope");
+        assert_eq!(
+            below_parent_of(own, Path::new("c1")),
+            PathBuf::from("/user.slice/user-1000.slice/c1")
+        );
+        assert_eq!(
+            below_parent_of(own, Path::new("a/b")),
+            PathBuf::from("/user.slice/user-1000.slice/a/b")
+        );
+        // The root cgroup has no parent: its own place.
+        assert_eq!(below_parent_of(Path::new("/"), Path::new("c1")), PathBuf::from("/c1"));
+    }
+
+    #[test]
+    fn dot_dot_cannot_climb_out() {
+        let own = Path::new("/system.slice/x.service");
+        assert_eq!(
+            below_parent_of(own, Path::new("../../../etc/c1")),
+            PathBuf::from("/system.slice/etc/c1")
+        );
+        assert_eq!(
+            below_parent_of(own, Path::new("a/../b")),
+            PathBuf::from("/system.slice/b")
+        );
     }
 }

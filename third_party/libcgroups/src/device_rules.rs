@@ -27,8 +27,6 @@ use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceCgroupBuilder, LinuxDevice
 pub enum DeviceRuleError {
     #[error("device rule \"{rule}\": type {typ:?} is not one a device cgroup knows (a, b or c)")]
     Type { rule: String, typ: String },
-    #[error("device rule \"{rule}\": access {access:?} may only hold r, w and m")]
-    Access { rule: String, access: String },
     #[error(
         "device rule \"{rule}\" cannot be applied: it would remove access from inside the wildcard rule \"{wildcard}\", which a device cgroup cannot express"
     )]
@@ -91,7 +89,8 @@ impl Access {
     pub const MKNOD: Access = Access(4);
     pub const ALL: Access = Access(7);
 
-    /// The r/w/m letters of `text`; other letters are returned as the error.
+    /// The r/w/m letters of `text`; any other letter is an error (for the kernel's own
+    /// devices.list, which holds no other).
     fn parse(text: &str) -> Result<Access, ()> {
         let mut bits = 0;
         let mut unknown = false;
@@ -106,7 +105,9 @@ impl Access {
         if unknown { Err(()) } else { Ok(Access(bits)) }
     }
 
-    /// Only the r/w/m letters of `text` (a deny rule's other letters deny nothing).
+    /// Only the r/w/m letters of `text`: other letters grant or deny nothing, as in
+    /// runc's `Permissions` (its update test's `c 1:11 rwa` is `rw`; written as given the
+    /// kernel would refuse it).
     fn parse_lenient(text: &str) -> Access {
         Access(
             text.chars()
@@ -294,11 +295,7 @@ impl Emulator {
             minor: number(rule.minor()),
         };
         if rule.allow() {
-            let access = Access::parse(access_text).map_err(|()| DeviceRuleError::Access {
-                rule: rule.to_string(),
-                access: access_text.to_string(),
-            })?;
-            self.allow(Some(target), access)
+            self.allow(Some(target), Access::parse_lenient(access_text))
         } else {
             self.deny(target, Access::parse_lenient(access_text))
         }
@@ -562,10 +559,9 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(list(&e), RUNC_DEFAULT_LIST);
-        assert!(matches!(
-            Emulator::for_container(&[rule(true, LinuxDeviceType::C, 1, 11, "rwa")]),
-            Err(DeviceRuleError::Access { .. })
-        ));
+        // An allow with a letter that is not r/w/m grants the r/w/m ones.
+        let e = Emulator::for_container(&[rule(true, LinuxDeviceType::C, 1, 11, "rwa")]).unwrap();
+        assert!(list(&e).contains(&"c 1:11 rw".to_string()), "{:?}", list(&e));
         assert!(matches!(
             Emulator::for_container(&[rule(true, LinuxDeviceType::U, 1, 11, "rw")]),
             Err(DeviceRuleError::Type { .. })

@@ -36,3 +36,17 @@ pub mod v2;
 #[cfg(not(feature = "v2"))]
 #[path = "stub/v2/mod.rs"]
 pub mod v2;
+
+/// PATCH (runtime, see third_party/README.md): the cgroup managers this build has, for a
+/// caller that reports them (`features`): the stubs that stand in for a manager left out of
+/// the build fail at run time, so only the build knows.
+pub mod build {
+    /// The cgroup v1 manager.
+    pub const V1: bool = cfg!(feature = "v1");
+    /// The cgroup v2 (cgroupfs) manager.
+    pub const V2: bool = cfg!(feature = "v2");
+    /// The systemd manager, system and user instance.
+    pub const SYSTEMD: bool = cfg!(feature = "systemd");
+    /// Device rules on cgroup v2 (an eBPF program).
+    pub const V2_DEVICES: bool = cfg!(feature = "cgroupsv2_devices");
+}

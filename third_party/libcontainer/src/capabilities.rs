@@ -131,36 +131,129 @@ pub fn reset_effective<S: Syscall + ?Sized>(syscall: &S) -> Result<(), SyscallEr
 }
 
 /// Drop any extra granted capabilities, and reset to defaults which are in oci specification
+///
+/// PATCH (runtime, see third_party/README.md): a set the spec leaves out is emptied, as
+/// runc does (its capabilities are cleared, then only the listed ones set). Upstream left
+/// an absent effective, permitted, inheritable or ambient set as the runtime had it: every
+/// capability, which a root process keeps across execve.
 pub fn drop_privileges<S: Syscall + ?Sized>(
     cs: &LinuxCapabilities,
     syscall: &S,
 ) -> Result<(), SyscallError> {
     let empty_caps = Default::default();
-    let bounding = cs.bounding().as_ref().unwrap_or(&empty_caps);
-    tracing::debug!("dropping bounding capabilities to {:?}", bounding);
-    syscall.set_capability(CapSet::Bounding, &to_set(bounding))?;
-
-    if let Some(effective) = cs.effective() {
-        tracing::debug!("dropping effective capabilities to {:?}", effective);
-        syscall.set_capability(CapSet::Effective, &to_set(effective))?;
-    }
-
-    if let Some(permitted) = cs.permitted() {
-        tracing::debug!("dropping permitted capabilities to {:?}", permitted);
-        syscall.set_capability(CapSet::Permitted, &to_set(permitted))?;
-    }
-
-    if let Some(inheritable) = cs.inheritable() {
-        tracing::debug!("dropping inheritable capabilities to {:?}", inheritable);
-        syscall.set_capability(CapSet::Inheritable, &to_set(inheritable))?;
-    }
-
-    if let Some(ambient) = cs.ambient() {
-        tracing::debug!("dropping ambient capabilities to {:?}", ambient);
-        syscall.set_capability(CapSet::Ambient, &to_set(ambient))?;
+    let sets = [
+        (CapSet::Bounding, cs.bounding()),
+        (CapSet::Effective, cs.effective()),
+        (CapSet::Permitted, cs.permitted()),
+        (CapSet::Inheritable, cs.inheritable()),
+        (CapSet::Ambient, cs.ambient()),
+    ];
+    for (set, caps) in sets {
+        let caps = caps.as_ref().unwrap_or(&empty_caps);
+        tracing::debug!("dropping {:?} capabilities to {:?}", set, caps);
+        syscall.set_capability(set, &to_set(caps))?;
     }
 
     Ok(())
+}
+
+/// PATCH (runtime, see third_party/README.md): the sets a process gets when its spec has
+/// no `capabilities` object at all: every one empty, as runc gives it (upstream skipped
+/// the drop and left the process every capability the runtime had).
+pub fn none() -> LinuxCapabilities {
+    let mut caps = LinuxCapabilities::default();
+    caps.set_bounding(None)
+        .set_effective(None)
+        .set_inheritable(None)
+        .set_permitted(None)
+        .set_ambient(None);
+    caps
+}
+
+/// PATCH (runtime, see third_party/README.md): the container's capabilities with
+/// CAP_SYS_ADMIN added to the effective and permitted sets (an absent set being empty,
+/// see drop_privileges), for an init that must still load a seccomp filter without
+/// no_new_privs.
+pub fn with_sys_admin(cs: &LinuxCapabilities) -> LinuxCapabilities {
+    let mut kept = cs.clone();
+    let add = |set: &Option<Capabilities>| {
+        let mut set = set.clone().unwrap_or_default();
+        set.insert(SpecCapability::SysAdmin);
+        Some(set)
+    };
+    let (effective, permitted) = (add(cs.effective()), add(cs.permitted()));
+    kept.set_effective(effective).set_permitted(permitted);
+    kept
+}
+
+/// PATCH (runtime, see third_party/README.md): sets the effective, then the permitted set
+/// to the container's own (an absent set is empty), dropping what `with_sys_admin` kept.
+pub fn restore_effective_and_permitted<S: Syscall + ?Sized>(
+    cs: &LinuxCapabilities,
+    syscall: &S,
+) -> Result<(), SyscallError> {
+    let empty_caps = Default::default();
+    let effective = cs.effective().as_ref().unwrap_or(&empty_caps);
+    syscall.set_capability(CapSet::Effective, &to_set(effective))?;
+    let permitted = cs.permitted().as_ref().unwrap_or(&empty_caps);
+    syscall.set_capability(CapSet::Permitted, &to_set(permitted))?;
+    Ok(())
+}
+
+/// PATCH (runtime, see third_party/README.md): whether `name` is a capability as runc
+/// spells it (`CAP_` and the kernel's name in capitals). oci-spec also takes `kill` or
+/// `SYS_ADMIN`; runc 1.1.5 does not know those and ignores them.
+fn is_known_name(name: &str) -> bool {
+    serde_json::from_value::<SpecCapability>(serde_json::Value::from(name))
+        .ok()
+        .and_then(|c| serde_json::to_value(c).ok())
+        .is_some_and(|v| v == name)
+}
+
+/// PATCH (runtime, see third_party/README.md): removes the names runc would not know from
+/// the capability sets of a runtime-spec `process` object, and returns them sorted, once
+/// each. runc 1.1.5 warns "ignoring unknown or unavailable capabilities: [...]" and runs
+/// the container without them; oci-spec refuses the whole config on one unknown name.
+/// Entries that are not strings stay, for the parser to name.
+pub fn remove_unknown_names(process: &mut serde_json::Value) -> Vec<String> {
+    let mut unknown = std::collections::BTreeSet::new();
+    let Some(caps) = process
+        .get_mut("capabilities")
+        .and_then(|c| c.as_object_mut())
+    else {
+        return Vec::new();
+    };
+    for set in ["bounding", "effective", "inheritable", "permitted", "ambient"] {
+        if let Some(list) = caps.get_mut(set).and_then(|l| l.as_array_mut()) {
+            list.retain(|c| match c.as_str() {
+                Some(name) if !is_known_name(name) => {
+                    unknown.insert(name.to_string());
+                    false
+                }
+                _ => true,
+            });
+        }
+    }
+    unknown.into_iter().collect()
+}
+
+/// PATCH (runtime, see third_party/README.md): `Spec::load` that ignores capability names
+/// runc would ignore (see `remove_unknown_names`); the runtime warns about them when it
+/// reads the config itself. A config with none loads exactly as with `Spec::load`.
+pub fn load_spec(
+    path: &std::path::Path,
+) -> Result<oci_spec::runtime::Spec, oci_spec::OciSpecError> {
+    let text = std::fs::read(path)?;
+    let mut config: serde_json::Value = serde_json::from_slice(&text)?;
+    let ignored = config
+        .get_mut("process")
+        .map(remove_unknown_names)
+        .unwrap_or_default();
+    if ignored.is_empty() {
+        return Ok(serde_json::from_slice(&text)?);
+    }
+    tracing::warn!(?ignored, "ignoring unknown or unavailable capabilities");
+    Ok(serde_json::from_value(config)?)
 }
 
 #[cfg(test)]
@@ -171,6 +264,50 @@ mod tests {
 
     use super::*;
     use crate::syscall::test::TestHelperSyscall;
+
+    #[test]
+    // PATCH (runtime, see third_party/README.md)
+    fn test_with_sys_admin_and_restore() {
+        let kill: Capabilities = [SpecCapability::Kill].into_iter().collect();
+        let cs = LinuxCapabilitiesBuilder::default()
+            .bounding(kill.clone())
+            .effective(kill.clone())
+            .permitted(kill.clone())
+            .build()
+            .unwrap();
+        let kept = with_sys_admin(&cs);
+        let both: Capabilities = [SpecCapability::Kill, SpecCapability::SysAdmin]
+            .into_iter()
+            .collect();
+        assert_eq!(kept.effective().as_ref(), Some(&both));
+        assert_eq!(kept.permitted().as_ref(), Some(&both));
+        assert_eq!(
+            kept.bounding().as_ref(),
+            Some(&kill),
+            "the bounding set is not widened"
+        );
+        assert_eq!(kept.inheritable(), cs.inheritable());
+
+        let test_command = TestHelperSyscall::default();
+        restore_effective_and_permitted(&cs, &test_command).unwrap();
+        let only_kill: CapsHashSet = [CapsCapability::CAP_KILL].into_iter().collect();
+        let args = test_command.get_set_capability_args();
+        assert_eq!(args.len(), 2);
+        assert!(matches!(args[0].0, CapSet::Effective));
+        assert!(matches!(args[1].0, CapSet::Permitted));
+        assert_eq!(args[0].1, only_kill);
+        assert_eq!(args[1].1, only_kill);
+    }
+
+    #[test]
+    fn test_with_sys_admin_without_sets() {
+        // PATCH (runtime): absent sets are empty, so only CAP_SYS_ADMIN is kept.
+        let kept = with_sys_admin(&none());
+        let admin: Capabilities = [SpecCapability::SysAdmin].into_iter().collect();
+        assert_eq!(kept.effective().as_ref(), Some(&admin));
+        assert_eq!(kept.permitted().as_ref(), Some(&admin));
+        assert_eq!(kept.bounding(), &None);
+    }
 
     #[test]
     fn test_reset_effective() {
@@ -625,7 +762,14 @@ mod tests {
                         .set_ambient(None);
                     caps
                 },
-                want: vec![(CapSet::Bounding, vec![])],
+                // PATCH (runtime): absent sets are emptied, not left as they were.
+                want: vec![
+                    (CapSet::Bounding, vec![]),
+                    (CapSet::Effective, vec![]),
+                    (CapSet::Permitted, vec![]),
+                    (CapSet::Inheritable, vec![]),
+                    (CapSet::Ambient, vec![]),
+                ],
             },
         ];
 
@@ -680,5 +824,26 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn unknown_capability_names_are_removed() {
+        // PATCH (runtime): runc's spelling only; the rest is reported, sorted, once.
+        let mut process = serde_json::json!({"capabilities": {
+            "bounding": ["CAP_KILL", "CAP_NO_SUCH", "kill", 7],
+            "effective": ["CAP_NO_SUCH", "CAP_CHOWN"],
+            "ambient": []
+        }});
+        let unknown = remove_unknown_names(&mut process);
+        assert_eq!(unknown, vec!["CAP_NO_SUCH".to_string(), "kill".to_string()]);
+        assert_eq!(
+            process,
+            serde_json::json!({"capabilities": {
+                "bounding": ["CAP_KILL", 7],
+                "effective": ["CAP_CHOWN"],
+                "ambient": []
+            }})
+        );
+        assert!(remove_unknown_names(&mut serde_json::json!({"args": ["sh"]})).is_empty());
     }
 }

@@ -52,7 +52,9 @@ pub struct YoukiConfig {
 }
 
 impl YoukiConfig {
-    pub fn from_spec(spec: &Spec, container_id: &str) -> Result<Self> {
+    /// PATCH (runtime): `systemd` is whether the systemd cgroup driver is used, which
+    /// decides the default cgroup's name (see `utils::get_cgroup_path`).
+    pub fn from_spec(spec: &Spec, container_id: &str, systemd: bool) -> Result<Self> {
         Ok(YoukiConfig {
             hooks: spec.hooks().clone(),
             cgroup_path: utils::get_cgroup_path(
@@ -61,6 +63,7 @@ impl YoukiConfig {
                     .ok_or(ConfigError::MissingLinux)?
                     .cgroups_path(),
                 container_id,
+                systemd,
             ),
         })
     }
@@ -108,12 +111,12 @@ mod tests {
     fn test_config_from_spec() -> Result<()> {
         let container_id = "sample";
         let spec = Spec::default();
-        let config = YoukiConfig::from_spec(&spec, container_id)?;
+        let config = YoukiConfig::from_spec(&spec, container_id, false)?;
         assert_eq!(&config.hooks, spec.hooks());
         dbg!(&config.cgroup_path);
         assert_eq!(
             config.cgroup_path,
-            PathBuf::from(format!(":youki:{container_id}"))
+            PathBuf::from(format!("/{container_id}"))
         );
         Ok(())
     }
@@ -123,7 +126,7 @@ mod tests {
         let container_id = "sample";
         let tmp = tempfile::tempdir().expect("create temp dir");
         let spec = Spec::default();
-        let config = YoukiConfig::from_spec(&spec, container_id)?;
+        let config = YoukiConfig::from_spec(&spec, container_id, false)?;
         config.save(&tmp)?;
         let act = YoukiConfig::load(&tmp)?;
         assert_eq!(act, config);
@@ -135,7 +138,7 @@ mod tests {
         let container_id = "sample";
         let spec = Spec::default();
         let tmp = tempfile::tempdir().expect("create temp dir");
-        let config = YoukiConfig::from_spec(&spec, container_id)?;
+        let config = YoukiConfig::from_spec(&spec, container_id, false)?;
 
         let invalid_dir = tmp.path().join("invalid");
         let result = config.save(&invalid_dir);

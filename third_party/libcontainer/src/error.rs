@@ -119,6 +119,9 @@ pub enum ErrInvalidID {
 pub enum ErrInvalidSpec {
     #[error("runtime spec has incompatible version. Only 1.X.Y is supported")]
     UnsupportedVersion,
+    // PATCH (runtime): process.env refused before anything is created, in runc's words.
+    #[error(transparent)]
+    Env(#[from] crate::utils::EnvError),
     #[error("apparmor is specified but not enabled on this system")]
     AppArmorNotEnabled,
     // PATCH (runtime): crate::lsm.
@@ -131,13 +134,14 @@ pub enum ErrInvalidSpec {
     IoPriority,
     #[error("invalid scheduler config for process: {0}")]
     Scheduler(String),
-    // PATCH (runtime): the field and the flag, not "youki" (the runtime has its own name).
+    // PATCH (runtime, see third_party/README.md): runc's wording, without the name of
+    // a program the user did not run, and the field and flag that decide it.
     #[error(
-        "process.terminal is true but no --console-socket was given: a detached container cannot get a terminal without one"
+        "cannot allocate tty if the runtime will detach without setting console socket (process.terminal is true and no --console-socket was given)"
     )]
     ConsoleSocketRequired,
     #[error(
-        "--console-socket was given but the container does not get a terminal (process.terminal is false, or the runtime will not detach)"
+        "cannot use console socket if the runtime will not detach or allocate tty (--console-socket was given but process.terminal is false)"
     )]
     InvalidConsoleSocket,
     #[error("idmapped mount requires bind mount")]
@@ -158,6 +162,14 @@ pub enum ErrInvalidSpec {
     UserMappingsWithoutNamespace,
     #[error("unable to restrict sys entries without a private MNT namespace")]
     SysEntriesWithoutMntNamespace,
+    // PATCH (runtime, see third_party/README.md): runc's texts for rootfsPropagation.
+    #[error("rootfsPropagation={0} is not supported")]
+    RootfsPropagation(String),
+    #[error("rootfsPropagation of [r]private is not safe without pivot_root")]
+    PrivateRootfsPropagationWithoutPivot,
+    // PATCH (runtime, see third_party/README.md): runc's texts for notify profiles.
+    #[error("{0}")]
+    SeccompNotify(&'static str),
     #[error("sysctl {0} is not allowed in the hosts ipc namespace")]
     SysctlNotAllowedInHostIpc(String),
     #[error("sysctl {0} not allowed in host network namespace")]
@@ -192,7 +204,9 @@ impl CreateContainerError {
 
 impl std::fmt::Display for CreateContainerError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "failed to create container: {}", self.0)?;
+        // PATCH (runtime): no "failed to create container: " prefix; the caller says
+        // what it was doing (create, run or exec, which creates no container).
+        write!(f, "{}", self.0)?;
         if let Some(cleanup_err) = &self.1 {
             write!(f, ". error during cleanup: {}", cleanup_err)?;
         }
@@ -211,10 +225,7 @@ mod tests {
         let create_container_err =
             CreateContainerError::new(CreateCgroupSetupError::NonDefault.into(), None);
         let msg = format!("{}", create_container_err);
-        assert_eq!(
-            "failed to create container: non default cgroup root not supported",
-            msg
-        );
+        assert_eq!("non default cgroup root not supported", msg);
 
         let create_container_err = CreateContainerError::new(
             CreateCgroupSetupError::NonDefault.into(),
@@ -222,7 +233,7 @@ mod tests {
         );
         let msg = format!("{}", create_container_err);
         assert_eq!(
-            "failed to create container: non default cgroup root not supported. \
+            "non default cgroup root not supported. \
          error during cleanup: container id can't be empty",
             msg
         );

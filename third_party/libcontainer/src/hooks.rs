@@ -1,7 +1,7 @@
 use std::collections::HashMap;
 use std::io::{ErrorKind, Write};
 use std::os::unix::prelude::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::{process, thread, time};
 
 use nix::sys::signal;
@@ -57,110 +57,197 @@ pub fn run_hooks(
 
     if let Some(hooks) = hooks {
         for hook in hooks {
-            let mut hook_command = process::Command::new(hook.path());
-
-            if let Some(cwd) = cwd {
-                hook_command.current_dir(cwd);
-            }
-
-            // Based on OCI spec, the first argument of the args vector is the
-            // arg0, which can be different from the path.  For example, path
-            // may be "/usr/bin/true" and arg0 is set to "true". However, rust
-            // command differentiates arg0 from args, where rust command arg
-            // doesn't include arg0. So we have to make the split arg0 from the
-            // rest of args.
-            if let Some((arg0, args)) = hook.args().as_ref().and_then(|a| a.split_first()) {
-                tracing::debug!("run_hooks arg0: {:?}, args: {:?}", arg0, args);
-                hook_command.arg0(arg0).args(args)
-            } else {
-                hook_command.arg0(hook.path().display().to_string())
-            };
-
-            let envs: HashMap<String, String> = if let Some(env) = hook.env() {
-                utils::parse_env(env)
-            } else if let Some(default) = default_env {
-                default.clone()
-            } else {
-                HashMap::new()
-            };
-            tracing::debug!("run_hooks envs: {:?}", envs);
-
-            let mut hook_process = hook_command
-                .env_clear()
-                .envs(envs)
-                .stdin(process::Stdio::piped())
-                .stdout(std::process::Stdio::null())
-                .stderr(process::Stdio::inherit())
-                .spawn()
-                .map_err(HookError::CommandExecute)?;
-            let hook_process_pid = Pid::from_raw(hook_process.id() as i32);
-            // Based on the OCI spec, we need to pipe the container state into
-            // the hook command through stdin.
-            if let Some(stdin) = &mut hook_process.stdin {
-                // We want to ignore BrokenPipe here. A BrokenPipe indicates
-                // either the hook is crashed/errored or it ran successfully.
-                // Either way, this is an indication that the hook command
-                // finished execution.  If the hook command was successful,
-                // which we will check later in this function, we should not
-                // fail this step here. We still want to check for all the other
-                // error, in the case that the hook command is waiting for us to
-                // write to stdin.
-                let encoded_state =
-                    serde_json::to_string(&oci_state).map_err(HookError::EncodeContainerState)?;
-                if let Err(e) = stdin.write_all(encoded_state.as_bytes()) {
-                    if e.kind() != ErrorKind::BrokenPipe {
-                        // Not a broken pipe. The hook command may be waiting
-                        // for us.
-                        let _ = signal::kill(hook_process_pid, signal::Signal::SIGKILL);
-                        return Err(HookError::WriteContainerState(e));
-                    }
-                }
-            }
-
-            let res = if let Some(timeout_sec) = hook.timeout() {
-                // Rust does not make it easy to handle executing a command and
-                // timeout. Here we decided to wait for the command in a
-                // different thread, so the main thread is not blocked. We use a
-                // channel shared between main thread and the wait thread, since
-                // the channel has timeout functions out of the box. Rust won't
-                // let us copy the Command structure, so we can't share it
-                // between the wait thread and main thread. Therefore, we will
-                // use pid to identify the process and send a kill signal. This
-                // is what the Command.kill() does under the hood anyway. When
-                // timeout, we have to kill the process and clean up properly.
-                let (s, r) = std::sync::mpsc::channel();
-                thread::spawn(move || {
-                    let res = hook_process.wait();
-                    let _ = s.send(res);
-                });
-                match r.recv_timeout(time::Duration::from_secs(timeout_sec as u64)) {
-                    Ok(res) => res,
-                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                        // Kill the process. There is no need to further clean
-                        // up because we will be error out.
-                        let _ = signal::kill(hook_process_pid, signal::Signal::SIGKILL);
-                        return Err(HookError::Timeout);
-                    }
-                    Err(_) => {
-                        unreachable!();
-                    }
-                }
-            } else {
-                hook_process.wait()
-            };
-
-            match res {
-                Ok(exit_status) => match exit_status.code() {
-                    Some(0) => Ok(()),
-                    Some(exit_code) => Err(HookError::NonZeroExitCode(exit_code)),
-                    None => Err(HookError::Killed),
-                },
-                Err(e) => Err(HookError::CommandExecute(e)),
-            }?;
+            run_hook(hook, &oci_state, cwd, default_env)?;
         }
     }
 
     Ok(())
+}
+
+/// PATCH (runtime, see third_party/README.md): a hook of a list that failed, for the
+/// hooks whose failure the runtime spec makes a warning (poststart, poststop).
+#[derive(Debug)]
+pub struct HookFailure {
+    /// The hook's position in its list, counted from 0 as runc's "hook #N".
+    pub index: usize,
+    pub path: PathBuf,
+    pub error: HookError,
+}
+
+impl std::fmt::Display for HookFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "hook #{} ({}): {}",
+            self.index,
+            self.path.display(),
+            self.error
+        )?;
+        let mut source = std::error::Error::source(&self.error);
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
+}
+
+/// PATCH (runtime, see third_party/README.md): runs every hook of the list even when
+/// some fail, as the runtime spec requires for poststart and poststop ("the runtime MUST
+/// log a warning, but the remaining hooks and lifecycle continue as if the hook had
+/// succeeded"). Each failure is logged as a warning and returned, for the caller to
+/// report; `run_hooks` stops at the first failure, as prestart, createRuntime,
+/// createContainer and startContainer require.
+pub fn run_hooks_warn_on_failure(
+    hooks: Option<&Vec<Hook>>,
+    state: Option<&State>,
+    cwd: Option<&Path>,
+    pid: Option<Pid>,
+    default_env: Option<&HashMap<String, String>>,
+) -> Vec<HookFailure> {
+    let Some(hooks) = hooks.filter(|h| !h.is_empty()) else {
+        return Vec::new();
+    };
+    let warn = |index: usize, error: HookError| {
+        let failure = HookFailure {
+            index,
+            path: hooks[index].path().clone(),
+            error,
+        };
+        tracing::warn!("{failure}");
+        failure
+    };
+    let oci_state = match state
+        .ok_or(HookError::MissingContainerState)
+        .and_then(|s| OciState::try_from(s).map_err(HookError::from))
+    {
+        Ok(mut oci_state) => {
+            if let Some(override_pid) = pid {
+                oci_state.set_pid(Some(override_pid.as_raw()));
+            }
+            oci_state
+        }
+        // Without a state no hook can run: the first one carries the reason.
+        Err(error) => return vec![warn(0, error)],
+    };
+    hooks
+        .iter()
+        .enumerate()
+        .filter_map(|(index, hook)| {
+            run_hook(hook, &oci_state, cwd, default_env)
+                .err()
+                .map(|error| warn(index, error))
+        })
+        .collect()
+}
+
+/// Runs one hook with the state on its stdin and waits for it (or its timeout).
+fn run_hook(
+    hook: &Hook,
+    oci_state: &OciState,
+    cwd: Option<&Path>,
+    default_env: Option<&HashMap<String, String>>,
+) -> Result<()> {
+    let mut hook_command = process::Command::new(hook.path());
+
+    if let Some(cwd) = cwd {
+        hook_command.current_dir(cwd);
+    }
+
+    // Based on OCI spec, the first argument of the args vector is the
+    // arg0, which can be different from the path.  For example, path
+    // may be "/usr/bin/true" and arg0 is set to "true". However, rust
+    // command differentiates arg0 from args, where rust command arg
+    // doesn't include arg0. So we have to make the split arg0 from the
+    // rest of args.
+    if let Some((arg0, args)) = hook.args().as_ref().and_then(|a| a.split_first()) {
+        tracing::debug!("run_hooks arg0: {:?}, args: {:?}", arg0, args);
+        hook_command.arg0(arg0).args(args)
+    } else {
+        hook_command.arg0(hook.path().display().to_string())
+    };
+
+    let envs: HashMap<String, String> = if let Some(env) = hook.env() {
+        utils::parse_env(env)
+    } else if let Some(default) = default_env {
+        default.clone()
+    } else {
+        HashMap::new()
+    };
+    tracing::debug!("run_hooks envs: {:?}", envs);
+
+    let mut hook_process = hook_command
+        .env_clear()
+        .envs(envs)
+        .stdin(process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(process::Stdio::inherit())
+        .spawn()
+        .map_err(HookError::CommandExecute)?;
+    let hook_process_pid = Pid::from_raw(hook_process.id() as i32);
+    // Based on the OCI spec, we need to pipe the container state into
+    // the hook command through stdin.
+    if let Some(stdin) = &mut hook_process.stdin {
+        // We want to ignore BrokenPipe here. A BrokenPipe indicates
+        // either the hook is crashed/errored or it ran successfully.
+        // Either way, this is an indication that the hook command
+        // finished execution.  If the hook command was successful,
+        // which we will check later in this function, we should not
+        // fail this step here. We still want to check for all the other
+        // error, in the case that the hook command is waiting for us to
+        // write to stdin.
+        let encoded_state =
+            serde_json::to_string(&oci_state).map_err(HookError::EncodeContainerState)?;
+        if let Err(e) = stdin.write_all(encoded_state.as_bytes()) {
+            if e.kind() != ErrorKind::BrokenPipe {
+                // Not a broken pipe. The hook command may be waiting
+                // for us.
+                let _ = signal::kill(hook_process_pid, signal::Signal::SIGKILL);
+                return Err(HookError::WriteContainerState(e));
+            }
+        }
+    }
+
+    let res = if let Some(timeout_sec) = hook.timeout() {
+        // Rust does not make it easy to handle executing a command and
+        // timeout. Here we decided to wait for the command in a
+        // different thread, so the main thread is not blocked. We use a
+        // channel shared between main thread and the wait thread, since
+        // the channel has timeout functions out of the box. Rust won't
+        // let us copy the Command structure, so we can't share it
+        // between the wait thread and main thread. Therefore, we will
+        // use pid to identify the process and send a kill signal. This
+        // is what the Command.kill() does under the hood anyway. When
+        // timeout, we have to kill the process and clean up properly.
+        let (s, r) = std::sync::mpsc::channel();
+        thread::spawn(move || {
+            let res = hook_process.wait();
+            let _ = s.send(res);
+        });
+        match r.recv_timeout(time::Duration::from_secs(timeout_sec as u64)) {
+            Ok(res) => res,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                // Kill the process. There is no need to further clean
+                // up because we will be error out.
+                let _ = signal::kill(hook_process_pid, signal::Signal::SIGKILL);
+                return Err(HookError::Timeout);
+            }
+            Err(_) => {
+                unreachable!();
+            }
+        }
+    } else {
+        hook_process.wait()
+    };
+
+    match res {
+        Ok(exit_status) => match exit_status.code() {
+            Some(0) => Ok(()),
+            Some(exit_code) => Err(HookError::NonZeroExitCode(exit_code)),
+            None => Err(HookError::Killed),
+        },
+        Err(e) => Err(HookError::CommandExecute(e)),
+    }
 }
 
 #[cfg(test)]
@@ -293,6 +380,56 @@ mod test {
             .context("Failed pid test")?;
         }
 
+        Ok(())
+    }
+
+    #[test]
+    #[serial]
+    // PATCH (runtime, see third_party/README.md): every hook runs; each failure is
+    // returned with its position, where run_hooks stops at the first.
+    fn test_run_hooks_warn_on_failure_runs_them_all() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let log = dir.path().join("log");
+        let hook = |script: String| {
+            HookBuilder::default()
+                .path("/bin/sh")
+                .args(vec!["sh".to_string(), "-c".to_string(), script])
+                .build()
+        };
+        let hooks = vec![
+            hook(format!("echo one >> {}; exit 3", log.display()))?,
+            hook(format!("echo two >> {}", log.display()))?,
+            hook("exit 4".to_string())?,
+        ];
+        let default_container: Container = Default::default();
+        let failures = run_hooks_warn_on_failure(
+            Some(&hooks),
+            Some(&default_container.state),
+            None,
+            None,
+            None,
+        );
+        assert_eq!(fs::read_to_string(&log)?, "one\ntwo\n");
+        let positions: Vec<usize> = failures.iter().map(|f| f.index).collect();
+        assert_eq!(positions, [0, 2]);
+        assert!(matches!(failures[0].error, HookError::NonZeroExitCode(3)));
+        assert_eq!(
+            failures[1].to_string(),
+            "hook #2 (/bin/sh): hook command exited with non-zero exit code: 4"
+        );
+
+        fs::remove_file(&log)?;
+        assert!(
+            run_hooks(
+                Some(&hooks),
+                Some(&default_container.state),
+                None,
+                None,
+                None
+            )
+            .is_err()
+        );
+        assert_eq!(fs::read_to_string(&log)?, "one\n");
         Ok(())
     }
 

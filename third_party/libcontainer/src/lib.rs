@@ -28,3 +28,7 @@ pub mod workload;
 // Ref: https://github.com/youki-dev/youki/issues/2066
 // Ref: https://github.com/rust-lang/api-guidelines/discussions/176
 pub use oci_spec;
+
+/// PATCH (runtime, see third_party/README.md): whether this build applies seccomp
+/// profiles (the `libseccomp` feature), for a caller that reports it (`features`).
+pub const BUILT_WITH_SECCOMP: bool = cfg!(feature = "libseccomp");

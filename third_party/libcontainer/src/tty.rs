@@ -283,10 +283,40 @@ fn verify_pty_slave(slave: &OwnedFd) -> Result<()> {
 /// exists within the container's namespace, which is required for CRIU checkpoint.
 ///
 /// See: https://github.com/opencontainers/runc/blob/v1.4.0/libcontainer/rootfs_linux.go
+/// PATCH (runtime, see third_party/README.md): gives the process's user the stdio it
+/// was handed, as runc's fixStdioPermissions does before it changes user: the terminal
+/// (or pipe) was made by the runtime as root, and a process running as another user
+/// could not use its own console (`stat $(tty)` showed 0 where runc shows the process's
+/// uid). Only the owner changes -- the group stays the terminal's (5, tty, from the devpts
+/// mount). Descriptors on /dev/null, or already the user's, are left alone, and so are
+/// those the kernel will not let us change (EINVAL: an unmapped id, EPERM: an owner not
+/// mapped in our user namespace, EROFS: a read-only /dev), as runc does.
+pub fn give_stdio_to(uid: nix::unistd::Uid) -> std::result::Result<(), nix::Error> {
+    let dev_null = nix::sys::stat::stat("/dev/null")?;
+    for fd in 0..3 {
+        let st = nix::sys::stat::fstat(fd)?;
+        if st.st_uid == uid.as_raw() || st.st_rdev == dev_null.st_rdev {
+            continue;
+        }
+        match nix::unistd::fchown(fd, Some(uid), None) {
+            Ok(()) => {}
+            Err(nix::Error::EINVAL | nix::Error::EPERM | nix::Error::EROFS) => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(())
+}
+
 pub fn setup_console(syscall: &dyn Syscall, console_fd: RawFd, mount: bool) -> Result<()> {
     // Create PTY pair from /dev/pts/ptmx
     // After pivot_root, /dev/pts points to the container's devpts
-    let openpty_result = nix::pty::openpty(None, None)
+    // PATCH (runtime, see third_party/README.md): the new terminal starts with the size of
+    // the terminal this process inherited as stdin (the caller's, when the runtime relays
+    // the terminal itself), so the container's first program never sees 0x0: the master
+    // is resized only once the runtime has received it, after this process may already
+    // have exec'd the user's program (`stty size` then failed).
+    let size = caller_window_size();
+    let openpty_result = nix::pty::openpty(size.as_ref(), None)
         .map_err(|err| TTYError::CreatePseudoTerminal { source: err })?;
 
     let master = &openpty_result.master;
@@ -321,6 +351,16 @@ pub fn setup_console(syscall: &dyn Syscall, console_fd: RawFd, mount: bool) -> R
     close(console_fd).map_err(|err| TTYError::CloseConsoleSocket { source: err })?;
 
     Ok(())
+}
+
+/// PATCH (runtime): the window size of the terminal on fd 0, if fd 0 is a terminal with a
+/// size (not 0x0).
+fn caller_window_size() -> Option<nix::pty::Winsize> {
+    // SAFETY: a zeroed winsize is valid; TIOCGWINSZ fills it in or fails.
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    // SAFETY: TIOCGWINSZ writes one winsize struct we own.
+    let rc = unsafe { libc::ioctl(libc::STDIN_FILENO, libc::TIOCGWINSZ, &mut ws) };
+    (rc == 0 && ws.ws_row > 0 && ws.ws_col > 0).then_some(ws)
 }
 
 /// Mount PTY slave on /dev/console.
@@ -408,6 +448,35 @@ mod tests {
 
     const CONSOLE_SOCKET: &str = "console-socket";
 
+    /// PATCH (runtime, see third_party/README.md): the tests that check the ptmx handle
+    /// need /dev/ptmx to be devpts's ptmx, as it is in a container, where setup_console
+    /// runs. On a host whose /dev/ptmx is a device node on devtmpfs (Debian without
+    /// systemd, and the CI machine) it is not, and they failed as root with "ptmx handle
+    /// is not on a real devpts mount". There they run in a child process with a private
+    /// mount namespace in which /dev/pts/ptmx is bind-mounted over /dev/ptmx.
+    fn with_devpts_ptmx(
+        test: impl FnOnce() -> Result<()> + std::panic::UnwindSafe,
+    ) -> Result<()> {
+        use nix::mount::{MsFlags, mount};
+        use nix::sys::statfs::{DEVPTS_SUPER_MAGIC, statfs};
+
+        use crate::test_utils::TestCallbackError;
+        if statfs("/dev/ptmx").is_ok_and(|s| s.filesystem_type() == DEVPTS_SUPER_MAGIC) {
+            return test();
+        }
+        let custom = |e: &dyn std::fmt::Display| TestCallbackError::Custom(e.to_string());
+        crate::test_utils::test_in_child_process(|| {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).map_err(|e| custom(&e))?;
+            let none = None::<&str>;
+            mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none)
+                .map_err(|e| custom(&e))?;
+            mount(Some("/dev/pts/ptmx"), "/dev/ptmx", none, MsFlags::MS_BIND, none)
+                .map_err(|e| custom(&e))?;
+            test().map_err(|e| custom(&e))
+        })
+        .map_err(|e| anyhow::anyhow!("{e}"))
+    }
+
     #[test]
     #[serial]
     fn test_setup_console_socket() -> Result<()> {
@@ -446,40 +515,43 @@ mod tests {
     #[test]
     #[serial]
     fn test_setup_console() -> Result<()> {
-        // This test fails when run in WSL2.
-        // When it calls openpty() in setup_console() which opens /dev/ptmx, it must be on a real devpts mount.
-        // On native Ubuntu system, /dev/ptmx is a symlink to /dev/pts/ptmx, so the master is devpts-backed (with proper magic number).
-        // But on WSL2, /dev/ptmx is a real char device node living directly on /dev, which is devtmpfs (different magic number, shared with tmpfs).
-        // Therefore you may skip this test if you are WSL2 user.
-        use crate::syscall::syscall::create_syscall;
+        // PATCH (runtime): run where /dev/ptmx is devpts's, see with_devpts_ptmx.
+        with_devpts_ptmx(|| {
+            // This test fails when run in WSL2.
+            // When it calls openpty() in setup_console() which opens /dev/ptmx, it must be on a real devpts mount.
+            // On native Ubuntu system, /dev/ptmx is a symlink to /dev/pts/ptmx, so the master is devpts-backed (with proper magic number).
+            // But on WSL2, /dev/ptmx is a real char device node living directly on /dev, which is devtmpfs (different magic number, shared with tmpfs).
+            // Therefore you may skip this test if you are WSL2 user.
+            use crate::syscall::syscall::create_syscall;
 
-        let testdir = tempfile::tempdir()?;
-        let socket_path = Path::join(testdir.path(), "test-socket");
+            let testdir = tempfile::tempdir()?;
+            let socket_path = Path::join(testdir.path(), "test-socket");
 
-        // duplicate the existing std* fds
-        // we need to restore them later, and we cannot simply store them
-        // as they themselves get modified in setup_console
-        let old_stdin: RawFd = nix::unistd::dup(StdIO::Stdin.into())?;
-        let old_stdout: RawFd = nix::unistd::dup(StdIO::Stdout.into())?;
-        let old_stderr: RawFd = nix::unistd::dup(StdIO::Stderr.into())?;
+            // duplicate the existing std* fds
+            // we need to restore them later, and we cannot simply store them
+            // as they themselves get modified in setup_console
+            let old_stdin: RawFd = nix::unistd::dup(StdIO::Stdin.into())?;
+            let old_stdout: RawFd = nix::unistd::dup(StdIO::Stdout.into())?;
+            let old_stderr: RawFd = nix::unistd::dup(StdIO::Stderr.into())?;
 
-        let lis = UnixListener::bind(&socket_path);
-        assert!(lis.is_ok());
-        let fd = setup_console_socket(testdir.path(), &socket_path, CONSOLE_SOCKET)?;
-        // This test verifies PTY setup behavior that occurs after pivot_root.
-        // mount=false because mounting /dev/console requires an actual container
-        // environment with proper namespace setup (pivot_root completed).
-        let syscall = create_syscall();
-        let status = setup_console(syscall.as_ref(), fd.into_raw_fd(), false);
+            let lis = UnixListener::bind(&socket_path);
+            assert!(lis.is_ok());
+            let fd = setup_console_socket(testdir.path(), &socket_path, CONSOLE_SOCKET)?;
+            // This test verifies PTY setup behavior that occurs after pivot_root.
+            // mount=false because mounting /dev/console requires an actual container
+            // environment with proper namespace setup (pivot_root completed).
+            let syscall = create_syscall();
+            let status = setup_console(syscall.as_ref(), fd.into_raw_fd(), false);
 
-        // restore the original std* before doing final assert
-        dup2(old_stdin, StdIO::Stdin.into())?;
-        dup2(old_stdout, StdIO::Stdout.into())?;
-        dup2(old_stderr, StdIO::Stderr.into())?;
+            // restore the original std* before doing final assert
+            dup2(old_stdin, StdIO::Stdin.into())?;
+            dup2(old_stdout, StdIO::Stdout.into())?;
+            dup2(old_stderr, StdIO::Stderr.into())?;
 
-        assert!(status.is_ok(), "setup_console failed: {:?}", status);
+            assert!(status.is_ok(), "setup_console failed: {:?}", status);
 
-        Ok(())
+            Ok(())
+        })
     }
 
     #[test]
@@ -497,15 +569,18 @@ mod tests {
 
     #[test]
     fn test_verify_ptmx_handle_with_real_pty() -> Result<()> {
-        // Allocate a real PTY pair
-        let openpty_result = nix::pty::openpty(None, None)
-            .map_err(|e| TTYError::CreatePseudoTerminal { source: e })?;
+        // PATCH (runtime): run where /dev/ptmx is devpts's, see with_devpts_ptmx.
+        with_devpts_ptmx(|| {
+            // Allocate a real PTY pair
+            let openpty_result = nix::pty::openpty(None, None)
+                .map_err(|e| TTYError::CreatePseudoTerminal { source: e })?;
 
-        // Verify ptmx handle should succeed
-        let result = verify_ptmx_handle(&openpty_result.master);
-        assert!(result.is_ok(), "verify_ptmx_handle failed: {:?}", result);
+            // Verify ptmx handle should succeed
+            let result = verify_ptmx_handle(&openpty_result.master);
+            assert!(result.is_ok(), "verify_ptmx_handle failed: {:?}", result);
 
-        Ok(())
+            Ok(())
+        })
     }
 
     #[test]

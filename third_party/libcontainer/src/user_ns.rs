@@ -123,6 +123,9 @@ pub enum MappingError {
     NoIDMapping,
     #[error("failed to write id mapping")]
     WriteIDMapping(#[source] std::io::Error),
+    // PATCH (runtime): newuidmap/newgidmap's own complaint.
+    #[error("{0} failed: {1}")]
+    HelperFailed(String, String),
 }
 
 #[derive(Debug, Clone, Default)]
@@ -161,9 +164,14 @@ impl UserNamespaceConfig {
                 err
             })?;
             let mut user_ns_config = UserNamespaceConfig::try_from(linux)?;
-            if let Some((uid_binary, gid_binary)) = lookup_map_binaries(linux)? {
-                user_ns_config.newuidmap = Some(uid_binary);
-                user_ns_config.newgidmap = Some(gid_binary);
+            // PATCH (runtime, see third_party/README.md): only an unprivileged runtime
+            // needs newuidmap/newgidmap for several ranges; root writes them itself (as
+            // runc does), which newuidmap would refuse without /etc/subuid entries.
+            if !user_ns_config.privileged {
+                if let Some((uid_binary, gid_binary)) = lookup_map_binaries(linux)? {
+                    user_ns_config.newuidmap = Some(uid_binary);
+                    user_ns_config.newgidmap = Some(gid_binary);
+                }
             }
 
             Ok(Some(user_ns_config))
@@ -408,19 +416,23 @@ fn write_id_mapping(
 ) -> std::result::Result<(), MappingError> {
     tracing::debug!("Write ID mapping: {:?}", mappings);
 
-    match mappings.len() {
-        0 => return Err(MappingError::NoIDMapping),
-        1 => {
+    // PATCH (runtime, see third_party/README.md): without a helper binary every range is
+    // written directly, in one write(2) as the kernel requires; upstream wrote only a
+    // single range and needed newuidmap for more, also as root.
+    match (mappings.len(), map_binary) {
+        (0, _) => return Err(MappingError::NoIDMapping),
+        (_, None) => {
             let mapping = mappings
-                .first()
-                .and_then(|m| format!("{} {} {}", m.container_id(), m.host_id(), m.size()).into())
-                .unwrap();
+                .iter()
+                .map(|m| format!("{} {} {}", m.container_id(), m.host_id(), m.size()))
+                .collect::<Vec<_>>()
+                .join("\n");
             std::fs::write(map_file, &mapping).map_err(|err| {
                 tracing::error!(?err, ?map_file, ?mapping, "failed to write uid/gid mapping");
                 MappingError::WriteIDMapping(err)
             })?;
         }
-        _ => {
+        (_, Some(map_binary)) => {
             let args: Vec<String> = mappings
                 .iter()
                 .flat_map(|m| {
@@ -432,10 +444,7 @@ fn write_id_mapping(
                 })
                 .collect();
 
-            // we can be certain here that map_binary will not be None,
-            // as in the lookup_map_binaries function, we return error
-            // if there are mappings.len() > 1 and binaries are not present
-            Command::new(map_binary.unwrap())
+            let output = Command::new(map_binary)
                 .arg(pid.to_string())
                 .args(args)
                 .output()
@@ -443,6 +452,14 @@ fn write_id_mapping(
                     tracing::error!(?err, ?map_binary, "failed to execute newuidmap/newgidmap");
                     MappingError::Execute(err)
                 })?;
+            // PATCH (runtime): a helper that refuses the ranges fails the create here
+            // (upstream ignored its status and failed later with a bare EINVAL).
+            if !output.status.success() {
+                return Err(MappingError::HelperFailed(
+                    map_binary.display().to_string(),
+                    String::from_utf8_lossy(&output.stderr).trim().to_string(),
+                ));
+            }
         }
     }
 
@@ -736,6 +753,46 @@ mod tests {
         assert_eq!(
             format!("{container_id} {host_gid} {size}"),
             fs::read_to_string(id_mapper.get_gid_path(&pid))?
+        );
+        Ok(())
+    }
+
+    #[test]
+    #[serial]
+    fn test_write_two_uid_ranges_without_helper() -> Result<()> {
+        // PATCH (runtime): with no newuidmap configured (root), every range is written.
+        let range = |c: u32, h: u32| {
+            LinuxIdMappingBuilder::default()
+                .container_id(c)
+                .host_id(h)
+                .size(1000_u32)
+                .build()
+        };
+        let linux = LinuxBuilder::default()
+            .namespaces(vec![
+                LinuxNamespaceBuilder::default()
+                    .typ(LinuxNamespaceType::User)
+                    .build()?,
+            ])
+            .uid_mappings(vec![range(0, 100000)?, range(1000, 201000)?])
+            .gid_mappings(vec![range(0, 100000)?])
+            .build()?;
+        let config = UserNamespaceConfig {
+            uid_mappings: linux.uid_mappings().clone(),
+            ..Default::default()
+        };
+        let pid = getpid();
+        let tmp = tempfile::tempdir()?;
+        let id_mapper = UserNamespaceIDMapper {
+            base_path: tmp.path().to_path_buf(),
+        };
+        id_mapper.ensure_uid_path(&pid)?;
+        let mut config = config;
+        config.with_id_mapper(id_mapper.clone());
+        config.write_uid_mapping(pid)?;
+        assert_eq!(
+            "0 100000 1000\n1000 201000 1000",
+            fs::read_to_string(id_mapper.get_uid_path(&pid))?
         );
         Ok(())
     }

@@ -134,6 +134,67 @@ pub fn parse_env(envs: &[String]) -> HashMap<String, String> {
         .collect()
 }
 
+/// PATCH (runtime, see third_party/README.md): why a `process.env` entry is refused, in
+/// runc's words.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum EnvError {
+    #[error("invalid environment variable: {0:?}")]
+    MissingEquals(String),
+    #[error("environment variable name can't be empty: {0:?}")]
+    EmptyName(String),
+    #[error("environment variable name can't contain null(\\x00): {0:?}")]
+    NulInName(String),
+    #[error("environment variable value can't contain null(\\x00): {0:?}")]
+    NulInValue(String),
+}
+
+/// PATCH (runtime, see third_party/README.md): a process's environment in the order the
+/// config lists it. A name given twice keeps its first place and takes its last value,
+/// and a name added later goes to the end: what runc's setenv calls on a cleared
+/// environment give (upstream kept a HashMap, so the program saw hash order).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Env(Vec<(String, String)>);
+
+impl Env {
+    /// Parses `NAME=value` entries, refusing what runc refuses (no `=`, an empty name, a
+    /// NUL byte).
+    pub fn parse(entries: &[String]) -> Result<Self, EnvError> {
+        let mut env = Self::default();
+        for entry in entries {
+            let Some((name, value)) = entry.split_once('=') else {
+                return Err(EnvError::MissingEquals(entry.clone()));
+            };
+            if name.is_empty() {
+                return Err(EnvError::EmptyName(entry.clone()));
+            }
+            if name.contains('\0') {
+                return Err(EnvError::NulInName(entry.clone()));
+            }
+            if value.contains('\0') {
+                return Err(EnvError::NulInValue(entry.clone()));
+            }
+            env.insert(name.to_owned(), value.to_owned());
+        }
+        Ok(env)
+    }
+
+    pub fn get(&self, name: &str) -> Option<&String> {
+        self.0.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+    }
+
+    /// Sets `name` in its place, or at the end if it is new.
+    pub fn insert(&mut self, name: String, value: String) {
+        match self.0.iter_mut().find(|(n, _)| *n == name) {
+            Some(slot) => slot.1 = value,
+            None => self.0.push((name, value)),
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &String)> {
+        self.0.iter().map(|(n, v)| (n, v))
+    }
+}
+
 /// Get a nix::unistd::User via UID. Potential errors will be ignored.
 pub fn get_unix_user(uid: Uid) -> Option<User> {
     User::from_uid(uid).unwrap_or_default()
@@ -148,11 +209,34 @@ pub fn get_user_home(uid: u32) -> Option<PathBuf> {
 }
 
 /// If None, it will generate a default path for cgroups.
-pub fn get_cgroup_path(cgroups_path: &Option<PathBuf>, container_id: &str) -> PathBuf {
+///
+/// PATCH (runtime, see third_party/README.md): the default is named as runc names it:
+/// `/<id>` below each hierarchy's root with cgroupfs, and `:runc:<id>` (the unit
+/// `runc-<id>.scope` in the default slice) when `systemd` manages a cgroup v2 host.
+/// Upstream named both `:youki:<id>`, a systemd spelling that cgroupfs took as a
+/// directory name. `systemd` is whether the systemd driver was asked for; on a cgroup v1
+/// or hybrid host libcgroups uses cgroupfs whatever it says, so the default is `/<id>`.
+pub fn get_cgroup_path(
+    cgroups_path: &Option<PathBuf>,
+    container_id: &str,
+    systemd: bool,
+) -> PathBuf {
     match cgroups_path {
         Some(cpath) => cpath.clone(),
-        None => PathBuf::from(format!(":youki:{container_id}")),
+        None if systemd && is_unified_host() => PathBuf::from(format!(":runc:{container_id}")),
+        // PATCH (runtime, 0404): on a pure cgroup v2 host runc's default is relative (the
+        // bare id), placed below the parent of the caller's cgroup by the init builder.
+        None if is_unified_host() => PathBuf::from(container_id),
+        None => PathBuf::from(format!("/{container_id}")),
     }
+}
+
+/// PATCH (runtime): whether the host has only the cgroup v2 hierarchy.
+fn is_unified_host() -> bool {
+    matches!(
+        libcgroups::common::get_cgroup_setup(),
+        Ok(libcgroups::common::CgroupSetup::Unified)
+    )
 }
 
 /// PATCH (runtime, see third_party/README.md): replaces `path` with `contents`
@@ -529,11 +613,15 @@ mod tests {
     fn test_get_cgroup_path() {
         let cid = "sample_container_id";
         assert_eq!(
-            get_cgroup_path(&None, cid),
-            PathBuf::from(":youki:sample_container_id")
+            get_cgroup_path(&None, cid, false),
+            PathBuf::from("/sample_container_id")
         );
         assert_eq!(
-            get_cgroup_path(&Some(PathBuf::from("/youki")), cid),
+            get_cgroup_path(&Some(PathBuf::from("/youki")), cid, false),
+            PathBuf::from("/youki")
+        );
+        assert_eq!(
+            get_cgroup_path(&Some(PathBuf::from("/youki")), cid, true),
             PathBuf::from("/youki")
         );
     }
@@ -614,16 +702,33 @@ mod tests {
     #[serial]
     fn test_userns_spec_validation() -> Result<(), test_utils::TestError> {
         use nix::sched::{CloneFlags, unshare};
-        let syscall = create_syscall();
-        // default rootful spec
-        let rootful_spec = Spec::default();
-        // as we are not in a user ns, and spec does not have user ns
-        // we should get error here
-        assert!(validate_spec_for_new_user_ns(&rootful_spec, &*syscall).is_err());
+        // PATCH (runtime, see third_party/README.md): this part is about an unprivileged
+        // caller; run as root (as the CI machine does) it is run in a child process that
+        // has become nobody, instead of failing its first assertion.
+        let unprivileged_part = || {
+            if nix::unistd::geteuid().is_root() {
+                let nobody = nix::unistd::Uid::from_raw(65534);
+                let nogroup = nix::unistd::Gid::from_raw(65534);
+                nix::unistd::setresgid(nogroup, nogroup, nogroup).unwrap();
+                nix::unistd::setresuid(nobody, nobody, nobody).unwrap();
+            }
+            let syscall = create_syscall();
+            // default rootful spec
+            let rootful_spec = Spec::default();
+            // as we are not in a user ns, and spec does not have user ns
+            // we should get error here
+            assert!(validate_spec_for_new_user_ns(&rootful_spec, &*syscall).is_err());
 
-        let rootless_spec = Spec::rootless(1000, 1000);
-        // because the spec contains user ns info, we should not get error
-        assert!(validate_spec_for_new_user_ns(&rootless_spec, &*syscall).is_ok());
+            let rootless_spec = Spec::rootless(1000, 1000);
+            // because the spec contains user ns info, we should not get error
+            assert!(validate_spec_for_new_user_ns(&rootless_spec, &*syscall).is_ok());
+            Ok::<(), test_utils::TestCallbackError>(())
+        };
+        if nix::unistd::geteuid().is_root() {
+            test_utils::test_in_child_process(unprivileged_part)?;
+        } else {
+            unprivileged_part().map_err(|e| test_utils::TestError::Execution(Box::new(e)))?;
+        }
 
         test_utils::test_in_child_process(|| {
             unshare(CloneFlags::CLONE_NEWUSER).unwrap();
@@ -765,5 +870,23 @@ mod tests {
         assert!(
             matches!(result, Err(VerifyInodeError::Verification(error_message)) if error_message == "error")
         )
+    }
+
+    #[test]
+    fn env_keeps_the_config_order() {
+        // PATCH (runtime): runc's order and refusals.
+        let entries: Vec<String> = ["B=2", "A=1", "B=3", "C=x=y", "D="]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let mut env = Env::parse(&entries).unwrap();
+        env.insert("HOME".into(), "/".into());
+        let got: Vec<String> = env.iter().map(|(n, v)| format!("{n}={v}")).collect();
+        assert_eq!(got, ["B=3", "A=1", "C=x=y", "D=", "HOME=/"]);
+        let refused = |e: &str| Env::parse(&[e.to_string()]).unwrap_err().to_string();
+        assert_eq!(refused("NOEQUALS"), "invalid environment variable: \"NOEQUALS\"");
+        assert_eq!(refused("=x"), "environment variable name can't be empty: \"=x\"");
+        assert!(refused("A\0B=1").contains("name can't contain null"));
+        assert!(refused("AB=1\02").contains("value can't contain null"));
     }
 }

@@ -5,6 +5,7 @@ use nix::sys::stat::stat;
 use oci_spec::runtime::{LinuxNamespaceType, LinuxSchedulerPolicy, Spec};
 
 use crate::error::ErrInvalidSpec;
+use crate::rootfs::propagation::RootPropagation;
 
 pub struct Validator;
 
@@ -20,8 +21,80 @@ impl Validator {
         Self::validate_spec_for_time_namespace(spec)?;
         // PATCH (runtime): LSM fields need their LSM (crate::lsm).
         crate::lsm::check(spec)?;
+        Self::validate_spec_for_rootfs_propagation(spec)?;
+        Self::validate_spec_for_seccomp_notify(spec)?;
+        // PATCH (runtime): process.env as runc checks it.
+        Self::validate_process_env(spec)?;
 
         Ok(())
+    }
+
+    /// PATCH (runtime, see third_party/README.md): `process.env` entries runc refuses
+    /// (no `=`, an empty name, a NUL byte) are refused before anything is created; the
+    /// init would refuse them too, with the container half made.
+    pub fn validate_process_env(spec: &Spec) -> Result<(), ErrInvalidSpec> {
+        if let Some(env) = spec.process().as_ref().and_then(|p| p.env().as_ref()) {
+            crate::utils::Env::parse(env)?;
+        }
+        Ok(())
+    }
+
+    /// PATCH (runtime, see third_party/README.md): a notify profile the init could not
+    /// hand over is refused before anything is created, with runc's texts: the init
+    /// writes the listener fd to the runtime, so `write` cannot be a notify rule (the init
+    /// would block on itself), nor can notify be the default action; and the fd needs a
+    /// listener to go to. These used to surface only from inside the init.
+    fn validate_spec_for_seccomp_notify(spec: &Spec) -> Result<(), ErrInvalidSpec> {
+        use oci_spec::runtime::LinuxSeccompAction::ScmpActNotify;
+        let Some(seccomp) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) else {
+            return Ok(());
+        };
+        if seccomp.default_action() == ScmpActNotify {
+            return Err(ErrInvalidSpec::SeccompNotify(
+                "SCMP_ACT_NOTIFY cannot be used as default action",
+            ));
+        }
+        let notify_rules: Vec<_> = seccomp
+            .syscalls()
+            .iter()
+            .flatten()
+            .filter(|s| s.action() == ScmpActNotify)
+            .collect();
+        if notify_rules.is_empty() {
+            return Ok(());
+        }
+        if notify_rules
+            .iter()
+            .any(|s| s.names().iter().any(|n| n == "write"))
+        {
+            return Err(ErrInvalidSpec::SeccompNotify(
+                "SCMP_ACT_NOTIFY cannot be used for the write syscall",
+            ));
+        }
+        if seccomp
+            .listener_path()
+            .as_ref()
+            .is_none_or(|p| p.as_os_str().is_empty())
+        {
+            return Err(ErrInvalidSpec::SeccompNotify("listenerPath is not set"));
+        }
+        Ok(())
+    }
+
+    /// PATCH (runtime, see third_party/README.md): a value runc does not accept is refused
+    /// before anything is created, with runc's text (the init would fail on it later,
+    /// with the cause lost on the way to the caller).
+    fn validate_spec_for_rootfs_propagation(spec: &Spec) -> Result<(), ErrInvalidSpec> {
+        let value = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.rootfs_propagation().as_deref());
+        match RootPropagation::parse(value) {
+            Some(_) => Ok(()),
+            None => Err(ErrInvalidSpec::RootfsPropagation(
+                value.unwrap_or_default().to_string(),
+            )),
+        }
     }
 
     fn validate_spec_for_uts_namespace(spec: &Spec) -> Result<(), ErrInvalidSpec> {
@@ -69,8 +142,10 @@ impl Validator {
                 .as_ref()
                 .is_some_and(|l| l.gid_mappings().as_ref().is_some_and(|m| !m.is_empty()));
 
+            // PATCH (runtime, see third_party/README.md): runc (1.1.5 and later) ignores
+            // mappings when the config asks for no user namespace; so do we.
             if has_uid_mappings || has_gid_mappings {
-                return Err(ErrInvalidSpec::UserMappingsWithoutNamespace);
+                tracing::debug!("ignoring uid/gid mappings without a user namespace");
             }
         }
 
@@ -394,10 +469,8 @@ mod tests {
             )
             .build()
             .unwrap();
-        assert!(matches!(
-            Validator::validate_spec_for_new_user_ns(&spec_with_mappings_no_ns).unwrap_err(),
-            ErrInvalidSpec::UserMappingsWithoutNamespace
-        ));
+        // PATCH (runtime): ignored, as runc ignores them.
+        assert!(Validator::validate_spec_for_new_user_ns(&spec_with_mappings_no_ns).is_ok());
     }
 
     #[test]

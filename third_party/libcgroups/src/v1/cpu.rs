@@ -94,33 +94,23 @@ impl Cpu {
             }
         }
 
-        if let Some(cpu_period) = cpu.period() {
-            if cpu_period != 0 {
-                common::write_cgroup_file(root_path.join(CGROUP_CPU_PERIOD), cpu_period)?;
-            }
-        }
-
-        if let Some(cpu_quota) = cpu.quota() {
-            if cpu_quota != 0 {
-                common::write_cgroup_file(root_path.join(CGROUP_CPU_QUOTA), cpu_quota)?;
-            }
-        }
+        // PATCH (runtime): period and quota in the order the kernel accepts.
+        write_period_then(
+            root_path,
+            (CGROUP_CPU_PERIOD, cpu.period().unwrap_or(0)),
+            (CGROUP_CPU_QUOTA, cpu.quota().unwrap_or(0)),
+        )?;
 
         if let Some(cpu_burst) = cpu.burst() {
             common::write_cgroup_file(root_path.join(CGROUP_CPU_BURST), cpu_burst)?;
         }
 
-        if let Some(rt_runtime) = cpu.realtime_runtime() {
-            if rt_runtime != 0 {
-                common::write_cgroup_file(root_path.join(CGROUP_CPU_RT_RUNTIME), rt_runtime)?;
-            }
-        }
-
-        if let Some(rt_period) = cpu.realtime_period() {
-            if rt_period != 0 {
-                common::write_cgroup_file(root_path.join(CGROUP_CPU_RT_PERIOD), rt_period)?;
-            }
-        }
+        // PATCH (runtime): realtime period and runtime in the order the kernel accepts.
+        write_period_then(
+            root_path,
+            (CGROUP_CPU_RT_PERIOD, cpu.realtime_period().unwrap_or(0)),
+            (CGROUP_CPU_RT_RUNTIME, cpu.realtime_runtime().unwrap_or(0)),
+        )?;
 
         if let Some(idle) = cpu.idle() {
             common::write_cgroup_file(root_path.join(CGROUP_CPU_IDLE), idle)?;
@@ -128,6 +118,37 @@ impl Cpu {
 
         Ok(())
     }
+}
+
+/// PATCH (runtime, see third_party/README.md): writes a period and the budget that goes
+/// with it (CFS quota, or realtime runtime; 0 means "not given") in an order the kernel
+/// accepts, as runc does. The kernel checks the ratio of the pair against the parent's
+/// on every write, so a new period smaller than the old one can be refused (EINVAL)
+/// while the old budget is in place; the period is then written again after the budget.
+/// Upstream wrote the period first and failed (`update --cpu-period 10000 --cpu-quota
+/// 3000` under a parent limited to 50%), and wrote the realtime runtime before its
+/// period.
+fn write_period_then(
+    root_path: &Path,
+    (period_file, period): (&str, u64),
+    (budget_file, budget): (&str, i64),
+) -> Result<(), WrappedIoError> {
+    let mut retry_period = false;
+    if period != 0 {
+        if let Err(err) = common::write_cgroup_file(root_path.join(period_file), period) {
+            if err.inner().raw_os_error() != Some(libc::EINVAL) || budget == 0 {
+                return Err(err);
+            }
+            retry_period = true;
+        }
+    }
+    if budget != 0 {
+        common::write_cgroup_file(root_path.join(budget_file), budget)?;
+        if retry_period {
+            common::write_cgroup_file(root_path.join(period_file), period)?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

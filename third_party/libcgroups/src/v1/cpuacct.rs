@@ -62,6 +62,15 @@ impl StatsProvider for CpuAcct {
     }
 }
 
+/// PATCH (runtime): nanoseconds per clock tick (USER_HZ, the unit of cpuacct.stat);
+/// 100 ticks per second when the system does not say.
+fn nanos_per_clock_tick() -> u64 {
+    // SAFETY: sysconf reads a constant of the system and has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let ticks = if ticks > 0 { ticks as u64 } else { 100 };
+    1_000_000_000 / ticks
+}
+
 impl CpuAcct {
     fn get_total_cpu_usage(
         cgroup_path: &Path,
@@ -84,6 +93,11 @@ impl CpuAcct {
 
         get!("user" => usage_user);
         get!("system" => usage_kernel);
+        // PATCH (runtime, see third_party/README.md): cpuacct.stat counts clock ticks
+        // (USER_HZ); CpuStats holds nanoseconds, as cpuacct.usage does and as runc reports.
+        let ns_per_tick = nanos_per_clock_tick();
+        stats.usage_user = stats.usage_user.saturating_mul(ns_per_tick);
+        stats.usage_kernel = stats.usage_kernel.saturating_mul(ns_per_tick);
 
         let total = common::read_cgroup_file(cgroup_path.join(CGROUP_CPUACCT_USAGE))?;
         stats.usage_total = total
@@ -192,8 +206,9 @@ mod tests {
         let mut stats = CpuUsage::default();
         CpuAcct::get_total_cpu_usage(tmp.path(), &mut stats).expect("get cgroup stats");
 
-        assert_eq!(stats.usage_user, 1300888);
-        assert_eq!(stats.usage_kernel, 364592);
+        // PATCH (runtime): clock ticks in cpuacct.stat, nanoseconds in the stats.
+        assert_eq!(stats.usage_user, 1300888 * nanos_per_clock_tick());
+        assert_eq!(stats.usage_kernel, 364592 * nanos_per_clock_tick());
         assert_eq!(stats.usage_total, 18198092369681);
     }
 

@@ -30,8 +30,18 @@ use crate::common::{
 };
 use crate::stats::{PidStatsError, Stats, StatsProvider};
 
+/// PATCH (runtime, see third_party/README.md): how long `remove` keeps killing the
+/// cgroup's processes and waiting for them to leave.
+const REMOVE_TIMEOUT: Duration = Duration::from_secs(5);
+
 pub struct Manager {
     subsystems: HashMap<CtrlType, PathBuf>,
+    /// PATCH (runtime, see third_party/README.md): hierarchies the container's processes
+    /// join without any controller being configured there, as runc's cgroupfs manager
+    /// does on a v1 host: the `name=systemd` hierarchy (systemd and tools find a
+    /// process's unit through it) and, on a hybrid host, the cgroup v2 hierarchy at
+    /// /sys/fs/cgroup/unified (a process then shows `0::/<path>`, not `0::/`).
+    joined_only: Vec<PathBuf>,
 }
 
 #[derive(thiserror::Error, Debug)]
@@ -48,6 +58,12 @@ pub enum V1ManagerError {
     CGroupRequired(CtrlType),
     #[error("subsystem does not exist")]
     SubsystemDoesNotExist,
+    // PATCH (runtime): linux.resources.unified given on a cgroup v1 host.
+    #[error("invalid configuration: cannot use unified on cgroup v1")]
+    UnifiedOnV1,
+    // PATCH (runtime): join_existing found no cgroup to join.
+    #[error("cgroup {0} does not exist")]
+    MissingCgroup(PathBuf),
     #[error(transparent)]
     Pathrs(#[from] pathrs::error::Error),
 
@@ -107,8 +123,54 @@ impl Manager {
                 tracing::warn!("cgroup {} not supported on this system", subsystem);
             }
         }
+        let joined_only = match &own_cgroups {
+            Ok(own) => Self::joined_only_paths(cgroup_path, own),
+            Err(_) => Vec::new(),
+        };
 
-        Ok(Manager { subsystems })
+        Ok(Manager {
+            subsystems,
+            joined_only,
+        })
+    }
+
+    /// PATCH (runtime): the container's directories in the `name=systemd` hierarchy and,
+    /// on a hybrid host, in the unified one (see `joined_only`); each relative to this
+    /// process's own cgroup there when `cgroup_path` is empty, as for the controllers.
+    fn joined_only_paths(cgroup_path: &Path, own: &[procfs::ProcessCGroup]) -> Vec<PathBuf> {
+        let mut mounts = Vec::new();
+        if let Some(systemd) = util::list_subsystem_mount_points()
+            .unwrap_or_default()
+            .into_iter()
+            .find(|m| m.file_name().is_some_and(|n| n == "systemd"))
+        {
+            let mine = own
+                .iter()
+                .find(|c| c.controllers.iter().any(|n| n == "name=systemd"));
+            mounts.push((systemd, mine));
+        }
+        // The host's layout, looked up once per process (two statfs calls each time).
+        static HYBRID: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        let hybrid = *HYBRID.get_or_init(|| {
+            matches!(
+                common::get_cgroup_setup(),
+                Ok(common::CgroupSetup::Hybrid)
+            )
+        });
+        if hybrid {
+            let mine = own.iter().find(|c| c.hierarchy == 0);
+            mounts.push((Path::new(common::DEFAULT_CGROUP_ROOT).join("unified"), mine));
+        }
+        mounts
+            .into_iter()
+            .filter_map(|(mount, mine)| {
+                if cgroup_path.as_os_str().is_empty() {
+                    mount.join_safely(Path::new(&mine?.pathname)).ok()
+                } else {
+                    mount.join_safely(cgroup_path).ok()
+                }
+            })
+            .collect()
     }
 
     fn get_subsystem_path(
@@ -205,11 +267,64 @@ impl CgroupManager for Manager {
                 CtrlType::Freezer => Freezer::add_task(pid, cgroup_path)?,
             }
         }
+        // PATCH (runtime): and the hierarchies joined without controllers.
+        for cgroup_path in &self.joined_only {
+            fs::create_dir_all(cgroup_path).wrap_create_dir(cgroup_path)?;
+            common::write_cgroup_file(cgroup_path.join(CGROUP_PROCS), pid)?;
+        }
 
         Ok(())
     }
 
+    /// PATCH (runtime): `freezer.state` FROZEN with `freezer.self_freezing` not 0 (a
+    /// cgroup frozen only through an ancestor reads FROZEN too); FREEZING is waited out
+    /// briefly, then counted as frozen. No freezer cgroup, no freezer: not frozen.
+    fn is_frozen(&self) -> Result<bool, Self::Error> {
+        let Some(dir) = self.subsystems.get(&CtrlType::Freezer) else {
+            return Ok(false);
+        };
+        for _ in 0..100 {
+            let state = match fs::read_to_string(dir.join("freezer.state")) {
+                Ok(s) => s,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+                Err(e) => return Err(WrappedIoError::Read { err: e, path: dir.join("freezer.state") }.into()),
+            };
+            match state.trim() {
+                "FROZEN" => {
+                    let own = fs::read_to_string(dir.join("freezer.self_freezing"))
+                        .unwrap_or_else(|_| "1".into());
+                    return Ok(own.trim() != "0");
+                }
+                "FREEZING" => std::thread::sleep(Duration::from_millis(1)),
+                _ => return Ok(false),
+            }
+        }
+        Ok(true)
+    }
+
+    /// PATCH (runtime): every hierarchy's cgroup must exist before the task joins any.
+    fn join_existing(&self, pid: Pid) -> Result<(), Self::Error> {
+        let all = || self.subsystems.values().chain(&self.joined_only);
+        if let Some(missing) = all().find(|p| !p.is_dir()) {
+            return Err(V1ManagerError::MissingCgroup(missing.clone()));
+        }
+        for cgroup_path in all() {
+            common::write_cgroup_file(cgroup_path.join(CGROUP_PROCS), pid)?;
+        }
+        Ok(())
+    }
+
     fn apply(&self, controller_opt: &ControllerOpt) -> Result<(), Self::Error> {
+        // PATCH (runtime): `unified` holds cgroup v2 files, which a v1 host does not have;
+        // runc refuses it (an empty map is fine) instead of ignoring it.
+        if controller_opt
+            .resources
+            .unified()
+            .as_ref()
+            .is_some_and(|u| !u.is_empty())
+        {
+            return Err(V1ManagerError::UnifiedOnV1);
+        }
         for (ctrl_type, cgroup_path) in self.get_required_controllers(controller_opt)? {
             match ctrl_type {
                 CtrlType::Cpu => Cpu::apply(controller_opt, cgroup_path)?,
@@ -236,17 +351,16 @@ impl CgroupManager for Manager {
         for cgroup_path in self.subsystems.values() {
             if cgroup_path.exists() {
                 tracing::debug!("remove cgroup {:?}", cgroup_path);
-                let procs_path = cgroup_path.join(CGROUP_PROCS);
-                let procs = fs::read_to_string(&procs_path).wrap_read(&procs_path)?;
+                // PATCH (runtime, see third_party/README.md): processes forked meanwhile
+                // and slow exits no longer leave the cgroup (and the container) behind.
+                common::kill_and_remove_tree(cgroup_path, REMOVE_TIMEOUT)?;
+            }
+        }
 
-                for line in procs.lines() {
-                    let pid: i32 = line
-                        .parse()
-                        .map_err(|err| std::io::Error::new(std::io::ErrorKind::InvalidData, err))
-                        .wrap_other(&procs_path)?;
-                    let _ = nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::SIGKILL);
-                }
-
+        // PATCH (runtime): the hierarchies joined without controllers; their processes
+        // are the same ones, killed above.
+        for cgroup_path in &self.joined_only {
+            if cgroup_path.exists() {
                 common::delete_with_retry(cgroup_path, 4, Duration::from_millis(100))?;
             }
         }

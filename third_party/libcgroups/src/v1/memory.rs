@@ -204,11 +204,15 @@ impl Memory {
         Ok(memory_data)
     }
 
+    // PATCH (runtime, see third_party/README.md): written only to disable the OOM
+    // killer, as runc does. Writing 0 otherwise turned it back on at every `update` of a
+    // container created with disableOOMKiller, and overrode a parent cgroup's setting
+    // (a new memory cgroup inherits oom_kill_disable from its parent).
     fn set_oom_control(cgroup_root: &Path, disable_oom_killer: bool) -> Result<(), WrappedIoError> {
         if disable_oom_killer {
             common::write_cgroup_file(cgroup_root.join(CGROUP_MEMORY_OOM_CONTROL), 1)
         } else {
-            common::write_cgroup_file(cgroup_root.join(CGROUP_MEMORY_OOM_CONTROL), 0)
+            Ok(())
         }
     }
 
@@ -442,10 +446,11 @@ mod tests {
             .expect("Read to string");
         assert_eq!("1", content);
 
+        // PATCH (runtime, see third_party/README.md): false leaves the file alone.
         Memory::set_oom_control(tmp.path(), false).expect("Set oom control");
         let content = std::fs::read_to_string(tmp.path().join(CGROUP_MEMORY_OOM_CONTROL))
             .expect("Read to string");
-        assert_eq!("0", content);
+        assert_eq!("1", content);
     }
 
     #[test]

@@ -15,6 +15,8 @@ const UNRESTRICTED_QUOTA: &str = "max";
 const MAX_CPU_WEIGHT: u64 = 10000;
 
 const CPU_STAT: &str = "cpu.stat";
+/// PATCH (runtime): cpu.stat counts microseconds, CpuStats nanoseconds.
+const NANOS_PER_MICRO: u64 = 1000;
 const CPU_PSI: &str = "cpu.pressure";
 
 #[derive(thiserror::Error, Debug)]
@@ -59,24 +61,29 @@ impl StatsProvider for Cpu {
 
         let stats_table = stats::parse_flat_keyed_data(&stats_path)?;
 
+        // PATCH (runtime, see third_party/README.md): `$scale` turns cpu.stat's
+        // microseconds into the nanoseconds CpuStats holds (cgroup v1's cpuacct counts
+        // nanoseconds, and runc's stats, which containerd and kubelet read, are nanoseconds
+        // on both); counts of periods are taken as they are.
         macro_rules! get {
-            ($name: expr => $field1:ident.$field2:ident) => {
+            ($name: expr => $field1:ident.$field2:ident, $scale:expr) => {
                 stats.$field1.$field2 =
                     *stats_table
                         .get($name)
                         .ok_or_else(|| V2CpuStatsError::MissingField {
                             field: $name,
                             path: stats_path.clone(),
-                        })?;
+                        })?
+                        * $scale;
             };
         }
 
-        get!("usage_usec" => usage.usage_total);
-        get!("user_usec" => usage.usage_user);
-        get!("system_usec" => usage.usage_kernel);
-        get!("nr_periods" => throttling.periods);
-        get!("nr_throttled" => throttling.throttled_periods);
-        get!("throttled_usec" => throttling.throttled_time);
+        get!("usage_usec" => usage.usage_total, NANOS_PER_MICRO);
+        get!("user_usec" => usage.usage_user, NANOS_PER_MICRO);
+        get!("system_usec" => usage.usage_kernel, NANOS_PER_MICRO);
+        get!("nr_periods" => throttling.periods, 1);
+        get!("nr_throttled" => throttling.throttled_periods, 1);
+        get!("throttled_usec" => throttling.throttled_time, NANOS_PER_MICRO);
 
         stats.psi = stats::psi_stats(&cgroup_path.join(CPU_PSI))?;
         Ok(stats)
@@ -367,16 +374,17 @@ mod tests {
 
         let actual = Cpu::stats(tmp.path()).expect("get cgroup stats");
         let expected = CpuStats {
+            // PATCH (runtime): microseconds in cpu.stat, nanoseconds in the stats.
             usage: CpuUsage {
-                usage_total: 7730,
-                usage_user: 4387,
-                usage_kernel: 3498,
+                usage_total: 7_730_000,
+                usage_user: 4_387_000,
+                usage_kernel: 3_498_000,
                 ..Default::default()
             },
             throttling: CpuThrottling {
                 periods: 400,
                 throttled_periods: 20,
-                throttled_time: 5000,
+                throttled_time: 5_000_000,
             },
             ..Default::default()
         };

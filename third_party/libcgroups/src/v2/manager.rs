@@ -34,6 +34,9 @@ pub const CGROUP_KILL: &str = "cgroup.kill";
 pub enum V2ManagerError {
     #[error("io error: {0}")]
     WrappedIo(#[from] WrappedIoError),
+    // PATCH (runtime): join_existing found no cgroup to join.
+    #[error("cgroup {0} does not exist")]
+    MissingCgroup(PathBuf),
     #[error("while joining paths: {0}")]
     JoinSafely(#[from] JoinSafelyError),
     #[error(transparent)]
@@ -58,6 +61,14 @@ pub enum V2ManagerError {
     #[cfg(feature = "cgroupsv2_devices")]
     #[error(transparent)]
     DevicesController(#[from] super::devices::controller::DevicesControllerError),
+
+    /// PATCH (runtime, see third_party/README.md)
+    #[error(
+        "cannot create the cgroup {0} (permission denied) and linux.resources sets limits: \
+         a rootless container gets limits only inside a cgroup delegated to its user, e.g. \
+         run it under `systemd-run --user --scope -p Delegate=yes`, or use --systemd-cgroup"
+    )]
+    RootlessWithoutCgroup(PathBuf),
 
     #[error(transparent)]
     CpuStats(#[from] V2CpuStatsError),
@@ -202,6 +213,19 @@ impl Manager {
     }
 }
 
+/// PATCH (runtime): whether `resources` asks for any limit a cgroup would enforce (device
+/// rules are not counted: a rootless container cannot get a device cgroup, and runc does
+/// not ask for one either).
+fn needs_limits(resources: &oci_spec::runtime::LinuxResources) -> bool {
+    resources.memory().is_some_and(|m| m != Default::default())
+        || resources.cpu().as_ref().is_some_and(|c| *c != Default::default())
+        || resources.pids().is_some()
+        || resources.block_io().as_ref().is_some_and(|b| *b != Default::default())
+        || resources.hugepage_limits().as_ref().is_some_and(|h| !h.is_empty())
+        || resources.unified().as_ref().is_some_and(|u| !u.is_empty())
+        || resources.rdma().as_ref().is_some_and(|r| !r.is_empty())
+}
+
 impl CgroupManager for Manager {
     type Error = V2ManagerError;
 
@@ -213,7 +237,36 @@ impl CgroupManager for Manager {
         Ok(())
     }
 
+    /// PATCH (runtime): `cgroup.freeze` is 1 (no such file: not frozen).
+    fn is_frozen(&self) -> Result<bool, Self::Error> {
+        let path = self.full_path.join("cgroup.freeze");
+        match std::fs::read_to_string(&path) {
+            Ok(s) => Ok(s.trim() == "1"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(err) => Err(WrappedIoError::Read { err, path }.into()),
+        }
+    }
+
+    /// PATCH (runtime): joins the cgroup only if it exists.
+    fn join_existing(&self, pid: Pid) -> Result<(), Self::Error> {
+        if !self.full_path.is_dir() {
+            return Err(V2ManagerError::MissingCgroup(self.full_path.clone()));
+        }
+        self.attach_pid(pid)
+    }
+
     fn apply(&self, controller_opt: &ControllerOpt) -> Result<(), Self::Error> {
+        // PATCH (runtime): a rootless container whose cgroup could not be created (no
+        // delegation) runs without one, as with runc, but only if it asks for no limits:
+        // writing them would fail on a missing file, and running the container without
+        // them would be worse (runc: "rootless needs no limits ... when no permission is
+        // granted for cgroups").
+        if self.rootless && !self.full_path.exists() {
+            if needs_limits(controller_opt.resources) {
+                return Err(V2ManagerError::RootlessWithoutCgroup(self.full_path.clone()));
+            }
+            return Ok(());
+        }
         for controller in CONTROLLER_TYPES {
             match controller {
                 ControllerType::Cpu => Cpu::apply(controller_opt, &self.full_path)?,

@@ -54,9 +54,19 @@ impl StatsProvider for Memory {
     type Stats = MemoryStats;
 
     fn stats(cgroup_path: &Path) -> Result<Self::Stats, Self::Error> {
+        let memory = Self::get_memory_data(cgroup_path, "memory", "oom")?;
+        // PATCH (runtime, see third_party/README.md): swap as cgroup v1's memsw counts it,
+        // memory plus swap (v2's memory.swap.* count swap alone), as runc reports it on v2
+        // (fs2/memory.go adds memory.current to the usage and memory.max to a set limit),
+        // so `events` means the same on both hierarchies.
+        let mut memswap = Self::get_memory_data(cgroup_path, "memory.swap", "fail")?;
+        memswap.usage = memswap.usage.saturating_add(memory.usage);
+        if memswap.limit != u64::MAX {
+            memswap.limit = memswap.limit.saturating_add(memory.limit);
+        }
         let stats = MemoryStats {
-            memory: Self::get_memory_data(cgroup_path, "memory", "oom")?,
-            memswap: Self::get_memory_data(cgroup_path, "memory.swap", "fail")?,
+            memory,
+            memswap,
             hierarchy: true,
             stats: stats::parse_flat_keyed_data(&cgroup_path.join(MEMORY_STAT))?,
             psi: stats::psi_stats(&cgroup_path.join(MEMORY_PSI))?,
@@ -126,6 +136,9 @@ impl Memory {
                     // -1 means max
                     if swap == -1 || limit == -1 {
                         Memory::set(path.join(CGROUP_MEMORY_SWAP), swap)?;
+                    } else if swap == 0 {
+                        // PATCH (runtime, see third_party/README.md): 0 is "unset", as
+                        // runc reads it, not a memory+swap smaller than the limit.
                     } else {
                         if swap < limit {
                             return Err(V2MemoryControllerError::SwapTooSmall { swap, limit });
@@ -134,8 +147,12 @@ impl Memory {
                         // In cgroup v1 swap is memory+swap, but in cgroup v2 swap is
                         // a separate value, so the swap value in the runtime spec needs
                         // to be converted from the cgroup v1 value to the cgroup v2 value
-                        // by subtracting limit from swap
-                        Memory::set(path.join(CGROUP_MEMORY_SWAP), swap - limit)?;
+                        // by subtracting limit from swap.
+                        // PATCH (runtime): written even when it is 0 (swap equal to the
+                        // limit: no swap, what containerd's CRI asks for every limited
+                        // container); Memory::set skips 0 as "unset", which left swap
+                        // unlimited.
+                        common::write_cgroup_file(path.join(CGROUP_MEMORY_SWAP), swap - limit)?;
                     }
                     Memory::set(path.join(CGROUP_MEMORY_MAX), limit)?;
                 }
@@ -205,6 +222,36 @@ mod tests {
         let reservation_content =
             read_to_string(tmp.path().join(CGROUP_MEMORY_LOW)).expect("read memory reservation");
         assert_eq!(reservation_content, reservation.to_string());
+    }
+
+    /// PATCH (runtime): swap equal to the limit means no swap: memory.swap.max is 0 (it
+    /// was left as it was, unlimited for a new cgroup); a swap of 0 is "unset".
+    #[test]
+    fn test_swap_equal_to_limit_disables_swap() {
+        let tmp = tempfile::tempdir().unwrap();
+        // Fixtures are written without truncating, as cgroup files are: start empty.
+        set_fixture(tmp.path(), CGROUP_MEMORY_MAX, "").expect("set fixture for memory limit");
+        set_fixture(tmp.path(), CGROUP_MEMORY_SWAP, "").expect("set fixture for swap limit");
+        let no_swap = LinuxMemoryBuilder::default()
+            .limit(16_777_216)
+            .swap(16_777_216)
+            .build()
+            .unwrap();
+        Memory::apply(tmp.path(), &no_swap).expect("apply memory limits");
+        assert_eq!(read_to_string(tmp.path().join(CGROUP_MEMORY_SWAP)).unwrap(), "0");
+        assert_eq!(
+            read_to_string(tmp.path().join(CGROUP_MEMORY_MAX)).unwrap(),
+            "16777216"
+        );
+
+        set_fixture(tmp.path(), CGROUP_MEMORY_SWAP, "max").expect("set fixture for swap limit");
+        let unset = LinuxMemoryBuilder::default()
+            .limit(16_777_216)
+            .swap(0)
+            .build()
+            .unwrap();
+        Memory::apply(tmp.path(), &unset).expect("a swap of 0 is unset");
+        assert_eq!(read_to_string(tmp.path().join(CGROUP_MEMORY_SWAP)).unwrap(), "max");
     }
 
     #[test]
@@ -302,7 +349,8 @@ mod tests {
                     return result.is_err();
                 }
                 if let Some(limit) = linux_memory.limit() {
-                    if limit != -1 && swap != -1 && swap < limit {
+                    // PATCH (runtime): a swap of 0 is "unset", not too small.
+                    if limit != -1 && swap != -1 && swap != 0 && swap < limit {
                         return result.is_err();
                     }
                 }
@@ -326,6 +374,8 @@ mod tests {
             let swap_content = read_to_string(tmp.path().join(CGROUP_MEMORY_SWAP)).expect("read swap limit to string");
             let swap_check = match linux_memory.swap() {
                 Some(-1)=> swap_content == "max",
+                // PATCH (runtime): 0 leaves the file alone.
+                Some(0) => swap_content == "0",
                 Some(swap) => {
                     if let Some(limit) = linux_memory.limit() {
                         if limit == -1 {

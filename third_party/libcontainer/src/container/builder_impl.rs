@@ -44,6 +44,8 @@ pub(super) struct ContainerBuilderImpl {
     pub notify_path: PathBuf,
     /// Container state
     pub container: Option<Container>,
+    /// PATCH (runtime, see third_party/README.md): the container an exec joins.
+    pub joined_container: Option<Container>,
     /// File descriptos preserved/passed to the container init process.
     pub preserve_fds: i32,
     /// If the container is to be run in detached mode
@@ -92,7 +94,12 @@ impl ContainerBuilderImpl {
 
     fn run_container(&mut self) -> Result<Pid, LibcontainerError> {
         let linux = self.spec.linux().as_ref().ok_or(MissingSpecError::Linux)?;
-        let base_cgroups_path = utils::get_cgroup_path(linux.cgroups_path(), &self.container_id);
+        // PATCH (runtime): the default cgroup is named for the driver in use.
+        let base_cgroups_path = utils::get_cgroup_path(
+            linux.cgroups_path(),
+            &self.container_id,
+            self.use_systemd || self.user_ns_config.is_some(),
+        );
         let mut final_cgroups_path = base_cgroups_path;
 
         if let Some(sub_cgroup_path) = &self.sub_cgroup_path
@@ -190,9 +197,23 @@ impl ContainerBuilderImpl {
             stderr: self.stderr.as_ref().map(|x| x.as_raw_fd()),
             as_sibling: self.as_sibling,
             pid_file: self.pid_file.to_owned(),
+            // PATCH (runtime, see third_party/README.md): as runc, not for a rootless
+            // runtime (it could not open what its container's root cannot).
+            joined_container: self.joined_container.to_owned(),
+            open_bind_sources: matches!(self.container_type, ContainerType::InitContainer)
+                && !utils::rootless_required(&*crate::syscall::syscall::create_syscall())
+                    .unwrap_or(true),
         };
 
-        let init_pid = process::container_main_process::container_main_process(&container_args)
+        // PATCH (runtime, see third_party/README.md): the processes cloned below hold this
+        // lock until they are in the container's cgroup (process/clone_lock.rs).
+        let clone_lock = self
+            .notify_path
+            .parent()
+            .and_then(process::clone_lock::CloneLock::take);
+        let init_pid = process::container_main_process::container_main_process(&container_args);
+        drop(clone_lock);
+        let init_pid = init_pid
             .map_err(|err| {
                 tracing::error!("failed to run container process {}", err);
                 LibcontainerError::MainProcess(err)
@@ -225,7 +246,11 @@ impl ContainerBuilderImpl {
 
     fn cleanup_container(&self) -> Result<(), LibcontainerError> {
         let linux = self.spec.linux().as_ref().ok_or(MissingSpecError::Linux)?;
-        let cgroups_path = utils::get_cgroup_path(linux.cgroups_path(), &self.container_id);
+        let cgroups_path = utils::get_cgroup_path(
+            linux.cgroups_path(),
+            &self.container_id,
+            self.use_systemd || self.user_ns_config.is_some(),
+        );
         let cmanager =
             libcgroups::common::create_cgroup_manager(libcgroups::common::CgroupConfig {
                 cgroup_path: cgroups_path,

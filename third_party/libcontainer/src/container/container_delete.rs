@@ -30,7 +30,9 @@ impl Container {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn delete(&mut self, force: bool) -> Result<(), LibcontainerError> {
+    // PATCH (runtime, see third_party/README.md): returns the poststop hooks that failed:
+    // a warning by the runtime spec, not a reason to keep the container.
+    pub fn delete(&mut self, force: bool) -> Result<Vec<hooks::HookFailure>, LibcontainerError> {
         self.refresh_status()?;
 
         tracing::debug!("container status: {:?}", self.status());
@@ -79,6 +81,7 @@ impl Container {
             tracing::warn!("failed to cleanup intel rdt due to: {err:?}, continue to delete");
         }
 
+        let mut poststop_failures = Vec::new();
         if self.root.exists() {
             match YoukiConfig::load(&self.root) {
                 Ok(config) => {
@@ -99,18 +102,19 @@ impl Container {
                         err
                     })?;
 
+                    // PATCH (runtime, see third_party/README.md): runtime spec: "If any
+                    // poststop hook fails, the runtime MUST log a warning, but the
+                    // remaining hooks and lifecycle continue as if the hook had
+                    // succeeded." A failing hook used to abort the delete and leave a
+                    // container no later delete could remove.
                     if let Some(hooks) = config.hooks.as_ref() {
-                        hooks::run_hooks(
+                        poststop_failures = hooks::run_hooks_warn_on_failure(
                             hooks.poststop().as_ref(),
                             Some(&self.state),
                             None,
                             None,
                             None,
-                        )
-                        .map_err(|err| {
-                            tracing::error!(err = ?err, "failed to run post stop hooks");
-                            err
-                        })?;
+                        );
                     }
                 }
                 Err(err) => {
@@ -132,6 +136,6 @@ impl Container {
             })?;
         }
 
-        Ok(())
+        Ok(poststop_failures)
     }
 }

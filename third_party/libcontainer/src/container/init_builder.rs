@@ -87,10 +87,50 @@ impl InitContainerBuilder {
 
     /// Creates a new container
     pub fn build(mut self) -> Result<Container, LibcontainerError> {
-        let spec = self.load_spec()?;
+        let mut spec = self.load_spec()?;
+        // PATCH (runtime, see third_party/README.md): the systemd cgroup manager needs a
+        // systemd to talk to; runc refuses it up front with these words. Upstream ignored
+        // the request on cgroup v1 and ran the container under cgroupfs.
+        let systemd_running =
+            std::fs::symlink_metadata("/run/systemd/system").is_ok_and(|m| m.is_dir());
+        if self.use_systemd && !systemd_running {
+            return Err(LibcontainerError::OtherCgroup(
+                "systemd not running on this host, cannot use systemd cgroups manager".into(),
+            ));
+        }
+        // PATCH (runtime, see third_party/README.md): runc refuses a private root
+        // propagation without pivot_root.
+        if self.no_pivot
+            && crate::rootfs::propagation::RootPropagation::is_private(
+                spec.linux()
+                    .as_ref()
+                    .and_then(|l| l.rootfs_propagation().as_deref()),
+            )
+        {
+            Err(ErrInvalidSpec::PrivateRootfsPropagationWithoutPivot)?;
+        }
+        // PATCH (runtime, see third_party/README.md): with the cgroupfs driver a relative
+        // cgroups path, the default name included, is resolved once, here, to where runc
+        // puts it on cgroup v2 (below the parent of the caller's cgroup). The absolute
+        // result is what the saved config records and every later command uses.
+        if !self.use_systemd {
+            if let Some(linux) = spec.linux_mut() {
+                let path = crate::utils::get_cgroup_path(
+                    linux.cgroups_path(),
+                    &self.base.container_id,
+                    false,
+                );
+                let resolved = libcgroups::common::resolve_cgroupfs_path(&path)
+                    .map_err(|err| LibcontainerError::OtherCgroup(err.to_string()))?;
+                if resolved != path {
+                    linux.set_cgroups_path(Some(resolved));
+                }
+            }
+        }
         // validate terminal field against console socket presence before any side effects
         // (mirrors runc's checkTerminal called at the top of runner.run())
         self.base.check_terminal(&spec, self.detached)?;
+        self.check_cgroup(&spec)?;
 
         let container_dir = self.create_container_dir()?;
 
@@ -118,7 +158,10 @@ impl InitContainerBuilder {
 
         let user_ns_config = UserNamespaceConfig::new(&spec)?;
 
-        let config = YoukiConfig::from_spec(&spec, container.id())?;
+        // PATCH (runtime): the default cgroup's name depends on the driver, which
+        // ContainerBuilderImpl forces to systemd with a user namespace.
+        let config =
+            YoukiConfig::from_spec(&spec, container.id(), self.use_systemd || user_ns_config.is_some())?;
         config.save(&container_dir).map_err(|err| {
             tracing::error!(?container_dir, "failed to save config: {}", err);
             err
@@ -136,6 +179,7 @@ impl InitContainerBuilder {
             user_ns_config,
             notify_path,
             container: Some(container.clone()),
+            joined_container: None,
             preserve_fds: self.base.preserve_fds,
             detached: self.detached,
             executor: self.base.executor,
@@ -153,6 +197,51 @@ impl InitContainerBuilder {
         container.refresh_state()?;
 
         Ok(container)
+    }
+
+    /// PATCH (runtime, see third_party/README.md): what runc's factory checks before it
+    /// creates anything. A frozen cgroup is refused ("container's cgroup unexpectedly
+    /// frozen"): the init would stay frozen and create would wait for it forever. A
+    /// cgroup that already holds processes is shared with them, which runc 1.1 allows
+    /// with a warning ("container's cgroup is not empty: N process(es) found"), given
+    /// here to the user under the `user_warning` tracing target. Nothing is made or
+    /// removed: a cgroup that cannot be inspected is left to create to report.
+    fn check_cgroup(&self, spec: &Spec) -> Result<(), LibcontainerError> {
+        use libcgroups::common::CgroupManager;
+        let Some(linux) = spec.linux() else {
+            return Ok(());
+        };
+        let new_user_ns = linux.namespaces().as_ref().is_some_and(|nss| {
+            nss.iter()
+                .any(|ns| ns.typ() == oci_spec::runtime::LinuxNamespaceType::User && ns.path().is_none())
+        });
+        let systemd = self.use_systemd || new_user_ns;
+        let cgroup_path =
+            utils::get_cgroup_path(linux.cgroups_path(), &self.base.container_id, systemd);
+        let Ok(manager) =
+            libcgroups::common::create_cgroup_manager(libcgroups::common::CgroupConfig {
+                cgroup_path,
+                systemd_cgroup: systemd,
+                container_name: self.base.container_id.clone(),
+            })
+        else {
+            return Ok(());
+        };
+        if manager.is_frozen().unwrap_or(false) {
+            return Err(LibcontainerError::Other(
+                "container's cgroup unexpectedly frozen".into(),
+            ));
+        }
+        if let Ok(pids) = manager.get_all_pids() {
+            if !pids.is_empty() {
+                tracing::warn!(
+                    target: "user_warning",
+                    "container's cgroup is not empty: {} process(es) found",
+                    pids.len()
+                );
+            }
+        }
+        Ok(())
     }
 
     fn create_container_dir(&self) -> Result<PathBuf, LibcontainerError> {
@@ -192,7 +281,8 @@ impl InitContainerBuilder {
     fn load_spec(&mut self) -> Result<Spec, LibcontainerError> {
         let mut spec = match self.spec.take() {
             Some(spec) => spec,
-            None => Spec::load(self.bundle.join("config.json"))?,
+            // PATCH (runtime): unknown capability names are ignored, as runc does.
+            None => crate::capabilities::load_spec(&self.bundle.join("config.json"))?,
         };
         Self::validate_spec(&spec)?;
 
@@ -200,6 +290,17 @@ impl InitContainerBuilder {
             tracing::error!(bundle = ?self.bundle, "failed to canonicalize rootfs: {}", err);
             err
         })?;
+        // PATCH (runtime, see third_party/README.md): a relative bind-mount source is
+        // relative to the bundle, as in runc (which works in the bundle directory); it
+        // used to be looked up from wherever the caller happened to be.
+        if let Some(mounts) = spec.mounts_mut() {
+            for m in mounts.iter_mut() {
+                let relative = m.source().as_ref().filter(|s| s.is_relative()).cloned();
+                if let (Some(source), true) = (relative, crate::rootfs::utils::is_bind(m)) {
+                    m.set_source(Some(self.bundle.join(source)));
+                }
+            }
+        }
 
         Ok(spec)
     }

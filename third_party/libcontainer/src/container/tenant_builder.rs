@@ -243,10 +243,16 @@ impl TenantContainerBuilder {
         let container = self.load_container_state(container_dir.clone())?;
         let mut spec = self.load_init_spec(&container)?;
         self.adapt_spec_for_tenant(&mut spec, &container)?;
+        // PATCH (runtime): the exec'd process's env is checked before it is started.
+        crate::validator::Validator::validate_process_env(&spec)?;
         // validate terminal field against console socket presence before any side effects
         self.base.check_terminal(&spec, self.detached)?;
 
-        tracing::debug!("{:#?}", spec);
+        // PATCH (runtime): the spec as JSON, not as a Rust struct dump.
+        tracing::debug!(
+            spec = %serde_json::to_string(&spec).unwrap_or_default(),
+            "process spec"
+        );
 
         let notify_path = Self::setup_notify_listener(&container_dir)?;
         // convert path of root file system of the container to absolute path
@@ -277,6 +283,7 @@ impl TenantContainerBuilder {
             user_ns_config,
             notify_path: notify_path.clone(),
             container: None,
+            joined_container: Some(container.clone()),
             preserve_fds: self.base.preserve_fds,
             detached: self.detached,
             executor: self.base.executor,
@@ -336,7 +343,8 @@ impl TenantContainerBuilder {
     fn load_init_spec(&self, container: &Container) -> Result<Spec, LibcontainerError> {
         let spec_path = container.bundle().join("config.json");
 
-        let mut spec = Spec::load(&spec_path).map_err(|err| {
+        // PATCH (runtime): unknown capability names are ignored, as at create.
+        let mut spec = crate::capabilities::load_spec(&spec_path).map_err(|err| {
             tracing::error!(path = ?spec_path, ?err, "failed to load spec");
             err
         })?;
@@ -377,7 +385,10 @@ impl TenantContainerBuilder {
         let container = Container::load(container_dir)?;
 
         match container.status() {
-            ContainerStatus::Running => Ok(container),
+            // PATCH (runtime, see third_party/README.md): a created container's init
+            // has its namespaces and root filesystem ready and waits for start; runc
+            // runs an exec'd process in it (create.bats), and so do we.
+            ContainerStatus::Running | ContainerStatus::Created => Ok(container),
             ContainerStatus::Paused if self.ignore_paused => Ok(container),
             _ => {
                 tracing::error!(status = ?container.status(), "cannot exec: invalid container state");
@@ -458,9 +469,20 @@ impl TenantContainerBuilder {
         let spec_linux = spec.linux().as_ref().unwrap();
         let mut linux_builder = LinuxBuilder::default().namespaces(ns);
 
-        if let Some(cgroup_path) = spec_linux.cgroups_path() {
-            linux_builder = linux_builder.cgroups_path(cgroup_path.clone());
-        }
+        // PATCH (runtime, see third_party/README.md): the process joins the cgroup the
+        // container was created in, as recorded in its saved config, not one derived
+        // again from config.json (for a container without cgroupsPath that derivation
+        // named a cgroup the container was never in, and the process ran outside the
+        // container's limits until someone moved it).
+        let recorded = crate::config::YoukiConfig::load(&container.root)
+            .map(|c| c.cgroup_path)
+            .map_err(|err| {
+                LibcontainerError::Other(format!(
+                    "cannot read the saved config of container {}: {err}",
+                    container.id()
+                ))
+            })?;
+        linux_builder = linux_builder.cgroups_path(recorded);
 
         if let Some(personality) = spec_linux.personality() {
             linux_builder = linux_builder.personality(personality.clone());
@@ -468,6 +490,13 @@ impl TenantContainerBuilder {
 
         if let Some(time_offsets) = spec_linux.time_offsets() {
             linux_builder = linux_builder.time_offsets(time_offsets.clone());
+        }
+
+        // PATCH (runtime, see third_party/README.md): an exec'd process is confined by the
+        // container's seccomp profile, as runc's are (it was left out: exec'd processes ran
+        // unconfined, and notify rules could not work for them).
+        if let Some(seccomp) = spec_linux.seccomp() {
+            linux_builder = linux_builder.seccomp(seccomp.clone());
         }
 
         let linux = linux_builder.build()?;

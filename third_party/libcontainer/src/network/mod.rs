@@ -3,6 +3,8 @@ pub mod cidr;
 mod client;
 mod fake;
 pub mod link;
+// PATCH (runtime, see third_party/README.md): lo up in a new network namespace.
+pub mod loopback;
 pub mod network_device;
 mod traits;
 pub mod wrapper;

@@ -55,4 +55,11 @@ pub struct ContainerArgs {
     /// File path used to communicate the PID of the
     /// container process to the higher-level runtime.
     pub pid_file: Option<PathBuf>,
+    /// PATCH (runtime, see third_party/README.md): whether the main process opens the
+    /// bind-mount sources for the init (process::bind_sources): decided once here, where
+    /// the runtime's own privileges are known, so that both sides agree.
+    pub open_bind_sources: bool,
+    /// PATCH (runtime, see third_party/README.md): the container an exec'd process joins,
+    /// for the state its seccomp listener receives (`container` is the init's only).
+    pub joined_container: Option<Container>,
 }

@@ -24,11 +24,14 @@ pub enum ChannelError {
     BaseChannelError(#[from] crate::channel::ChannelError),
     #[error("missing fds from seccomp request")]
     MissingSeccompFds,
-    // PATCH (runtime): the init's and the intermediate process's messages are whole
-    // causes (crate::error::chain) and are passed on as they are.
-    #[error("{0}")]
+    // PATCH (runtime, see third_party/README.md): the init's and the intermediate
+    // process's messages are whole causes (crate::error::chain), passed on in runc's
+    // words for a process that could not be started ("unable to start container
+    // process: ..."), once; upstream said "exec process failed with error error in
+    // executing process : ...".
+    #[error("unable to start container process: {0}")]
     ExecError(String),
-    #[error("{0}")]
+    #[error("unable to start container process: {0}")]
     OtherError(String),
     #[error("missing fd from mount request")]
     MissingMountFds,

@@ -106,24 +106,24 @@ pub fn container_intermediate_process(
     // In addition this needs to be done before we enter the cgroup namespace as
     // the cgroup of the process will form the root of the cgroup hierarchy in
     // the cgroup namespace.
-    apply_cgroups(
-        &cgroup_manager,
-        linux.resources().as_ref(),
-        matches!(args.container_type, ContainerType::InitContainer),
-    )?;
-
-    // setting CPU affinity for tenant container after cgroup move
-    if matches!(args.container_type, ContainerType::TenantContainer { .. }) {
-        if let Some(exec_cpu_affinity) = spec
-            .process()
-            .as_ref()
-            .and_then(|p| p.exec_cpu_affinity().as_ref())
-        {
-            if let Some(cpu_affinity_final) = exec_cpu_affinity.cpu_affinity_final() {
-                cpu_affinity::set_cpuset_affinity_from_string(current_pid, cpu_affinity_final)?;
-            }
-        }
+    //
+    // PATCH (runtime, see third_party/README.md): a process joining a container (exec)
+    // is put into the container's cgroup by the main process once it has been forked
+    // (container_main_process::join_tenant_cgroup), before it runs the program, as
+    // runc's exec does; this process stays out, so it does not count against the
+    // container's limits (a pids limit reached but for one process still takes an
+    // exec'd process, as with runc).
+    if matches!(args.container_type, ContainerType::InitContainer) {
+        apply_cgroups(&cgroup_manager, linux.resources().as_ref(), true)?;
     }
+    // PATCH (runtime, see third_party/README.md): the init is in the container's cgroup
+    // now (an exec'd process is moved there by the main process, which dies with its
+    // children); the lock that makes a delete wait for processes in flight is not passed
+    // on.
+    crate::process::clone_lock::release_in_child();
+
+    // (PATCH (runtime): the tenant's final CPU affinity is set by the main process once
+    // it has moved the process into the container's cgroup.)
 
     // if new user is specified in specification, this will be true and new
     // namespace will be created, check
@@ -176,7 +176,8 @@ pub fn container_intermediate_process(
 
     let cb: CloneCb = {
         Box::new(|| {
-            if let Err(ret) = prctl::set_name("youki:[2:INIT]") {
+            // PATCH (runtime): the process name without youki's (runc: runc:[2:INIT]).
+            if let Err(ret) = prctl::set_name("runtime[2:INIT]") {
                 tracing::error!(?ret, "failed to set name for child process");
                 return ret;
             }
@@ -403,7 +404,14 @@ fn apply_cgroups<
     init: bool,
 ) -> Result<()> {
     let pid = getpid();
-    cmanager.add_task(pid).map_err(|err| {
+    // PATCH (runtime): a process joining a container (init == false) only joins cgroups
+    // that exist; creating them is the init's business.
+    let joined = if init {
+        cmanager.add_task(pid)
+    } else {
+        cmanager.join_existing(pid)
+    };
+    joined.map_err(|err| {
         tracing::error!(?pid, ?err, ?init, "failed to add task to cgroup");
         IntermediateProcessError::Cgroup(err.to_string())
     })?;
@@ -423,7 +431,13 @@ fn apply_cgroups<
             resources,
             freezer_state: None,
             oom_score_adj: None,
-            disable_oom_killer: false,
+            // PATCH (runtime, see third_party/README.md): the spec's
+            // linux.resources.memory.disableOOMKiller, as runc sets it.
+            disable_oom_killer: resources
+                .memory()
+                .as_ref()
+                .and_then(|m| m.disable_oom_killer())
+                .unwrap_or(false),
         };
 
         cmanager.apply(&controller_opt).map_err(|err| {

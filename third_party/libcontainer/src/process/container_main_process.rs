@@ -34,7 +34,8 @@ pub enum ProcessError {
     IntelRdt(#[from] crate::process::intel_rdt::IntelRdtError),
     #[error("failed to create intermediate process")]
     IntermediateProcessFailed(#[source] fork::CloneError),
-    #[error("failed seccomp listener")]
+    // PATCH (runtime, see third_party/README.md): the listener's own (runc's) text.
+    #[error(transparent)]
     #[cfg(feature = "libseccomp")]
     SeccompListener(#[from] crate::process::seccomp_listener::SeccompListenerError),
     #[error("failed setup network device")]
@@ -45,6 +46,16 @@ pub enum ProcessError {
     Hooks(#[from] crate::hooks::HookError),
     #[error("failed to build OCI state: {0}")]
     OciStateBuild(String),
+    // PATCH (runtime): an exec'd process could not join the container's cgroup.
+    #[error("unable to start container process: cannot join the container's cgroup: {0}")]
+    TenantCgroup(String),
+    // PATCH (runtime): the pid file could not be written.
+    #[error("cannot write the pid file {path}: {source}")]
+    PidFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 type Result<T> = std::result::Result<T, ProcessError>;
@@ -60,6 +71,12 @@ pub fn container_main_process(container_args: &ContainerArgs) -> Result<Pid> {
     let mut inter_chan = channel::intermediate_channel()?;
     let mut init_chan = channel::init_channel()?;
 
+    // PATCH (runtime, see third_party/README.md): the child cloned below dies with this
+    // process until it is inside the container's cgroup, where a `delete --force` after a
+    // kill -9 of the runtime finds it (see `die_with_parent`). Its check that this process
+    // is still alive uses a pidfd taken now.
+    let parent_pidfd = own_pidfd();
+    let parent_fd = parent_pidfd.as_ref().map(|fd| fd.as_raw_fd());
     // PATCH (runtime, see third_party/README.md): without a user namespace (and the other
     // cases the intermediate process exists for) the init is cloned directly, into its
     // new pid namespace, as crun does: one fork and one process exit fewer per container.
@@ -67,6 +84,7 @@ pub fn container_main_process(container_args: &ContainerArgs) -> Result<Pid> {
     let child_pid = if direct {
         let mut prebuilt = container_intermediate_process::init_cgroup_manager(container_args).ok();
         let cb: CloneCb = Box::new(|| {
+            die_with_parent(parent_fd);
             direct_init(
                 container_args,
                 prebuilt.take(),
@@ -88,7 +106,15 @@ pub fn container_main_process(container_args: &ContainerArgs) -> Result<Pid> {
     } else {
         let cb: CloneCb = {
             Box::new(|| {
-                if let Err(ret) = prctl::set_name("youki:[1:INTER]") {
+                // PATCH (runtime): the process name without youki's (runc: runc:[2:INIT]).
+                // PATCH (runtime): a sibling's parent is not this process.
+                if !container_args.as_sibling {
+                    die_with_parent(parent_fd);
+                } else if let Some(fd) = parent_fd {
+                    // SAFETY: our copy of the pidfd, not used again in this process.
+                    unsafe { libc::close(fd) };
+                }
+                if let Err(ret) = prctl::set_name("runtime[1:CHLD]") {
                     tracing::error!(?ret, "failed to set name for child process");
                     return ret;
                 }
@@ -132,6 +158,7 @@ pub fn container_main_process(container_args: &ContainerArgs) -> Result<Pid> {
         })?
     };
     let intermediate_pid = child_pid;
+    drop(parent_pidfd);
 
     // Close down unused fds. The corresponding fds are duplicated to the
     // child process during clone.
@@ -197,21 +224,57 @@ pub fn container_main_process(container_args: &ContainerArgs) -> Result<Pid> {
         intermediate_main_receiver.wait_for_intermediate_ready()?
     };
 
-    // if file to write the pid to is specified, write pid of the child
-    if let Some(pid_file) = &container_args.pid_file {
-        if let Err(err) = fs::write(pid_file, format!("{init_pid}")) {
-            tracing::warn!("failed to write pid to file: {err}");
+    // PATCH (runtime, see third_party/README.md): an exec'd process joins the container's
+    // cgroup now, forked but not yet running its program (it waits for the caller's
+    // start notification).
+    if matches!(container_args.container_type, ContainerType::TenantContainer { .. }) {
+        if let Err(err) = join_tenant_cgroup(container_args, init_pid) {
+            let _ = nix::sys::signal::kill(init_pid, nix::sys::signal::Signal::SIGKILL);
+            return Err(err);
         }
+    }
+
+    // if file to write the pid to is specified, write pid of the child
+    //
+    // PATCH (runtime, see third_party/README.md): a pid file that cannot be written is
+    // an error, as with runc (the caller asked to learn the pid and would otherwise
+    // wait for a file that never comes); the process is killed, and for an init the
+    // caller's cleanup removes the container. The file is written whole or not at all,
+    // through a temporary file beside it renamed over it, as runc writes it.
+    if let Some(pid_file) = &container_args.pid_file {
+        if let Err(source) = write_pid_file(pid_file, init_pid) {
+            let _ = nix::sys::signal::kill(init_pid, nix::sys::signal::Signal::SIGKILL);
+            return Err(ProcessError::PidFile {
+                path: pid_file.clone(),
+                source,
+            });
+        }
+    }
+
+    // PATCH (runtime, see third_party/README.md): the init asks for its bind-mount
+    // sources first (process::bind_sources).
+    if matches!(container_args.container_type, ContainerType::InitContainer) {
+        super::bind_sources::serve(
+            &container_args.spec,
+            container_args.open_bind_sources,
+            init_pid,
+            &mut init_main_receiver,
+            &mut init_sender,
+        )?;
     }
 
     if matches!(container_args.container_type, ContainerType::InitContainer) {
         if let Some(hooks) = container_args.spec.hooks() {
             init_main_receiver.wait_for_hook_request()?;
             if let Some(container_for_hooks) = &container_args.container {
+                // PATCH (runtime, see third_party/README.md): prestart and createRuntime
+                // hooks run in the bundle, as runc's (`runc create` changes into the
+                // bundle first), not in whatever directory the caller was in.
+                let bundle = Some(container_for_hooks.bundle().as_path());
                 hooks::run_hooks(
                     hooks.prestart().as_ref(),
                     Some(&container_for_hooks.state),
-                    None,
+                    bundle,
                     Some(init_pid),
                     None,
                 )
@@ -223,7 +286,7 @@ pub fn container_main_process(container_args: &ContainerArgs) -> Result<Pid> {
                 hooks::run_hooks(
                     hooks.create_runtime().as_ref(),
                     Some(&container_for_hooks.state),
-                    None,
+                    bundle,
                     Some(init_pid),
                     None,
                 )
@@ -244,12 +307,29 @@ pub fn container_main_process(container_args: &ContainerArgs) -> Result<Pid> {
             &mut init_sender,
         )?;
 
+        // PATCH (runtime, see third_party/README.md): an exec'd process loads the
+        // container's profile too (container/tenant_builder.rs); its listener gets the
+        // joined container's state, with the container's init as the state's pid and the
+        // exec'd process as the process's, as runc sends it. The state is only needed
+        // for notify rules.
         #[cfg(feature = "libseccomp")]
-        if let Some(seccomp) = linux.seccomp() {
+        if let Some(seccomp) = linux
+            .seccomp()
+            .as_ref()
+            .filter(|s| crate::seccomp::is_notify(s))
+        {
             let container = container_args
                 .container
                 .as_ref()
+                .or(container_args.joined_container.as_ref())
                 .ok_or(ProcessError::ContainerStateRequired)?;
+            let state_pid = match container_args.container_type {
+                ContainerType::InitContainer => init_pid.as_raw(),
+                ContainerType::TenantContainer { .. } => container
+                    .pid()
+                    .map(|p| p.as_raw())
+                    .unwrap_or(init_pid.as_raw()),
+            };
 
             // Determine OCI status based on container type (matching runc behavior)
             let oci_status = match container_args.container_type {
@@ -262,7 +342,7 @@ pub fn container_main_process(container_args: &ContainerArgs) -> Result<Pid> {
                 .version(OCI_VERSION)
                 .id(container.state.id.clone())
                 .status(oci_status)
-                .pid(init_pid.as_raw())
+                .pid(state_pid)
                 .bundle(container.state.bundle.clone())
                 .annotations(container.state.annotations.clone().unwrap_or_default())
                 .build()
@@ -348,6 +428,41 @@ pub fn container_main_process(container_args: &ContainerArgs) -> Result<Pid> {
     Ok(init_pid)
 }
 
+/// PATCH (runtime): moves an exec'd process (`pid`, forked by the intermediate process
+/// outside any container cgroup) into the container's cgroup, which must exist (and the
+/// sub-cgroup `exec --cgroup` names), then gives it its final CPU affinity (joining a
+/// cpuset cgroup resets it), as runc's exec does.
+fn join_tenant_cgroup(args: &ContainerArgs, pid: Pid) -> Result<()> {
+    use libcgroups::common::CgroupManager;
+    let manager = container_intermediate_process::init_cgroup_manager(args)
+        .map_err(|e| ProcessError::TenantCgroup(e.to_string()))?;
+    manager
+        .join_existing(pid)
+        .map_err(|e| ProcessError::TenantCgroup(e.to_string()))?;
+    if let Some(cpus) = args
+        .spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.exec_cpu_affinity().as_ref())
+        .and_then(|a| a.cpu_affinity_final().as_ref())
+    {
+        crate::process::cpu_affinity::set_cpuset_affinity_from_string(pid, cpus)
+            .map_err(|e| ProcessError::TenantCgroup(e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// PATCH (runtime): writes `pid` to `path` through `.<name>` in the same directory,
+/// renamed over it, so a reader never sees a partial file.
+fn write_pid_file(path: &std::path::Path, pid: Pid) -> std::io::Result<()> {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = path.with_file_name(format!(".{name}"));
+    fs::write(&tmp, format!("{pid}"))?;
+    fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = fs::remove_file(&tmp);
+    })
+}
+
 /// PATCH (runtime): whether the init can be cloned directly by the main process. The
 /// intermediate process is needed to write uid/gid maps and time offsets from the parent,
 /// to join an existing pid namespace (setns only moves children), for exec (a tenant joins
@@ -377,6 +492,49 @@ fn can_skip_intermediate(args: &ContainerArgs) -> bool {
         && !args.cgroup_config.systemd_cgroup
 }
 
+/// PATCH (runtime, see third_party/README.md): a pidfd of this process, taken before the
+/// clone so that the child can tell whether its parent already died. None on kernels
+/// without pidfd_open (< 5.3): the child then relies on PR_SET_PDEATHSIG alone.
+fn own_pidfd() -> Option<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, libc::getpid(), 0) };
+    // SAFETY: a new fd that nothing else owns.
+    (fd >= 0).then(|| unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// PATCH (runtime, see third_party/README.md): first thing in the child the main process
+/// clones (the init, or the intermediate process). Before, a runtime killed with SIGKILL
+/// between the clone and the child's joining the container's cgroup left the child
+/// running on its own: it then joined (creating the cgroup after a `delete --force` had
+/// already looked) and went on with the container's setup, found by nothing. Now it is
+/// sent SIGKILL when the thread that cloned it exits (PR_SET_PDEATHSIG, as runc's init
+/// has until its parent is done with it); a parent that died before the prctl is seen
+/// through `parent_pidfd` (readable once that process has exited) and the child exits.
+/// The init clears the setting once it is in its cgroup (see `direct_init`); the
+/// intermediate process keeps it until it exits (a credential change in a user namespace
+/// clears it there, after the cgroup has been joined). Closes `parent_pidfd`.
+fn die_with_parent(parent_pidfd: Option<std::os::fd::RawFd>) {
+    // SAFETY: prctl with PR_SET_PDEATHSIG only changes this process's setting.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+    let Some(fd) = parent_pidfd else {
+        return;
+    };
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: poll reads one pollfd we own, with no timeout.
+    let exited = unsafe { libc::poll(&mut pfd, 1, 0) } > 0;
+    // SAFETY: our copy of the pidfd, not used again.
+    unsafe { libc::close(fd) };
+    if exited {
+        // SAFETY: _exit ends this process at once, running nothing of the parent's.
+        unsafe { libc::_exit(1) };
+    }
+}
+
 /// Whether the spec asks for a new pid namespace (a joined one excludes the direct path).
 fn new_pid_namespace(args: &ContainerArgs) -> bool {
     args.spec.linux().as_ref().is_some_and(|l| {
@@ -398,7 +556,8 @@ fn direct_init(
     intermediate_main_sender: &mut channel::MainSender,
     init_main_sender: &mut channel::MainSender,
 ) -> i32 {
-    if let Err(ret) = prctl::set_name("youki:[2:INIT]") {
+    // PATCH (runtime): the process name without youki's (runc: runc:[2:INIT]).
+    if let Err(ret) = prctl::set_name("runtime[2:INIT]") {
         tracing::error!(?ret, "failed to set name for child process");
         return ret;
     }
@@ -424,6 +583,14 @@ fn direct_init(
     // PATCH (runtime): the whole cause of a failure goes to the parent (crate::error::chain).
     let result = container_intermediate_process::prepare_init_without_intermediate(args, prebuilt)
         .map_err(|e| crate::error::chain(&e))
+        .map(|()| {
+            // PATCH (runtime): in the container's cgroup now, found there if the runtime
+            // dies; from here on the init must outlive `create`, and a delete need not wait
+            // for it (process/clone_lock.rs).
+            // SAFETY: prctl with PR_SET_PDEATHSIG and 0 only changes this process's setting.
+            unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) };
+            crate::process::clone_lock::release_in_child();
+        })
         .and_then(|()| {
             crate::process::init::process::container_init_process(
                 args,

@@ -2,7 +2,11 @@
 //! with enums and functions specific to youki implemented
 
 pub mod args;
+// PATCH (runtime, see third_party/README.md): bind sources opened before the userns.
+mod bind_sources;
 pub mod channel;
+// PATCH (runtime, see third_party/README.md)
+pub mod clone_lock;
 pub mod container_intermediate_process;
 pub mod container_main_process;
 pub mod cpu_affinity;

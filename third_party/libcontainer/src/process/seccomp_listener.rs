@@ -9,16 +9,24 @@ use oci_spec::runtime;
 use super::channel;
 use crate::seccomp;
 
+// PATCH (runtime, see third_party/README.md): runc's texts, naming the cause (they read
+// "failed seccomp listener: unix syscall fails" before).
 #[derive(Debug, thiserror::Error)]
 pub enum SeccompListenerError {
-    #[error("notify will require seccomp listener path to be set")]
+    #[error("listenerPath is not set")]
     MissingListenerPath,
-    #[error("failed to encode container process state")]
+    #[error("cannot marshall seccomp state")]
     EncodeState(#[source] serde_json::Error),
     #[error(transparent)]
     ChannelError(#[from] channel::ChannelError),
     #[error("unix syscall fails")]
     UnixOther(#[source] nix::Error),
+    #[error(
+        "failed to connect with seccomp agent specified in the seccomp profile: connect {path}: {source}"
+    )]
+    Connect { path: String, source: nix::Error },
+    #[error("cannot send seccomp fd to {path}: {source}")]
+    Send { path: String, source: nix::Error },
 }
 
 type Result<T> = std::result::Result<T, SeccompListenerError>;
@@ -32,9 +40,11 @@ pub fn sync_seccomp(
     if seccomp::is_notify(seccomp) {
         tracing::debug!("main process waiting for sync seccomp");
         let seccomp_fd = main_receiver.wait_for_seccomp_request()?;
+        // PATCH (runtime, see third_party/README.md): an empty path is a missing one.
         let listener_path = seccomp
             .listener_path()
             .as_ref()
+            .filter(|p| !p.as_os_str().is_empty())
             .ok_or(SeccompListenerError::MissingListenerPath)?;
         let encoded_state = serde_json::to_vec(state).map_err(SeccompListenerError::EncodeState)?;
         sync_seccomp_send_msg(listener_path, &encoded_state, seccomp_fd).map_err(|err| {
@@ -82,7 +92,10 @@ fn sync_seccomp_send_msg(listener_path: &Path, msg: &[u8], fd: i32) -> Result<()
             ?listener_path,
             "failed to connect to seccomp notify listener path"
         );
-        SeccompListenerError::UnixOther(err)
+        SeccompListenerError::Connect {
+            path: listener_path.display().to_string(),
+            source: err,
+        }
     })?;
     // We have to use sendmsg here because the spec requires us to send seccomp notify fds through
     // SCM_RIGHTS message.
@@ -100,7 +113,10 @@ fn sync_seccomp_send_msg(listener_path: &Path, msg: &[u8], fd: i32) -> Result<()
     )
     .map_err(|err| {
         tracing::error!(?err, "failed to write container state to seccomp listener");
-        SeccompListenerError::UnixOther(err)
+        SeccompListenerError::Send {
+            path: listener_path.display().to_string(),
+            source: err,
+        }
     })?;
     // The spec requires the listener socket to be closed immediately after sending.
     drop(socket);
@@ -161,6 +177,11 @@ mod tests {
             .build()
             .unwrap();
         let want = serde_json::to_string(&state)?;
+        // PATCH (runtime, see third_party/README.md): listen before the thread that
+        // connects is started; listening after it had been sent the fd raced its connect
+        // (under load the connect came first, failed, and accept below waited forever).
+        std::fs::remove_file(socket_path.clone())?;
+        let lis = UnixListener::bind(socket_path)?;
         let th = thread::spawn(move || {
             sync_seccomp(
                 &LinuxSeccompBuilder::default()
@@ -183,8 +204,6 @@ mod tests {
         let fd = scmp_file.into_raw_fd();
         assert!(main_sender.seccomp_notify_request(fd).is_ok());
 
-        std::fs::remove_file(socket_path.clone())?;
-        let lis = UnixListener::bind(socket_path)?;
         let (mut socket, _) = lis.accept()?;
         let mut got = String::new();
         socket.read_to_string(&mut got)?;

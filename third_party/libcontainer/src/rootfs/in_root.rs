@@ -55,7 +55,9 @@ fn openat2(dirfd: BorrowedFd<'_>, path: &OsStr, flags: i32, resolve: u64) -> Res
 }
 
 /// `path` resolved inside `root` (an `O_PATH` descriptor), or the errno.
-fn resolve(root: BorrowedFd<'_>, path: &Path) -> Result<OwnedFd, i32> {
+// PATCH (runtime, see third_party/README.md): also opens bind-mount sources for the init
+// (process::bind_sources).
+pub(crate) fn resolve(root: BorrowedFd<'_>, path: &Path) -> Result<OwnedFd, i32> {
     openat2(
         root,
         path.as_os_str(),

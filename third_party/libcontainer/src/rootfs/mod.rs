@@ -9,11 +9,14 @@ pub mod device;
 pub use device::Device;
 
 // PATCH (runtime): cheap in-rootfs lookups for mount destinations.
-pub(super) mod in_root;
+pub(crate) mod in_root;
 pub(super) mod mount;
 // PATCH (runtime): nothing but procfs on /proc, judged on the mount's descriptors.
 pub(super) mod proc_guard;
 pub use mount::Mount;
+
+// PATCH (runtime, see third_party/README.md): runc's rootfsPropagation spellings.
+pub mod propagation;
 
 pub(super) mod symlink;
 
@@ -25,7 +28,8 @@ pub enum RootfsError {
     Syscall(#[from] crate::syscall::SyscallError),
     #[error(transparent)]
     MissingSpec(#[from] crate::error::MissingSpecError),
-    #[error("unknown rootfs propagation")]
+    // PATCH (runtime, see third_party/README.md): runc's text, naming the value.
+    #[error("rootfsPropagation={0} is not supported")]
     UnknownRootfsPropagation(String),
     #[error(transparent)]
     Symlink(#[from] symlink::SymlinkError),

@@ -1,6 +1,6 @@
 use std::fs::{Permissions, canonicalize};
 use std::io::{BufRead, BufReader, ErrorKind};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -114,6 +114,9 @@ pub struct MountOptions<'a> {
     pub label: Option<&'a str>,
     #[allow(dead_code)]
     pub cgroup_ns: bool,
+    /// PATCH (runtime, see third_party/README.md): a bind mount's source, opened by the
+    /// runtime before the user namespace applied (process::bind_sources).
+    pub source_fd: Option<BorrowedFd<'a>>,
 }
 
 pub struct Mount {
@@ -239,11 +242,12 @@ impl Mount {
                         err
                     })?;
                 } else {
-                    self.mount_into_container(
+                    self.mount_into_container_from(
                         mount,
                         options.root,
                         &mount_option_config,
                         options.label,
+                        options.source_fd,
                     )
                     .map_err(|err| {
                         tracing::error!("failed to mount {:?}: {}", mount, err);
@@ -599,6 +603,19 @@ impl Mount {
         mount_option_config: &MountOptionConfig,
         label: Option<&str>,
     ) -> Result<()> {
+        self.mount_into_container_from(m, rootfs, mount_option_config, label, None)
+    }
+
+    // PATCH (runtime, see third_party/README.md): `source_fd`, a bind mount's source the
+    // runtime opened (process::bind_sources), is mounted from instead of the path.
+    fn mount_into_container_from(
+        &self,
+        m: &SpecMount,
+        rootfs: &Path,
+        mount_option_config: &MountOptionConfig,
+        label: Option<&str>,
+        source_fd: Option<BorrowedFd<'_>>,
+    ) -> Result<()> {
         let typ = m.typ().as_deref();
         let mut data_options = mount_option_config.data.clone();
 
@@ -631,14 +648,21 @@ impl Mount {
         };
         let mut dest_found: Option<OwnedFd> = None;
         let src = if is_bind(m) {
-            let src = canonicalize(source).map_err(|err| {
-                tracing::error!("failed to canonicalize {:?}: {}", source, err);
-                err
-            })?;
+            let (src, src_is_dir) = match source_fd {
+                Some(fd) => (PathBuf::from(source), fd_is_dir(fd)),
+                None => {
+                    let src = canonicalize(source).map_err(|err| {
+                        tracing::error!("failed to canonicalize {:?}: {}", source, err);
+                        err
+                    })?;
+                    let is_dir = src.is_dir();
+                    (src, is_dir)
+                }
+            };
 
-            if let Some(dest) = existing_dest(src.is_dir()) {
+            if let Some(dest) = existing_dest(src_is_dir) {
                 dest_found = Some(dest);
-            } else if src.is_dir() {
+            } else if src_is_dir {
                 root.mkdir_all(container_dest, &dir_perm)?;
             } else {
                 let parent = container_dest
@@ -694,14 +718,24 @@ impl Mount {
                 open_tree_flags |= libc::AT_RECURSIVE as libc::c_uint;
             };
 
-            let src_str = src.to_str().ok_or(SyscallError::Nix(Errno::EINVAL))?;
-            let mount_fd_owned = self
-                .syscall
-                .open_tree(libc::AT_FDCWD, Some(src_str), open_tree_flags)
-                .map_err(|source| MountError::Op {
-                    op: format!("open_tree {src_str}"),
-                    source,
-                })?;
+            let mount_fd_owned = match source_fd {
+                Some(fd) => self
+                    .syscall
+                    .open_tree(fd.as_raw_fd(), None, open_tree_flags)
+                    .map_err(|source| MountError::Op {
+                        op: format!("open_tree {}", src.display()),
+                        source,
+                    })?,
+                None => {
+                    let src_str = src.to_str().ok_or(SyscallError::Nix(Errno::EINVAL))?;
+                    self.syscall
+                        .open_tree(libc::AT_FDCWD, Some(src_str), open_tree_flags)
+                        .map_err(|source| MountError::Op {
+                            op: format!("open_tree {src_str}"),
+                            source,
+                        })?
+                }
+            };
             let mount_fd = mount_fd_owned.as_fd();
             // PATCH (runtime): judged on the descriptors the mount uses (proc_guard).
             super::proc_guard::check(
@@ -757,7 +791,7 @@ impl Mount {
                     linux::MOVE_MOUNT_T_EMPTY_PATH | linux::MOVE_MOUNT_F_EMPTY_PATH,
                 )
                 .map_err(|source| MountError::Op {
-                    op: format!("move_mount of {src_str} onto {}", container_dest.display()),
+                    op: format!("move_mount of {} onto {}", src.display(), container_dest.display()),
                     source,
                 })?;
         } else {
@@ -1096,6 +1130,12 @@ pub fn find_parent_mount(
             MountError::Custom(format!("can't find the parent mount of {:?}", rootfs))
         })?;
     Ok(parent_mount_info)
+}
+
+/// PATCH (runtime, see third_party/README.md): whether an (O_PATH) descriptor is a
+/// directory.
+fn fd_is_dir(fd: BorrowedFd<'_>) -> bool {
+    nix::sys::stat::fstat(fd.as_raw_fd()).is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
 }
 
 #[cfg(test)]
@@ -1496,6 +1536,7 @@ mod tests {
             root: tmp.path(),
             label: None,
             cgroup_ns: true,
+            source_fd: None,
         };
 
         let mounter = Mount::new();
@@ -1657,6 +1698,7 @@ mod tests {
             root: rootfs,
             label: None,
             cgroup_ns: true,
+            source_fd: None,
         };
 
         let m = Mount::new();
@@ -1692,6 +1734,7 @@ mod tests {
             root: rootfs,
             label: None,
             cgroup_ns: true,
+            source_fd: None,
         };
 
         let m = Mount::new();

@@ -1,4 +1,5 @@
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
 use nix::mount::MsFlags;
@@ -6,8 +7,9 @@ use oci_spec::runtime::{Linux, Spec};
 
 use super::device::Device;
 use super::mount::{Mount, MountOptions};
+use super::propagation::RootPropagation;
 use super::symlink::Symlink;
-use super::utils::default_devices;
+use super::utils::{default_devices, parse_mount};
 use super::{Result, RootfsError};
 use crate::error::MissingSpecError;
 use crate::syscall::Syscall;
@@ -37,16 +39,15 @@ impl RootFS {
         spec: &Spec,
         rootfs: &Path,
         cgroup_ns: bool,
+        // PATCH (runtime, see third_party/README.md): sources opened by the runtime, by
+        // position in spec.mounts (process::bind_sources).
+        bind_sources: &HashMap<usize, OwnedFd>,
     ) -> Result<()> {
-        let mut flags = MsFlags::MS_REC;
-        match linux.rootfs_propagation().as_deref() {
-            Some("shared") => flags |= MsFlags::MS_SHARED,
-            Some("private") => flags |= MsFlags::MS_PRIVATE,
-            Some("slave" | "unbindable") | None => flags |= MsFlags::MS_SLAVE,
-            Some(unknown) => {
-                return Err(RootfsError::UnknownRootfsPropagation(unknown.to_string()));
-            }
-        }
+        // PATCH (runtime, see third_party/README.md): runc's spellings and meaning.
+        let value = linux.rootfs_propagation().as_deref();
+        let flags = RootPropagation::parse(value)
+            .ok_or_else(|| RootfsError::UnknownRootfsPropagation(value.unwrap_or("").into()))?
+            .namespace;
 
         self.syscall
             .mount(None, Path::new("/"), None, flags, None)
@@ -78,17 +79,17 @@ impl RootFS {
                 err
             })?;
 
-        let global_options = MountOptions {
-            root: rootfs,
-            label: linux.mount_label().as_deref(),
-            cgroup_ns,
-        };
-
         if let Some(mounts) = spec.mounts() {
             for (index, mount) in mounts.iter().enumerate() {
+                let options = MountOptions {
+                    root: rootfs,
+                    label: linux.mount_label().as_deref(),
+                    cgroup_ns,
+                    source_fd: bind_sources.get(&index).map(|fd| fd.as_fd()),
+                };
                 // PATCH (runtime): the error names the mount (crate::error::chain).
                 mounter
-                    .setup_mount(mount, &global_options)
+                    .setup_mount(mount, &options)
                     .map_err(|source| RootfsError::MountEntry {
                         index,
                         what: describe_mount(mount),
@@ -108,11 +109,13 @@ impl RootFS {
         rootfs: &Path,
         bind_devices: bool,
         cgroup_ns: bool,
+        // PATCH (runtime, see third_party/README.md): see mount_to_rootfs.
+        bind_sources: &HashMap<usize, OwnedFd>,
     ) -> Result<()> {
         tracing::debug!(?rootfs, "prepare rootfs");
         let linux = spec.linux().as_ref().ok_or(MissingSpecError::Linux)?;
 
-        self.mount_to_rootfs(linux, spec, rootfs, cgroup_ns)?;
+        self.mount_to_rootfs(linux, spec, rootfs, cgroup_ns, bind_sources)?;
 
         let symlinker = Symlink::new();
         symlinker.setup_kcore_symlink(rootfs)?;
@@ -135,14 +138,55 @@ impl RootFS {
         Ok(())
     }
 
-    /// Change propagation type of rootfs as specified in spec.
-    pub fn adjust_root_mount_propagation(&self, linux: &Linux) -> Result<()> {
-        let rootfs_propagation = linux.rootfs_propagation().as_deref();
-        let flags = match rootfs_propagation {
-            Some("shared") => Some(MsFlags::MS_SHARED),
-            Some("unbindable") => Some(MsFlags::MS_UNBINDABLE),
-            _ => None,
+    /// PATCH (runtime, see third_party/README.md): honours `ro` on the /dev mount, as
+    /// runc's finalizeRootfs does. /dev is mounted writable first (the device nodes, the
+    /// /dev symlinks and /dev/console are made in it) and, when its mount asks for `ro`,
+    /// remounted read-only once the console is set up. The remount keeps the mount's
+    /// other flags and is a bind remount, which a user namespace may do too; EBUSY is
+    /// retried as runc does.
+    pub fn remount_dev_readonly(&self, spec: &Spec) -> Result<()> {
+        let Some(dev) = spec.mounts().iter().flatten().find(|m| {
+            m.destination()
+                .components()
+                .eq(std::path::Path::new("/dev").components())
+        }) else {
+            return Ok(());
         };
+        let flags = parse_mount(dev)?.flags;
+        if !flags.contains(MsFlags::MS_RDONLY) {
+            return Ok(());
+        }
+        let flags = flags | MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY;
+        let mut attempts = 0;
+        loop {
+            match self
+                .syscall
+                .mount(None, Path::new("/dev"), None, flags, None)
+            {
+                Err(crate::syscall::SyscallError::Nix(nix::errno::Errno::EBUSY))
+                    if attempts < 5 =>
+                {
+                    attempts += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                Err(err) => {
+                    tracing::error!(?err, ?flags, "failed to remount /dev read-only");
+                    return Err(err.into());
+                }
+                Ok(()) => return Ok(()),
+            }
+        }
+    }
+
+    /// Change propagation type of rootfs as specified in spec.
+    // PATCH (runtime, see third_party/README.md): every spelling, and called once the
+    // container's mounts are all in place (an unbindable root would refuse the bind
+    // mounts of masked and read-only paths).
+    pub fn adjust_root_mount_propagation(&self, linux: &Linux) -> Result<()> {
+        let value = linux.rootfs_propagation().as_deref();
+        let flags = RootPropagation::parse(value)
+            .ok_or_else(|| RootfsError::UnknownRootfsPropagation(value.unwrap_or("").into()))?
+            .container_root;
 
         if let Some(flags) = flags {
             self.syscall

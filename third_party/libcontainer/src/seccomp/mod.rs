@@ -5,6 +5,9 @@ use std::os::unix::io;
 use libseccomp::{
     ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall,
 };
+
+// PATCH (runtime, see third_party/README.md): runc's -ENOSYS stub.
+mod enosys;
 use oci_spec::runtime::{
     Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompFilterFlag, LinuxSeccompOperator,
 };
@@ -48,6 +51,13 @@ pub enum SeccompError {
     SetCtlNnp {
         source: libseccomp::error::SeccompError,
     },
+    // PATCH (runtime, see third_party/README.md): the -ENOSYS stub (enosys.rs).
+    #[error("cannot export the seccomp filter libseccomp generated")]
+    ExportFilter { source: std::io::Error },
+    #[error("the seccomp filter has {instructions} instructions, more than the kernel takes")]
+    FilterTooLong { instructions: usize },
+    #[error("error loading seccomp filter into kernel")]
+    LoadFilter { source: std::io::Error },
 }
 
 type Result<T> = std::result::Result<T, SeccompError>;
@@ -104,7 +114,12 @@ fn translate_action(action: LinuxSeccompAction, errno: Option<u32>) -> Result<Sc
     Ok(action)
 }
 
-fn translate_op(op: LinuxSeccompOperator, datum_b: Option<u64>) -> ScmpCompareOp {
+// PATCH (runtime, see third_party/README.md): for SCMP_CMP_MASKED_EQ the runtime spec,
+// runc and libseccomp take `value` as the mask and `valueTwo` as the datum
+// (`(arg & value) == valueTwo`); they were the other way round, so masked rules -- docker's
+// default profile allows clone(2) only when `flags & CLONE_NEW* == 0` -- matched the wrong
+// arguments.
+fn translate_op(op: LinuxSeccompOperator, mask: u64) -> ScmpCompareOp {
     match op {
         LinuxSeccompOperator::ScmpCmpNe => ScmpCompareOp::NotEqual,
         LinuxSeccompOperator::ScmpCmpLt => ScmpCompareOp::Less,
@@ -112,7 +127,7 @@ fn translate_op(op: LinuxSeccompOperator, datum_b: Option<u64>) -> ScmpCompareOp
         LinuxSeccompOperator::ScmpCmpEq => ScmpCompareOp::Equal,
         LinuxSeccompOperator::ScmpCmpGe => ScmpCompareOp::GreaterEqual,
         LinuxSeccompOperator::ScmpCmpGt => ScmpCompareOp::Greater,
-        LinuxSeccompOperator::ScmpCmpMaskedEq => ScmpCompareOp::MaskedEqual(datum_b.unwrap_or(0)),
+        LinuxSeccompOperator::ScmpCmpMaskedEq => ScmpCompareOp::MaskedEqual(mask),
     }
 }
 
@@ -235,10 +250,17 @@ pub fn initialize_seccomp(seccomp: &LinuxSeccomp) -> Result<Option<io::RawFd>> {
 
                         for arg in args {
                             let index = arg.index() as u32;
+                            // PATCH (runtime, see third_party/README.md): see translate_op.
+                            let datum = match arg.op() {
+                                LinuxSeccompOperator::ScmpCmpMaskedEq => {
+                                    arg.value_two().unwrap_or(0)
+                                }
+                                _ => arg.value(),
+                            };
                             let comparator = ScmpArgCompare::new(
                                 index,
-                                translate_op(arg.op(), arg.value_two()),
-                                arg.value(),
+                                translate_op(arg.op(), arg.value()),
+                                datum,
                             );
                             if !seen.insert(index) {
                                 has_duplicate_index = true;
@@ -295,6 +317,12 @@ pub fn initialize_seccomp(seccomp: &LinuxSeccomp) -> Result<Option<io::RawFd>> {
                 }
             }
         }
+    }
+
+    // PATCH (runtime, see third_party/README.md): runc's -ENOSYS stub in front of a
+    // filter whose default action denies (enosys.rs); we load that program ourselves.
+    if enosys::wanted(seccomp) {
+        return enosys::load_with_stub(&ctx, seccomp, is_notify(seccomp));
     }
 
     // In order to use the SECCOMP_SET_MODE_FILTER operation, either the calling

@@ -1,4 +1,3 @@
-use std::collections::HashMap;
 use std::env;
 
 use oci_spec::runtime::Spec;
@@ -78,7 +77,8 @@ pub trait Executor: CloneBoxExecutor {
     /// But this step runs before waiting for the container start signal.
     /// The host's environment variables are not cleared yet at this point.
     /// They should be cleared explicitly if needed.
-    fn setup_envs(&self, envs: HashMap<String, String>) -> Result<(), ExecutorSetEnvsError> {
+    /// PATCH (runtime): `envs` in the config's order, which the program sees.
+    fn setup_envs(&self, envs: crate::utils::Env) -> Result<(), ExecutorSetEnvsError> {
         // The default implementation resets the process env based on the OCI spec.
         // First, clear all host's envs.
         env::vars().for_each(|(key, _value)| unsafe { env::remove_var(key) });

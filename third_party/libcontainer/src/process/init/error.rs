@@ -43,6 +43,9 @@ pub enum InitProcessError {
     AppArmor(#[source] apparmor::AppArmorError),
     #[error(transparent)]
     Pathrs(#[from] pathrs::error::Error),
+    // PATCH (runtime): process.env refused as runc refuses it.
+    #[error(transparent)]
+    Env(#[from] crate::utils::EnvError),
     #[error("invalid umask")]
     InvalidUmask(u32),
     #[error(transparent)]

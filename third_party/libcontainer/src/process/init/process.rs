@@ -75,6 +75,20 @@ pub fn container_init_process(
 
     apply_rest_namespaces(&ctx.ns, ctx.spec, ctx.syscall.as_ref())?;
 
+    // PATCH (runtime, see third_party/README.md): runc brings lo up in a network
+    // namespace it creates (not in one joined by path).
+    if matches!(args.container_type, ContainerType::InitContainer)
+        && ctx
+            .ns
+            .get(LinuxNamespaceType::Network)?
+            .is_some_and(|ns| ns.path().is_none())
+    {
+        crate::network::loopback::bring_up().map_err(|err| {
+            tracing::error!(?err, "failed to bring the loopback device up");
+            InitProcessError::Network(err)
+        })?;
+    }
+
     if let Some(true) = ctx.process.no_new_privileges() {
         let _ = prctl::set_no_new_privileges(true);
     }
@@ -82,6 +96,13 @@ pub fn container_init_process(
     if matches!(args.container_type, ContainerType::InitContainer) {
         let in_user_ns = utils::is_in_new_userns().map_err(InitProcessError::Io)?;
         let bind_service = ctx.ns.get(LinuxNamespaceType::User)?.is_some() || in_user_ns;
+        // PATCH (runtime, see third_party/README.md): bind sources opened by the runtime.
+        let bind_sources = crate::process::bind_sources::receive(
+            ctx.spec,
+            args.open_bind_sources,
+            main_sender,
+            init_receiver,
+        )?;
         let rootfs = RootFS::new();
         rootfs
             .prepare_rootfs(
@@ -89,6 +110,7 @@ pub fn container_init_process(
                 ctx.rootfs,
                 bind_service,
                 ctx.ns.get(LinuxNamespaceType::Cgroup)?.is_some(),
+                &bind_sources,
             )
             .map_err(|err| {
                 tracing::error!(?err, "failed to prepare rootfs");
@@ -104,10 +126,13 @@ pub fn container_init_process(
 
             // create_container hook needs to be called after the namespace setup, but
             // before pivot_root is called. This runs in the container namespaces.
+            // PATCH (runtime, see third_party/README.md): in the rootfs, as runc runs them
+            // (it changes into the rootfs before them); hooks rely on relative paths
+            // there (runc's hooks.bats bind-mounts onto ./lib/...).
             hooks::run_hooks(
                 hooks.create_container().as_ref(),
                 ctx.container.map(|c| &c.state),
-                None,
+                Some(ctx.rootfs),
                 None,
                 None,
             )
@@ -127,12 +152,8 @@ pub fn container_init_process(
         // logs are no longer visible in journalctl
         // so make sure that you bubble up any errors
         // and do not call unwrap() as any panics would not be correctly logged
-        rootfs
-            .adjust_root_mount_propagation(ctx.linux)
-            .map_err(|err| {
-                tracing::error!(?err, "failed to adjust root mount propagation");
-                InitProcessError::RootFS(err)
-            })?;
+        // PATCH (runtime, see third_party/README.md): the root's own propagation is set
+        // after the masked and read-only paths (below), not here.
 
         reopen_dev_null().map_err(|err| {
             tracing::error!(?err, "failed to reopen /dev/null");
@@ -199,6 +220,14 @@ pub fn container_init_process(
     }
 
     if matches!(args.container_type, ContainerType::InitContainer) {
+        // PATCH (runtime, see third_party/README.md): `ro` on the /dev mount.
+        RootFS::new()
+            .remount_dev_readonly(ctx.spec)
+            .map_err(|err| {
+                tracing::error!(?err, "failed to remount /dev read-only");
+                InitProcessError::RootFS(err)
+            })?;
+
         if ctx.rootfs_ro {
             let current_flags = statfs("/")
                 .map_err(|err| {
@@ -227,7 +256,11 @@ pub fn container_init_process(
         if let Some(paths) = ctx.linux.readonly_paths() {
             // mount readonly path
             for path in paths {
-                readonly_path(Path::new(path), ctx.syscall.as_ref()).map_err(|err| {
+                // PATCH (runtime, see third_party/README.md): a relative path is taken
+                // from the container's root, as runc takes it (runc resolves it after
+                // pivot_root, from /); upstream's validation refused it.
+                let path = &Path::new("/").join(path);
+                readonly_path(path, ctx.syscall.as_ref()).map_err(|err| {
                     tracing::error!(?err, ?path, "failed to set readonly path");
                     err
                 })?;
@@ -241,6 +274,15 @@ pub fn container_init_process(
                 err
             })?;
         }
+
+        // PATCH (runtime, see third_party/README.md): last, once every mount is in place:
+        // an unbindable root would refuse the bind mounts above.
+        RootFS::new()
+            .adjust_root_mount_propagation(ctx.linux)
+            .map_err(|err| {
+                tracing::error!(?err, "failed to adjust root mount propagation");
+                InitProcessError::RootFS(err)
+            })?;
     }
 
     let cwd = format!("{}", ctx.process.cwd().display());
@@ -259,6 +301,12 @@ pub fn container_init_process(
             }
         }
     };
+
+    // PATCH (runtime, see third_party/README.md): the process's user owns its stdio.
+    tty::give_stdio_to(Uid::from_raw(ctx.process.user().uid())).map_err(|err| {
+        tracing::error!(?err, "failed to give the stdio to the process's user");
+        InitProcessError::NixOther(err)
+    })?;
 
     set_supplementary_gids(
         ctx.process.user(),
@@ -348,24 +396,20 @@ pub fn container_init_process(
         )?;
     }
 
-    // Without no new privileges, seccomp is a privileged operation. We have to
-    // do this before dropping capabilities. Otherwise, we should do it later,
-    // as close to exec as possible.
+    // PATCH (runtime, see third_party/README.md): the seccomp filter is loaded as late as
+    // possible in both cases, right before the init reports ready (as runc and crun
+    // do), so that the init's own system calls after that point are as few as possible:
+    // a profile denying one the init used after an early load (getcwd, to verify the
+    // working directory) broke create when noNewPrivileges was unset. Without
+    // no_new_privs the kernel wants CAP_SYS_ADMIN to load a filter, so it stays in the
+    // effective and permitted sets until then and goes right after.
     #[cfg(feature = "libseccomp")]
-    if let Some(seccomp) = ctx.linux.seccomp() {
-        if ctx.process.no_new_privileges().is_none() {
-            let notify_fd = seccomp::initialize_seccomp(seccomp).map_err(|err| {
-                tracing::error!(?err, "failed to initialize seccomp");
-                err
-            })?;
-            sync_seccomp(notify_fd, main_sender, init_receiver).map_err(|err| {
-                tracing::error!(?err, "failed to sync seccomp");
-                err
-            })?;
-        }
-    }
+    let keep_sys_admin =
+        ctx.linux.seccomp().is_some() && ctx.process.no_new_privileges() != Some(true);
     #[cfg(not(feature = "libseccomp"))]
-    if ctx.process.no_new_privileges().is_none() {
+    let keep_sys_admin = false;
+    #[cfg(not(feature = "libseccomp"))]
+    if ctx.process.no_new_privileges() != Some(true) {
         tracing::warn!("seccomp not available, unable to enforce no_new_privileges!")
     }
 
@@ -373,12 +417,19 @@ pub fn container_init_process(
         tracing::error!(?err, "failed to reset effective capabilities");
         InitProcessError::SyscallOther(err)
     })?;
-    if let Some(caps) = ctx.process.capabilities() {
-        capabilities::drop_privileges(caps, ctx.syscall.as_ref()).map_err(|err| {
-            tracing::error!(?err, "failed to drop capabilities");
-            InitProcessError::Capabilities(err)
-        })?;
-    }
+    // PATCH (runtime, see third_party/README.md): no `capabilities` object means no
+    // capabilities (runc's behaviour), not the runtime's full set.
+    let no_caps = capabilities::none();
+    let spec_caps = ctx.process.capabilities().as_ref().unwrap_or(&no_caps);
+    let caps = if keep_sys_admin {
+        capabilities::with_sys_admin(spec_caps)
+    } else {
+        spec_caps.clone()
+    };
+    capabilities::drop_privileges(&caps, ctx.syscall.as_ref()).map_err(|err| {
+        tracing::error!(?err, "failed to drop capabilities");
+        InitProcessError::Capabilities(err)
+    })?;
 
     // Change directory to process.cwd if process.cwd is not empty
     if do_chdir {
@@ -395,27 +446,6 @@ pub fn container_init_process(
         err
     })?;
 
-    // Initialize seccomp profile right before we are ready to execute the
-    // payload so as few syscalls will happen between here and payload exec. The
-    // notify socket will still need network related syscalls.
-    #[cfg(feature = "libseccomp")]
-    if let Some(seccomp) = ctx.linux.seccomp() {
-        if ctx.process.no_new_privileges().is_some() {
-            let notify_fd = seccomp::initialize_seccomp(seccomp).map_err(|err| {
-                tracing::error!(?err, "failed to initialize seccomp");
-                err
-            })?;
-            sync_seccomp(notify_fd, main_sender, init_receiver).map_err(|err| {
-                tracing::error!(?err, "failed to sync seccomp");
-                err
-            })?;
-        }
-    }
-    #[cfg(not(feature = "libseccomp"))]
-    if ctx.process.no_new_privileges().is_some() {
-        tracing::warn!("seccomp not available, unable to set seccomp privileges!")
-    }
-
     // add HOME into envs if not exists
     set_home_env_if_not_exists(&mut ctx.envs, ctx.process.user().uid().into());
 
@@ -423,10 +453,40 @@ pub fn container_init_process(
     // setup_envs consumes ctx.envs. This matches runc's behavior where
     // StartContainer hooks without explicit env use the container init
     // process's environment.
-    let start_container_env = ctx.envs.clone();
+    // PATCH (runtime): ctx.envs is ordered; the hooks take a map.
+    let start_container_env: HashMap<String, String> = ctx
+        .envs
+        .iter()
+        .map(|(n, v)| (n.clone(), v.clone()))
+        .collect();
 
     args.executor.validate(ctx.spec)?;
     args.executor.setup_envs(ctx.envs)?;
+
+    // Initialize seccomp profile right before we are ready to execute the
+    // payload so as few syscalls will happen between here and payload exec. The
+    // notify socket will still need network related syscalls.
+    // PATCH (runtime, see third_party/README.md): here whatever noNewPrivileges says
+    // (see keep_sys_admin above).
+    #[cfg(feature = "libseccomp")]
+    if let Some(seccomp) = ctx.linux.seccomp() {
+        let notify_fd = seccomp::initialize_seccomp(seccomp).map_err(|err| {
+            tracing::error!(?err, "failed to initialize seccomp");
+            err
+        })?;
+        sync_seccomp(notify_fd, main_sender, init_receiver).map_err(|err| {
+            tracing::error!(?err, "failed to sync seccomp");
+            err
+        })?;
+    }
+    if keep_sys_admin {
+        // PATCH (runtime): also without a `capabilities` object (none, see above).
+        capabilities::restore_effective_and_permitted(spec_caps, ctx.syscall.as_ref())
+            .map_err(|err| {
+                tracing::error!(?err, "failed to drop CAP_SYS_ADMIN kept for seccomp");
+                InitProcessError::SyscallOther(err)
+            })?;
+    }
 
     // Notify main process that the init process is ready to execute the
     // payload.  Note, because we are already inside the pid namespace, the pid
@@ -575,7 +635,9 @@ fn masked_paths(
     })?;
 
     for path_str in paths {
-        let path = Path::new(path_str);
+        // PATCH (runtime): a relative path is taken from the container's root, as runc
+        // takes it.
+        let path = &Path::new("/").join(path_str);
         if !path.exists() {
             // Skip if the path does not exist.
             continue;
@@ -663,10 +725,17 @@ fn reopen_dev_null() -> Result<()> {
     // At this point we should be inside of the container and now
     // we can re-open /dev/null if it is in use to the /dev/null
     // in the container.
-    let dev_null = fs::File::open("/dev/null").map_err(|err| {
-        tracing::error!(?err, "failed to open /dev/null inside the container");
-        InitProcessError::ReopenDevNull(err)
-    })?;
+    // PATCH (runtime, see third_party/README.md): read-write, as runc's reOpenDevNull:
+    // the descriptor replaces stdin, stdout and stderr alike, and a read-only stdout
+    // made every write of the container fail with EBADF.
+    let dev_null = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .map_err(|err| {
+            tracing::error!(?err, "failed to open /dev/null inside the container");
+            InitProcessError::ReopenDevNull(err)
+        })?;
     let dev_null_fstat_info = nix::sys::stat::fstat(dev_null.as_raw_fd()).map_err(|err| {
         tracing::error!(?err, "failed to fstat /dev/null inside the container");
         InitProcessError::NixOther(err)
@@ -1040,16 +1109,18 @@ fn verify_cwd() -> Result<()> {
 }
 
 /// Set the HOME environment variable if it is not already set or is empty.
-fn set_home_env_if_not_exists(envs: &mut HashMap<String, String>, uid: Uid) {
+///
+/// PATCH (runtime, see third_party/README.md): a uid without a passwd entry gets `/`, as
+/// runc gives it (upstream left HOME empty or unset).
+fn set_home_env_if_not_exists(envs: &mut utils::Env, uid: Uid) {
     if envs.get("HOME").is_none_or(|v| v.is_empty()) {
-        if let Some(dir_home) = utils::get_user_home(uid.into()) {
-            set_home_from_path(envs, &dir_home);
-        }
+        let dir_home = utils::get_user_home(uid.into()).unwrap_or_else(|| "/".into());
+        set_home_from_path(envs, &dir_home);
     }
 }
 
 /// Set the HOME environment variable if dir_home string is valid UTF-8
-fn set_home_from_path(envs: &mut HashMap<String, String>, dir_home: &Path) {
+fn set_home_from_path(envs: &mut utils::Env, dir_home: &Path) {
     if let Some(home_str) = dir_home.to_str() {
         envs.insert("HOME".to_owned(), home_str.to_owned());
     }
@@ -1377,7 +1448,7 @@ mod tests {
 
     #[test]
     fn test_set_home_env_if_not_exists_already_exists() {
-        let mut envs = HashMap::new();
+        let mut envs = utils::Env::default(); // PATCH (runtime): ordered env
         envs.insert("HOME".to_owned(), "/existing/home".to_owned());
 
         set_home_env_if_not_exists(&mut envs, Uid::from_raw(0));
@@ -1386,7 +1457,7 @@ mod tests {
 
     #[test]
     fn test_set_home_env_if_not_exists_already_exists_non_root() {
-        let mut envs = HashMap::new();
+        let mut envs = utils::Env::default(); // PATCH (runtime): ordered env
         envs.insert("HOME".to_owned(), "/existing/home".to_owned());
 
         set_home_env_if_not_exists(&mut envs, Uid::current());
@@ -1395,7 +1466,7 @@ mod tests {
 
     #[test]
     fn test_set_home_env_if_not_exists_already_exists_but_empty_value() {
-        let mut envs = HashMap::new();
+        let mut envs = utils::Env::default(); // PATCH (runtime): ordered env
         envs.insert("HOME".to_owned(), "".to_owned());
 
         set_home_env_if_not_exists(&mut envs, Uid::from_raw(0));
@@ -1404,7 +1475,7 @@ mod tests {
 
     #[test]
     fn test_set_home_env_if_not_exists_already_exists_but_empty_value_non_root() {
-        let mut envs = HashMap::new();
+        let mut envs = utils::Env::default(); // PATCH (runtime): ordered env
         envs.insert("HOME".to_owned(), "".to_owned());
 
         // Make TEST_NON_ROOT_UID configurable to run tests on GitHub Actions runners.
@@ -1417,7 +1488,7 @@ mod tests {
             .ok()
             .flatten()
             .and_then(|user| user.dir.to_str().map(|s| s.to_owned()))
-            .unwrap_or_default();
+            .unwrap_or_else(|| "/".to_owned()); // PATCH (runtime): runc's default home
 
         set_home_env_if_not_exists(&mut envs, test_uid);
         assert_eq!(envs.get("HOME"), Some(&expected));
@@ -1425,7 +1496,7 @@ mod tests {
 
     #[test]
     fn test_set_home_env_if_not_exists_not_set() {
-        let mut envs = HashMap::new();
+        let mut envs = utils::Env::default(); // PATCH (runtime): ordered env
 
         set_home_env_if_not_exists(&mut envs, Uid::from_raw(0));
         assert_eq!(envs.get("HOME"), Some(&"/root".to_string()));
@@ -1433,7 +1504,7 @@ mod tests {
 
     #[test]
     fn test_set_home_env_if_not_exists_not_set_non_root() {
-        let mut envs = HashMap::new();
+        let mut envs = utils::Env::default(); // PATCH (runtime): ordered env
 
         // Make TEST_NON_ROOT_UID configurable to run tests on GitHub Actions runners.
         let test_uid = env::var("TEST_NON_ROOT_UID")
@@ -1445,15 +1516,27 @@ mod tests {
             .ok()
             .flatten()
             .and_then(|user| user.dir.to_str().map(|s| s.to_owned()))
-            .unwrap_or_default();
+            .unwrap_or_else(|| "/".to_owned()); // PATCH (runtime): runc's default home
 
         set_home_env_if_not_exists(&mut envs, test_uid);
         assert_eq!(envs.get("HOME"), Some(&expected));
     }
 
     #[test]
+    fn test_set_home_env_without_passwd_entry() {
+        // PATCH (runtime): runc's default home for a uid /etc/passwd does not name.
+        let unknown = (60000..u32::MAX - 1)
+            .map(Uid::from_raw)
+            .find(|u| NixUser::from_uid(*u).ok().flatten().is_none())
+            .expect("a uid without a passwd entry");
+        let mut envs = utils::Env::default(); // PATCH (runtime): ordered env
+        set_home_env_if_not_exists(&mut envs, unknown);
+        assert_eq!(envs.get("HOME"), Some(&"/".to_string()));
+    }
+
+    #[test]
     fn test_set_home_from_path_valid_utf8() {
-        let mut envs = HashMap::new();
+        let mut envs = utils::Env::default(); // PATCH (runtime): ordered env
         let valid_path = PathBuf::from("/home/user");
 
         set_home_from_path(&mut envs, &valid_path);
@@ -1462,7 +1545,7 @@ mod tests {
 
     #[test]
     fn test_set_home_from_path_invalid_utf8() {
-        let mut envs = HashMap::new();
+        let mut envs = utils::Env::default(); // PATCH (runtime): ordered env
 
         let invalid_bytes = b"/home/user/\xFF\xFE";
         let invalid_path = PathBuf::from(OsStr::from_bytes(invalid_bytes));

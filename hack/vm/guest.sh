@@ -1,0 +1,59 @@
+#!/bin/sh
+# Runs inside the guest hack/vm-test.sh boots (started by vm-test.service, as root, once
+# systemd is up): every line of RESULTS/plan ("NAME<TAB>BINARY<TAB>TEST<TAB>EXECUTABLE"),
+# the test executable driving BINARY (ours from the shared build, or "runc": the guest's
+# runc) as RUNTIME_BIN. Each test file's
+# output goes to RESULTS/logs/RUNTIME-TEST.log (renamed .failed when it fails), a line per
+# run to RESULTS/summary and the console; RESULTS/done holds the number of failed runs.
+# The unit powers the guest off when this script ends.
+#
+# usage: guest.sh CHECKOUT RESULTS
+set -u
+src=$1
+res=$2
+: >"$res/booted"
+
+# The tests know from SPEC_TESTS_IN_VM that they are in the guest built for them: tests that
+# need cgroup v2 or systemd fail there instead of reporting "not run here".
+export CI=true SPEC_TESTS_IN_VM=1 HOME=/root LANG=C.UTF-8
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+
+say() { echo "vm-test: $*"; }
+uptime_s() { cut -d' ' -f1 /proc/uptime; }
+
+say "guest up after $(uptime_s) s: kernel $(uname -r), $(systemctl --version | head -n1)," \
+  "/sys/fs/cgroup is $(stat -fc %T /sys/fs/cgroup), runc $(runc --version | sed -n 's/^runc version //p')"
+if [ "$(stat -fc %T /sys/fs/cgroup)" != cgroup2fs ]; then
+  say "FAILED: the guest is not on a pure cgroup v2 hierarchy"
+  echo 1 >"$res/done"
+  exit 1
+fi
+
+mkdir -p "$res/logs"
+: >"$res/summary"
+failed=0
+tab=$(printf '\t')
+while IFS="$tab" read -r runtime bin test exe; do
+  [ "$bin" = runc ] && bin=$(command -v runc)
+  log=$res/logs/$runtime-$test.log
+  start=$(uptime_s)
+  # From /tmp: the tests make their bundles and state roots in the temporary directory.
+  (cd /tmp && RUNTIME_BIN=$bin "$exe" --test-threads=2) </dev/null >"$log" 2>&1
+  rc=$?
+  took=$(awk -v a="$start" -v b="$(uptime_s)" 'BEGIN { printf "%.1f", b - a }')
+  counts=$(sed -n 's/^test result: [A-Za-z]*\. \([0-9]*\) passed; \([0-9]*\) failed.*/\1 passed, \2 failed/p' "$log" | tail -n1)
+  not_run=$(grep -c '^NOT RUN' "$log")
+  if [ "$rc" -eq 0 ]; then
+    verdict=ok
+  else
+    verdict=FAILED
+    failed=$((failed + 1))
+    mv "$log" "${log%.log}.failed"
+  fi
+  line=$(printf '%-6s %-7s %-20s %s, %s not run here; %s s' "$verdict" "$runtime" "$test" "${counts:-no test result}" "$not_run" "$took")
+  echo "$line" >>"$res/summary"
+  say "$line"
+done <"$res/plan"
+
+echo "$failed" >"$res/done"
+say "plan finished after $(uptime_s) s of uptime, $failed failed"
