@@ -1,4 +1,4 @@
-//! Starting the grace period a cgroup v2 attach waits for, early and off the critical path.
+//! Starting the grace period a `cgroup.procs` attach waits for, early and off the critical path.
 //!
 //! Moving a process into a cgroup by writing its pid to `cgroup.procs` takes the kernel's
 //! global `cgroup_threadgroup_rwsem` for writing. That lock is a per-CPU rwsem: its writer
@@ -9,18 +9,20 @@
 //! waits); back-to-back commands share one, which is why a shell loop of runs looks faster
 //! than runs spaced apart.
 //!
-//! On a cgroup v1 or hybrid host the container init and exec's intermediate process join
-//! through the v1 `tasks` file instead, which skips that lock (third_party patch 0702). On
-//! a unified (v2) host they still write `cgroup.procs`, so there, as soon as a command that
-//! will attach a process starts, a thread writes `0` (the writer itself) to the
-//! `cgroup.procs` of the cgroup the runtime is already in: nothing moves, but the grace
+//! The container init joins its v1 hierarchies through the v1 `tasks` file instead, which
+//! skips that lock (third_party patch 0702), so on a host with only cgroup v1 a create or
+//! run writes no `cgroup.procs` at all. Two writes remain: the v2 hierarchy, on a unified
+//! host and on a hybrid one (the init joins /sys/fs/cgroup/unified too, as runc's, patch
+//! 0304), and exec's, where the main process moves the exec'd process (patch 0310). For
+//! those, as soon as such a command starts, a thread writes `0` (the writer itself) to the
+//! `cgroup.procs` of a cgroup the runtime is already in: nothing moves, but the grace
 //! period starts now and elapses while the main thread reads the bundle, writes the state
-//! and clones the init; the init's own attach then finds it (mostly) passed. Writing a
+//! and clones the process; the real attach then finds it (mostly) passed. Writing a
 //! process into the cgroup it is in changes nothing: the kernel migrates no task and calls
 //! no controller's attach hook. A failure (no permission, a cgroup that refuses processes)
-//! is ignored: the attach later then simply waits as it would have. Not on v1: there the
-//! thread's wait would be the only one, and a command ending before it would wait for the
-//! thread at exit.
+//! is ignored: the attach later then simply waits as it would have. Not for a create or
+//! run on a v1-only host: there the thread's wait would be the only one, and a command
+//! ending before it would wait for the thread at exit.
 //!
 //! The thread must not disturb the main thread's `clone3` of the container processes
 //! (libcontainer calls the system call directly, so glibc's fork handlers do not run): a
@@ -43,19 +45,25 @@ const DISABLE: &str = "_RUNTIME_TEST_NO_ATTACH_WARMUP";
 const CGROUP_SUPER_MAGIC: i64 = 0x0027_e0eb;
 const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
 
-/// The unified hierarchy's mount point on a v2 host.
-const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+/// Where the v2 hierarchy is mounted: /sys/fs/cgroup on a unified host,
+/// /sys/fs/cgroup/unified on a hybrid one.
+const V2_MOUNTS: [&str; 2] = ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"];
 
-/// Starts the thread if the runtime is root on a unified (v2) host; returns at once.
-pub fn start() {
+/// Starts the thread if the runtime is root and the command will write a `cgroup.procs`
+/// (see the module doc); returns at once.
+pub fn start(exec: bool) {
     // SAFETY: geteuid has no arguments and cannot fail.
-    if unsafe { libc::geteuid() } != 0 || std::env::var_os(DISABLE).is_some() || !unified() {
+    if unsafe { libc::geteuid() } != 0 || std::env::var_os(DISABLE).is_some() {
+        return;
+    }
+    let v2 = v2_mount();
+    if v2.is_none() && !exec {
         return;
     }
     let Ok(text) = std::fs::read_to_string("/proc/self/cgroup") else {
         return;
     };
-    let files = candidates(&text);
+    let files = candidates(&text, v2);
     if files.is_empty() {
         return;
     }
@@ -64,22 +72,41 @@ pub fn start() {
     spawn(files);
 }
 
-/// Whether /sys/fs/cgroup is the unified hierarchy (a v2 host).
-fn unified() -> bool {
-    nix::sys::statfs::statfs(CGROUP_ROOT)
-        .is_ok_and(|fs| fs.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
+/// The mount point of the v2 hierarchy, if there is one.
+fn v2_mount() -> Option<&'static str> {
+    V2_MOUNTS.into_iter().find(|m| {
+        nix::sys::statfs::statfs(*m)
+            .is_ok_and(|fs| fs.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
+    })
 }
 
-/// The `cgroup.procs` file of this process's v2 cgroup (the `0::` line of
-/// /proc/self/cgroup) under the unified mount point.
-fn candidates(proc_self_cgroup: &str) -> Vec<CString> {
+/// The `cgroup.procs` file of this process's cgroup: in the v2 hierarchy mounted at `v2`
+/// (the `0::` line of /proc/self/cgroup), else in the first v1 hierarchy, mounted where
+/// the usual layout puts it (/sys/fs/cgroup/<first controller>). The thread checks that
+/// the file is on a cgroup file system before it writes.
+fn candidates(proc_self_cgroup: &str, v2: Option<&str>) -> Vec<CString> {
     proc_self_cgroup
         .lines()
-        .filter_map(|line| line.strip_prefix("0::"))
-        .filter(|path| path.starts_with('/') && !path.contains("/.."))
-        .filter_map(|path| {
+        .filter_map(|line| {
+            let mut parts = line.splitn(3, ':');
+            let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+            if !path.starts_with('/') || path.contains("/..") {
+                return None;
+            }
             let path = path.trim_end_matches('/');
-            CString::new(format!("{CGROUP_ROOT}{path}/cgroup.procs")).ok()
+            let dir = match (controllers, v2) {
+                ("", Some(mount)) => format!("{mount}{path}"),
+                ("", None) | (_, Some(_)) => return None,
+                (controllers, None) => {
+                    let first = controllers.split(',').next()?;
+                    let name = first.strip_prefix("name=").unwrap_or(first);
+                    if name.is_empty() || name.contains('/') {
+                        return None;
+                    }
+                    format!("/sys/fs/cgroup/{name}{path}")
+                }
+            };
+            CString::new(format!("{dir}/cgroup.procs")).ok()
         })
         .take(1)
         .collect()
@@ -148,29 +175,49 @@ extern "C" fn warm_up(packed: *mut libc::c_void) -> *mut libc::c_void {
 mod tests {
     use super::*;
 
-    fn names(text: &str) -> Vec<String> {
-        candidates(text)
+    fn names(text: &str, v2: Option<&str>) -> Vec<String> {
+        candidates(text, v2)
             .into_iter()
             .map(|c| c.into_string().unwrap())
             .collect()
     }
 
     #[test]
-    fn the_v2_line_names_the_file() {
+    fn the_v2_line_names_the_file_on_a_unified_host() {
         assert_eq!(
-            names("0::/user.slice/session-1.scope\n"),
+            names("0::/user.slice/session-1.scope\n", Some("/sys/fs/cgroup")),
             ["/sys/fs/cgroup/user.slice/session-1.scope/cgroup.procs"]
         );
-        assert_eq!(names("0::/\n"), ["/sys/fs/cgroup/cgroup.procs"]);
+        assert_eq!(
+            names("0::/\n", Some("/sys/fs/cgroup")),
+            ["/sys/fs/cgroup/cgroup.procs"]
+        );
     }
 
     #[test]
-    fn v1_lines_are_not_used() {
-        assert!(names("9:name=systemd:/\n8:pids:/\n4:memory:/a/b\n").is_empty());
+    fn a_hybrid_host_uses_its_unified_mount() {
+        let text = "9:name=systemd:/\n8:pids:/\n4:memory:/a/b\n0::/x\n";
+        assert_eq!(
+            names(text, Some("/sys/fs/cgroup/unified")),
+            ["/sys/fs/cgroup/unified/x/cgroup.procs"]
+        );
+    }
+
+    #[test]
+    fn a_v1_only_host_uses_the_first_v1_hierarchy() {
+        let text = "9:name=systemd:/s\n8:pids:/\n4:memory:/a/b\n";
+        assert_eq!(names(text, None), ["/sys/fs/cgroup/systemd/s/cgroup.procs"]);
+        assert_eq!(
+            names("4:memory:/a/b/\n", None),
+            ["/sys/fs/cgroup/memory/a/b/cgroup.procs"]
+        );
+        assert!(names("0::/\n", None).is_empty());
     }
 
     #[test]
     fn odd_lines_are_skipped() {
-        assert!(names("garbage\n0::relative\n0::/../x\n").is_empty());
+        let odd = "garbage\n0::relative\n0::/../x\n3:cpu:relative\n5:name=:/\n";
+        assert!(names(odd, Some("/sys/fs/cgroup")).is_empty());
+        assert!(names(odd, None).is_empty());
     }
 }
