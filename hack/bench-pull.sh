@@ -60,14 +60,16 @@ if [ ! -f "$cache/debian-minbase.tar" ]; then
 fi
 
 work=$(mktemp -d /tmp/bench-pull.XXXXXX)
-export work IMGTOOL
+# podman refuses a --runroot longer than 50 characters: its runroots live here.
+podrun=$(mktemp -d /tmp/pr.XXXXXX)
+export work IMGTOOL podrun
 cleanup() {
   for b in "$work"/*/b-* "$work"/ext4-*/*/b-*; do
     [ -f "$b/imgtool.json" ] && { "$IMGTOOL" unbundle "$b" >/dev/null 2>&1 || echo "bench-pull: unbundle $b failed" >&2; }
   done
   for r in "$work"/registry; do [ -f "$r/pid" ] && kill "$(cat "$r/pid")" 2>/dev/null; done
   grep -o " $work[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
-  rm -rf "$work"
+  rm -rf "$work" "$podrun"
 }
 trap cleanup EXIT
 
@@ -97,7 +99,7 @@ skopeo copy -q --src-tls-verify=false "docker://$registry/$3" "oci:$1/layout-$2:
 umoci unpack --image "$1/layout-$2:img" "$1/bundle-$2" >/dev/null
 SH
 cat > "$work/podman.sh" <<'SH'
-podman --root "$1/podman-$2" --runroot "$1/podman-run-$2" --storage-driver overlay \
+podman --root "$1/podman-$2" --runroot "$(mktemp -d "$podrun/XXXXXX")" --storage-driver overlay \
   --events-backend file pull -q --tls-verify=false "docker://$registry/$3" >/dev/null
 SH
 tools=(imgtool skopeo-umoci podman)

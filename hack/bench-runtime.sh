@@ -5,7 +5,8 @@
 # all alike), with median wall-clock and CPU times and their ratios to crun:
 #   create, start, exec /bin/true, kill KILL until the init has exited, delete, run -d,
 #   delete -f of a running container, run -d + delete, and a foreground `run /bin/true`
-#   with stdio on /dev/null, on pipes and on a terminal;
+#   with stdio on /dev/null, on pipes and on a terminal; once back to back and once with
+#   50 ms between commands (a cgroup attach's grace period is then paid by every command);
 # then the same operations counted under `perf stat` (system calls, page faults, context
 # switches, CPU), which do not depend on the load, and peak RSS of a foreground run.
 # With --clients it also times `ctr run --rm` through containerd's runc v2 shim and a CRI
@@ -73,6 +74,14 @@ unshare -m bash -euo pipefail -c '
   python3 hack/bench-ops.py "$rounds" --base crun --counts 10 --root "$work/state/ops" \
     --sleeper "$work/sleeper" --true "$work/true" \
     ours="${bin[ours]}" crun="${bin[crun]}" runc="${bin[runc]}"
+  echo
+  echo "== the same, each command started 50 ms after the previous one ended (as a supervisor"
+  echo "   spaces them: no command shares the grace period of a cgroup attach with another)"
+  echo "$(date -Is) $(uptime | sed "s/.*load/load/")"
+  python3 hack/bench-ops.py "$rounds" --base crun --gap 50 --root "$work/state/gap" \
+    --sleeper "$work/sleeper" --true "$work/true" \
+    ours="${bin[ours]}" crun="${bin[crun]}" runc="${bin[runc]}"
+  echo "$(date -Is) $(uptime | sed "s/.*load/load/")"
   echo
   echo "== peak RSS of a foreground run (KiB)"
   for name in ours crun runc; do
