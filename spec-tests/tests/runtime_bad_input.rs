@@ -135,6 +135,28 @@ fn start_twice() {
     assert!(out.stderr.contains("running"), "{out:?}");
 }
 
+/// The message of a logrus-shaped line (`time=... level=error msg="..."`), its quotes and
+/// backslashes unescaped; a line of another shape as it is.
+fn logrus_msg(line: &str) -> String {
+    let Some(start) = line.find("msg=\"") else {
+        return line.to_string();
+    };
+    let quoted = line[start + 5..].trim_end();
+    let quoted = quoted.strip_suffix('"').unwrap_or(quoted);
+    let mut msg = String::new();
+    let mut chars = quoted.chars();
+    while let Some(c) = chars.next() {
+        match (c, chars.clone().next()) {
+            ('\\', Some(n @ ('\\' | '"'))) => {
+                msg.push(n);
+                chars.next();
+            }
+            _ => msg.push(c),
+        }
+    }
+    msg
+}
+
 /// Whether `out` is the refusal of `id` as an invalid container id: a failure with one
 /// stderr line saying so and naming the id (runc: "invalid container ID format"). Returns
 /// what is wrong otherwise.
@@ -151,7 +173,7 @@ fn refused_as_an_invalid_id(out: &Outcome, id: &str) -> Result<(), String> {
         Err(format!("{} error lines", lines.len()))
     } else if !line.contains("invalid container id") {
         Err(format!("{line:?} does not say the id is invalid"))
-    } else if !lines[0].contains(&format!("{id:?}")) {
+    } else if !logrus_msg(lines[0]).contains(&format!("{id:?}")) {
         Err(format!("{line:?} does not name {id:?}"))
     } else {
         Ok(())

@@ -216,7 +216,7 @@ fn exec_with_deadline(rt: &Runtime, args: &[&str]) -> spec_tests::container::Out
 #[test]
 fn a_frozen_cgroup_is_refused_and_left_alone() {
     let Some(freezer) = v1_controller("freezer") else {
-        println!("not run: no cgroup v1 freezer on this host");
+        spec_tests::not_run::not_run("no cgroup v1 freezer on this host");
         return;
     };
     let rt = Runtime::new();
@@ -301,7 +301,7 @@ fn hierarchy_dir(controllers: &str) -> PathBuf {
 #[test]
 fn every_hierarchy_is_joined_on_a_hybrid_host() {
     if !Path::new("/sys/fs/cgroup/unified/cgroup.procs").exists() {
-        println!("not run: this host is not a cgroup v1/v2 hybrid");
+        spec_tests::not_run::not_run("this host is not a cgroup v1/v2 hybrid");
         return;
     }
     let rt = Runtime::new();
@@ -347,7 +347,7 @@ fn every_hierarchy_is_joined_on_a_hybrid_host() {
 #[test]
 fn unified_resources_are_refused_on_cgroup_v1() {
     if v1_controller("memory").is_none() {
-        println!("not run: no cgroup v1 memory controller (a cgroup v2 host)");
+        spec_tests::not_run::not_run("no cgroup v1 memory controller (a cgroup v2 host)");
         return;
     }
     let rt = Runtime::new();
@@ -409,7 +409,7 @@ fn effective_rules(rt: &Runtime, name: &str, devices: serde_json::Value) -> Vec<
 #[test]
 fn device_rules_are_runcs_effective_set() {
     let Some(devices) = v1_controller("devices") else {
-        println!("not run: no cgroup v1 devices controller");
+        spec_tests::not_run::not_run("no cgroup v1 devices controller");
         return;
     };
     let ours = Runtime::new();
@@ -451,7 +451,7 @@ fn device_rules_are_runcs_effective_set() {
 #[test]
 fn update_leaves_device_rules_untouched() {
     let Some(_) = v1_controller("devices") else {
-        println!("not run: no cgroup v1 devices controller");
+        spec_tests::not_run::not_run("no cgroup v1 devices controller");
         return;
     };
     let rt = Runtime::new();

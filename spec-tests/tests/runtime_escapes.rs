@@ -218,8 +218,16 @@ fn with_inherited_dir_fds(cmd: &mut std::process::Command, dir: &Path) {
         )
     };
     assert!(fd >= 0);
-    // SAFETY: just opened, owned here.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // Moved above 6 first: were it one of 3..6 itself, dup2 onto itself would leave it
+    // close-on-exec, and that fd would not reach the runtime (the negative control then
+    // saw nothing whenever the test process had fd 3 free).
+    // SAFETY: F_DUPFD_CLOEXEC returns a new fd; the original is closed right after.
+    let high = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 100) };
+    // SAFETY: fd was opened above and is not used again.
+    unsafe { libc::close(fd) };
+    assert!(high >= 0);
+    // SAFETY: just made, owned here.
+    let fd = unsafe { OwnedFd::from_raw_fd(high) };
     let raw = fd.as_raw_fd();
     // SAFETY: only async-signal-safe calls (dup2) between fork and exec.
     unsafe {

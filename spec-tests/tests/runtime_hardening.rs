@@ -67,7 +67,7 @@ fn cgroup_views() -> Vec<CgroupView> {
     } else if !Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
         let why = "the cgroup v2 device filter is not tested: this host has no cgroup2 hierarchy";
         assert!(!in_ci(), "{why}");
-        eprintln!("NOT RUN: {why}");
+        spec_tests::not_run::part_not_run("cgroup v2 device filter", why);
     }
     views
 }
@@ -176,7 +176,7 @@ fn device_cgroup_list_is_runcs() {
             !in_ci() || Path::new("/sys/fs/cgroup/cgroup.controllers").exists(),
             "{why}"
         );
-        eprintln!("NOT RUN: {why}");
+        spec_tests::not_run::not_run(why);
         return;
     }
     for devices in [
@@ -375,7 +375,7 @@ fn ro_cgroup_mount_gives_read_only_hierarchies_as_runc() {
             !in_ci() || Path::new("/sys/fs/cgroup/cgroup.controllers").exists(),
             "{why}"
         );
-        eprintln!("NOT RUN: {why}");
+        spec_tests::not_run::not_run(why);
         return;
     }
     for cgroupns in [true, false] {
@@ -668,7 +668,7 @@ fn lsm_fields_without_their_lsm_are_refused_up_front() {
     ];
     for (pointer, value, field, lsm, host_has_it) in cases {
         if host_has_it {
-            eprintln!("NOT RUN: {field}: this host has {lsm}");
+            spec_tests::not_run::part_not_run(field, &format!("this host has {lsm}"));
             continue;
         }
         let mut b = Bundle::busybox();

@@ -265,7 +265,7 @@ impl Drop for ParentCgroup {
 fn update_orders_period_and_quota_under_a_limited_parent() {
     let cpu = Path::new("/sys/fs/cgroup/cpu");
     if !cpu.join("cpu.cfs_quota_us").exists() {
-        println!("not run: no cgroup v1 cpu controller with CFS bandwidth");
+        spec_tests::not_run::not_run("no cgroup v1 cpu controller with CFS bandwidth");
         return;
     }
     let rt = Runtime::new();

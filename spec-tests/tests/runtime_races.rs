@@ -45,7 +45,10 @@ fn hundred_containers_created_started_and_deleted_in_parallel() {
     const N: usize = 100;
     let rt = Runtime::new();
     let mut b = Bundle::busybox();
-    b.args(&["sleep", "30"]);
+    // Long enough to outlive the test under any load (the whole test took 38 s in a CI
+    // run, and a `sleep 30` started early had ended by the time its state was read); the
+    // guards and the delete below end them.
+    b.args(&["sleep", "600"]);
     let bundle = b.path().to_string_lossy().into_owned();
     let ids: Vec<String> = (0..N).map(|i| unique_id(&format!("par{i}"))).collect();
     let _guards: Vec<_> = (0..N).map(|i| rt.guard(&format!("par{i}"))).collect();

@@ -441,7 +441,7 @@ mod tests {
     #[test]
     fn unknown_capability_names_are_left_out() {
         let parsed = parse(
-            serde_json::json!({"ociVersion": "1.0.2", "process": {"args": ["sh"], "cwd": "/",
+            serde_json::json!({"ociVersion": "1.0.2", "process": {"args": ["sh"], "cwd": "/", "user": {"uid": 0, "gid": 0},
                 "capabilities": {"bounding": ["CAP_KILL", "CAP_NO_SUCH", "SYS_ADMIN"]}}})
             .to_string()
             .as_bytes(),

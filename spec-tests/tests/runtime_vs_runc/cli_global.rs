@@ -37,8 +37,8 @@ pub fn rows() -> Vec<Row> {
         r.cli(&["spec", "--bundle", "{dir}/spec"])
     };
     vec![
-        spec("the namespaces (no cgroup namespace, 19.16)").host("namespaces", spec_field("/linux/namespaces")).awaiting("19.16"),
-        spec("the device rules (deny all, 19.16)").host("devices", spec_field("/linux/resources/devices")).awaiting("19.16"),
+        spec("the namespaces (no cgroup namespace, 19.16)").host("namespaces", spec_field("/linux/namespaces")),
+        spec("the device rules (deny all, 19.16)").host("devices", spec_field("/linux/resources/devices")),
         spec("the mounts").host("mounts", spec_field("/mounts")),
         spec("the process").host("process", spec_field("/process")),
         spec("masked and readonly paths").host("masked", spec_field("/linux/maskedPaths")).host("readonly", spec_field("/linux/readonlyPaths")),
@@ -61,11 +61,11 @@ pub fn rows() -> Vec<Row> {
             .awaiting("new: features prints null for fields runc fills or omits (rdma, archs, ...)"),
         row(S, "--version").cli(&["--version"]).by_design("our own version string names our build (issue 19.17 keeps it)"),
         row(S, "--help: usage on stdout, exit 0").step(cli(&["--help"]).out(Class::Empty)),
-        row(S, "help TOPIC of an unknown topic (19.17)").cli_err(&["help", "no-such-topic"], "No help topic for 'no-such-topic'").awaiting("19.17"),
+        row(S, "help TOPIC of an unknown topic (19.17)").cli_err(&["help", "no-such-topic"], "No help topic for 'no-such-topic'"),
         row(S, "help create").step(cli(&["help", "create"]).out(Class::Empty)),
         row(S, "create --help").step(cli(&["create", "--help"]).out(Class::Empty)),
-        row(S, "an unknown command").cli(&["no-such-command"]).awaiting("new: usage errors exit 2 with clap's text, runc exits 1"),
-        row(S, "no command: help on stdout").step(cli(&[]).out(Class::Empty)).awaiting("19.17"),
+        row(S, "an unknown command").cli(&["no-such-command"]),
+        row(S, "no command: help on stdout").step(cli(&[]).out(Class::Empty)),
         // --root
         row(S, "--root that does not exist yet").cli(&["--root", "{dir}/newroot", "list", "-q"]).awaiting(ROOT_TWICE),
         row(S, "--root relative").cli(&["--root", "relroot", "list", "-q"]).awaiting(ROOT_TWICE),
@@ -88,9 +88,8 @@ pub fn rows() -> Vec<Row> {
         row(S, "--log FILE: warnings stay out of stderr (19.14)")
             .set("/linux/resources/unified", json!({"pids.max": "10"}))
             .args(&["true"])
-            .step(cli(&["--log", "{dir}/log", "run", "{id}"]))
-            .awaiting("19.14"),
-        row(S, "--log-format: an unknown format").cli(&["--log-format", "yaml", "list"]).awaiting("new: usage errors exit 2 with clap's text, runc exits 1"),
+            .step(cli(&["--log", "{dir}/log", "run", "{id}"])),
+        row(S, "--log-format: an unknown format").cli(&["--log-format", "yaml", "list"]),
         row(S, "--debug on stderr").args(&["true"]).step(cli(&["--debug", "run", "{id}"]).err(Class::Shape)),
         row(S, "exec --debug does not dump the spec (19.14)").args(&["sleep", "100"]).daemon().step(cli(&["--debug", "exec", "{id}", "true"]).err(Class::Masked)).awaiting("19.14"),
         row(S, "--systemd-cgroup without systemd").args(&["true"]).set("/linux/cgroupsPath", json!("system.slice:mx:{id}")).cli(&["--systemd-cgroup", "run", "{id}"]),

@@ -36,12 +36,10 @@ pub fn rows() -> Vec<Row> {
         row(S, "args[0] as an absolute path").args(&["/bin/echo", "abs"]).run(),
         row(S, "args[0] not found: create fails naming it")
             .args(&["no-such-program"])
-            .run_err("executable file not found in $PATH")
-            .awaiting("12.8"),
+            .run_err("executable file not found in $PATH"),
         row(S, "args[0] not executable: permission denied")
             .args(&["/etc/passwd"])
-            .run_err("permission denied")
-            .awaiting("12.8"),
+            .run_err("permission denied"),
         row(S, "args empty: refused").set("/process/args", json!([])).run(),
         row(S, "exit status of the program is run's")
             .sh("exit 3")
@@ -240,8 +238,7 @@ pub fn rows() -> Vec<Row> {
             .set("/process/terminal", json!(true))
             .set("/process/user", json!({"uid": 1000, "gid": 1000}))
             .sh("stat -c '%u %g %a' $(tty)")
-            .step(cli(&["run", "{id}"]).tty())
-            .awaiting("19.10"),
+            .step(cli(&["run", "{id}"]).tty()),
         row(S, "terminal: run -d without --console-socket is refused, named (13.9)")
             .set("/process/terminal", json!(true))
             .args(&["sleep", "100"])
@@ -251,8 +248,7 @@ pub fn rows() -> Vec<Row> {
             .set("/process/terminal", json!(true))
             .args(&["true"])
             .step(cli(&["run", "{id}"]).timeout(20))
-            .observe(Obs::State)
-            .awaiting("12.7"),
+            .observe(Obs::State),
         row(S, "stdio: foreground run relays stdout and stderr through pipes")
             .sh("readlink /proc/self/fd/1 | sed 's/:.*//'; readlink /proc/self/fd/2 | sed 's/:.*//'")
             .run()
@@ -261,20 +257,17 @@ pub fn rows() -> Vec<Row> {
         row(S, "stdio: stdin /dev/null reads EOF").args(&["cat"]).run(),
         row(S, "stdio: stdout >/dev/null stays writable (13.3)")
             .sh("echo hi; echo rc=$? >&2")
-            .step(cli(&["run", "{id}"]).stdout(Stdout::DevNull).err(Class::Text))
-            .awaiting("13.3"),
+            .step(cli(&["run", "{id}"]).stdout(Stdout::DevNull).err(Class::Text)),
         row(S, "stdio: fd modes of a container created with </dev/null >/dev/null (13.3)")
             .args(&["sleep", "100"])
             .step(cli(&["create", "{id}"]).stdout(Stdout::DevNull))
             .start()
             .wait("running")
-            .observe(Obs::FdModes)
-            .awaiting("13.3"),
+            .observe(Obs::FdModes),
         row(S, "stdio: fd modes with captured stdout and stderr (13.3)")
             .args(&["sleep", "100"])
             .daemon()
-            .observe(Obs::FdModes)
-            .awaiting("13.3"),
+            .observe(Obs::FdModes),
         row(S, "stdio: no fd beyond 0-2 reaches the program")
             .args(&["ls", "/proc/self/fd"])
             .run(),

@@ -10,10 +10,6 @@ use spec_tests::matrix::{cli, row, Class, Obs, Requires, Row};
 
 const S: &str = "resources, cgroupsPath, devices";
 
-/// runc 1.1.5 allows no /dev/console (c 5:1) rule by default; ours adds one. Issue 12.1
-/// lists console among runc's defaults, which is not what runc 1.1.5 writes.
-const CONSOLE: &str = "new: the default device rules add c 5:1 (console), runc 1.1.5 does not";
-
 /// A sleeping container with `resources` set, observed through `files` of its cgroup.
 fn limit(name: &str, pointer: &str, v: Value, files: &[(&'static str, &'static str)]) -> Row {
     let mut r = row(S, format!("resources: {name}"))
@@ -68,8 +64,7 @@ pub fn rows() -> Vec<Row> {
         limit("memory.limit 64M", "memory", json!({"limit": 64 << 20}), &[("memory", "memory.limit_in_bytes")]),
         limit("memory.reservation 32M", "memory", json!({"reservation": 32 << 20}), &[("memory", "memory.soft_limit_in_bytes")]),
         limit("memory.swappiness 10", "memory", json!({"swappiness": 10}), &[("memory", "memory.swappiness")]),
-        limit("memory.disableOOMKiller (13.5)", "memory", json!({"limit": 64 << 20, "disableOOMKiller": true}), &[("memory", "memory.oom_control")])
-            .awaiting("13.5"),
+        limit("memory.disableOOMKiller (13.5)", "memory", json!({"limit": 64 << 20, "disableOOMKiller": true}), &[("memory", "memory.oom_control")]),
         limit("memory.limit -1 (unlimited)", "memory", json!({"limit": -1}), &[("memory", "memory.limit_in_bytes")]),
         row(S, "resources: memory.swap below limit is refused")
             .set("/linux/resources/memory", json!({"limit": 64 << 20, "swap": 32 << 20}))
@@ -96,8 +91,7 @@ pub fn rows() -> Vec<Row> {
             .set("/linux/resources/unified", json!({"memory.max": "67108864"}))
             .args(&["true"])
             .run_err("invalid configuration")
-            .requires(Requires::CgroupV1)
-            .awaiting("19.4"),
+            .requires(Requires::CgroupV1),
         row(S, "resources.unified on cgroup v2 is written")
             .set("/linux/resources/unified", json!({"memory.max": "67108864", "pids.max": "42"}))
             .args(&["sleep", "100"])
@@ -114,12 +108,12 @@ pub fn rows() -> Vec<Row> {
             .observe(Obs::CgroupFile("", "pids.max"))
             .requires(Requires::CgroupV2),
         // devices (cgroup v1 devices.list)
-        devices_row("the default deny-all rule", json!([{"allow": false, "access": "rwm"}])).awaiting(CONSOLE),
-        devices_row("an empty list still starts from deny-all (12.1)", json!([])).awaiting("12.1"),
-        devices_row("allow c 1:3 rw", json!([{"allow": false, "access": "rwm"}, {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rw"}])).awaiting(CONSOLE),
-        devices_row("allow all c *:* m", json!([{"allow": false, "access": "rwm"}, {"allow": true, "type": "c", "access": "m"}])).awaiting(CONSOLE),
+        devices_row("the default deny-all rule", json!([{"allow": false, "access": "rwm"}])),
+        devices_row("an empty list still starts from deny-all (12.1)", json!([])),
+        devices_row("allow c 1:3 rw", json!([{"allow": false, "access": "rwm"}, {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rw"}])),
+        devices_row("allow all c *:* m", json!([{"allow": false, "access": "rwm"}, {"allow": true, "type": "c", "access": "m"}])),
         devices_row("allow everything", json!([{"allow": true, "access": "rwm"}])),
-        devices_row("deny a default device (c 1:5)", json!([{"allow": false, "access": "rwm"}, {"allow": false, "type": "c", "major": 1, "minor": 5, "access": "rwm"}])).awaiting(CONSOLE),
+        devices_row("deny a default device (c 1:5)", json!([{"allow": false, "access": "rwm"}, {"allow": false, "type": "c", "major": 1, "minor": 5, "access": "rwm"}])),
         row(S, "devices: linux.devices creates the node and allows it")
             .push("/linux/devices", json!({"path": "/dev/fuse-like", "type": "c", "major": 10, "minor": 229, "fileMode": 0o600, "uid": 0, "gid": 0}))
             .sh("ls -ln /dev/fuse-like | cut -d' ' -f1,5-7")
@@ -134,8 +128,7 @@ pub fn rows() -> Vec<Row> {
             .set("/process/capabilities/permitted", json!(["CAP_MKNOD"]))
             .set("/root/readonly", json!(false))
             .sh("mknod /tmp/fuse c 10 229 && ( (exec 3<>/tmp/fuse) 2>/dev/null && echo opened || echo refused)")
-            .run()
-            .awaiting("12.1"),
+            .run(),
         // cgroupsPath and placement
         row(S, "cgroupsPath: unset: where the container's cgroup is (19.4)")
             .args(&["sleep", "100"])
@@ -150,8 +143,7 @@ pub fn rows() -> Vec<Row> {
             .daemon()
             .observe(Obs::CgroupPath("name=systemd"))
             .observe(Obs::CgroupPath(""))
-            .requires(Requires::CgroupV1)
-            .awaiting("19.4"),
+            .requires(Requires::CgroupV1),
         row(S, "cgroupsPath: absolute")
             .set("/linux/cgroupsPath", json!("/mx-matrix/{id}"))
             .args(&["sleep", "100"])
@@ -189,8 +181,7 @@ pub fn rows() -> Vec<Row> {
             })
             .args(&["sleep", "100"])
             .step(cli(&["create", "{id}"]).err(Class::Phrase("container's cgroup is not empty")))
-            .requires(Requires::CgroupV1)
-            .awaiting("19.4"),
+            .requires(Requires::CgroupV1),
         row(S, "cgroupsPath: a pre-existing frozen cgroup is refused (19.3)")
             .with(|s| {
                 let dirs = host_cgroup(s, &format!("mx-frozen-{}", s.id), &["freezer"])?;
@@ -206,8 +197,7 @@ pub fn rows() -> Vec<Row> {
                 std::fs::write(d.join("freezer.state"), "THAWED")?;
                 Ok(String::new())
             })
-            .requires(Requires::CgroupV1)
-            .awaiting("19.3"),
+            .requires(Requires::CgroupV1),
         row(S, "cgroup removed after delete")
             .set("/linux/cgroupsPath", json!("/mx-matrix/{id}"))
             .args(&["sleep", "100"])
