@@ -7,25 +7,44 @@
 # As in hack/bench-runtime.sh, crun 1.8 refuses this host's cgroup hybrid mode while cgroup2
 # lists a controller, so every runtime runs inside `unshare -m` with
 # /sys/fs/cgroup/unified unmounted there (the host is unchanged).
-# usage: hack/bench-scale.sh [N]   (default 1000)
+# The runtime measured is the one users install: `-r BINARY` (an installed `runtime`, or
+# hack/build-static.sh's output), else hack/install.sh builds and installs it into
+# target/install.
+# Every runtime's state root is on a tmpfs, as /run is on usual hosts (see
+# hack/bench-runtime.sh). `--only NAME[,NAME]` measures some of ours, crun, runc.
+# usage: hack/bench-scale.sh [-r BINARY] [--only NAMES] [N]   (default 1000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" -eq 0 ] || { echo "bench-scale: run as root" >&2; exit 1; }
-n=${1:-1000}
+ours="" n=1000 only="ours crun runc"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -r) ours=$2; shift 2 ;;
+    --only) only=${2//,/ }; shift 2 ;;
+    *) n=$1; shift ;;
+  esac
+done
+if [ -z "$ours" ]; then
+  # What users install: hack/install.sh's static, non-PIE release build, installed into
+  # target/install.
+  PREFIX="$PWD/target/install" bash hack/install.sh >/dev/null
+  ours="$PWD/target/install/bin/runtime"
+fi
+ours=$(realpath "$ours")
 
 bash hack/install-deps.sh >/dev/null
-# What users install (hack/install.sh), into target/install.
-PREFIX="$PWD/target/install" bash hack/install.sh >/dev/null
-ours="$PWD/target/install/bin/runtime"
 
 work=$(mktemp -d /tmp/bench-scale.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 hack/make-busybox-bundle.sh "$work/sleeper" "$ours" -- sleep 36000 >/dev/null
 
-export ours work n
+echo "runtime: $ours; $(date -Is) $(uptime | sed 's/.*load/load/'), $(nproc) CPUs"
+export ours work n only
 unshare -m bash -euo pipefail -c '
   mount --make-rprivate /
   mountpoint -q /sys/fs/cgroup/unified && umount /sys/fs/cgroup/unified
+  mkdir -p "$work/state"
+  mount -t tmpfs -o mode=0700 state "$work/state"
   declare -A bin=([ours]="$ours" [crun]="$(command -v crun)" [runc]="$(command -v runc)")
   declare -A comm=([ours]=runtime [crun]=crun [runc]=runc)
   now() { date +%s.%N; }
@@ -46,13 +65,18 @@ unshare -m bash -euo pipefail -c '
     done
     echo "$total $count"
   }
-  for name in ours crun runc; do
-    root="$work/root-$name"
+  for name in $only; do
+    root="$work/state/root-$name"
     mkdir -p "$root"
+    tenth=$(( n / 10 > 0 ? n / 10 : 1 ))
     t0=$(now)
     for i in $(seq "$n"); do
       "${bin[$name]}" --root "$root" run -d -b "$work/sleeper" "scale-$name-$i" </dev/null >/dev/null 2>"$work/err-$name" \
         || { echo "$name: run -d of container $i failed: $(tail -n1 "$work/err-$name")" >&2; exit 1; }
+      # When the first and the last tenth start and end: does a start cost more when
+      # many containers run?
+      [ "$i" -eq "$tenth" ] && ta=$(now)
+      [ "$i" -eq $(( n - tenth )) ] && tb=$(now)
     done
     t1=$(now)
     running=$("${bin[$name]}" --root "$root" list -q | wc -l)
@@ -65,14 +89,16 @@ unshare -m bash -euo pipefail -c '
     done
     t3=$(now)
     left=$("${bin[$name]}" --root "$root" list -q | wc -l)
-    echo "$name $(echo "$t1 - $t0" | bc -l) $(echo "$t3 - $t2" | bc -l) $running $ours_rss $ours_count $init_rss $init_count $left" >> "$work/result"
+    first=$(echo "($ta - $t0) * 1000 / $tenth" | bc -l); last=$(echo "($t1 - $tb) * 1000 / $tenth" | bc -l)
+    echo "$name $(echo "$t1 - $t0" | bc -l) $(echo "$t3 - $t2" | bc -l) $running $ours_rss $ours_count $init_rss $init_count $left $first $last" >> "$work/result"
   done
 '
 
+echo "$(date -Is) $(uptime | sed 's/.*load/load/')"
 echo "== $n busybox sleep containers, run -d one after another, then delete -f each"
-printf "%-6s %10s %12s %8s %16s %18s %12s %6s\n" runtime "start(s)" "per ctr(ms)" running "runtime RSS(KiB)" "init RSS(KiB)/ctr" "delete(s)" left
-while read -r name start del running rss count irss icount left; do
+printf "%-6s %10s %12s %16s %8s %16s %18s %12s %6s\n" runtime "start(s)" "per ctr(ms)" "first/last 10%" running "runtime RSS(KiB)" "init RSS(KiB)/ctr" "delete(s)" left
+while read -r name start del running rss count irss icount left first last; do
   per=$(echo "$start * 1000 / $n" | bc -l)
-  printf "%-6s %10.1f %12.1f %8s %11s (%3s p) %18.0f %12.1f %6s\n" "$name" "$start" "$per" "$running" "$rss" "$count" \
+  printf "%-6s %10.1f %12.1f %7.1f /%7.1f %8s %11s (%3s p) %18.0f %12.1f %6s\n" "$name" "$start" "$per" "$first" "$last" "$running" "$rss" "$count" \
     "$(echo "$irss / ($icount + ($icount == 0))" | bc -l)" "$del" "$left"
 done < "$work/result"

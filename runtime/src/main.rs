@@ -25,9 +25,14 @@ fn main() {
     }
     // The CVE-2019-5736 re-exec comes first, before clap builds its command tree: the
     // process that re-executes would only throw that work away.
-    let protect_failed = may_enter_container(&raw)
+    let enters = may_enter_container(&raw);
+    let protect_failed = enters
         .then(container::exe_protect::ensure_protected)
         .and_then(Result::err);
+    if enters && protect_failed.is_none() {
+        // The cgroup attach's grace period starts now, off the critical path.
+        container::attach_warmup::start(enters_by_exec(&raw));
+    }
     let args = cli::normalize_go_style_flags(raw);
     let mut cli = match cli::parse(args) {
         Ok(cli) => cli,
@@ -78,6 +83,15 @@ fn may_enter_container(args: &[std::ffi::OsString]) -> bool {
     args.iter()
         .skip(1)
         .any(|a| a == "create" || a == "run" || a == "exec")
+}
+
+/// Whether the command that enters a container is `exec` (the first of the entering
+/// command names on the line; global options come before it).
+fn enters_by_exec(args: &[std::ffi::OsString]) -> bool {
+    args.iter()
+        .skip(1)
+        .find(|a| *a == "create" || *a == "run" || *a == "exec")
+        .is_some_and(|a| a == "exec")
 }
 
 /// Runs the chosen command with the global options; returns the process exit status.

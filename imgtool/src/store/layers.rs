@@ -329,7 +329,7 @@ impl Store {
             fs::create_dir(&work).map_err(|e| io_err(&work, e))?;
             fs::create_dir(&merged).map_err(|e| io_err(&merged, e))?;
             let lowers: Vec<PathBuf> = parents.iter().rev().cloned().collect();
-            mount::mount_overlay(&lowers, &upper, &work, &merged)
+            mount::mount_overlay_unsynced(&lowers, &upper, &work, &merged)
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?;
             let applied = apply(&merged);
             let unmounted = mount::unmount(&merged);

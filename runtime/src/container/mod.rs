@@ -1,6 +1,7 @@
 //! Our layer over libcontainer's `Container`: where state lives, loading a container by id,
 //! and the corrections libcontainer leaves to its caller (true status).
 
+pub mod attach_warmup;
 pub mod cgroup_mounts;
 pub mod cgroup_visit;
 pub mod client_errors;

@@ -633,7 +633,11 @@ pub(crate) fn delete_with_retry<P: AsRef<Path>, L: Into<Option<Duration>>>(
             return Ok(());
         }
 
-        std::thread::sleep(delay);
+        // PATCH (runtime): wait for the listed processes to exit (pidfds) rather than
+        // sleeping: after a SIGKILL the rmdir succeeds as soon as they are gone.
+        if !crate::exit_wait::wait_for_cgroup_procs(path, delay) {
+            std::thread::sleep(delay);
+        }
         attempts += 1;
         delay *= attempts;
         if delay > limit {

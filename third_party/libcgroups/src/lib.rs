@@ -13,6 +13,8 @@ extern crate mockall;
 mod test;
 
 pub mod common;
+// PATCH (runtime): waiting for a cgroup's processes to exit with pidfds.
+pub mod exit_wait;
 // PATCH (runtime): the device cgroup rules as runc computes them (v1 and v2).
 #[cfg(any(feature = "cgroupsv2_devices", feature = "v1"))]
 pub mod device_rules;

@@ -270,7 +270,13 @@ impl CgroupManager for Manager {
         // PATCH (runtime): and the hierarchies joined without controllers.
         for cgroup_path in &self.joined_only {
             fs::create_dir_all(cgroup_path).wrap_create_dir(cgroup_path)?;
-            common::write_cgroup_file(cgroup_path.join(CGROUP_PROCS), pid)?;
+            // PATCH (runtime): name=systemd is a v1 hierarchy: the caller joins it itself
+            // through `tasks` (self_attach.rs); the unified one (v2) has no such file.
+            if cgroup_path.join("tasks").exists() {
+                super::self_attach::add_task(pid, cgroup_path)?;
+            } else {
+                common::write_cgroup_file(cgroup_path.join(CGROUP_PROCS), pid)?;
+            }
         }
 
         Ok(())

@@ -13,6 +13,8 @@ mod network_classifier;
 mod network_priority;
 pub mod perf_event;
 mod pids;
+// PATCH (runtime): joining a cgroup through `tasks`, without the attach grace period.
+mod self_attach;
 pub mod util;
 pub use controller_type::ControllerType;
 pub use manager::Manager;

@@ -2,7 +2,6 @@ use std::fs;
 
 use libcgroups::common::CgroupManager;
 use libcgroups::{self};
-use nix::sys::signal;
 
 use super::{Container, ContainerStatus};
 use crate::config::YoukiConfig;
@@ -47,7 +46,8 @@ impl Container {
                 // deletion of status `created` without `force` flag. But both
                 // `runc` and `crun` allows deleting `created`. Therefore we
                 // decided to follow `runc` and `crun`.
-                self.do_kill(signal::Signal::SIGKILL, true)?;
+                // PATCH (runtime): the init alone when it owns its pid namespace.
+                self.kill_for_delete()?;
                 self.set_status(ContainerStatus::Stopped).save()?;
             }
             ContainerStatus::Creating | ContainerStatus::Running | ContainerStatus::Paused => {
@@ -55,7 +55,8 @@ impl Container {
                 // force flag is set. In the force case, we need to clean up any
                 // processes associated with containers.
                 if force {
-                    self.do_kill(signal::Signal::SIGKILL, true)?;
+                    // PATCH (runtime): the init alone when it owns its pid namespace.
+                    self.kill_for_delete()?;
                     self.set_status(ContainerStatus::Stopped).save()?;
                 } else {
                     tracing::error!(
