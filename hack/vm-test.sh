@@ -188,6 +188,10 @@ booted=$(stat -c %.9Y "$results/booted")
 tests_end=$booted
 [ -f "$results/done" ] && tests_end=$(stat -c %.9Y "$results/done")
 [ -f "$results/summary" ] && cat "$results/summary"
+# What the guest could not run joins hack/test.sh's summary, marked as the guest's.
+if [ -n "${SPEC_TESTS_NOT_RUN:-}" ] && [ -s "$results/not-run.txt" ]; then
+  sed 's/^/(Debian 12 guest) /' "$results/not-run.txt" >>"$SPEC_TESTS_NOT_RUN"
+fi
 echo "vm-test: accelerator $accel; image build ${image_build_s}$([ "$image_build_s" = cached ] || echo " s"); boot $(secs "$t_boot" "$booted") s; tests $(secs "$booted" "$tests_end") s; total $(secs "$t_boot" "$t_end") s"
 if [ ! -f "$results/done" ]; then
   echo "vm-test: FAILED: the guest did not finish its plan (QEMU exit $qemu_rc; timeout ${timeout_s} s)" >&2

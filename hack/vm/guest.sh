@@ -16,6 +16,9 @@ res=$2
 # The tests know from SPEC_TESTS_IN_VM that they are in the guest built for them: tests that
 # need cgroup v2 or systemd fail there instead of reporting "not run here".
 export CI=true SPEC_TESTS_IN_VM=1 HOME=/root LANG=C.UTF-8
+# The checkout is shared read-only: tests that cannot run in the guest (the cgroup v1
+# ones) are recorded in the results directory, which vm-test.sh adds to the summary.
+export SPEC_TESTS_NOT_RUN="$res/not-run.txt"
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 say() { echo "vm-test: $*"; }
@@ -37,12 +40,14 @@ while IFS="$tab" read -r runtime bin test exe; do
   [ "$bin" = runc ] && bin=$(command -v runc)
   log=$res/logs/$runtime-$test.log
   start=$(uptime_s)
+  recorded=$(cat "$SPEC_TESTS_NOT_RUN" 2>/dev/null | wc -l)
   # From /tmp: the tests make their bundles and state roots in the temporary directory.
   (cd /tmp && RUNTIME_BIN=$bin "$exe" --test-threads=2) </dev/null >"$log" 2>&1
   rc=$?
   took=$(awk -v a="$start" -v b="$(uptime_s)" 'BEGIN { printf "%.1f", b - a }')
   counts=$(sed -n 's/^test result: [A-Za-z]*\. \([0-9]*\) passed; \([0-9]*\) failed.*/\1 passed, \2 failed/p' "$log" | tail -n1)
-  not_run=$(grep -c '^NOT RUN' "$log")
+  # Records of tests not run (libtest keeps a passing test's own NOT RUN line to itself).
+  not_run=$(($(cat "$SPEC_TESTS_NOT_RUN" 2>/dev/null | wc -l) - recorded))
   if [ "$rc" -eq 0 ]; then
     verdict=ok
   else

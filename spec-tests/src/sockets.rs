@@ -40,6 +40,19 @@ pub fn read_until(master: OwnedFd, needle: &str) -> String {
     let mut buf = [0u8; 256];
     let deadline = Instant::now() + Duration::from_secs(10);
     while !text.contains(needle) && Instant::now() < deadline {
+        // Wait for data at most until the deadline: a read alone would block for as long
+        // as the other side holds the terminal open without writing.
+        let left = deadline.saturating_duration_since(Instant::now());
+        let mut pfd = libc::pollfd {
+            fd: std::os::fd::AsRawFd::as_raw_fd(&file),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd for the duration of the call.
+        let ready = unsafe { libc::poll(&mut pfd, 1, left.as_millis().min(10_000) as i32) };
+        if ready <= 0 {
+            break;
+        }
         match file.read(&mut buf) {
             Ok(0) | Err(_) => break,
             Ok(n) => text.push_str(&String::from_utf8_lossy(&buf[..n])),

@@ -269,7 +269,24 @@ fn a_non_empty_cgroup_is_shared_with_a_warning() {
         ])
         .ok();
     assert!(!out.stderr.contains("not empty"), "{out:?}");
-    b.set("/linux/cgroupsPath", json!(format!("/{}", first.id())));
+    // The first container's cgroup as the kernel names it (`/<id>` on v1; below the
+    // caller's parent cgroup on v2, as runc places a default one).
+    let pid = rt.wait_status(first.id(), "running", T)["pid"]
+        .as_i64()
+        .unwrap();
+    let own = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let path = own
+        .lines()
+        .find_map(|l| {
+            if cgroups::is_v2() {
+                l.strip_prefix("0::")
+            } else {
+                l.split_once(":memory:").map(|(_, p)| p)
+            }
+        })
+        .unwrap_or_else(|| panic!("no cgroup of the first container: {own}"))
+        .to_string();
+    b.set("/linux/cgroupsPath", json!(path));
     let second = rt.guard("sharedsecond");
     let out = rt
         .exec(&[

@@ -278,8 +278,17 @@ impl CgroupManager for Manager {
             }
         }
 
+        // PATCH (runtime, see third_party/README.md): as runc's fs2 manager does, a rootless
+        // container's device filter errors are ignored: an unprivileged user cannot load
+        // the eBPF program (bpf(2) and the memlock rlimit need privileges), and the user
+        // namespace already keeps it to the device nodes it was given.
         #[cfg(feature = "cgroupsv2_devices")]
-        Devices::apply(controller_opt, &self.full_path)?;
+        if let Err(err) = Devices::apply(controller_opt, &self.full_path) {
+            if !self.rootless {
+                return Err(err.into());
+            }
+            tracing::debug!(%err, "rootless: no device filter");
+        }
 
         for pseudoctlr in PSEUDO_CONTROLLER_TYPES {
             if let PseudoControllerType::Unified = pseudoctlr {
