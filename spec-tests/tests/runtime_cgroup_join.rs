@@ -66,9 +66,7 @@ fn v1_or_skip(test: &str) -> Option<Vec<Hierarchy>> {
     let found = v1_hierarchies();
     if found.is_empty() {
         // A pure cgroup v2 host cannot run it: named in the suite's not-run summary.
-        spec_tests::not_run::not_run(&format!(
-            "{test}: this host has no cgroup v1 hierarchy"
-        ));
+        spec_tests::not_run::not_run(&format!("{test}: this host has no cgroup v1 hierarchy"));
         return None;
     }
     Some(found)
