@@ -140,8 +140,9 @@ pub fn dirs_containing(id: &str) -> Vec<PathBuf> {
     found
 }
 
-/// systemd units (of the system manager) whose name contains `id`, loaded in any state.
-pub fn units_containing(id: &str) -> Vec<String> {
+/// Every unit the system manager has loaded, in any state, a line each (`systemctl
+/// list-units --all --plain`: the unit's name first); none where systemd is not init.
+pub fn unit_lines() -> Vec<String> {
     if !systemd_booted() {
         return Vec::new();
     }
@@ -157,6 +158,14 @@ pub fn units_containing(id: &str) -> Vec<String> {
         .expect("systemctl list-units");
     String::from_utf8_lossy(&out.stdout)
         .lines()
+        .map(|l| l.trim().to_string())
+        .collect()
+}
+
+/// systemd units (of the system manager) whose name contains `id`, loaded in any state.
+pub fn units_containing(id: &str) -> Vec<String> {
+    unit_lines()
+        .iter()
         .filter_map(|l| l.split_whitespace().next())
         .filter(|u| u.contains(id))
         .map(String::from)

@@ -69,6 +69,23 @@ impl Containerd {
         Some(ctd)
     }
 
+    /// `ctr --address SOCKET --connect-timeout 5s -n NS`: the start of every ctr call.
+    fn ctr_argv(&self) -> Vec<String> {
+        let sock = self.dir.path().join("ctd.sock");
+        [
+            "ctr",
+            "--address",
+            &sock.to_string_lossy(),
+            "--connect-timeout",
+            "5s",
+            "-n",
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .chain([self.namespace.clone()])
+        .collect()
+    }
+
     /// `ctr --address … -n NS ARGS…`, output captured through files.
     pub fn ctr(&self, args: &[&str]) -> Outcome {
         let mut cmd = Command::new("ctr");
@@ -82,17 +99,8 @@ impl Containerd {
 
     /// Runs ctr with a terminal (for `-t`).
     pub fn ctr_with_tty(&self, args: &[&str]) -> Outcome {
-        let sock = self.dir.path().join("ctd.sock");
-        let sock = sock.to_string_lossy();
-        let base = [
-            "ctr",
-            "--address",
-            &sock,
-            "--connect-timeout",
-            "5s",
-            "-n",
-            &self.namespace,
-        ];
+        let base = self.ctr_argv();
+        let base: Vec<&str> = base.iter().map(String::as_str).collect();
         crate::host::in_terminal(&[&base[..], args].concat(), &[])
     }
 
@@ -105,17 +113,8 @@ impl Containerd {
     pub fn ctr_answering(&self, args: &[&str], tty: bool, until: &str, input: &str) -> Outcome {
         use std::io::{Read, Seek, Write};
         use std::os::unix::process::ExitStatusExt;
-        let sock = self.dir.path().join("ctd.sock");
-        let sock = sock.to_string_lossy();
-        let base = [
-            "ctr",
-            "--address",
-            &sock,
-            "--connect-timeout",
-            "5s",
-            "-n",
-            &self.namespace,
-        ];
+        let base = self.ctr_argv();
+        let base: Vec<&str> = base.iter().map(String::as_str).collect();
         let argv = [&base[..], args].concat();
         let mut cmd = if tty {
             crate::host::terminal_command(&argv)

@@ -204,23 +204,10 @@ impl Probe {
     }
 
     fn systemd_units(&self) -> Vec<String> {
-        if !Path::new("/run/systemd/system").is_dir() {
-            return Vec::new();
-        }
-        let out = std::process::Command::new("systemctl")
-            .args([
-                "list-units",
-                "--all",
-                "--plain",
-                "--no-legend",
-                "--no-pager",
-            ])
-            .output()
-            .expect("systemctl runs where systemd does");
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
+        crate::cgroups::unit_lines()
+            .iter()
             .filter(|l| names(l, &self.id))
-            .map(|l| format!("systemd unit {}", l.trim()))
+            .map(|l| format!("systemd unit {l}"))
             .collect()
     }
 }
