@@ -32,6 +32,7 @@ if [ "$(stat -fc %T /sys/fs/cgroup)" != cgroup2fs ]; then
   exit 1
 fi
 
+file_timeout=$(cat "$res/file-timeout" 2>/dev/null || echo 600)
 mkdir -p "$res/logs"
 : >"$res/summary"
 failed=0
@@ -42,7 +43,24 @@ while IFS="$tab" read -r runtime bin test exe; do
   start=$(uptime_s)
   recorded=$(cat "$SPEC_TESTS_NOT_RUN" 2>/dev/null | wc -l)
   # From /tmp: the tests make their bundles and state roots in the temporary directory.
-  (cd /tmp && RUNTIME_BIN=$bin "$exe" --test-threads=2) </dev/null >"$log" 2>&1
+  # A test file gets VM_FILE_TIMEOUT seconds: a hang is then a failure with the guest's
+  # processes (and where each waits) in its log, not the whole run's timeout.
+  (cd /tmp && RUNTIME_BIN=$bin exec "$exe" --test-threads=2) </dev/null >"$log" 2>&1 &
+  pid=$!
+  waited=0
+  while kill -0 "$pid" 2>/dev/null && [ "$waited" -lt "$file_timeout" ]; do
+    sleep 1
+    waited=$((waited + 1))
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    {
+      echo "vm-test: $test still running after $file_timeout s; the guest's processes:"
+      ps -eo pid,ppid,stat,wchan:32,etimes,args
+    } >>"$log" 2>&1
+    pkill -KILL -P "$pid" 2>/dev/null
+    kill -KILL "$pid" 2>/dev/null
+  fi
+  wait "$pid"
   rc=$?
   took=$(awk -v a="$start" -v b="$(uptime_s)" 'BEGIN { printf "%.1f", b - a }')
   counts=$(sed -n 's/^test result: [A-Za-z]*\. \([0-9]*\) passed; \([0-9]*\) failed.*/\1 passed, \2 failed/p' "$log" | tail -n1)

@@ -29,12 +29,13 @@ fn program_headers(path: &Path) -> (u16, Vec<u32>) {
     (e_type, types)
 }
 
-/// The subcommands a binary's `--help` lists.
+/// The subcommands a binary's `--help` lists (under clap's `Commands:`, or `COMMANDS:`
+/// in the runtime's help, laid out as runc's).
 fn subcommands(bin: &Path) -> Vec<String> {
     let out = Command::new(bin).arg("--help").output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     text.lines()
-        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip_while(|l| !l.eq_ignore_ascii_case("commands:"))
         .skip(1)
         .take_while(|l| l.starts_with("  "))
         .filter_map(|l| l.split_whitespace().next().map(str::to_string))

@@ -21,7 +21,10 @@ pub struct SpecArgs {
 pub fn run(_cli: &Cli, args: SpecArgs) -> Result<()> {
     let path = args.bundle.join("config.json");
     if path.exists() {
-        bail!("file {} exists: remove it first", path.display());
+        bail!(
+            "File config.json exists. Remove it first: {}",
+            path.display()
+        );
     }
     let mut spec = if args.rootless {
         Spec::rootless(

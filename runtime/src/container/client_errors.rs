@@ -23,14 +23,14 @@ pub const EXEC_PAUSED: &str = "cannot exec in a paused container (use --ignore-p
 /// exec into a stopped container.
 pub const EXEC_STOPPED: &str = "cannot exec in a stopped container";
 
-/// Any command naming an id that has no state (runc: `container does not exist`; the id
-/// is kept in ours, the phrase clients match is the same).
+/// Any command naming an id that has no state: runc's `container does not exist`, with
+/// the id after it (a user sees which id was meant; clients match the phrase).
 pub fn does_not_exist(id: &str) -> String {
-    format!("container {id} does not exist")
+    format!("container does not exist: {id}")
 }
 
-/// create, run or restore of an id already in use (runc: `container with given ID
-/// already exists`).
+/// create, run or restore of an id already in use: runc's `container with given ID
+/// already exists`, with the id after it.
 pub fn already_exists(id: &str) -> String {
-    format!("container {id} already exists")
+    format!("container with given ID already exists: {id}")
 }

@@ -43,7 +43,7 @@ pub fn rows() -> Vec<Row> {
             .awaiting("new: spec's hostname is \"runtime\" (runc: \"runc\")"),
         spec("ociVersion").host("ociVersion", spec_field("/ociVersion"))
             .by_design("spec writes the runtime-spec version the runtime implements: runc 1.1.5 1.0.2-dev, ours 1.1.0"),
-        spec("refuses to overwrite").cli_err(&["spec", "--bundle", "{dir}/spec"], "File config.json exists. Remove it first").awaiting("13.1"),
+        spec("refuses to overwrite").cli_err(&["spec", "--bundle", "{dir}/spec"], "File config.json exists. Remove it first"),
         {
             let mut r = spec_dir();
             r.name = "spec: --rootless".into();
@@ -81,8 +81,7 @@ pub fn rows() -> Vec<Row> {
             .awaiting("19.14"),
         row(S, "--log FILE: an error goes to the file and stderr")
             .step(cli(&["--log", "{dir}/log", "--log-format", "json", "state", "no-such-ctr"]).err(Class::Phrase("container does not exist")))
-            .observe(Obs::File("log", Class::LogLevels))
-            .awaiting("13.1"),
+            .observe(Obs::File("log", Class::LogLevels)),
         row(S, "--log FILE: warnings stay out of stderr (19.14)")
             .set("/linux/resources/unified", json!({"pids.max": "10"}))
             .args(&["true"])

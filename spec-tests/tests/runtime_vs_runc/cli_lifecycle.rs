@@ -38,7 +38,7 @@ pub fn rows() -> Vec<Row> {
         // create
         row(S, "create: no id").cli(&["create"]).awaiting("new: usage errors exit 2 with clap's text, runc exits 1"),
         created("create: then state is created").observe(Obs::State),
-        created("create: the same id again").cli_err(&["create", "{id}"], "container with given ID already exists").awaiting("13.1"),
+        created("create: the same id again").cli_err(&["create", "{id}"], "container with given ID already exists"),
         row(S, "create: an id with a slash").args(&["true"]).cli(&["create", "a/b"]),
         row(S, "create: an id with ..").args(&["true"]).cli(&["create", ".."]),
         row(S, "create: --bundle that does not exist").cli(&["create", "--bundle", "/no/such/bundle", "{id}"]),
@@ -55,10 +55,10 @@ pub fn rows() -> Vec<Row> {
         created("start: a created container runs").start().wait("running").observe(Obs::State),
         running("start: a running container again").cli(&["start", "{id}"]),
         stopped("start: a stopped container").cli(&["start", "{id}"]),
-        row(S, "start: an unknown id").cli_err(&["start", "no-such-ctr"], "container does not exist").awaiting("13.1"),
+        row(S, "start: an unknown id").cli_err(&["start", "no-such-ctr"], "container does not exist"),
         row(S, "start: no id").cli(&["start"]).awaiting("new: usage errors exit 2 with clap's text, runc exits 1"),
         // state
-        row(S, "state: unknown id").cli_err(&["state", "no-such-ctr"], "container does not exist").awaiting("13.1"),
+        row(S, "state: unknown id").cli_err(&["state", "no-such-ctr"], "container does not exist"),
         row(S, "state: no id").cli(&["state"]).awaiting("new: usage errors exit 2 with clap's text, runc exits 1"),
         running("state: running").observe(Obs::State),
         stopped("state: stopped").observe(Obs::State),
@@ -78,7 +78,7 @@ pub fn rows() -> Vec<Row> {
             .by_design("we take the RTMIN+N spelling (as kill(1) and later runc do); runc 1.1.5 refuses it (numbers work in both)"),
         created("kill: a created container").cli(&["kill", "{id}", "KILL"]).wait("stopped"),
         stopped("kill: a stopped container says not running (13.1)").cli_err(&["kill", "{id}", "KILL"], "container not running"),
-        row(S, "kill: an unknown id").cli_err(&["kill", "no-such-ctr", "KILL"], "container does not exist").awaiting("13.1"),
+        row(S, "kill: an unknown id").cli_err(&["kill", "no-such-ctr", "KILL"], "container does not exist"),
         row(S, "kill: no id").cli(&["kill"]).awaiting("new: usage errors exit 2 with clap's text, runc exits 1"),
         // delete
         stopped("delete: a stopped container").cli(&["delete", "{id}"]).observe(Obs::State).observe(Obs::Leftovers),
@@ -86,7 +86,7 @@ pub fn rows() -> Vec<Row> {
         running("delete: --force a running one").cli(&["delete", "--force", "{id}"]).observe(Obs::State).observe(Obs::Leftovers),
         created("delete: a created one").cli(&["delete", "{id}"]).observe(Obs::State),
         running("delete: a paused one with --force").cli(&["pause", "{id}"]).cli(&["delete", "-f", "{id}"]).observe(Obs::State).observe(Obs::Leftovers),
-        row(S, "delete: an unknown id").cli_err(&["delete", "no-such-ctr"], "container does not exist").awaiting("13.1"),
+        row(S, "delete: an unknown id").cli_err(&["delete", "no-such-ctr"], "container does not exist"),
         row(S, "delete: --force an unknown id").cli(&["delete", "--force", "no-such-ctr"]),
         row(S, "delete: no id").cli(&["delete"]).awaiting("new: usage errors exit 2 with clap's text, runc exits 1"),
         // run
@@ -96,7 +96,7 @@ pub fn rows() -> Vec<Row> {
         row(S, "run: --keep keeps it stopped").args(&["true"]).cli(&["run", "--keep", "{id}"]).observe(Obs::State),
         row(S, "run: --pid-file with -d").args(&["sleep", "100"]).cli(&["run", "-d", "--pid-file", "{dir}/pid", "{id}"]).observe(Obs::File("pid", Class::Masked)),
         row(S, "run: --no-subreaper").args(&["echo", "ok"]).cli(&["run", "--no-subreaper", "{id}"]),
-        row(S, "run: an id already running").args(&["sleep", "100"]).cli(&["run", "-d", "{id}"]).cli_err(&["run", "{id}"], "container with given ID already exists").awaiting("13.1"),
+        row(S, "run: an id already running").args(&["sleep", "100"]).cli(&["run", "-d", "{id}"]).cli_err(&["run", "{id}"], "container with given ID already exists"),
         row(S, "run: the default bundle is the cwd").args(&["echo", "from-cwd"]).cli(&["run", "{id}"]),
         row(S, "run: Go-style single-dash flags").args(&["echo", "go"]).cli(&["run", "-bundle", "{bundle}", "{id}"]),
         row(S, "run: --flag=value").args(&["echo", "eq"]).cli(&["run", "--bundle={bundle}", "{id}"]),

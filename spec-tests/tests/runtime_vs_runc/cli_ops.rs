@@ -102,18 +102,18 @@ pub fn rows() -> Vec<Row> {
             .cli_err(&["exec", "{id}", "true"], "cannot exec in a paused container"),
         row(S, "exec: into a stopped container").args(&["true"]).create().start().wait("stopped")
             .cli_err(&["exec", "{id}", "true"], "cannot exec in a stopped container"),
-        row(S, "exec: an unknown id").cli_err(&["exec", "no-such-ctr", "true"], "container does not exist").awaiting("13.1"),
+        row(S, "exec: an unknown id").cli_err(&["exec", "no-such-ctr", "true"], "container does not exist"),
         // ps
         running("ps: the table").step(cli(&["ps", "{id}"]).out(Class::Masked)),
         running("ps: -f json").step(cli(&["ps", "-f", "json", "{id}"]).out(Class::Json)),
         running("ps: ps(1) options").step(cli(&["ps", "{id}", "-o", "pid,comm"]).out(Class::Masked)),
         row(S, "ps: a created container").args(&["sleep", "100"]).create().step(cli(&["ps", "-f", "json", "{id}"]).out(Class::Json)),
-        row(S, "ps: an unknown id").cli_err(&["ps", "no-such-ctr"], "container does not exist").awaiting("13.1"),
+        row(S, "ps: an unknown id").cli_err(&["ps", "no-such-ctr"], "container does not exist"),
         running("ps: a bad format").cli(&["ps", "-f", "yaml", "{id}"]),
         // events
         running("events --stats: JSON key order (19.15)").step(cli(&["events", "--stats", "{id}"]).out(Class::Json)).awaiting("new: the statistics inside data are laid out as libcontainer's (keys sorted, empty blkio and hugetlb kept, no cpuset) where runc follows its Go structs; the event's own keys type, id, data agree (19.15)"),
         running("events --stats | head -0 (broken pipe, 19.15)").step(cli(&["events", "--stats", "{id}"]).stdout(Stdout::BrokenPipe)),
-        row(S, "events: an unknown id").cli_err(&["events", "--stats", "no-such-ctr"], "container does not exist").awaiting("13.1"),
+        row(S, "events: an unknown id").cli_err(&["events", "--stats", "no-such-ctr"], "container does not exist"),
         // The stream's JSON is compared by the --stats rows; here, when it ends. The delete
         // waits for the first event: a delete before events has loaded the container is a
         // different row ("an unknown id").
@@ -140,7 +140,7 @@ pub fn rows() -> Vec<Row> {
         running("pause: twice").cli(&["pause", "{id}"]).cli(&["pause", "{id}"]),
         running("resume: a running container").cli(&["resume", "{id}"]),
         row(S, "pause: a stopped container").args(&["true"]).create().start().wait("stopped").cli_err(&["pause", "{id}"], "container not running"),
-        row(S, "pause: an unknown id").cli_err(&["pause", "no-such-ctr"], "container does not exist").awaiting("13.1"),
+        row(S, "pause: an unknown id").cli_err(&["pause", "no-such-ctr"], "container does not exist"),
         // update
         update("--memory", &["--memory", "100M"], &[("memory", "memory.limit_in_bytes")]),
         update("--memory-reservation", &["--memory-reservation", "50M"], &[("memory", "memory.soft_limit_in_bytes")]),
@@ -169,7 +169,7 @@ pub fn rows() -> Vec<Row> {
         running("update: a paused container").cli(&["pause", "{id}"]).cli(&["update", "--pids-limit", "10", "{id}"])
             .observe(Obs::CgroupFile("pids", "pids.max")).requires(Requires::CgroupV1),
         row(S, "update: a stopped container").args(&["true"]).create().start().wait("stopped").cli(&["update", "--pids-limit", "10", "{id}"]),
-        row(S, "update: an unknown id").cli_err(&["update", "--pids-limit", "10", "no-such-ctr"], "container does not exist").awaiting("13.1"),
+        row(S, "update: an unknown id").cli_err(&["update", "--pids-limit", "10", "no-such-ctr"], "container does not exist"),
         // list
         row(S, "list: no containers").step(cli(&["list"]).out(Class::Words)),
         row(S, "list: -f json with none").step(cli(&["list", "-f", "json"]).out(Class::Text)),
