@@ -56,6 +56,22 @@ while IFS="$tab" read -r runtime bin test exe; do
     {
       echo "vm-test: $test still running after $file_timeout s; the guest's processes:"
       ps -eo pid,ppid,stat,wchan:32,etimes,args
+      # Where each thread of the processes under the test waits (or runs).
+      for t in /proc/[0-9]*/task/[0-9]*; do
+        case $(cat "$t/cmdline" 2>/dev/null | tr '\0' ' ') in
+          *runtime*|*spec-root*) ;;
+          *) continue ;;
+        esac
+        echo "== $t: $(cut -d' ' -f3 "$t/stat" 2>/dev/null) $(cat "$t/comm" 2>/dev/null) syscall: $(cat "$t/syscall" 2>/dev/null)"
+        cat "$t/stack" 2>/dev/null
+        if [ "$(cut -d' ' -f3 "$t/stat" 2>/dev/null)" = R ]; then
+          # A running thread: where it runs, sampled (the syscall file names the syscall
+          # and the user pc while it is in one), and the mappings to resolve the pcs.
+          i=0
+          while [ $i -lt 40 ]; do cat "$t/syscall" 2>/dev/null; i=$((i + 1)); done | sort | uniq -c | sort -rn | head -n 8
+          grep ' r-xp ' "${t%/task/*}/maps" 2>/dev/null | head -n 12
+        fi
+      done
     } >>"$log" 2>&1
     pkill -KILL -P "$pid" 2>/dev/null
     kill -KILL "$pid" 2>/dev/null

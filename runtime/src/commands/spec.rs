@@ -55,10 +55,29 @@ pub fn run(_cli: &Cli, args: SpecArgs) -> Result<()> {
             linux.set_namespaces(Some(kept));
         }
     }
-    let text = serde_json::to_string_pretty(&runc_capabilities(&spec)?)?;
+    let mut value = runc_capabilities(&spec)?;
+    rbind_first(&mut value);
+    let text = serde_json::to_string_pretty(&value)?;
     std::fs::write(&path, text + "\n")
         .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
+}
+
+/// runc's rootless spec lists `rbind` first in the options of its /sys bind mount
+/// (`rbind,nosuid,noexec,nodev,ro`); oci-spec appends it. The same mount either way; the
+/// order is runc's so that a spec compared as text is the same.
+fn rbind_first(spec: &mut serde_json::Value) {
+    let Some(mounts) = spec.get_mut("mounts").and_then(|m| m.as_array_mut()) else {
+        return;
+    };
+    for mount in mounts {
+        if let Some(options) = mount.get_mut("options").and_then(|o| o.as_array_mut()) {
+            if let Some(i) = options.iter().position(|o| o == "rbind") {
+                let rbind = options.remove(i);
+                options.insert(0, rbind);
+            }
+        }
+    }
 }
 
 /// The spec as JSON with runc's capabilities: no inheritable set (runc dropped it for

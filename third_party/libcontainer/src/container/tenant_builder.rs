@@ -248,11 +248,8 @@ impl TenantContainerBuilder {
         // validate terminal field against console socket presence before any side effects
         self.base.check_terminal(&spec, self.detached)?;
 
-        // PATCH (runtime): the spec as JSON, not as a Rust struct dump.
-        tracing::debug!(
-            spec = %serde_json::to_string(&spec).unwrap_or_default(),
-            "process spec"
-        );
+        // PATCH (runtime): no dump of the process's spec in the debug log (runc writes
+        // none; it was a Rust struct dump, and it carries the process's environment).
 
         let notify_path = Self::setup_notify_listener(&container_dir)?;
         // convert path of root file system of the container to absolute path
