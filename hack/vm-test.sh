@@ -19,7 +19,7 @@
 #    the image build, the boot and the tests took; exits non-zero on any failure.
 #
 # Environment: VM_CACHE (default /var/cache/runtime-vm), VM_ACCEL (kvm|tcg: skip the probe),
-# VM_RUNTIMES (default "ours runc"), VM_MEMORY_MIB (2048), VM_TIMEOUT_SECONDS (2700), VM_FILE_TIMEOUT (600 s per test file),
+# VM_RUNTIMES (default "ours runc"), VM_MEMORY_MIB (2048), VM_TIMEOUT_SECONDS (2700), VM_FILE_TIMEOUT (300 s per test file),
 # VM_KEEP_RESULTS=1 (keep the results directory), VM_MIRROR (Debian mirror for the image).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -150,7 +150,7 @@ for rt in $runtimes; do
 done >"$results/plan"
 # How long one test file may run in the guest before it counts as hung (and the guest's
 # processes are written to its log).
-echo "${VM_FILE_TIMEOUT:-600}" >"$results/file-timeout"
+echo "${VM_FILE_TIMEOUT:-300}" >"$results/file-timeout"
 
 shares=(-virtfs "local,path=$src,mount_tag=src,security_model=none,readonly=on,multidevs=remap"
   -virtfs "local,path=$results,mount_tag=results,security_model=none,multidevs=remap")

@@ -32,7 +32,7 @@ if [ "$(stat -fc %T /sys/fs/cgroup)" != cgroup2fs ]; then
   exit 1
 fi
 
-file_timeout=$(cat "$res/file-timeout" 2>/dev/null || echo 600)
+file_timeout=$(cat "$res/file-timeout" 2>/dev/null || echo 300)
 mkdir -p "$res/logs"
 : >"$res/summary"
 failed=0
@@ -71,6 +71,11 @@ while IFS="$tab" read -r runtime bin test exe; do
           while [ $i -lt 40 ]; do cat "$t/syscall" 2>/dev/null; i=$((i + 1)); done | sort | uniq -c | sort -rn | head -n 8
           grep ' r-xp ' "${t%/task/*}/maps" 2>/dev/null | head -n 12
         fi
+      done
+      # And the stacks of every thread of the runtimes still running.
+      for p in $(pgrep -x runtime); do
+        echo "== gdb: runtime pid $p"
+        timeout 60 gdb -p "$p" -batch -ex 'thread apply all bt 30' 2>&1 | grep -v '^\[New LWP\|^warning:' | head -n 120
       done
     } >>"$log" 2>&1
     pkill -KILL -P "$pid" 2>/dev/null

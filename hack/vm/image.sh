@@ -18,12 +18,13 @@ suite=bookworm
 # both buses (the systemd cgroup driver talks to the system one as root and to the user
 # one rootless); the kernel; busybox for the test bundles; runc and crun to compare with;
 # newuidmap/newgidmap for rootless containers with subordinate id ranges; and the tools
-# the spec-tests call (useradd, setpriv, ip, ps).
+# the spec-tests call (useradd, setpriv, ip, ps); gdb, so that guest.sh can print the
+# stacks of a runtime that hangs.
 PACKAGES=(
   systemd systemd-sysv dbus dbus-user-session libpam-systemd
   linux-image-amd64 initramfs-tools kmod e2fsprogs
   busybox-static runc crun uidmap libseccomp2
-  passwd util-linux procps iproute2
+  passwd util-linux procps iproute2 gdb
 )
 
 root="$out/root"
