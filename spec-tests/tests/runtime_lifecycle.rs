@@ -120,7 +120,7 @@ fn run_reports_death_by_signal_as_128_plus_n() {
 fn run_forwards_signals_to_the_container() {
     let rt = Runtime::new();
     let mut b = Bundle::busybox();
-    b.sh("trap 'echo got-term; exit 3' TERM; echo ready; while true; do sleep 0.1; done");
+    b.sh("trap 'echo got-term; exit 3' TERM; echo ready; while true; do sleep 1000 & wait $!; done");
     let c = rt.guard("fwd");
     let log = b.path().join("out.log");
     let child = rt
@@ -186,7 +186,7 @@ fn status_is_the_truth_for_an_init_that_survives_sigterm() {
     let mut b = Bundle::busybox();
     let marks = b.marks();
     // The init handles TERM and lives on; it says when it is ready and when TERM came.
-    b.sh("trap 'echo got-term >> /marks/log' TERM; echo ready >> /marks/log; while true; do sleep 0.1; done");
+    b.sh("trap 'echo got-term >> /marks/log' TERM; echo ready >> /marks/log; while true; do sleep 1000 & wait $!; done");
     let c = rt.guard("truth");
     rt.exec(&["run", "-d", "--bundle", &b.path().to_string_lossy(), c.id()])
         .ok();
@@ -210,9 +210,13 @@ fn kill_accepts_every_spelling_and_all() {
     let marks = b.marks();
     // Each signal the init receives is written down by name, so the test sees which one
     // arrived for each spelling (an init ignores signals it has no handler for).
+    // The shell waits with the `wait` builtin, which a trapped signal interrupts at once
+    // (POSIX), rather than for a foreground `sleep`: a trap then runs on every signal
+    // without depending on how the shell defers traps around a foreground child (one
+    // SIGINT in the software-emulated guest never ran its trap that way).
     b.sh(
         "for s in HUP USR1 USR2 INT; do trap \"echo $s >> /marks/log\" $s; done; \
-         echo ready >> /marks/log; while true; do sleep 0.1; done",
+         echo ready >> /marks/log; while true; do sleep 1000 & wait $!; done",
     );
     let c = rt.guard("spell");
     rt.exec(&["run", "-d", "--bundle", &b.path().to_string_lossy(), c.id()])
@@ -259,7 +263,7 @@ fn what_a_term_trap_saw(signal: &[&str]) -> String {
     let rt = Runtime::new();
     let mut b = Bundle::busybox();
     let marks = b.marks();
-    b.sh("trap 'echo got-term >> /marks/log; exit 0' TERM; echo ready >> /marks/log; while true; do sleep 0.1; done");
+    b.sh("trap 'echo got-term >> /marks/log; exit 0' TERM; echo ready >> /marks/log; while true; do sleep 1000 & wait $!; done");
     let c = rt.guard("term");
     rt.exec(&["run", "-d", "--bundle", &b.path().to_string_lossy(), c.id()])
         .ok();
