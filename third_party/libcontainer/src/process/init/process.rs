@@ -476,6 +476,13 @@ pub fn container_init_process(
     args.executor.validate(ctx.spec)?;
     args.executor.setup_envs(ctx.envs)?;
 
+    // PATCH (runtime, see third_party/README.md): the program starts with no signal
+    // ignored, as runc's does: a runtime started with SIGINT and SIGQUIT ignored (a
+    // background job of a non-interactive shell) handed that on, and a shell as the
+    // container's init cannot trap a signal that was ignored when it started. (exec
+    // itself resets only the signals that have handlers.)
+    reset_ignored_signals();
+
     // Initialize seccomp profile right before we are ready to execute the
     // payload so as few syscalls will happen between here and payload exec. The
     // notify socket will still need network related syscalls.
@@ -1162,6 +1169,27 @@ fn set_home_from_path(envs: &mut utils::Env, dir_home: &Path) {
     }
 }
 
+/// PATCH (runtime): every signal the process ignores goes back to its default action, so
+/// the container's program starts as runc's does whatever its runtime's caller had
+/// ignored. (The signal mask is handed on, as runc hands it on.)
+fn reset_ignored_signals() {
+    for sig in 1..=libc::SIGRTMAX() {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: a zeroed sigaction is a valid out-parameter; querying installs nothing.
+        let mut current: libc::sigaction = unsafe { std::mem::zeroed() };
+        // SAFETY: sig is in range, the new action is null (query only).
+        if unsafe { libc::sigaction(sig, std::ptr::null(), &mut current) } != 0 {
+            continue;
+        }
+        if current.sa_sigaction == libc::SIG_IGN {
+            // SAFETY: installs the default action; no handler code runs.
+            unsafe { libc::signal(sig, libc::SIG_DFL) };
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::ffi::OsStr;
@@ -1591,3 +1619,4 @@ mod tests {
         assert_eq!(envs.get("HOME"), None);
     }
 }
+
