@@ -12,9 +12,15 @@ use signal_hook::consts::signal::*;
 use signal_hook::iterator::Signals;
 
 /// Signals passed on to the container process while we wait for it.
+///
+/// Not SIGPIPE: signal-hook's handler reports a signal by a send on its self-pipe, and once
+/// the waiting is over (an exec that failed drops the `Signals`) that send fails with
+/// EPIPE, which raises SIGPIPE again: the runtime spun in that loop forever (100% CPU,
+/// seen as a hung `exec` of a program that cannot run). A SIGPIPE the runtime gets is about
+/// its own output, not the container's.
 const FORWARDED: &[i32] = &[
     SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGALRM, SIGWINCH, SIGCONT, SIGTSTP,
-    SIGTTIN, SIGTTOU, SIGPIPE,
+    SIGTTIN, SIGTTOU,
 ];
 
 /// Installs the handlers; call before forking the process to wait for.
