@@ -1173,20 +1173,55 @@ fn set_home_from_path(envs: &mut utils::Env, dir_home: &Path) {
 /// the container's program starts as runc's does whatever its runtime's caller had
 /// ignored. (The signal mask is handed on, as runc hands it on.)
 fn reset_ignored_signals() {
-    for sig in 1..=libc::SIGRTMAX() {
+    /// The kernel's `struct sigaction` (glibc's wrapper refuses signals 32 and 33, which a
+    /// caller may still have ignored).
+    #[repr(C)]
+    struct KernelSigaction {
+        handler: usize,
+        flags: u64,
+        restorer: usize,
+        mask: u64,
+    }
+    for sig in 1..=64 {
         if sig == libc::SIGKILL || sig == libc::SIGSTOP {
             continue;
         }
-        // SAFETY: a zeroed sigaction is a valid out-parameter; querying installs nothing.
-        let mut current: libc::sigaction = unsafe { std::mem::zeroed() };
-        // SAFETY: sig is in range, the new action is null (query only).
-        if unsafe { libc::sigaction(sig, std::ptr::null(), &mut current) } != 0 {
+        let mut current = KernelSigaction {
+            handler: 0,
+            flags: 0,
+            restorer: 0,
+            mask: 0,
+        };
+        // SAFETY: rt_sigaction with a null new action only reads the current one into
+        // `current`, a valid kernel sigaction; the set size is the kernel's 8 bytes.
+        let queried = unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                std::ptr::null::<KernelSigaction>(),
+                &mut current as *mut KernelSigaction,
+                8usize,
+            )
+        };
+        if queried != 0 || current.handler != libc::SIG_IGN {
             continue;
         }
-        if current.sa_sigaction == libc::SIG_IGN {
-            // SAFETY: installs the default action; no handler code runs.
-            unsafe { libc::signal(sig, libc::SIG_DFL) };
-        }
+        let default = KernelSigaction {
+            handler: libc::SIG_DFL,
+            flags: 0,
+            restorer: 0,
+            mask: 0,
+        };
+        // SAFETY: installs the default action (no handler, so no restorer is needed).
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                &default as *const KernelSigaction,
+                std::ptr::null_mut::<KernelSigaction>(),
+                8usize,
+            )
+        };
     }
 }
 
