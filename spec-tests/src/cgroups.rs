@@ -299,3 +299,19 @@ pub fn oom_event_scenario(rt: &Runtime, id: &str, global: &[&str], cgroups_path:
         std::fs::read_to_string(&out_file).unwrap()
     );
 }
+
+/// Whether a cgroup v1 test can run: `file` (a v1 hierarchy's) exists. Where it does not,
+/// a pure cgroup v2 host records the test as not run (`why`); any other host without it
+/// fails under CI=true (a v1 or hybrid host that lost the hierarchy is broken), else is
+/// recorded as not run too.
+pub fn v1_file_or_not_run(file: &str, why: &str) -> bool {
+    if Path::new(file).exists() {
+        return true;
+    }
+    assert!(
+        !crate::not_run::in_ci() || Path::new("/sys/fs/cgroup/cgroup.controllers").exists(),
+        "{why}"
+    );
+    crate::not_run::not_run(why);
+    false
+}

@@ -170,13 +170,10 @@ fn device_cgroup_denies_host_devices_whatever_the_config_lists() {
 fn device_cgroup_list_is_runcs() {
     // cgroup v1: the kernel's own list of the container's device cgroup, ours and runc's
     // for the same bundles.
-    if !Path::new("/sys/fs/cgroup/devices/devices.list").exists() {
-        let why = "no cgroup v1 devices hierarchy on this host: devices.list not compared";
-        assert!(
-            !in_ci() || Path::new("/sys/fs/cgroup/cgroup.controllers").exists(),
-            "{why}"
-        );
-        spec_tests::not_run::not_run(why);
+    if !spec_tests::cgroups::v1_file_or_not_run(
+        "/sys/fs/cgroup/devices/devices.list",
+        "no cgroup v1 devices hierarchy on this host: devices.list not compared",
+    ) {
         return;
     }
     for devices in [
@@ -369,13 +366,10 @@ const CGROUP_MOUNTS: &str = "awk '$5 ~ \"^/sys/fs/cgroup/\" {print $5, $6}' /pro
 
 #[test]
 fn ro_cgroup_mount_gives_read_only_hierarchies_as_runc() {
-    if !Path::new("/sys/fs/cgroup/pids/cgroup.procs").exists() {
-        let why = "no cgroup v1 hierarchies on this host: the per-controller mounts are not tested";
-        assert!(
-            !in_ci() || Path::new("/sys/fs/cgroup/cgroup.controllers").exists(),
-            "{why}"
-        );
-        spec_tests::not_run::not_run(why);
+    if !spec_tests::cgroups::v1_file_or_not_run(
+        "/sys/fs/cgroup/pids/cgroup.procs",
+        "no cgroup v1 hierarchies on this host: the per-controller mounts are not tested",
+    ) {
         return;
     }
     for cgroupns in [true, false] {
