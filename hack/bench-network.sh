@@ -17,9 +17,11 @@ cd "$(dirname "$0")/.."
 runs=${1:-100}
 
 bash hack/install-deps.sh >/dev/null
-ours=$(hack/build-static.sh)
-cargo build --release -q -p imgtool
-imgtool="$PWD/target/release/imgtool"
+# What users install: hack/install.sh's static release build, installed into
+# target/install (runtime and imgtool both; the hooks run this imgtool).
+PREFIX="$PWD/target/install" bash hack/install.sh >/dev/null
+ours="$PWD/target/install/bin/runtime"
+imgtool="$PWD/target/install/bin/imgtool"
 
 work=$(mktemp -d /tmp/bench-network.XXXXXX)
 net=bench-net bridge=imgtbench0 subnet=10.231.250.0/24
