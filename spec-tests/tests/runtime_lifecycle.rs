@@ -57,8 +57,12 @@ fn each_transition_reports_its_state() {
     rt.exec(&["start", c.id()]).ok();
     let st = rt.wait_status(c.id(), "running", T);
     assert_eq!(st["pid"].as_i64(), Some(pid));
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
-    assert!(String::from_utf8_lossy(&cmdline).starts_with("sleep"));
+    // `running` is reported once the init has its go-ahead (runc's too: its init execs
+    // after reading the exec fifo), so the program replaces the runtime's code in the
+    // init a moment later: wait for it (seen under load: the state came first).
+    wait::until_true("the init to run the program (sleep)", T, || {
+        std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.starts_with(b"sleep"))
+    });
 
     rt.exec(&["kill", c.id(), "KILL"]).ok();
     let st = rt.wait_status(c.id(), "stopped", T);
