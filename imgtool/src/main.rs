@@ -40,9 +40,10 @@ fn main() {
             }
             std::process::exit(141);
         }
-        // One line a user can act on: the error and its causes, outermost first.
-        let chain: Vec<String> = err.chain().map(|c| c.to_string()).collect();
-        eprintln!("imgtool: {}", chain.join(": "));
+        if err.downcast_ref::<commands::AlreadyReported>().is_none() {
+            // One line a user can act on: the error and its causes, outermost first.
+            eprintln!("imgtool: {}", commands::error_line(&err));
+        }
         std::process::exit(1);
     }
 }

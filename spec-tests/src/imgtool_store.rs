@@ -196,6 +196,22 @@ pub fn error_line(command: &str, args: &[&str], out: &Output) -> String {
     lines[0].to_string()
 }
 
+/// The one image of `imgtool inspect REF`'s stdout: a JSON array (docker's shape, even for
+/// one image) that must hold exactly one object.
+pub fn inspected(stdout: impl AsRef<[u8]>) -> Value {
+    let stdout = stdout.as_ref();
+    let all: Value = serde_json::from_slice(stdout).unwrap_or_else(|e| {
+        panic!(
+            "inspect printed no JSON ({e}): {}",
+            String::from_utf8_lossy(stdout)
+        )
+    });
+    match all.as_array().map(Vec::as_slice) {
+        Some([one]) => one.clone(),
+        _ => panic!("inspect of one image printed {all}"),
+    }
+}
+
 pub fn push(reg: &Registry, image: &Image, repo_tag: &str) {
     let dir = tempfile::tempdir().expect("tempdir");
     image.write_layout(dir.path(), "t");

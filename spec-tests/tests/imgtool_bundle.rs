@@ -8,7 +8,7 @@ use std::process::Command;
 use spec_tests::bins;
 use spec_tests::container::{capture, Outcome, Runtime};
 use spec_tests::images::{self, Image};
-use spec_tests::imgtool_store::put_image;
+use spec_tests::imgtool_store::{inspected, put_image};
 use tempfile::TempDir;
 
 /// A private store with guards: every bundle made through it is unbundled on drop.
@@ -480,8 +480,7 @@ fn store_commands_list_tag_remove_and_gc() {
         serde_json::from_str(&store.imgtool(&["images", "--format", "json"]).ok().stdout).unwrap();
     assert_eq!(json.as_array().unwrap().len(), 2);
 
-    let inspect: serde_json::Value =
-        serde_json::from_str(&store.imgtool(&["inspect", "busybox"]).ok().stdout).unwrap();
+    let inspect = inspected(store.imgtool(&["inspect", "busybox"]).ok().stdout);
     assert_eq!(inspect["Digest"], digest);
     assert_eq!(inspect["Manifest"]["layers"].as_array().unwrap().len(), 1);
     // docker's fields: Config is the container config, as `docker image inspect` shows.
@@ -492,8 +491,7 @@ fn store_commands_list_tag_remove_and_gc() {
     );
     assert_eq!(inspect["RepoTags"], serde_json::json!(["busybox:latest"]));
     // By digest prefix too.
-    let by_id: serde_json::Value =
-        serde_json::from_str(&store.imgtool(&["inspect", &digest[7..19]]).ok().stdout).unwrap();
+    let by_id = inspected(store.imgtool(&["inspect", &digest[7..19]]).ok().stdout);
     assert_eq!(by_id["Digest"], digest);
 
     store.imgtool(&["tag", "busybox", "localhost/copy:2"]).ok();
@@ -797,13 +795,12 @@ fn overlay_xattrs_in_layers_never_steer_overlayfs_and_commit_and_export_agree() 
     store
         .imgtool(&["commit", b.to_str().unwrap(), "localhost/xattrs:2"])
         .ok();
-    let inspect: serde_json::Value = serde_json::from_str(
-        &store
+    let inspect = inspected(
+        store
             .imgtool(&["inspect", "localhost/xattrs:2"])
             .ok()
             .stdout,
-    )
-    .unwrap();
+    );
     let layer = inspect["Manifest"]["layers"]
         .as_array()
         .unwrap()
@@ -859,8 +856,7 @@ fn blobs_changed_on_disk_are_refused_when_read_back() {
     store
         .bundle("localhost/bb:1", &work.path().join("ok"), &["--copy"])
         .ok();
-    let inspect: serde_json::Value =
-        serde_json::from_str(&store.imgtool(&["inspect", &digest]).ok().stdout).unwrap();
+    let inspect = inspected(store.imgtool(&["inspect", &digest]).ok().stdout);
     let layer = inspect["Manifest"]["layers"][0]["digest"]
         .as_str()
         .unwrap()

@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use spec_tests::faulty_proxy::{Fault, FaultyProxy};
 use spec_tests::images::{self, Compression, Image, Layer};
-use spec_tests::imgtool_store::{entry_names, error_line, result_line, StoreEnv};
+use spec_tests::imgtool_store::{entry_names, error_line, inspected, result_line, StoreEnv};
 use spec_tests::registry::{free_port, Registry};
 use spec_tests::registry_variants::{TokenServer, VariantRegistry, REFRESH_TOKEN};
 use spec_tests::tree;
@@ -946,7 +946,7 @@ fn docker_schema2_image_keeps_its_registry_digest_everywhere() {
     );
 
     let by_digest = format!("{}/docker@{want}", reg.host());
-    let inspect: Value = serde_json::from_slice(&env.run(&["inspect", &by_digest]).stdout).unwrap();
+    let inspect = inspected(env.run(&["inspect", &by_digest]).stdout);
     assert_eq!(inspect["Digest"], want, "inspect NAME@<registry digest>");
     assert_eq!(
         inspect["RepoDigests"],
@@ -981,7 +981,7 @@ fn docker_schema2_image_keeps_its_registry_digest_everywhere() {
         "load: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let again: Value = serde_json::from_slice(&other.run(&["inspect", &name]).stdout).unwrap();
+    let again = inspected(other.run(&["inspect", &name]).stdout);
     assert_eq!(again["Digest"], want, "identity survives save and load");
 
     let rootfs = env.bundle(&by_digest, "bundle", &[]);
@@ -1130,7 +1130,7 @@ fn all_platforms_keeps_the_index_and_push_and_save_send_it_whole() {
     for m in &manifests {
         assert!(env.has_blob(m), "platform {m} stored");
     }
-    let inspect: Value = serde_json::from_slice(&env.run(&["inspect", &name]).stdout).unwrap();
+    let inspect = inspected(env.run(&["inspect", &name]).stdout);
     assert_eq!(
         inspect["Architecture"],
         images::host_arch(),
@@ -1186,7 +1186,7 @@ fn all_platforms_keeps_the_index_and_push_and_save_send_it_whole() {
         .run(&["load", "-i", archive.to_str().unwrap()])
         .status
         .success());
-    let again: Value = serde_json::from_slice(&other.run(&["inspect", &name]).stdout).unwrap();
+    let again = inspected(other.run(&["inspect", &name]).stdout);
     assert_eq!(again["Digest"], index, "loaded whole: the index again");
 
     // Negative control: a one-platform pull holds one manifest, and its push says that
