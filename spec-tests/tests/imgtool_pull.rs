@@ -383,6 +383,65 @@ fn platform_is_chosen_from_a_two_platform_index() {
     assert!(err.contains("invalid platform"), "{err}");
 }
 
+/// A registry image that is one platform's manifest (no index to choose from) whose
+/// config says another platform than `--platform` asks for is refused as docker refuses
+/// it, naming the reference, the wanted and the actual platform, with nothing tagged and
+/// no layer fetched; a matching `--platform` pulls it (the negative control), and so
+/// does a pull without `--platform` (bundle then warns).
+#[test]
+fn platform_of_a_single_manifest_image_must_match() {
+    let reg = Registry::start();
+    let foreign = if images::host_arch() == "arm64" {
+        "amd64"
+    } else {
+        "arm64"
+    };
+    let mut image = Image::busybox();
+    image.architecture = foreign.into();
+    push(&reg, &image, "single:1");
+    let (manifest, digest) = registry_manifest(&reg, "single:1");
+    assert!(manifest.get("manifests").is_none(), "a single manifest");
+    let reference = format!("{}/single:1", reg.host());
+    let host_p = format!("linux/{}", images::host_arch());
+    let foreign_p = format!("linux/{foreign}");
+
+    let env = Env::new();
+    let err = env.pull_err(&["--platform", &host_p, &reference]);
+    assert_eq!(
+        err,
+        format!(
+            "imgtool: pull {reference}: image with reference {reference} was found but does not match the specified platform: wanted {host_p}, actual: {foreign_p}"
+        )
+    );
+    env.assert_nothing_tagged_nor_left();
+    assert!(
+        !env.has_blob(&first_layer(&manifest)),
+        "the layer was not fetched"
+    );
+    assert_eq!(env.run(&["inspect", &reference]).status.code(), Some(1));
+
+    // Negative control: the platform the config says pulls, as does arm64's default
+    // variant spelled out.
+    let (_, d) = env.pull_ok(&["--platform", &foreign_p, &reference]);
+    assert_eq!(d, digest);
+    if foreign == "arm64" {
+        let (_, d) = Env::new().pull_ok(&["--platform", "linux/arm64/v8", &reference]);
+        assert_eq!(d, digest);
+    }
+    // Without --platform a foreign single image still pulls; bundle warns.
+    let env = Env::new();
+    let (name, d) = env.pull_ok(&[&reference]);
+    assert_eq!(d, digest);
+    let b = env.dir.path().join("b");
+    let out = env.run(&["bundle", &name, b.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    let warning = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        warning.contains("warning") && warning.contains(&foreign_p),
+        "{warning}"
+    );
+}
+
 #[test]
 fn gzip_zstd_and_uncompressed_layers() {
     let reg = Registry::start();
