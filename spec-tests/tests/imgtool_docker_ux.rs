@@ -338,7 +338,12 @@ fn inspect_of_several_images_is_one_array_and_a_missing_one_fails_after_the_rest
     );
 
     // A missing name in the middle: the others printed, its error, exit 1.
-    let out = env.run(&["inspect", "localhost/bb:1", "localhost/none:1", "localhost/bb:2"]);
+    let out = env.run(&[
+        "inspect",
+        "localhost/bb:1",
+        "localhost/none:1",
+        "localhost/bb:2",
+    ]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let found = array(&out);
     assert_eq!(found.len(), 2);
