@@ -442,6 +442,101 @@ fn platform_of_a_single_manifest_image_must_match() {
     );
 }
 
+/// A blob the store already has is reused by a pull only while it is what was verified: a
+/// layer whose bytes changed on disk (a bit flipped, even with its mtime put back) or a
+/// truncated config is downloaded again, with a warning naming it, and the store then
+/// serves the right bytes (save reads them back). Negative control: the same damage with
+/// the check turned off (`_IMGTOOL_TEST_UNSAFE=stored-blob-check`, debug builds) is
+/// reused silently, the bytes stay wrong, and save refuses them.
+#[test]
+fn a_damaged_blob_in_the_store_is_downloaded_again_on_pull() {
+    let (reg, manifest, digest) = registry_with_busybox("bb:1");
+    let reference = format!("{}/bb:1", reg.host());
+    let env = Env::new();
+    env.pull_ok(&[&reference]);
+    let layer = first_layer(&manifest);
+    let config = manifest["config"]["digest"].as_str().unwrap().to_string();
+    let blob = |d: &str| env.store().join("blobs/sha256").join(&d["sha256:".len()..]);
+    let stored_digest = |d: &str| images::digest(&std::fs::read(blob(d)).unwrap());
+    let flip_a_bit = |d: &str| {
+        use std::os::unix::fs::FileExt;
+        let path = blob(d);
+        let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        let mut byte = [0u8];
+        f.read_at(&mut byte, 1000).unwrap();
+        f.write_at(&[byte[0] ^ 0x10], 1000).unwrap();
+        f.set_modified(mtime).unwrap();
+    };
+    let truncate = |d: &str| {
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(blob(d))
+            .unwrap();
+        let len = f.metadata().unwrap().len();
+        f.set_len(len - 1).unwrap();
+    };
+    // A warm pull of an intact store says nothing (pull_ok: stderr empty).
+    env.pull_ok(&[&reference]);
+
+    flip_a_bit(&layer);
+    truncate(&config);
+    let out = env.run(&["pull", &reference]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(result_line("pull", &[], &out).1, digest);
+    let warnings = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        warnings.contains(&format!(
+            "imgtool: warning: blob {layer} in the store was damaged (its content has digest sha256:"
+        )) && warnings.contains("downloaded it again"),
+        "{warnings}"
+    );
+    assert!(
+        warnings.contains(&format!("blob {config} in the store was damaged (it is ")),
+        "{warnings}"
+    );
+    assert_eq!(stored_digest(&layer), layer, "the layer is right again");
+    assert_eq!(stored_digest(&config), config, "the config is right again");
+    // save reads every blob back, checking it: the store serves the right bytes.
+    let save = |format: &str| {
+        let archive = env.dir.path().join(format!("{format}.tar"));
+        env.run(&[
+            "save",
+            "--format",
+            format,
+            &reference,
+            "-o",
+            archive.to_str().unwrap(),
+        ])
+    };
+    for format in ["docker-archive", "oci-archive"] {
+        let out = save(format);
+        assert!(out.status.success(), "{format}: {out:?}");
+    }
+
+    // Negative control: without the check the damaged layer is reused as it is.
+    flip_a_bit(&layer);
+    let out = env
+        .cmd()
+        .env("_IMGTOOL_TEST_UNSAFE", "stored-blob-check")
+        .args(["pull", &reference])
+        .output()
+        .unwrap();
+    assert!(out.status.success() && out.stderr.is_empty(), "{out:?}");
+    assert_ne!(stored_digest(&layer), layer, "the damaged bytes stayed");
+    for format in ["docker-archive", "oci-archive"] {
+        let err = error_line("save", &[format], &save(format));
+        assert!(
+            err.contains(&layer) && err.contains("changed on disk"),
+            "{format}: {err}"
+        );
+    }
+}
+
 #[test]
 fn gzip_zstd_and_uncompressed_layers() {
     let reg = Registry::start();

@@ -20,7 +20,7 @@ use sha2::{Digest as _, Sha256};
 use super::auth::AuthFile;
 use super::client::{connect, Connection, PARALLEL_DOWNLOADS};
 use super::config::{Endpoint, RegistriesConfig};
-use super::download::fetch_blob;
+use super::download::{fetch_blob, Fetched as FetchedBlob};
 use super::identity_token::Access;
 use super::platform::{available, PlatformSpec};
 use super::progress::{short_digest, Progress};
@@ -71,6 +71,8 @@ pub struct Pulled {
     pub served_by: String,
     /// What the user should know: another platform replaced, or kept beside this one.
     pub note: Option<String>,
+    /// Stored blobs found damaged and downloaded again, each with what was wrong.
+    pub replaced: Vec<String>,
 }
 
 /// Pulls `reference` into `store` and tags it with its normalized name.
@@ -186,6 +188,8 @@ struct Pull<'a> {
     progress: &'a Progress,
     /// Every blob fetched or found, for the sources record.
     blobs: Vec<String>,
+    /// Stored blobs found damaged and downloaded again (see [`Pulled::replaced`]).
+    replaced: std::sync::Mutex<Vec<String>>,
 }
 
 async fn pull_from(
@@ -206,6 +210,7 @@ async fn pull_from(
         policy,
         progress,
         blobs: Vec::new(),
+        replaced: Default::default(),
     };
     let top_ref = reference
         .digest()
@@ -247,6 +252,10 @@ async fn pull_from(
         platforms,
         served_by: pull.conn.host().to_string(),
         note,
+        replaced: pull
+            .replaced
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner()),
     })
 }
 
@@ -543,7 +552,7 @@ impl Pull<'_> {
         feed: Option<std::sync::Arc<crate::store::feed::BlobFeed>>,
     ) -> Result<(), RegistryError> {
         let bar = self.progress.blob(short_digest(&digest), size);
-        fetch_blob(
+        let fetched = fetch_blob(
             &self.conn,
             self.store,
             &digest,
@@ -552,7 +561,12 @@ impl Pull<'_> {
             &bar,
             feed,
         )
-        .await
+        .await?;
+        if let FetchedBlob::Replaced(why) = fetched {
+            let mut replaced = self.replaced.lock().unwrap_or_else(|p| p.into_inner());
+            replaced.push(format!("blob {digest} in the store was damaged ({why})"));
+        }
+        Ok(())
     }
 }
 
