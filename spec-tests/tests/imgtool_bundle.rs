@@ -111,18 +111,10 @@ fn overlay_and_copy_match_umoci_unpack() {
     let work = tempfile::tempdir().unwrap();
     let layout = work.path().join("layout");
     image.write_layout(&layout, "multi");
-    let umoci = work.path().join("umoci");
-    let out = Command::new("umoci")
-        .args(["unpack", "--image", &format!("{}:multi", layout.display())])
-        .arg(&umoci)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "umoci: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let theirs = spec_tests::tree::umoci_unpack(
+        &format!("{}:multi", layout.display()),
+        &work.path().join("umoci"),
     );
-    let theirs = spec_tests::tree::listing(&umoci.join("rootfs"));
     // The comparison covers every xattr namespace: the image's file capability is there
     // to be compared (and would be a difference if either side lost it).
     assert!(
@@ -559,16 +551,9 @@ fn pulled_image_matches_umoci_and_runs() {
     let layout = work.path().join("layout");
     image.write_layout(&layout, "multi");
     reg.push_with_skopeo(&format!("oci:{}:multi", layout.display()), "multi:1");
-    let umoci = work.path().join("umoci");
-    let out = Command::new("umoci")
-        .args(["unpack", "--image", &format!("{}:multi", layout.display())])
-        .arg(&umoci)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "umoci: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let theirs = spec_tests::tree::umoci_unpack(
+        &format!("{}:multi", layout.display()),
+        &work.path().join("umoci"),
     );
 
     let store = Store::new();
@@ -579,7 +564,7 @@ fn pulled_image_matches_umoci_and_runs() {
     store.bundle(&name, &b, &[]).ok();
     spec_tests::tree::assert_same(
         &spec_tests::tree::listing(&b.join("rootfs")),
-        &spec_tests::tree::listing(&umoci.join("rootfs")),
+        &theirs,
         "pulled bundle vs umoci",
     );
     let rt = Runtime::new();
@@ -596,18 +581,7 @@ fn umoci_tree(
 ) -> std::collections::BTreeMap<String, spec_tests::tree::Node> {
     let layout = work.join("umoci-layout");
     image.write_layout(&layout, "img");
-    let dest = work.join("umoci");
-    let out = Command::new("umoci")
-        .args(["unpack", "--image", &format!("{}:img", layout.display())])
-        .arg(&dest)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "umoci: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    spec_tests::tree::listing(&dest.join("rootfs"))
+    spec_tests::tree::umoci_unpack(&format!("{}:img", layout.display()), &work.join("umoci"))
 }
 
 fn lsetxattr(path: &Path, name: &str, value: &[u8]) {

@@ -12,7 +12,9 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use spec_tests::faulty_proxy::{Fault, FaultyProxy};
 use spec_tests::images::{self, Compression, Image, Layer};
-use spec_tests::imgtool_store::{entry_names, error_line, inspected, result_line, StoreEnv};
+use spec_tests::imgtool_store::{
+    entry_names, error_line, inspected, push, registry_manifest, result_line, succeeded, StoreEnv,
+};
 use spec_tests::registry::{free_port, Registry};
 use spec_tests::registry_variants::{TokenServer, VariantRegistry, REFRESH_TOKEN};
 use spec_tests::tree;
@@ -100,17 +102,14 @@ impl Env {
     /// `imgtool bundle NAME DIR [ARGS]` (must succeed); returns DIR's rootfs.
     fn bundle(&self, name: &str, dir: &str, args: &[&str]) -> PathBuf {
         let bundle = self.dir.path().join(dir);
-        let out = self
-            .cmd()
-            .args(["bundle", name])
-            .arg(&bundle)
-            .args(args)
-            .output()
-            .expect("imgtool bundle");
-        assert!(
-            out.status.success(),
-            "bundle {name}: {}",
-            String::from_utf8_lossy(&out.stderr)
+        succeeded(
+            format!("bundle {name}"),
+            self.cmd()
+                .args(["bundle", name])
+                .arg(&bundle)
+                .args(args)
+                .output()
+                .expect("imgtool bundle"),
         );
         bundle.join("rootfs")
     }
@@ -157,13 +156,6 @@ fn registry_with_busybox(repo_tag: &str) -> (Registry, Value, String) {
     (reg, manifest, want)
 }
 
-/// Pushes `image` to `reg` as `repo_tag` (through a temp OCI layout and skopeo).
-fn push(reg: &Registry, image: &Image, repo_tag: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    image.write_layout(dir.path(), "t");
-    reg.push_with_skopeo(&format!("oci:{}:t", dir.path().display()), repo_tag);
-}
-
 /// Pushes an OCI layout's `tag` byte for byte: every image of an index (`--all`) and no
 /// recompression of uncompressed layers (`--preserve-digests`), which a plain skopeo copy
 /// to a registry would do.
@@ -179,38 +171,13 @@ fn skopeo_push(host: &str, creds: Option<&str>, layout: &Path, tag: &str, repo_t
     if let Some(c) = creds {
         cmd.arg(format!("--dest-creds={c}"));
     }
-    let out = cmd
-        .arg(format!("oci:{}:{tag}", layout.display()))
-        .arg(format!("docker://{host}/{repo_tag}"))
-        .output()
-        .expect("skopeo");
-    assert!(
-        out.status.success(),
-        "skopeo copy: {}",
-        String::from_utf8_lossy(&out.stderr)
+    succeeded(
+        "skopeo copy",
+        cmd.arg(format!("oci:{}:{tag}", layout.display()))
+            .arg(format!("docker://{host}/{repo_tag}"))
+            .output()
+            .expect("skopeo"),
     );
-}
-
-/// The registry's manifest for `repo_ref` (raw bytes) and its digest.
-fn registry_manifest(reg: &Registry, repo_ref: &str) -> (Value, String) {
-    let mut cmd = Command::new("skopeo");
-    cmd.args(["inspect", "--raw", "--tls-verify=false"]);
-    if let Some((u, p)) = &reg.credentials {
-        cmd.arg(format!("--creds={u}:{p}"));
-    }
-    let out = cmd
-        .arg(format!("docker://{}/{repo_ref}", reg.host()))
-        .output()
-        .expect("skopeo");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (
-        serde_json::from_slice(&out.stdout).unwrap(),
-        images::digest(&out.stdout),
-    )
 }
 
 /// The digest of the first layer of a manifest.
@@ -239,22 +206,11 @@ fn pull_by_tag_stores_what_the_registry_serves_for_skopeo_and_umoci() {
     assert_eq!(env.skopeo_inspect(&name)["Digest"], want);
     assert!(env.tmp_files().is_empty());
 
-    let bundle = env.dir.path().join("bundle");
-    let out = Command::new("umoci")
-        .args([
-            "unpack",
-            "--image",
-            &format!("{}:{name}", env.store().display()),
-        ])
-        .arg(&bundle)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "umoci: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let rootfs = tree::umoci_unpack(
+        &format!("{}:{name}", env.store().display()),
+        &env.dir.path().join("bundle"),
     );
-    assert!(bundle.join("rootfs/bin/busybox").is_file());
+    assert_eq!(rootfs["bin/busybox"].kind, "file");
 
     // A second pull finds everything present and changes nothing.
     let again = env.pull_ok(&[&name]);
@@ -690,16 +646,13 @@ fn credentials_from_authfile_and_registry_auth_file() {
     assert_eq!(digest, want);
 
     let env = Env::new();
-    let out = env
-        .cmd()
-        .env("REGISTRY_AUTH_FILE", &good)
-        .args(["pull", &reference])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    succeeded(
+        "imgtool",
+        env.cmd()
+            .env("REGISTRY_AUTH_FILE", &good)
+            .args(["pull", &reference])
+            .output()
+            .unwrap(),
     );
 
     // docker's own lookup: $DOCKER_CONFIG/config.json, key with a scheme.
@@ -1050,16 +1003,14 @@ fn docker_schema2_image_keeps_its_registry_digest_everywhere() {
     let reg = Registry::start();
     let dir = tempfile::tempdir().unwrap();
     Image::busybox().write_layout(dir.path(), "t");
-    let out = Command::new("skopeo")
-        .args(["copy", "-q", "--format", "v2s2", "--dest-tls-verify=false"])
-        .arg(format!("oci:{}:t", dir.path().display()))
-        .arg(format!("docker://{}/docker:latest", reg.host()))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    succeeded(
+        "skopeo",
+        Command::new("skopeo")
+            .args(["copy", "-q", "--format", "v2s2", "--dest-tls-verify=false"])
+            .arg(format!("oci:{}:t", dir.path().display()))
+            .arg(format!("docker://{}/docker:latest", reg.host()))
+            .output()
+            .unwrap(),
     );
     let raw = Command::new("skopeo")
         .args(["inspect", "--raw", "--tls-verify=false"])
@@ -1107,14 +1058,9 @@ fn docker_schema2_image_keeps_its_registry_digest_everywhere() {
         json!([format!("{}/docker@{want}", reg.host())])
     );
     let archive = env.dir.path().join("saved.tar");
-    let out = env.run(&["save", &by_digest, "-o", archive.to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "save: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    env.ok(&["save", &by_digest, "-o", archive.to_str().unwrap()]);
     let oci_archive = env.dir.path().join("saved-oci.tar");
-    let out = env.run(&[
+    env.ok(&[
         "save",
         "--format",
         "oci-archive",
@@ -1122,19 +1068,9 @@ fn docker_schema2_image_keeps_its_registry_digest_everywhere() {
         "-o",
         oci_archive.to_str().unwrap(),
     ]);
-    assert!(
-        out.status.success(),
-        "save: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     // The oci-archive keeps the identity: loaded elsewhere, the same digest.
     let other = Env::new();
-    let out = other.run(&["load", "-i", oci_archive.to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "load: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    other.ok(&["load", "-i", oci_archive.to_str().unwrap()]);
     let again = inspected(other.run(&["inspect", &name]).stdout);
     assert_eq!(again["Digest"], want, "identity survives save and load");
 
@@ -1142,12 +1078,7 @@ fn docker_schema2_image_keeps_its_registry_digest_everywhere() {
     assert!(rootfs.join("bin/busybox").is_file());
 
     // Push sends the registry's manifest back unchanged.
-    let out = env.run(&["push", &by_digest, &format!("{}/copy:1", reg.host())]);
-    assert!(
-        out.status.success(),
-        "push: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = env.ok(&["push", &by_digest, &format!("{}/copy:1", reg.host())]);
     let (_, pushed) = result_line("push", &[], &out);
     assert_eq!(pushed, want);
     let (_, served) = registry_manifest(&reg, "copy:1");
@@ -1168,11 +1099,9 @@ fn docker_schema2_image_keeps_its_registry_digest_everywhere() {
             env.dir.path().join("umoci").display().to_string(),
         ],
     ] {
-        let out = Command::new(&cmd[0]).args(&cmd[1..]).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{cmd:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
+        succeeded(
+            format!("{cmd:?}"),
+            Command::new(&cmd[0]).args(&cmd[1..]).output().unwrap(),
         );
     }
     // gc keeps the original (only the OCI form is in index.json).
@@ -1291,12 +1220,7 @@ fn all_platforms_keeps_the_index_and_push_and_save_send_it_whole() {
         "this host's platform"
     );
 
-    let out = env.run(&["push", &name, &format!("{}/copy:1", reg.host())]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = env.ok(&["push", &name, &format!("{}/copy:1", reg.host())]);
     assert!(
         out.stderr.is_empty(),
         "no note: the whole index went: {}",
@@ -1309,7 +1233,7 @@ fn all_platforms_keeps_the_index_and_push_and_save_send_it_whole() {
     }
 
     let archive = env.dir.path().join("multi.tar");
-    let out = env.run(&[
+    env.ok(&[
         "save",
         "--format",
         "oci-archive",
@@ -1317,11 +1241,6 @@ fn all_platforms_keeps_the_index_and_push_and_save_send_it_whole() {
         "-o",
         archive.to_str().unwrap(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let listing = Command::new("tar")
         .arg("-tf")
         .arg(&archive)
@@ -1372,12 +1291,7 @@ fn another_platform_is_kept_beside_the_first_or_its_replacement_is_told() {
     assert_eq!(d, foreign_m);
     // The foreign image bundles, with docker's warning.
     let b = env.dir.path().join("foreign");
-    let out = env.run(&["bundle", &name, b.to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = env.ok(&["bundle", &name, b.to_str().unwrap()]);
     let warning = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(
         warning.contains("warning")
@@ -1390,12 +1304,7 @@ fn another_platform_is_kept_beside_the_first_or_its_replacement_is_told() {
         "bundle says what it made"
     );
 
-    let out = env.run(&["pull", "--platform", host_p, &reference]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = env.ok(&["pull", "--platform", host_p, &reference]);
     let note = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(
         note.contains("now holds") && note.contains("linux/amd64") && note.contains("linux/arm64"),
@@ -1431,12 +1340,7 @@ fn another_platform_is_kept_beside_the_first_or_its_replacement_is_told() {
     env.pull_ok(&["--platform", foreign_p, &reference]);
     let (_, new_manifests) = registry_with_two_platforms(&reg, "multi:1", "v2");
     let ((_, new_host), _) = host_and_foreign(&new_manifests);
-    let out = env.run(&["pull", "--platform", host_p, &reference]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = env.ok(&["pull", "--platform", host_p, &reference]);
     let note = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(
         note.contains("held the") && note.contains(foreign_m) && note.contains("untagged"),
@@ -1465,15 +1369,13 @@ fn a_pull_that_cannot_unpack_fails_and_tags_nothing() {
     let reference = format!("{}/zeros:1", reg.host());
     let mount = |env: &Env, size: &str| {
         std::fs::create_dir_all(env.store()).unwrap();
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(env.store())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        succeeded(
+            "mount",
+            Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+                .arg(env.store())
+                .output()
+                .unwrap(),
         );
     };
     let env = Env::new();
@@ -1599,29 +1501,19 @@ fn a_corpus_of_every_kind_pulls_bundles_and_runs_like_umoci() {
     corpus_image(Compression::Zstd).write_layout(&zstd_layout, "c");
     push_exact(&reg, &gzip_layout, "c", "corpus:oci-gzip");
     push_exact(&reg, &zstd_layout, "c", "corpus:oci-zstd");
-    let out = Command::new("skopeo")
-        .args(["copy", "-q", "--format", "v2s2", "--dest-tls-verify=false"])
-        .arg(format!("oci:{}:c", gzip_layout.display()))
-        .arg(format!("docker://{}/corpus:docker", reg.host()))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    succeeded(
+        "skopeo",
+        Command::new("skopeo")
+            .args(["copy", "-q", "--format", "v2s2", "--dest-tls-verify=false"])
+            .arg(format!("oci:{}:c", gzip_layout.display()))
+            .arg(format!("docker://{}/corpus:docker", reg.host()))
+            .output()
+            .unwrap(),
     );
-    let umoci = work.path().join("umoci");
-    let out = Command::new("umoci")
-        .args(["unpack", "--image", &format!("{}:c", gzip_layout.display())])
-        .arg(&umoci)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "umoci: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let theirs = tree::umoci_unpack(
+        &format!("{}:c", gzip_layout.display()),
+        &work.path().join("umoci"),
     );
-    let theirs = tree::listing(&umoci.join("rootfs"));
     let rt = spec_tests::container::Runtime::new();
     for tag in ["oci-gzip", "oci-zstd", "docker"] {
         let env = Env::new();
