@@ -15,6 +15,7 @@ fn broken_pipe(err: &anyhow::Error) -> bool {
 }
 
 fn main() {
+    imgtool::test_switches::answer_probe();
     // Usage errors exit 2 (clap), --help and --version 0.
     // `imgtool generate-docs DIR`: man pages and completions for hack/install.sh, from
     // the clap definition (hidden: never in the help).

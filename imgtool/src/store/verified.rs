@@ -25,15 +25,6 @@ use sha2::{Digest as _, Sha256};
 
 use super::Store;
 
-/// `_IMGTOOL_TEST_UNSAFE=stored-blob-check` (debug builds only, as the runtime's
-/// `_RUNTIME_TEST_UNSAFE`): reuse stored blobs unchecked, as imgtool did before this
-/// check, so a test can show that the check is what catches a damaged blob.
-#[cfg(debug_assertions)]
-fn check_turned_off() -> bool {
-    std::env::var("_IMGTOOL_TEST_UNSAFE")
-        .is_ok_and(|v| v.split(',').any(|c| c == "stored-blob-check"))
-}
-
 /// A blob file's identity at the time it was verified.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Fingerprint {
@@ -107,8 +98,9 @@ impl Store {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Reuse::Missing,
             Err(e) => return Reuse::Damaged(format!("cannot read it: {e}")),
         };
-        #[cfg(debug_assertions)]
-        if check_turned_off() {
+        // The negative control's switch (debug builds only): reuse it unchecked, as
+        // imgtool did before this check.
+        if crate::test_switches::unsafe_enabled("stored-blob-check") {
             return Reuse::Good;
         }
         if !meta.is_file() {
