@@ -183,6 +183,23 @@ mod tests {
     }
 
     #[test]
+    fn writing_a_blob_again_replaces_a_damaged_copy() {
+        let (_dir, store, digest) = stored(b"some layer bytes");
+        let path = store.blob_path(&digest).unwrap();
+        fs::write(&path, b"some LAYER bytes").unwrap();
+        store
+            .put_blob(&digest, 16, &b"some layer bytes"[..])
+            .unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"some layer bytes");
+        fs::write(&path, b"some").unwrap();
+        let mut w = store.blob_writer().unwrap();
+        w.write_all(b"some layer bytes").unwrap();
+        assert_eq!(w.finish().unwrap().digest, digest);
+        assert_eq!(fs::read(&path).unwrap(), b"some layer bytes");
+        assert_eq!(store.reusable_blob(&digest, 16), Reuse::Good);
+    }
+
+    #[test]
     fn missing_and_not_a_file() {
         let (_dir, store, digest) = stored(b"x");
         let other = format!("sha256:{}", "0".repeat(64));
