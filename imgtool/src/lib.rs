@@ -10,3 +10,4 @@ pub mod network;
 pub mod reference;
 pub mod registry;
 pub mod store;
+pub mod test_switches;

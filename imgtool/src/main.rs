@@ -15,6 +15,7 @@ fn broken_pipe(err: &anyhow::Error) -> bool {
 }
 
 fn main() {
+    imgtool::test_switches::answer_probe();
     // Usage errors exit 2 (clap), --help and --version 0.
     // `imgtool generate-docs DIR`: man pages and completions for hack/install.sh, from
     // the clap definition (hidden: never in the help).
@@ -40,9 +41,10 @@ fn main() {
             }
             std::process::exit(141);
         }
-        // One line a user can act on: the error and its causes, outermost first.
-        let chain: Vec<String> = err.chain().map(|c| c.to_string()).collect();
-        eprintln!("imgtool: {}", chain.join(": "));
+        if err.downcast_ref::<commands::AlreadyReported>().is_none() {
+            // One line a user can act on: the error and its causes, outermost first.
+            eprintln!("imgtool: {}", commands::error_line(&err));
+        }
         std::process::exit(1);
     }
 }

@@ -25,6 +25,22 @@ pub fn imgtool() -> PathBuf {
         .unwrap_or_else(|| workspace_bin("imgtool"))
 }
 
+/// Whether the imgtool under test has the debug-only test switches (`_IMGTOOL_TEST_UNSAFE`,
+/// imgtool/src/test_switches.rs): a debug build answers the `probe` switch; a release
+/// build does not.
+pub fn imgtool_has_test_switches() -> bool {
+    static ANSWER: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ANSWER.get_or_init(|| {
+        std::process::Command::new(imgtool())
+            .arg("--version")
+            .env("_IMGTOOL_TEST_UNSAFE", "probe")
+            .output()
+            .is_ok_and(|o| {
+                String::from_utf8_lossy(&o.stderr).contains("TEST-ONLY: test switches compiled in")
+            })
+    })
+}
+
 /// Whether the runtime under test has the debug-only test switches (`_RUNTIME_TEST_UNSAFE`,
 /// runtime/src/container/test_switches.rs) that negative controls use: a debug build of
 /// ours answers the `probe` switch; a release build, or another runtime, does not.

@@ -60,6 +60,11 @@ impl StoreEnv {
         self.cmd().args(args).output().expect("run imgtool")
     }
 
+    /// `imgtool ARGS`, which must succeed (a failure panics with its stderr).
+    pub fn ok(&self, args: &[&str]) -> Output {
+        succeeded(format!("imgtool {}", args.join(" ")), self.run(args))
+    }
+
     /// Pulls and expects success: returns (stored name, digest) from the one stdout line.
     pub fn pull_ok(&self, args: &[&str]) -> (String, String) {
         let out = self.cmd().arg("pull").args(args).output().expect("imgtool");
@@ -196,23 +201,53 @@ pub fn error_line(command: &str, args: &[&str], out: &Output) -> String {
     lines[0].to_string()
 }
 
+/// `out` of a command that must have succeeded: a failure panics naming `what`, with
+/// its stderr.
+pub fn succeeded(what: impl std::fmt::Display, out: Output) -> Output {
+    assert!(
+        out.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// The one image of `imgtool inspect REF`'s stdout: a JSON array (docker's shape, even for
+/// one image) that must hold exactly one object.
+pub fn inspected(stdout: impl AsRef<[u8]>) -> Value {
+    let stdout = stdout.as_ref();
+    let all: Value = serde_json::from_slice(stdout).unwrap_or_else(|e| {
+        panic!(
+            "inspect printed no JSON ({e}): {}",
+            String::from_utf8_lossy(stdout)
+        )
+    });
+    match all.as_array().map(Vec::as_slice) {
+        Some([one]) => one.clone(),
+        _ => panic!("inspect of one image printed {all}"),
+    }
+}
+
+/// Pushes `image` to `reg` as `repo_tag` (through a temp OCI layout and skopeo).
 pub fn push(reg: &Registry, image: &Image, repo_tag: &str) {
     let dir = tempfile::tempdir().expect("tempdir");
     image.write_layout(dir.path(), "t");
     reg.push_with_skopeo(&format!("oci:{}:t", dir.path().display()), repo_tag);
 }
 
-/// The registry's manifest for `repo_ref` (parsed) and its digest.
+/// The registry's manifest for `repo_ref` (parsed) and the digest of its raw bytes, read
+/// with the registry's credentials if it has any.
 pub fn registry_manifest(reg: &Registry, repo_ref: &str) -> (Value, String) {
-    let out = Command::new("skopeo")
-        .args(["inspect", "--raw", "--tls-verify=false"])
-        .arg(format!("docker://{}/{repo_ref}", reg.host()))
-        .output()
-        .expect("skopeo");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let mut cmd = Command::new("skopeo");
+    cmd.args(["inspect", "--raw", "--tls-verify=false"]);
+    if let Some((u, p)) = &reg.credentials {
+        cmd.arg(format!("--creds={u}:{p}"));
+    }
+    let out = succeeded(
+        format!("skopeo inspect {repo_ref}"),
+        cmd.arg(format!("docker://{}/{repo_ref}", reg.host()))
+            .output()
+            .expect("skopeo"),
     );
     (
         serde_json::from_slice(&out.stdout).expect("manifest json"),

@@ -114,6 +114,23 @@ fn record(test: &str, reason: &str) {
     }
 }
 
+/// For a negative control that needs `_IMGTOOL_TEST_UNSAFE`: true when the imgtool under
+/// test has the switches; otherwise the control is recorded as not run (a release build)
+/// and false returned.
+pub fn imgtool_negative_control_has_test_switches() -> bool {
+    if crate::bins::imgtool_has_test_switches() {
+        return true;
+    }
+    part_not_run(
+        "negative control",
+        &format!(
+            "needs the debug-only _IMGTOOL_TEST_UNSAFE switches; {} has none (a release build)",
+            crate::bins::imgtool().display()
+        ),
+    );
+    false
+}
+
 /// For a negative control that needs `_RUNTIME_TEST_UNSAFE`: true when the runtime under
 /// test has the switches; otherwise the control is recorded as not run (a release build or
 /// another runtime: the switches are compiled into debug builds only) and false returned.

@@ -24,6 +24,22 @@ pub struct Node {
     pub xattrs: Vec<(String, Vec<u8>)>,
 }
 
+/// `umoci unpack --image IMAGE DEST` (IMAGE: `LAYOUT:TAG`), the reference unpacker our
+/// bundles are compared with; it must succeed. Returns the listing of `DEST/rootfs`.
+pub fn umoci_unpack(image: &str, dest: &Path) -> BTreeMap<String, Node> {
+    let out = std::process::Command::new("umoci")
+        .args(["unpack", "--image", image])
+        .arg(dest)
+        .output()
+        .expect("run umoci");
+    assert!(
+        out.status.success(),
+        "umoci unpack {image}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    listing(&dest.join("rootfs"))
+}
+
 /// Lists `root` (not following symlinks), keyed by path relative to it.
 pub fn listing(root: &Path) -> BTreeMap<String, Node> {
     let mut out = BTreeMap::new();

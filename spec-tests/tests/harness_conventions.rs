@@ -112,18 +112,36 @@ fn negative_controls_with_test_switches_ask_whether_the_runtime_has_them() {
     let mut found = Vec::new();
     for f in sources() {
         let text = std::fs::read_to_string(&f).unwrap();
-        let uses_switch = text
-            .lines()
-            .any(|l| literals(l).iter().any(|s| s == "_RUNTIME_TEST_UNSAFE"));
-        let asks = text.contains("negative_control_has_test_switches")
-            || text.contains("runtime_has_test_switches");
-        if uses_switch && !asks {
+        let uses = |switch: &str| {
+            text.lines()
+                .any(|l| literals(l).iter().any(|s| s == switch))
+        };
+        // Each switch with the question about the binary that has it.
+        let unasked = [
+            (
+                "_RUNTIME_TEST_UNSAFE",
+                [
+                    "not_run::negative_control_has_test_switches",
+                    "runtime_has_test_switches",
+                ],
+            ),
+            (
+                "_IMGTOOL_TEST_UNSAFE",
+                [
+                    "imgtool_negative_control_has_test_switches",
+                    "imgtool_has_test_switches",
+                ],
+            ),
+        ]
+        .into_iter()
+        .any(|(switch, asks)| uses(switch) && !asks.iter().any(|a| text.contains(a)));
+        if unasked {
             found.push(f.display().to_string());
         }
     }
     assert!(
         found.is_empty(),
-        "files using _RUNTIME_TEST_UNSAFE without not_run::negative_control_has_test_switches: {found:?}"
+        "files using _RUNTIME_TEST_UNSAFE or _IMGTOOL_TEST_UNSAFE without not_run::(imgtool_)negative_control_has_test_switches: {found:?}"
     );
 }
 

@@ -8,7 +8,7 @@ use std::process::Command;
 use spec_tests::bins;
 use spec_tests::container::{capture, Outcome, Runtime};
 use spec_tests::images::{self, Image};
-use spec_tests::imgtool_store::put_image;
+use spec_tests::imgtool_store::{inspected, put_image};
 use tempfile::TempDir;
 
 /// A private store with guards: every bundle made through it is unbundled on drop.
@@ -111,18 +111,10 @@ fn overlay_and_copy_match_umoci_unpack() {
     let work = tempfile::tempdir().unwrap();
     let layout = work.path().join("layout");
     image.write_layout(&layout, "multi");
-    let umoci = work.path().join("umoci");
-    let out = Command::new("umoci")
-        .args(["unpack", "--image", &format!("{}:multi", layout.display())])
-        .arg(&umoci)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "umoci: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let theirs = spec_tests::tree::umoci_unpack(
+        &format!("{}:multi", layout.display()),
+        &work.path().join("umoci"),
     );
-    let theirs = spec_tests::tree::listing(&umoci.join("rootfs"));
     // The comparison covers every xattr namespace: the image's file capability is there
     // to be compared (and would be a difference if either side lost it).
     assert!(
@@ -480,8 +472,7 @@ fn store_commands_list_tag_remove_and_gc() {
         serde_json::from_str(&store.imgtool(&["images", "--format", "json"]).ok().stdout).unwrap();
     assert_eq!(json.as_array().unwrap().len(), 2);
 
-    let inspect: serde_json::Value =
-        serde_json::from_str(&store.imgtool(&["inspect", "busybox"]).ok().stdout).unwrap();
+    let inspect = inspected(store.imgtool(&["inspect", "busybox"]).ok().stdout);
     assert_eq!(inspect["Digest"], digest);
     assert_eq!(inspect["Manifest"]["layers"].as_array().unwrap().len(), 1);
     // docker's fields: Config is the container config, as `docker image inspect` shows.
@@ -492,8 +483,7 @@ fn store_commands_list_tag_remove_and_gc() {
     );
     assert_eq!(inspect["RepoTags"], serde_json::json!(["busybox:latest"]));
     // By digest prefix too.
-    let by_id: serde_json::Value =
-        serde_json::from_str(&store.imgtool(&["inspect", &digest[7..19]]).ok().stdout).unwrap();
+    let by_id = inspected(store.imgtool(&["inspect", &digest[7..19]]).ok().stdout);
     assert_eq!(by_id["Digest"], digest);
 
     store.imgtool(&["tag", "busybox", "localhost/copy:2"]).ok();
@@ -561,16 +551,9 @@ fn pulled_image_matches_umoci_and_runs() {
     let layout = work.path().join("layout");
     image.write_layout(&layout, "multi");
     reg.push_with_skopeo(&format!("oci:{}:multi", layout.display()), "multi:1");
-    let umoci = work.path().join("umoci");
-    let out = Command::new("umoci")
-        .args(["unpack", "--image", &format!("{}:multi", layout.display())])
-        .arg(&umoci)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "umoci: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let theirs = spec_tests::tree::umoci_unpack(
+        &format!("{}:multi", layout.display()),
+        &work.path().join("umoci"),
     );
 
     let store = Store::new();
@@ -581,7 +564,7 @@ fn pulled_image_matches_umoci_and_runs() {
     store.bundle(&name, &b, &[]).ok();
     spec_tests::tree::assert_same(
         &spec_tests::tree::listing(&b.join("rootfs")),
-        &spec_tests::tree::listing(&umoci.join("rootfs")),
+        &theirs,
         "pulled bundle vs umoci",
     );
     let rt = Runtime::new();
@@ -598,18 +581,7 @@ fn umoci_tree(
 ) -> std::collections::BTreeMap<String, spec_tests::tree::Node> {
     let layout = work.join("umoci-layout");
     image.write_layout(&layout, "img");
-    let dest = work.join("umoci");
-    let out = Command::new("umoci")
-        .args(["unpack", "--image", &format!("{}:img", layout.display())])
-        .arg(&dest)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "umoci: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    spec_tests::tree::listing(&dest.join("rootfs"))
+    spec_tests::tree::umoci_unpack(&format!("{}:img", layout.display()), &work.join("umoci"))
 }
 
 fn lsetxattr(path: &Path, name: &str, value: &[u8]) {
@@ -797,13 +769,12 @@ fn overlay_xattrs_in_layers_never_steer_overlayfs_and_commit_and_export_agree() 
     store
         .imgtool(&["commit", b.to_str().unwrap(), "localhost/xattrs:2"])
         .ok();
-    let inspect: serde_json::Value = serde_json::from_str(
-        &store
+    let inspect = inspected(
+        store
             .imgtool(&["inspect", "localhost/xattrs:2"])
             .ok()
             .stdout,
-    )
-    .unwrap();
+    );
     let layer = inspect["Manifest"]["layers"]
         .as_array()
         .unwrap()
@@ -859,8 +830,7 @@ fn blobs_changed_on_disk_are_refused_when_read_back() {
     store
         .bundle("localhost/bb:1", &work.path().join("ok"), &["--copy"])
         .ok();
-    let inspect: serde_json::Value =
-        serde_json::from_str(&store.imgtool(&["inspect", &digest]).ok().stdout).unwrap();
+    let inspect = inspected(store.imgtool(&["inspect", &digest]).ok().stdout);
     let layer = inspect["Manifest"]["layers"][0]["digest"]
         .as_str()
         .unwrap()

@@ -212,8 +212,9 @@ fn commit_leaves_volumes_out_and_takes_zstd() {
             "zstd",
         ])
         .ok();
-    let inspect: serde_json::Value =
-        serde_json::from_str(&store.imgtool(&["inspect", "localhost/vol:2"]).ok().stdout).unwrap();
+    let inspect = spec_tests::imgtool_store::inspected(
+        store.imgtool(&["inspect", "localhost/vol:2"]).ok().stdout,
+    );
     let layers = inspect["Manifest"]["layers"].as_array().unwrap();
     assert_eq!(
         layers.last().unwrap()["mediaType"],

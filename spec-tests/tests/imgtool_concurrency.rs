@@ -7,7 +7,6 @@
 //! digest, nothing left in `imgtool/tmp` after a final gc, and no mounts left.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -353,16 +352,9 @@ fn eight_processes_pulling_bundling_and_collecting_leave_a_consistent_store() {
     }
     let multi = &served[1];
     let unpacked = work.path().join("umoci");
-    let out = Command::new("umoci")
-        .args(["unpack", "--image"])
-        .arg(format!("{}:{}", env.store().display(), multi.name))
-        .arg(&unpacked)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "umoci: {}",
-        String::from_utf8_lossy(&out.stderr)
+    spec_tests::tree::umoci_unpack(
+        &format!("{}:{}", env.store().display(), multi.name),
+        &unpacked,
     );
     assert_eq!(
         std::fs::read(unpacked.join("rootfs").join(multi.probe)).unwrap(),

@@ -12,7 +12,7 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 use spec_tests::bins;
 use spec_tests::images::{self, Compression, Image, Layer};
-use spec_tests::imgtool_store::{error_line, put_image, StoreEnv};
+use spec_tests::imgtool_store::{error_line, inspected, put_image, StoreEnv};
 use spec_tests::registry::Registry;
 use spec_tests::registry_variants::{TokenServer, VariantRegistry};
 
@@ -195,8 +195,7 @@ fn history_inspect_format_gc_dry_run_and_images_size() {
         "{history}"
     );
     assert_eq!(lines.len(), 3, "a row per history entry: {history}");
-    let inspect: Value =
-        serde_json::from_slice(&env.run(&["inspect", "localhost/sized:1"]).stdout).unwrap();
+    let inspect = inspected(env.run(&["inspect", "localhost/sized:1"]).stdout);
     let id = inspect["Id"].as_str().unwrap();
     assert!(
         lines[1].starts_with(&id[7..19]),
@@ -299,6 +298,83 @@ fn options_are_shown_where_they_act_and_usage_errors_exit_2() {
     );
 }
 
+/// `imgtool inspect A B` prints what `docker image inspect A B` prints: one JSON array of
+/// all the images (an array for one image too), `--format` once per image, one line
+/// each; a name not found among several does not stop the others: they are printed,
+/// then one error line per missing name, exit 1 (`[]` when none was found).
+#[test]
+fn inspect_of_several_images_is_one_array_and_a_missing_one_fails_after_the_rest() {
+    let env = StoreEnv::new();
+    put_image(&env.store(), &Image::busybox(), "localhost/bb:1");
+    let mut two = Image::busybox();
+    two.config["Cmd"] = json!(["echo", "two"]);
+    put_image(&env.store(), &two, "localhost/bb:2");
+    let array = |out: &std::process::Output| -> Vec<Value> {
+        serde_json::from_slice::<Value>(&out.stdout)
+            .ok()
+            .and_then(|v| v.as_array().cloned())
+            .unwrap_or_else(|| panic!("a JSON array: {out:?}"))
+    };
+
+    // Negative control first: every name found, exit 0 and nothing on stderr.
+    let out = env.run(&["inspect", "localhost/bb:1", "localhost/bb:2"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(out.stderr.is_empty(), "{out:?}");
+    let all = array(&out);
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0]["RepoTags"], json!(["localhost/bb:1"]));
+    assert_eq!(all[1]["RepoTags"], json!(["localhost/bb:2"]));
+    assert_eq!(all[1]["Config"]["Cmd"], json!(["echo", "two"]));
+    let out = env.run(&[
+        "inspect",
+        "--format",
+        "{{index .RepoTags 0}} {{.Config.Cmd}}",
+        "localhost/bb:1",
+        "localhost/bb:2",
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "localhost/bb:1 [sh]\nlocalhost/bb:2 [echo two]\n"
+    );
+
+    // A missing name in the middle: the others printed, its error, exit 1.
+    let out = env.run(&[
+        "inspect",
+        "localhost/bb:1",
+        "localhost/none:1",
+        "localhost/bb:2",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let found = array(&out);
+    assert_eq!(found.len(), 2);
+    assert_eq!(found[1]["RepoTags"], json!(["localhost/bb:2"]));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("imgtool: inspect localhost/none:1: no image tagged"),
+        "{err}"
+    );
+    let out = env.run(&[
+        "inspect",
+        "-f",
+        "{{.Config.Cmd}}",
+        "localhost/none:1",
+        "localhost/bb:2",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "[echo two]\n");
+    // None found: `[]`, an error line for each, exit 1.
+    let out = env.run(&["inspect", "localhost/none:1", "localhost/none:2"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "[]\n");
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 2, "{err}");
+    assert!(lines[0].contains("localhost/none:1") && lines[1].contains("localhost/none:2"));
+    // No name at all is a usage error.
+    assert_eq!(env.run(&["inspect"]).status.code(), Some(2));
+}
+
 /// `imgtool inspect x | head -1` when head is gone before imgtool writes: the process
 /// ends by SIGPIPE as `cat` would, with no panic message.
 #[test]
@@ -324,5 +400,5 @@ fn a_closed_stdout_ends_quietly() {
     // Negative control: read, the same command prints its JSON and exits 0.
     let out = env.run(&["inspect", "localhost/bb:1"]);
     assert!(out.status.success());
-    assert!(serde_json::from_slice::<Value>(&out.stdout).is_ok());
+    inspected(out.stdout);
 }

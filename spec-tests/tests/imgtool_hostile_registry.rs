@@ -337,11 +337,10 @@ fn images_lists_every_entry_and_a_damaged_one_with_its_problem() {
     assert!(!table.contains("damaged"), "{table}");
 
     // The config of two:1 changes on disk.
-    let inspect: serde_json::Value = serde_json::from_slice(
-        &env.run(&["inspect", &format!("{}/two:1", reg.host())])
+    let inspect = spec_tests::imgtool_store::inspected(
+        env.run(&["inspect", &format!("{}/two:1", reg.host())])
             .stdout,
-    )
-    .unwrap();
+    );
     let config = inspect["Id"].as_str().unwrap().to_string();
     let path = env
         .store()

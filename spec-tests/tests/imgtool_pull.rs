@@ -12,7 +12,9 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use spec_tests::faulty_proxy::{Fault, FaultyProxy};
 use spec_tests::images::{self, Compression, Image, Layer};
-use spec_tests::imgtool_store::{entry_names, error_line, result_line, StoreEnv};
+use spec_tests::imgtool_store::{
+    entry_names, error_line, inspected, push, registry_manifest, result_line, succeeded, StoreEnv,
+};
 use spec_tests::registry::{free_port, Registry};
 use spec_tests::registry_variants::{TokenServer, VariantRegistry, REFRESH_TOKEN};
 use spec_tests::tree;
@@ -100,17 +102,14 @@ impl Env {
     /// `imgtool bundle NAME DIR [ARGS]` (must succeed); returns DIR's rootfs.
     fn bundle(&self, name: &str, dir: &str, args: &[&str]) -> PathBuf {
         let bundle = self.dir.path().join(dir);
-        let out = self
-            .cmd()
-            .args(["bundle", name])
-            .arg(&bundle)
-            .args(args)
-            .output()
-            .expect("imgtool bundle");
-        assert!(
-            out.status.success(),
-            "bundle {name}: {}",
-            String::from_utf8_lossy(&out.stderr)
+        succeeded(
+            format!("bundle {name}"),
+            self.cmd()
+                .args(["bundle", name])
+                .arg(&bundle)
+                .args(args)
+                .output()
+                .expect("imgtool bundle"),
         );
         bundle.join("rootfs")
     }
@@ -157,13 +156,6 @@ fn registry_with_busybox(repo_tag: &str) -> (Registry, Value, String) {
     (reg, manifest, want)
 }
 
-/// Pushes `image` to `reg` as `repo_tag` (through a temp OCI layout and skopeo).
-fn push(reg: &Registry, image: &Image, repo_tag: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    image.write_layout(dir.path(), "t");
-    reg.push_with_skopeo(&format!("oci:{}:t", dir.path().display()), repo_tag);
-}
-
 /// Pushes an OCI layout's `tag` byte for byte: every image of an index (`--all`) and no
 /// recompression of uncompressed layers (`--preserve-digests`), which a plain skopeo copy
 /// to a registry would do.
@@ -179,38 +171,13 @@ fn skopeo_push(host: &str, creds: Option<&str>, layout: &Path, tag: &str, repo_t
     if let Some(c) = creds {
         cmd.arg(format!("--dest-creds={c}"));
     }
-    let out = cmd
-        .arg(format!("oci:{}:{tag}", layout.display()))
-        .arg(format!("docker://{host}/{repo_tag}"))
-        .output()
-        .expect("skopeo");
-    assert!(
-        out.status.success(),
-        "skopeo copy: {}",
-        String::from_utf8_lossy(&out.stderr)
+    succeeded(
+        "skopeo copy",
+        cmd.arg(format!("oci:{}:{tag}", layout.display()))
+            .arg(format!("docker://{host}/{repo_tag}"))
+            .output()
+            .expect("skopeo"),
     );
-}
-
-/// The registry's manifest for `repo_ref` (raw bytes) and its digest.
-fn registry_manifest(reg: &Registry, repo_ref: &str) -> (Value, String) {
-    let mut cmd = Command::new("skopeo");
-    cmd.args(["inspect", "--raw", "--tls-verify=false"]);
-    if let Some((u, p)) = &reg.credentials {
-        cmd.arg(format!("--creds={u}:{p}"));
-    }
-    let out = cmd
-        .arg(format!("docker://{}/{repo_ref}", reg.host()))
-        .output()
-        .expect("skopeo");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (
-        serde_json::from_slice(&out.stdout).unwrap(),
-        images::digest(&out.stdout),
-    )
 }
 
 /// The digest of the first layer of a manifest.
@@ -239,22 +206,11 @@ fn pull_by_tag_stores_what_the_registry_serves_for_skopeo_and_umoci() {
     assert_eq!(env.skopeo_inspect(&name)["Digest"], want);
     assert!(env.tmp_files().is_empty());
 
-    let bundle = env.dir.path().join("bundle");
-    let out = Command::new("umoci")
-        .args([
-            "unpack",
-            "--image",
-            &format!("{}:{name}", env.store().display()),
-        ])
-        .arg(&bundle)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "umoci: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let rootfs = tree::umoci_unpack(
+        &format!("{}:{name}", env.store().display()),
+        &env.dir.path().join("bundle"),
     );
-    assert!(bundle.join("rootfs/bin/busybox").is_file());
+    assert_eq!(rootfs["bin/busybox"].kind, "file");
 
     // A second pull finds everything present and changes nothing.
     let again = env.pull_ok(&[&name]);
@@ -381,6 +337,169 @@ fn platform_is_chosen_from_a_two_platform_index() {
     env.assert_nothing_tagged_nor_left();
     let err = env.pull_err(&["--platform", "linux", &reference]);
     assert!(err.contains("invalid platform"), "{err}");
+}
+
+/// A registry image that is one platform's manifest (no index to choose from) whose
+/// config says another platform than `--platform` asks for is refused as docker refuses
+/// it, naming the reference, the wanted and the actual platform, with nothing tagged and
+/// no layer fetched; a matching `--platform` pulls it (the negative control), and so
+/// does a pull without `--platform` (bundle then warns).
+#[test]
+fn platform_of_a_single_manifest_image_must_match() {
+    let reg = Registry::start();
+    let foreign = if images::host_arch() == "arm64" {
+        "amd64"
+    } else {
+        "arm64"
+    };
+    let mut image = Image::busybox();
+    image.architecture = foreign.into();
+    push(&reg, &image, "single:1");
+    let (manifest, digest) = registry_manifest(&reg, "single:1");
+    assert!(manifest.get("manifests").is_none(), "a single manifest");
+    let reference = format!("{}/single:1", reg.host());
+    let host_p = format!("linux/{}", images::host_arch());
+    let foreign_p = format!("linux/{foreign}");
+
+    let env = Env::new();
+    let err = env.pull_err(&["--platform", &host_p, &reference]);
+    assert_eq!(
+        err,
+        format!(
+            "imgtool: pull {reference}: image with reference {reference} was found but does not match the specified platform: wanted {host_p}, actual: {foreign_p}"
+        )
+    );
+    env.assert_nothing_tagged_nor_left();
+    assert!(
+        !env.has_blob(&first_layer(&manifest)),
+        "the layer was not fetched"
+    );
+    assert_eq!(env.run(&["inspect", &reference]).status.code(), Some(1));
+
+    // Negative control: the platform the config says pulls, as does arm64's default
+    // variant spelled out.
+    let (_, d) = env.pull_ok(&["--platform", &foreign_p, &reference]);
+    assert_eq!(d, digest);
+    if foreign == "arm64" {
+        let (_, d) = Env::new().pull_ok(&["--platform", "linux/arm64/v8", &reference]);
+        assert_eq!(d, digest);
+    }
+    // Without --platform a foreign single image still pulls; bundle warns.
+    let env = Env::new();
+    let (name, d) = env.pull_ok(&[&reference]);
+    assert_eq!(d, digest);
+    let b = env.dir.path().join("b");
+    let out = env.run(&["bundle", &name, b.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    let warning = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        warning.contains("warning") && warning.contains(&foreign_p),
+        "{warning}"
+    );
+}
+
+/// A blob the store already has is reused by a pull only while it is what was verified: a
+/// layer whose bytes changed on disk (a bit flipped, even with its mtime put back) or a
+/// truncated config is downloaded again, with a warning naming it, and the store then
+/// serves the right bytes (save reads them back). Negative control: the same damage with
+/// the check turned off (`_IMGTOOL_TEST_UNSAFE=stored-blob-check`, debug builds) is
+/// reused silently, the bytes stay wrong, and save refuses them.
+#[test]
+fn a_damaged_blob_in_the_store_is_downloaded_again_on_pull() {
+    let (reg, manifest, digest) = registry_with_busybox("bb:1");
+    let reference = format!("{}/bb:1", reg.host());
+    let env = Env::new();
+    env.pull_ok(&[&reference]);
+    let layer = first_layer(&manifest);
+    let config = manifest["config"]["digest"].as_str().unwrap().to_string();
+    let blob = |d: &str| env.store().join("blobs/sha256").join(&d["sha256:".len()..]);
+    let stored_digest = |d: &str| images::digest(&std::fs::read(blob(d)).unwrap());
+    let flip_a_bit = |d: &str| {
+        use std::os::unix::fs::FileExt;
+        let path = blob(d);
+        let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        let mut byte = [0u8];
+        f.read_at(&mut byte, 1000).unwrap();
+        f.write_at(&[byte[0] ^ 0x10], 1000).unwrap();
+        f.set_modified(mtime).unwrap();
+    };
+    let truncate = |d: &str| {
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(blob(d))
+            .unwrap();
+        let len = f.metadata().unwrap().len();
+        f.set_len(len - 1).unwrap();
+    };
+    // A warm pull of an intact store says nothing (pull_ok: stderr empty).
+    env.pull_ok(&[&reference]);
+
+    flip_a_bit(&layer);
+    truncate(&config);
+    let out = env.run(&["pull", &reference]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(result_line("pull", &[], &out).1, digest);
+    let warnings = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        warnings.contains(&format!(
+            "imgtool: warning: blob {layer} in the store was damaged (its content has digest sha256:"
+        )) && warnings.contains("downloaded it again"),
+        "{warnings}"
+    );
+    assert!(
+        warnings.contains(&format!("blob {config} in the store was damaged (it is ")),
+        "{warnings}"
+    );
+    assert_eq!(stored_digest(&layer), layer, "the layer is right again");
+    assert_eq!(stored_digest(&config), config, "the config is right again");
+    // save reads every blob back, checking it: the store serves the right bytes.
+    let save = |format: &str| {
+        let archive = env.dir.path().join(format!("{format}.tar"));
+        env.run(&[
+            "save",
+            "--format",
+            format,
+            &reference,
+            "-o",
+            archive.to_str().unwrap(),
+        ])
+    };
+    for format in ["docker-archive", "oci-archive"] {
+        let out = save(format);
+        assert!(out.status.success(), "{format}: {out:?}");
+    }
+
+    // Negative control: without the check the damaged layer is reused as it is.
+    if !spec_tests::not_run::imgtool_negative_control_has_test_switches() {
+        return;
+    }
+    flip_a_bit(&layer);
+    let out = env
+        .cmd()
+        .env("_IMGTOOL_TEST_UNSAFE", "stored-blob-check")
+        .args(["pull", &reference])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("TEST-ONLY: protection stored-blob-check is off")
+            && !stderr.contains("damaged"),
+        "{stderr}"
+    );
+    assert_ne!(stored_digest(&layer), layer, "the damaged bytes stayed");
+    for format in ["docker-archive", "oci-archive"] {
+        let err = error_line("save", &[format], &save(format));
+        assert!(
+            err.contains(&layer) && err.contains("changed on disk"),
+            "{format}: {err}"
+        );
+    }
 }
 
 #[test]
@@ -536,16 +655,13 @@ fn credentials_from_authfile_and_registry_auth_file() {
     assert_eq!(digest, want);
 
     let env = Env::new();
-    let out = env
-        .cmd()
-        .env("REGISTRY_AUTH_FILE", &good)
-        .args(["pull", &reference])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    succeeded(
+        "imgtool",
+        env.cmd()
+            .env("REGISTRY_AUTH_FILE", &good)
+            .args(["pull", &reference])
+            .output()
+            .unwrap(),
     );
 
     // docker's own lookup: $DOCKER_CONFIG/config.json, key with a scheme.
@@ -896,16 +1012,14 @@ fn docker_schema2_image_keeps_its_registry_digest_everywhere() {
     let reg = Registry::start();
     let dir = tempfile::tempdir().unwrap();
     Image::busybox().write_layout(dir.path(), "t");
-    let out = Command::new("skopeo")
-        .args(["copy", "-q", "--format", "v2s2", "--dest-tls-verify=false"])
-        .arg(format!("oci:{}:t", dir.path().display()))
-        .arg(format!("docker://{}/docker:latest", reg.host()))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    succeeded(
+        "skopeo",
+        Command::new("skopeo")
+            .args(["copy", "-q", "--format", "v2s2", "--dest-tls-verify=false"])
+            .arg(format!("oci:{}:t", dir.path().display()))
+            .arg(format!("docker://{}/docker:latest", reg.host()))
+            .output()
+            .unwrap(),
     );
     let raw = Command::new("skopeo")
         .args(["inspect", "--raw", "--tls-verify=false"])
@@ -946,21 +1060,16 @@ fn docker_schema2_image_keeps_its_registry_digest_everywhere() {
     );
 
     let by_digest = format!("{}/docker@{want}", reg.host());
-    let inspect: Value = serde_json::from_slice(&env.run(&["inspect", &by_digest]).stdout).unwrap();
+    let inspect = inspected(env.run(&["inspect", &by_digest]).stdout);
     assert_eq!(inspect["Digest"], want, "inspect NAME@<registry digest>");
     assert_eq!(
         inspect["RepoDigests"],
         json!([format!("{}/docker@{want}", reg.host())])
     );
     let archive = env.dir.path().join("saved.tar");
-    let out = env.run(&["save", &by_digest, "-o", archive.to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "save: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    env.ok(&["save", &by_digest, "-o", archive.to_str().unwrap()]);
     let oci_archive = env.dir.path().join("saved-oci.tar");
-    let out = env.run(&[
+    env.ok(&[
         "save",
         "--format",
         "oci-archive",
@@ -968,32 +1077,17 @@ fn docker_schema2_image_keeps_its_registry_digest_everywhere() {
         "-o",
         oci_archive.to_str().unwrap(),
     ]);
-    assert!(
-        out.status.success(),
-        "save: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     // The oci-archive keeps the identity: loaded elsewhere, the same digest.
     let other = Env::new();
-    let out = other.run(&["load", "-i", oci_archive.to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "load: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let again: Value = serde_json::from_slice(&other.run(&["inspect", &name]).stdout).unwrap();
+    other.ok(&["load", "-i", oci_archive.to_str().unwrap()]);
+    let again = inspected(other.run(&["inspect", &name]).stdout);
     assert_eq!(again["Digest"], want, "identity survives save and load");
 
     let rootfs = env.bundle(&by_digest, "bundle", &[]);
     assert!(rootfs.join("bin/busybox").is_file());
 
     // Push sends the registry's manifest back unchanged.
-    let out = env.run(&["push", &by_digest, &format!("{}/copy:1", reg.host())]);
-    assert!(
-        out.status.success(),
-        "push: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = env.ok(&["push", &by_digest, &format!("{}/copy:1", reg.host())]);
     let (_, pushed) = result_line("push", &[], &out);
     assert_eq!(pushed, want);
     let (_, served) = registry_manifest(&reg, "copy:1");
@@ -1014,11 +1108,9 @@ fn docker_schema2_image_keeps_its_registry_digest_everywhere() {
             env.dir.path().join("umoci").display().to_string(),
         ],
     ] {
-        let out = Command::new(&cmd[0]).args(&cmd[1..]).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{cmd:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
+        succeeded(
+            format!("{cmd:?}"),
+            Command::new(&cmd[0]).args(&cmd[1..]).output().unwrap(),
         );
     }
     // gc keeps the original (only the OCI form is in index.json).
@@ -1130,19 +1222,14 @@ fn all_platforms_keeps_the_index_and_push_and_save_send_it_whole() {
     for m in &manifests {
         assert!(env.has_blob(m), "platform {m} stored");
     }
-    let inspect: Value = serde_json::from_slice(&env.run(&["inspect", &name]).stdout).unwrap();
+    let inspect = inspected(env.run(&["inspect", &name]).stdout);
     assert_eq!(
         inspect["Architecture"],
         images::host_arch(),
         "this host's platform"
     );
 
-    let out = env.run(&["push", &name, &format!("{}/copy:1", reg.host())]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = env.ok(&["push", &name, &format!("{}/copy:1", reg.host())]);
     assert!(
         out.stderr.is_empty(),
         "no note: the whole index went: {}",
@@ -1155,7 +1242,7 @@ fn all_platforms_keeps_the_index_and_push_and_save_send_it_whole() {
     }
 
     let archive = env.dir.path().join("multi.tar");
-    let out = env.run(&[
+    env.ok(&[
         "save",
         "--format",
         "oci-archive",
@@ -1163,11 +1250,6 @@ fn all_platforms_keeps_the_index_and_push_and_save_send_it_whole() {
         "-o",
         archive.to_str().unwrap(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let listing = Command::new("tar")
         .arg("-tf")
         .arg(&archive)
@@ -1186,7 +1268,7 @@ fn all_platforms_keeps_the_index_and_push_and_save_send_it_whole() {
         .run(&["load", "-i", archive.to_str().unwrap()])
         .status
         .success());
-    let again: Value = serde_json::from_slice(&other.run(&["inspect", &name]).stdout).unwrap();
+    let again = inspected(other.run(&["inspect", &name]).stdout);
     assert_eq!(again["Digest"], index, "loaded whole: the index again");
 
     // Negative control: a one-platform pull holds one manifest, and its push says that
@@ -1218,12 +1300,7 @@ fn another_platform_is_kept_beside_the_first_or_its_replacement_is_told() {
     assert_eq!(d, foreign_m);
     // The foreign image bundles, with docker's warning.
     let b = env.dir.path().join("foreign");
-    let out = env.run(&["bundle", &name, b.to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = env.ok(&["bundle", &name, b.to_str().unwrap()]);
     let warning = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(
         warning.contains("warning")
@@ -1236,12 +1313,7 @@ fn another_platform_is_kept_beside_the_first_or_its_replacement_is_told() {
         "bundle says what it made"
     );
 
-    let out = env.run(&["pull", "--platform", host_p, &reference]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = env.ok(&["pull", "--platform", host_p, &reference]);
     let note = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(
         note.contains("now holds") && note.contains("linux/amd64") && note.contains("linux/arm64"),
@@ -1277,12 +1349,7 @@ fn another_platform_is_kept_beside_the_first_or_its_replacement_is_told() {
     env.pull_ok(&["--platform", foreign_p, &reference]);
     let (_, new_manifests) = registry_with_two_platforms(&reg, "multi:1", "v2");
     let ((_, new_host), _) = host_and_foreign(&new_manifests);
-    let out = env.run(&["pull", "--platform", host_p, &reference]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = env.ok(&["pull", "--platform", host_p, &reference]);
     let note = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(
         note.contains("held the") && note.contains(foreign_m) && note.contains("untagged"),
@@ -1311,15 +1378,13 @@ fn a_pull_that_cannot_unpack_fails_and_tags_nothing() {
     let reference = format!("{}/zeros:1", reg.host());
     let mount = |env: &Env, size: &str| {
         std::fs::create_dir_all(env.store()).unwrap();
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(env.store())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        succeeded(
+            "mount",
+            Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+                .arg(env.store())
+                .output()
+                .unwrap(),
         );
     };
     let env = Env::new();
@@ -1445,29 +1510,19 @@ fn a_corpus_of_every_kind_pulls_bundles_and_runs_like_umoci() {
     corpus_image(Compression::Zstd).write_layout(&zstd_layout, "c");
     push_exact(&reg, &gzip_layout, "c", "corpus:oci-gzip");
     push_exact(&reg, &zstd_layout, "c", "corpus:oci-zstd");
-    let out = Command::new("skopeo")
-        .args(["copy", "-q", "--format", "v2s2", "--dest-tls-verify=false"])
-        .arg(format!("oci:{}:c", gzip_layout.display()))
-        .arg(format!("docker://{}/corpus:docker", reg.host()))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    succeeded(
+        "skopeo",
+        Command::new("skopeo")
+            .args(["copy", "-q", "--format", "v2s2", "--dest-tls-verify=false"])
+            .arg(format!("oci:{}:c", gzip_layout.display()))
+            .arg(format!("docker://{}/corpus:docker", reg.host()))
+            .output()
+            .unwrap(),
     );
-    let umoci = work.path().join("umoci");
-    let out = Command::new("umoci")
-        .args(["unpack", "--image", &format!("{}:c", gzip_layout.display())])
-        .arg(&umoci)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "umoci: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let theirs = tree::umoci_unpack(
+        &format!("{}:c", gzip_layout.display()),
+        &work.path().join("umoci"),
     );
-    let theirs = tree::listing(&umoci.join("rootfs"));
     let rt = spec_tests::container::Runtime::new();
     for tag in ["oci-gzip", "oci-zstd", "docker"] {
         let env = Env::new();

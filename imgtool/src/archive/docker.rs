@@ -259,18 +259,23 @@ fn append_layer<W: Write>(
             layer.digest()
         ))
     })?;
-    let blob = open_blob(store, layer.digest().as_ref())?;
-    let size = blob.metadata().map_err(io)?.len();
+    let (blob, size) = open_blob(store, layer.digest().as_ref())?;
     if compression == Compression::None {
         return append_member(tar, name, size, blob).map_err(io);
     }
     // Decompress to a scratch file first: the tar header needs the size up front.
     let mut plain = store.scratch_file()?;
     let mut hasher = Sha256::new();
-    let mut decoder = compression.decoder(blob).map_err(io)?;
+    // A stream that does not decompress is reported as its blob having changed on disk
+    // when it has, not as whatever the decompressor tripped over first.
+    let unreadable = |e: std::io::Error| match store.check_blob(layer.digest().as_ref()) {
+        Err(changed) => ArchiveError::Store(changed),
+        Ok(()) => io(e),
+    };
+    let mut decoder = compression.decoder(blob).map_err(unreadable)?;
     let mut buf = vec![0u8; 1 << 16];
     loop {
-        let n = decoder.read(&mut buf).map_err(io)?;
+        let n = decoder.read(&mut buf).map_err(unreadable)?;
         if n == 0 {
             break;
         }

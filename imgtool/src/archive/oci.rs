@@ -252,9 +252,8 @@ pub fn write(store: &Store, images: &[SaveImage], out: impl Write) -> Result<(),
             if !written.insert(digest.clone()) {
                 continue;
             }
-            let file = open_blob(store, digest)?;
-            let size = file.metadata().map_err(io)?.len();
-            append_member(&mut tar, &blob_member(digest)?, size, file).map_err(io)?;
+            let (blob, size) = open_blob(store, digest)?;
+            append_member(&mut tar, &blob_member(digest)?, size, blob).map_err(io)?;
         }
         let mut base = json!({
             "mediaType": media_type_of(&img.top),

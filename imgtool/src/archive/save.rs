@@ -1,7 +1,6 @@
 //! What `save` writes: the images the given references name in the store, each with its
 //! manifest, config and layers read back from the store's blobs.
 
-use std::fs::File;
 use std::io::Write;
 
 use oci_spec::image::{Descriptor, MediaType};
@@ -51,14 +50,20 @@ fn read_blob(store: &Store, digest: &str) -> Result<Vec<u8>, ArchiveError> {
 }
 
 /// Opens a stored blob.
-pub(crate) fn open_blob(store: &Store, digest: &str) -> Result<File, ArchiveError> {
+/// A stored blob and its size, for copying into an archive: its reader fails at the end
+/// unless the bytes have the blob's digest (a blob changed on disk is never saved).
+pub(crate) fn open_blob(
+    store: &Store,
+    digest: &str,
+) -> Result<(crate::store::read::VerifiedBlob, u64), ArchiveError> {
     let path = store.blob_path(digest)?;
-    File::open(&path).map_err(|e| {
-        image_err(format!(
-            "the store is missing blob {digest} ({}): {e}",
+    if !path.exists() {
+        return Err(image_err(format!(
+            "the store is missing blob {digest} ({})",
             path.display()
-        ))
-    })
+        )));
+    }
+    Ok(store.open_verified_blob(digest)?)
 }
 
 fn is_index(media_type: &str, doc: &Value) -> bool {

@@ -3,7 +3,8 @@
 //! Every option is shown where it acts: the store and `-q` everywhere, the registries
 //! file and the auth file only on the commands that talk to registries. Usage errors
 //! (an unknown option, a missing argument) exit with status 2, as clap and GNU tools do;
-//! a command that fails exits 1 with one line on stderr. Output to a closed pipe ends the
+//! a command that fails exits 1 with one line on stderr (one per failed name, for a
+//! command that goes on past them, as `inspect A B` does). Output to a closed pipe ends the
 //! process quietly, as `cat` does.
 
 use std::path::PathBuf;
@@ -95,6 +96,40 @@ impl RegistryArgs {
             imgtool::registry::AuthFile::load(self.auth.authfile.as_deref())?,
         ))
     }
+}
+
+/// The error of a command that has already printed its error lines (several, one per
+/// failed item, as `imgtool inspect A B` prints them): main exits 1 and prints nothing.
+#[derive(Debug)]
+pub struct AlreadyReported;
+
+impl std::fmt::Display for AlreadyReported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("errors reported above")
+    }
+}
+
+impl std::error::Error for AlreadyReported {}
+
+/// Ends a command that went on past failed items: Ok when there were none, the error
+/// itself for one, else each on its own line and [`AlreadyReported`].
+pub fn report_all(mut errors: Vec<anyhow::Error>) -> Result<()> {
+    match errors.len() {
+        0 => Ok(()),
+        1 => Err(errors.remove(0)),
+        _ => {
+            for e in &errors {
+                eprintln!("imgtool: {}", error_line(e));
+            }
+            Err(AlreadyReported.into())
+        }
+    }
+}
+
+/// An error and its causes on one line, outermost first.
+pub fn error_line(err: &anyhow::Error) -> String {
+    let chain: Vec<String> = err.chain().map(|c| c.to_string()).collect();
+    chain.join(": ")
 }
 
 /// Writes one line to stdout; an error (a closed pipe) is returned, not a panic.

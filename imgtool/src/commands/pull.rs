@@ -69,6 +69,10 @@ impl Pull {
         progress.done();
         let pulled =
             result.with_context(|| format!("pull {}", reference::store_name(&reference)))?;
+        // A damaged store is worth a warning even with -q (as bundle's platform warning).
+        for damaged in &pulled.replaced {
+            eprintln!("imgtool: warning: {damaged}; downloaded it again");
+        }
         if let (Some(note), false) = (&pulled.note, g.quiet) {
             eprintln!("imgtool: note: {note}");
         }

@@ -36,10 +36,15 @@ pub fn server_url(registry: &str) -> String {
     }
 }
 
-/// Runs `docker-credential-NAME ACTION` with `input` on its stdin; its stdout, or an
-/// error naming the helper and what it said.
-fn call(name: &str, action: &str, input: &[u8]) -> Result<String, String> {
-    let program = format!("docker-credential-{name}");
+fn program(name: &str) -> String {
+    format!("docker-credential-{name}")
+}
+
+/// Runs `docker-credential-NAME ACTION` with `input` on its stdin. The outer error: it
+/// could not run (named); the inner result: its stdout when it succeeded, else what it
+/// said (its stdout and stderr, or its exit status when it said nothing).
+fn call(name: &str, action: &str, input: &[u8]) -> Result<Result<String, String>, String> {
+    let program = program(name);
     let mut child = Command::new(&program)
         .arg(action)
         .stdin(Stdio::piped())
@@ -51,29 +56,32 @@ fn call(name: &str, action: &str, input: &[u8]) -> Result<String, String> {
             _ => format!("cannot run credential helper {program}: {e}"),
         })?;
     if let Some(mut stdin) = child.stdin.take() {
+        // A helper that exits without reading is judged by its exit status below.
         let _ = stdin.write_all(input);
     }
     let out = child
         .wait_with_output()
         .map_err(|e| format!("credential helper {program}: {e}"))?;
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    if !out.status.success() {
-        let said = format!(
-            "{} {}",
-            stdout.trim(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-        let said = said.trim();
-        return Err(format!(
-            "credential helper {program} {action} failed: {}",
-            if said.is_empty() {
-                out.status.to_string()
-            } else {
-                said.lines().next().unwrap_or(said).to_string()
-            }
-        ));
+    if out.status.success() {
+        return Ok(Ok(stdout));
     }
-    Ok(stdout)
+    let said = format!(
+        "{} {}",
+        stdout.trim(),
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    let said = said.trim();
+    Ok(Err(if said.is_empty() {
+        out.status.to_string()
+    } else {
+        said.to_string()
+    }))
+}
+
+/// The first line of what a failed helper said, for a one-line error.
+fn first_line(said: &str) -> &str {
+    said.lines().next().unwrap_or(said)
 }
 
 /// Stores `user`/`secret` for `registry` (normalized host) in helper `name`.
@@ -83,58 +91,46 @@ pub fn store(name: &str, registry: &str, user: &str, secret: &str) -> Result<(),
         "Username": user,
         "Secret": secret,
     });
-    call(name, "store", input.to_string().as_bytes()).map(drop)
+    call(name, "store", input.to_string().as_bytes())?
+        .map(drop)
+        .map_err(|said| {
+            format!(
+                "credential helper {} store failed: {}",
+                program(name),
+                first_line(&said)
+            )
+        })
 }
 
 /// Removes the credentials of `registry` from helper `name` (absent ones are fine).
 pub fn erase(name: &str, registry: &str) -> Result<(), String> {
-    match call(name, "erase", server_url(registry).as_bytes()) {
-        Err(e) if e.to_ascii_lowercase().contains("not found") => Ok(()),
-        other => other.map(drop),
+    match call(name, "erase", server_url(registry).as_bytes())? {
+        Err(said) if said.to_ascii_lowercase().contains("not found") => Ok(()),
+        Err(said) => Err(format!(
+            "credential helper {} erase failed: {}",
+            program(name),
+            first_line(&said)
+        )),
+        Ok(_) => Ok(()),
     }
 }
 
 /// Asks helper `name` for the credentials of `registry` (normalized host). Errors are
 /// one-line messages naming the helper.
 pub fn get(name: &str, registry: &str) -> Result<Option<Credentials>, String> {
-    let program = format!("docker-credential-{name}");
-    let mut child = Command::new(&program)
-        .arg("get")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => format!("credential helper {program} is not in PATH"),
-            _ => format!("cannot run credential helper {program}: {e}"),
-        })?;
-    if let Some(mut stdin) = child.stdin.take() {
-        // A helper that exits without reading is judged by its exit status below.
-        let _ = stdin.write_all(server_url(registry).as_bytes());
-    }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| format!("credential helper {program}: {e}"))?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    if !out.status.success() {
-        let said = format!(
-            "{} {}",
-            stdout.trim(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-        if said.to_ascii_lowercase().contains("credentials not found") {
-            return Ok(None);
+    let program = program(name);
+    let stdout = match call(name, "get", server_url(registry).as_bytes())? {
+        Ok(stdout) => stdout,
+        Err(said) if said.to_ascii_lowercase().contains("credentials not found") => {
+            return Ok(None)
         }
-        let said = said.trim();
-        return Err(format!(
-            "credential helper {program} failed for {registry}: {}",
-            if said.is_empty() {
-                out.status.to_string()
-            } else {
-                said.lines().next().unwrap_or(said).to_string()
-            }
-        ));
-    }
+        Err(said) => {
+            return Err(format!(
+                "credential helper {program} failed for {registry}: {}",
+                first_line(&said)
+            ))
+        }
+    };
     let reply: HelperReply = serde_json::from_str(stdout.trim()).map_err(|e| {
         format!("credential helper {program} answered for {registry} with invalid JSON: {e}")
     })?;

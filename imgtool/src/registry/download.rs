@@ -1,6 +1,8 @@
-//! Downloading one blob into the store: skipped when already stored, verified (size and
-//! sha256) before it becomes visible, retried on transient failures, and resumed with an
-//! HTTP Range request from the bytes already received instead of starting over.
+//! Downloading one blob into the store: skipped when already stored and still good
+//! ([`Store::reusable_blob`]: a damaged stored blob is downloaded again and replaced),
+//! verified (size and sha256) before it becomes visible, retried on transient failures,
+//! and resumed with an HTTP Range request from the bytes already received instead of
+//! starting over.
 
 use std::sync::Arc;
 
@@ -11,6 +13,7 @@ use super::wire::WireError;
 use super::RegistryError;
 use crate::store::feed::BlobFeed;
 use crate::store::ingest::BlobWriter;
+use crate::store::verified::Reuse;
 use crate::store::{Store, StoreError};
 
 /// Why one attempt stopped.
@@ -24,8 +27,20 @@ enum Attempt {
     Fatal(RegistryError),
 }
 
-/// Fetches blob `digest` of `size` bytes from `conn` into `store` unless already there.
-/// With a `feed`, its reader follows the blob as it arrives (or reads the stored one).
+/// What [`fetch_blob`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fetched {
+    /// Downloaded it.
+    Downloaded,
+    /// Found it stored and good.
+    Reused,
+    /// Found it stored but damaged (why), and downloaded it again in its place.
+    Replaced(String),
+}
+
+/// Fetches blob `digest` of `size` bytes from `conn` into `store` unless already there
+/// and good. With a `feed`, its reader follows the blob as it arrives (or reads the
+/// stored one).
 pub async fn fetch_blob(
     conn: &Connection,
     store: &Store,
@@ -34,17 +49,21 @@ pub async fn fetch_blob(
     policy: RetryPolicy,
     progress: &BlobProgress,
     feed: Option<Arc<BlobFeed>>,
-) -> Result<(), RegistryError> {
-    if store.has_blob(digest) {
-        if let Some(feed) = feed {
-            match store.open_blob(digest) {
-                Ok(file) => feed.already_stored(file, size, digest),
-                Err(_) => feed.fail(),
+) -> Result<Fetched, RegistryError> {
+    let damaged = match store.reusable_blob(digest, size) {
+        Reuse::Good => {
+            if let Some(feed) = feed {
+                match store.open_blob(digest) {
+                    Ok(file) => feed.already_stored(file, size, digest),
+                    Err(_) => feed.fail(),
+                }
             }
+            progress.finish("already present");
+            return Ok(Fetched::Reused);
         }
-        progress.finish("already present");
-        return Ok(());
-    }
+        Reuse::Missing => None,
+        Reuse::Damaged(why) => Some(why),
+    };
     let mut writer = store.begin_blob(digest, size)?;
     if let Some(feed) = feed {
         writer.follow_with(feed)?;
@@ -68,11 +87,17 @@ pub async fn fetch_blob(
             }
         }
     }
+    // The rename replaces a damaged stored blob at once: there is never a moment
+    // without a blob file of that name.
     writer
         .commit()
         .map_err(|e| corrupt_or_store(conn, digest, e))?;
+    store.record_verified(digest);
     progress.finish("done");
-    Ok(())
+    Ok(match damaged {
+        Some(why) => Fetched::Replaced(why),
+        None => Fetched::Downloaded,
+    })
 }
 
 fn corrupt_or_store(conn: &Connection, digest: &str, e: StoreError) -> RegistryError {

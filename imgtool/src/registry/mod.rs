@@ -63,6 +63,14 @@ pub enum RegistryError {
     },
     #[error("invalid platform {0:?}: expected os/arch[/variant], e.g. linux/amd64")]
     BadPlatform(String),
+    /// `--platform` asked for one platform and the registry's image (a single manifest,
+    /// not an index) is for another: refused as docker refuses it.
+    #[error("image with reference {reference} was found but does not match the specified platform: wanted {wanted}, actual: {actual}")]
+    PlatformMismatch {
+        reference: String,
+        wanted: String,
+        actual: String,
+    },
     #[error("{message}")]
     BadManifest { reference: String, message: String },
     #[error("registry {registry}: {message}")]

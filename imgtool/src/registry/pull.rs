@@ -20,7 +20,7 @@ use sha2::{Digest as _, Sha256};
 use super::auth::AuthFile;
 use super::client::{connect, Connection, PARALLEL_DOWNLOADS};
 use super::config::{Endpoint, RegistriesConfig};
-use super::download::fetch_blob;
+use super::download::{fetch_blob, Fetched as FetchedBlob};
 use super::identity_token::Access;
 use super::platform::{available, PlatformSpec};
 use super::progress::{short_digest, Progress};
@@ -71,6 +71,8 @@ pub struct Pulled {
     pub served_by: String,
     /// What the user should know: another platform replaced, or kept beside this one.
     pub note: Option<String>,
+    /// Stored blobs found damaged and downloaded again, each with what was wrong.
+    pub replaced: Vec<String>,
 }
 
 /// Pulls `reference` into `store` and tags it with its normalized name.
@@ -186,6 +188,8 @@ struct Pull<'a> {
     progress: &'a Progress,
     /// Every blob fetched or found, for the sources record.
     blobs: Vec<String>,
+    /// Stored blobs found damaged and downloaded again (see [`Pulled::replaced`]).
+    replaced: std::sync::Mutex<Vec<String>>,
 }
 
 async fn pull_from(
@@ -206,6 +210,7 @@ async fn pull_from(
         policy,
         progress,
         blobs: Vec::new(),
+        replaced: Default::default(),
     };
     let top_ref = reference
         .digest()
@@ -217,7 +222,9 @@ async fn pull_from(
         .await?;
     let (target, note) = match &top.kind {
         Kind::Manifest(mt) => {
-            let view = pull.image(&top.raw, &top.digest, mt, false).await?;
+            // A single image (no index to choose from) must be the platform asked for.
+            let expect = opts.platform.as_ref();
+            let view = pull.image(&top.raw, &top.digest, mt, false, expect).await?;
             let note = replacement_note(store, &pull.name, &view);
             (view, note)
         }
@@ -245,6 +252,10 @@ async fn pull_from(
         platforms,
         served_by: pull.conn.host().to_string(),
         note,
+        replaced: pull
+            .replaced
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner()),
     })
 }
 
@@ -375,7 +386,7 @@ impl Pull<'_> {
                 });
             }
             let mut view = self
-                .image(&child.raw, &child.digest, mt, self.opts.all_platforms)
+                .image(&child.raw, &child.digest, mt, self.opts.all_platforms, None)
                 .await?;
             if entry.platform().is_some() {
                 view.set_platform(entry.platform().clone());
@@ -437,13 +448,16 @@ impl Pull<'_> {
     /// Pulls one image manifest's config and layers, checking each, and stores the
     /// manifest; returns the descriptor to tag (its platform set). An artifact (a
     /// manifest whose config is not an image config) is stored unchecked when
-    /// `artifacts_ok` (the other entries of an index), else refused.
+    /// `artifacts_ok` (the other entries of an index), else refused. With `expect`, an
+    /// image whose config declares another platform is refused once its config is read,
+    /// before any layer is fetched.
     async fn image(
         &mut self,
         raw: &[u8],
         digest: &str,
         media_type: &str,
         artifacts_ok: bool,
+        expect: Option<&PlatformSpec>,
     ) -> Result<Descriptor, RegistryError> {
         let name = self.name.clone();
         let manifest: ImageManifest = serde_json::from_slice(raw)
@@ -481,6 +495,9 @@ impl Pull<'_> {
             let config = check_config(&config_raw, layers.len())
                 .map_err(|p| self.bad(format!("{name}: its image config {config_digest} {p}")))?;
             platform = config_platform(&config);
+            if let Some(want) = expect {
+                check_platform(&name, want, platform.as_ref())?;
+            }
             let diff_ids = config.rootfs().diff_ids().clone();
             let mode = unpack::mode(self.opts.unpack);
             let unpacker = Unpacker::start(self.store, mode, &layers, &diff_ids);
@@ -535,7 +552,7 @@ impl Pull<'_> {
         feed: Option<std::sync::Arc<crate::store::feed::BlobFeed>>,
     ) -> Result<(), RegistryError> {
         let bar = self.progress.blob(short_digest(&digest), size);
-        fetch_blob(
+        let fetched = fetch_blob(
             &self.conn,
             self.store,
             &digest,
@@ -544,7 +561,12 @@ impl Pull<'_> {
             &bar,
             feed,
         )
-        .await
+        .await?;
+        if let FetchedBlob::Replaced(why) = fetched {
+            let mut replaced = self.replaced.lock().unwrap_or_else(|p| p.into_inner());
+            replaced.push(format!("blob {digest} in the store was damaged ({why})"));
+        }
+        Ok(())
     }
 }
 
@@ -577,6 +599,22 @@ fn layer_error(name: &str, layers: &[Descriptor], e: StoreError) -> RegistryErro
     }
 }
 
+/// Refuses an image whose config's platform is not `want`.
+fn check_platform(
+    name: &str,
+    want: &PlatformSpec,
+    actual: Option<&Platform>,
+) -> Result<(), RegistryError> {
+    match actual {
+        Some(p) if want.matches(p) => Ok(()),
+        _ => Err(RegistryError::PlatformMismatch {
+            reference: name.to_string(),
+            wanted: want.to_string(),
+            actual: actual.map_or_else(|| "unknown".into(), platform_name),
+        }),
+    }
+}
+
 /// The platform an image config declares.
 fn config_platform(c: &oci_spec::image::ImageConfiguration) -> Option<Platform> {
     let mut b = PlatformBuilder::default()
@@ -591,6 +629,25 @@ fn config_platform(c: &oci_spec::image::ImageConfiguration) -> Option<Platform> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_single_image_of_another_platform_is_refused() {
+        let p = |os: &str, arch: &str| {
+            PlatformBuilder::default()
+                .os(os)
+                .architecture(arch)
+                .build()
+                .unwrap()
+        };
+        let want: PlatformSpec = "linux/arm64".parse().unwrap();
+        assert!(check_platform("r", &want, Some(&p("linux", "arm64"))).is_ok());
+        let err = check_platform("r", &want, Some(&p("linux", "amd64"))).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "image with reference r was found but does not match the specified platform: wanted linux/arm64, actual: linux/amd64"
+        );
+        assert!(check_platform("r", &want, None).is_err());
+    }
 
     #[test]
     fn manifest_kinds() {

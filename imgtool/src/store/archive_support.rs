@@ -8,6 +8,7 @@ use std::io::{BufWriter, Write};
 use oci_spec::image::Descriptor;
 use sha2::{Digest as _, Sha256};
 
+use super::verified::Reuse;
 use super::{io, tag_of, Store, StoreError, REF_NAME};
 
 /// A blob being written to the store's temp directory; `finish` moves it into place under
@@ -16,7 +17,7 @@ pub struct BlobWriter {
     out: BufWriter<tempfile::NamedTempFile>,
     hasher: Sha256,
     size: u64,
-    blobs: std::path::PathBuf,
+    store: Store,
 }
 
 /// Where a finished blob went.
@@ -47,15 +48,15 @@ impl BlobWriter {
     }
 
     /// Syncs the blob and renames it to its content address (an existing blob of the
-    /// same digest is kept as it is).
+    /// same digest is kept as it is, unless it is damaged: see [`Store::reusable_blob`]).
     pub fn finish(self) -> Result<WrittenBlob, StoreError> {
         let digest = format!("sha256:{}", hex::encode(self.hasher.finalize()));
-        let hex = &digest["sha256:".len()..];
-        let dest = self.blobs.join(hex);
+        let dest = self.store.blob_path(&digest)?;
         let tmp = self.out.into_inner().map_err(|e| io(&dest, e.error()))?;
-        if !dest.exists() {
+        if self.store.reusable_blob(&digest, self.size) != Reuse::Good {
             tmp.as_file().sync_all().map_err(|e| io(&dest, e))?;
             tmp.persist(&dest).map_err(|e| io(&dest, e.error))?;
+            self.store.record_verified(&digest);
         }
         Ok(WrittenBlob {
             digest,
@@ -73,7 +74,7 @@ impl Store {
             out: BufWriter::with_capacity(1 << 17, tmp),
             hasher: Sha256::new(),
             size: 0,
-            blobs: self.root.join("blobs/sha256"),
+            store: self.clone(),
         })
     }
 

@@ -167,6 +167,7 @@ impl Store {
                             .join("imgtool/layer-info")
                             .join(entry.file_name()),
                     );
+                    self.forget_verified(&digest);
                     report.blobs += 1;
                     report.blob_bytes += size;
                 }
@@ -174,8 +175,10 @@ impl Store {
         }
 
         // What was recorded about blobs that are gone (and temp files of a killed write).
-        let info = self.root().join("imgtool/layer-info");
-        if let Ok(entries) = fs::read_dir(&info) {
+        for records in ["imgtool/layer-info", "imgtool/verified"] {
+            let Ok(entries) = fs::read_dir(self.root().join(records)) else {
+                continue;
+            };
             for entry in entries.flatten() {
                 let digest = format!("sha256:{}", entry.file_name().to_string_lossy());
                 if !self.has_blob(&digest) || !blobs.contains(&digest) {

@@ -21,6 +21,7 @@ pub mod gc;
 pub mod identity;
 pub mod layers;
 pub mod read;
+pub mod verified;
 
 pub use archive_support::{BlobWriter, WrittenBlob};
 pub use read::{host_architecture, LoadedImage, StoredImage};
@@ -145,7 +146,8 @@ impl Store {
     }
 
     /// Stores a blob read from `data`, verifying its size and sha256 digest before it
-    /// becomes visible. Returns the blob's path. An existing blob is not rewritten.
+    /// becomes visible. Returns the blob's path. An existing blob is not rewritten unless
+    /// it is damaged ([`Store::reusable_blob`]): then `data` replaces it.
     pub fn put_blob(
         &self,
         expected_digest: &str,
@@ -153,7 +155,7 @@ impl Store {
         mut data: impl Read,
     ) -> Result<PathBuf, StoreError> {
         let dest = self.blob_path(expected_digest)?;
-        if dest.exists() {
+        if let verified::Reuse::Good = self.reusable_blob(expected_digest, expected_size) {
             return Ok(dest);
         }
         let tmp = tempfile::NamedTempFile::new_in(self.root.join("imgtool/tmp"))
@@ -188,6 +190,7 @@ impl Store {
         }
         out.sync_all().map_err(|e| io(&dest, e))?;
         tmp.persist(&dest).map_err(|e| io(&dest, e.error))?;
+        self.record_verified(expected_digest);
         Ok(dest)
     }
 

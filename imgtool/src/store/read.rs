@@ -87,6 +87,23 @@ impl Store {
         Ok(bytes)
     }
 
+    /// A blob opened for reading that checks itself: its reader ends with an error
+    /// (`blob … has changed on disk`) instead of EOF unless the bytes read have the
+    /// blob's digest. Returns it and its size.
+    pub fn open_verified_blob(&self, digest: &str) -> Result<(VerifiedBlob, u64), StoreError> {
+        let file = self.open_blob(digest)?;
+        let size = file.metadata().map_err(|e| StoreError::Io {
+            path: self.blob_path(digest).unwrap_or_default(),
+            message: format!("blob {digest}: {e}"),
+        })?;
+        let blob = VerifiedBlob {
+            file,
+            hasher: Some(Sha256::new()),
+            digest: digest.to_string(),
+        };
+        Ok((blob, size.len()))
+    }
+
     /// A blob, opened for reading.
     pub fn open_blob(&self, digest: &str) -> Result<fs::File, StoreError> {
         let path = self.blob_path(digest)?;
@@ -278,5 +295,33 @@ pub fn host_architecture() -> &'static str {
         "x86" => "386",
         "powerpc64" => "ppc64le",
         other => other,
+    }
+}
+
+/// See [`Store::open_verified_blob`].
+pub struct VerifiedBlob {
+    file: fs::File,
+    hasher: Option<Sha256>,
+    digest: String,
+}
+
+impl std::io::Read for VerifiedBlob {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.file.read(buf)?;
+        match (&mut self.hasher, n) {
+            (Some(h), 0) if !buf.is_empty() => {
+                let actual = format!("sha256:{}", hex::encode(std::mem::take(h).finalize()));
+                self.hasher = None;
+                if actual != self.digest {
+                    return Err(std::io::Error::other(format!(
+                        "blob {} has changed on disk: its content has digest {actual}",
+                        self.digest
+                    )));
+                }
+            }
+            (Some(h), _) => h.update(&buf[..n]),
+            (None, _) => {}
+        }
+        Ok(n)
     }
 }
