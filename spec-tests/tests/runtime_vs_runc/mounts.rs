@@ -124,8 +124,7 @@ pub fn rows() -> Vec<Row> {
         row(S, "mount: bind source missing")
             .push("/mounts", json!({"destination": "/mnt/m", "type": "bind", "source": "/no/such/source", "options": ["bind"]}))
             .args(&["true"])
-            .run_err("no such file or directory")
-            .awaiting("12.8"),
+            .run_err("no such file or directory"),
         row(S, "mount: destination nested in another mount")
             .push("/mounts", json!({"destination": "/mnt/m", "type": "tmpfs", "source": "tmpfs"}))
             .push("/mounts", json!({"destination": "/mnt/m/inner", "type": "bind", "source": "{dir}", "options": ["bind"]}))
