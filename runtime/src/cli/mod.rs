@@ -64,10 +64,10 @@ pub struct ParseExit {
 
 impl ParseExit {
     /// Reports as runc does and exits: help on stdout with status 0; an unknown command
-    /// as `No help topic for 'NAME'` with status 3; any other usage error as runc's
-    /// urfave/cli does, `Incorrect Usage` and the command's help on stdout, then one error
-    /// record naming what is wrong, with status 1 (scripts and clients test the status:
-    /// 1 is runc's for every failure of its own).
+    /// as `No help topic for 'NAME'` with status 3; a missing or extra argument or an
+    /// unknown flag as runc's urfave/cli does, `Incorrect Usage` and the command's help on
+    /// stdout, then one error record naming what is wrong; a bad value as one record;
+    /// status 1 (runc's for every failure of its own).
     pub fn report_and_exit(self) -> ! {
         let ParseExit { err, command } = self;
         match err.kind() {
@@ -85,20 +85,25 @@ impl ParseExit {
                 crate::logging::fatal(&format!("No help topic for '{name}'"));
                 std::process::exit(3);
             }
-            kind => {
+            kind @ (ErrorKind::MissingRequiredArgument
+            | ErrorKind::UnknownArgument
+            | ErrorKind::TooManyValues
+            | ErrorKind::WrongNumberOfValues) => {
                 let msg = one_line_message(&err);
-                // urfave/cli names a flag error on the first line and says only
+                // urfave/cli names an unknown flag on the first line and says only
                 // "Incorrect Usage." for a wrong argument count (runc's checkArgs).
                 let headline = match kind {
-                    ErrorKind::UnknownArgument
-                    | ErrorKind::InvalidValue
-                    | ErrorKind::NoEquals
-                    | ErrorKind::ValueValidation => format!("Incorrect Usage: {msg}"),
+                    ErrorKind::UnknownArgument => format!("Incorrect Usage: {msg}"),
                     _ => "Incorrect Usage.".to_string(),
                 };
                 output::outln!("{headline}\n");
                 output::outln!("{}", usage_help(command.as_deref()).trim_end());
                 crate::logging::fatal(&msg);
+                std::process::exit(1);
+            }
+            // A value runc checks itself after parsing (`--log-format yaml`): one record.
+            _ => {
+                crate::logging::fatal(&one_line_message(&err));
                 std::process::exit(1);
             }
         }
@@ -123,7 +128,9 @@ fn one_line_message(err: &clap::Error) -> String {
         .lines()
         .take_while(|l| !l.starts_with("Usage:"))
         .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with("tip:"))
+        .filter(|l| {
+            !l.is_empty() && !l.starts_with("tip:") && !l.starts_with("For more information")
+        })
         .collect::<Vec<_>>()
         .join(" ");
     msg.strip_prefix("error: ").unwrap_or(&msg).to_string()

@@ -197,13 +197,13 @@ pub fn rows() -> Vec<Row> {
             .set("/linux/readonlyPaths", json!(["/no/such/path"]))
             .args(&["echo", "ok"])
             .run(),
-        propagation("rshared").awaiting("new: with rootfsPropagation rshared or shared runc 1.1.5 leaves the container's / private, ours makes it shared"),
+        propagation("rshared").by_design("with rootfsPropagation shared or rshared the container's / is shared, the spec's meaning; runc 1.1.5 leaves it private (its rootfsParentMountPrivate makes the rootfs's parent private for pivot_root, and the / it ends with stays so)"),
         propagation("rslave"),
         propagation("rprivate"),
-        propagation("shared").awaiting("new: with rootfsPropagation rshared or shared runc 1.1.5 leaves the container's / private, ours makes it shared"),
+        propagation("shared").by_design("with rootfsPropagation shared or rshared the container's / is shared, the spec's meaning; runc 1.1.5 leaves it private (its rootfsParentMountPrivate makes the rootfs's parent private for pivot_root, and the / it ends with stays so)"),
         propagation("slave"),
         propagation("private"),
-        propagation("unbindable").awaiting("new: runc 1.1.5 refuses rootfsPropagation unbindable at create, ours applies it"),
+        propagation("unbindable").by_design("rootfsPropagation unbindable is one of the spec's values and is applied; runc 1.1.5 refuses it at create (its mount propagation table lacks it)"),
         row(S, "rootfsPropagation: an unknown value")
             .set("/linux/rootfsPropagation", json!("sideways"))
             .args(&["true"])
