@@ -118,29 +118,13 @@ fn run_reports_death_by_signal_as_128_plus_n() {
 
 #[test]
 fn run_forwards_signals_to_the_container() {
-    let rt = Runtime::new();
-    let mut b = Bundle::busybox();
-    b.sh(
-        "trap 'echo got-term; exit 3' TERM; echo ready; while true; do sleep 1000 & wait $!; done",
+    let (code, out) = run_and_signal(
+        &Runtime::new(),
+        "TERM",
+        Some(nix::sys::signal::Signal::SIGTERM),
     );
-    let c = rt.guard("fwd");
-    let log = b.path().join("out.log");
-    let child = rt
-        .command()
-        .args(["run", "--bundle", &b.path().to_string_lossy(), c.id()])
-        .stdout(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    // The trap is set once the container has said so.
-    wait::for_line(&log, "ready");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(3));
-    assert!(std::fs::read_to_string(&log).unwrap().contains("got-term"));
+    assert_eq!(code, Some(3), "{out}");
+    assert!(out.contains("got-TERM"), "{out}");
 }
 
 #[test]
