@@ -126,12 +126,14 @@ pub fn fatal(msg: &str) {
     let l = logger();
     l.emit(Level::Error, msg, &[]);
     if l.file.is_some() {
-        output::err_line(msg);
+        output::err_line(&libcontainer::error::go_errno_text(msg));
     }
 }
 
 impl Logger {
     fn emit(&self, level: Level, msg: &str, fields: &[(String, String)]) {
+        // Every record a user or client reads spells error numbers as runc does.
+        let msg = &libcontainer::error::go_errno_text(msg);
         let line = if self.options.json {
             json_record(level, msg, fields)
         } else if self.tty {

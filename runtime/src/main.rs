@@ -44,7 +44,10 @@ fn main() {
         debug: cli.debug,
     })
     .err();
-    if let Some(err) = protect_failed.map(|e| format!("{e:#}")).or(log_failed) {
+    if let Some(err) = protect_failed
+        .map(|e| libcontainer::error::chain(e.as_ref()))
+        .or(log_failed)
+    {
         logging::fatal(&err);
         std::process::exit(1);
     }
@@ -68,7 +71,7 @@ fn main() {
     match dispatch(&cli, command) {
         Ok(code) => std::process::exit(code),
         Err(err) => {
-            logging::fatal(&format!("{err:#}"));
+            logging::fatal(&libcontainer::error::chain(err.as_ref()));
             std::process::exit(failure_code);
         }
     }

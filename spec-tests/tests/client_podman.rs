@@ -2,6 +2,9 @@
 
 use std::path::Path;
 
+use serde_json::json;
+use spec_tests::bundle::Bundle;
+use spec_tests::container::Runtime;
 use spec_tests::podman::{Podman, IMAGE};
 
 fn scenario(runtime: &Path) {
@@ -19,6 +22,15 @@ fn scenario(runtime: &Path) {
     ]);
     assert_eq!(out.code, 3, "{out:?}");
     assert_eq!(out.stdout, "hello-podman\n");
+
+    // podman maps the runtime's error to the shell's statuses by runc's words (libpod's
+    // getOCIRuntimeError): "no such file or directory" or "executable file not found" is
+    // 127, "permission denied" or "operation not permitted" 126 (/etc/hosts: a file podman
+    // mounts, not executable).
+    for (program, code) in [("/no/such", 127), ("nosuchcmd", 127), ("/etc/hosts", 126)] {
+        let out = pm.podman(&["run", "--rm", IMAGE, program]);
+        assert_eq!(out.code, code, "podman run {program}: {out:?}");
+    }
 
     let out = pm.podman_with_tty(&[
         "run",
@@ -92,4 +104,53 @@ fn podman_runs_containers_on_our_runtime() {
 #[test]
 fn podman_runs_containers_on_runc() {
     scenario(&spec_tests::host::runc());
+}
+
+/// What docker's CLI makes of a runtime error (cli/command/container/run.go): the same
+/// words as podman, matched case-sensitively, so only Go's spelling of the error number
+/// gives 127 or 126; anything else is 125.
+fn docker_cli_status(runtime_error: &str) -> i32 {
+    if runtime_error.contains("executable file not found")
+        || runtime_error.contains("no such file or directory")
+    {
+        127
+    } else if runtime_error.contains("permission denied")
+        || runtime_error.contains("is a directory")
+    {
+        126
+    } else {
+        125
+    }
+}
+
+/// Negative control of the statuses above: the error our runtime printed for a missing
+/// bind source before errno texts were spelled as Go's (issue 13.8) was not "not found"
+/// to a case-sensitive matcher; runc's is, and ours now is too (both run here).
+#[test]
+fn the_status_matcher_sees_rusts_errno_spelling() {
+    let before = "failed to prepare rootfs: mounts[7] (bind /no/such/source on /mnt/m): io error: No such file or directory (os error 2)";
+    assert_eq!(
+        docker_cli_status(before),
+        125,
+        "the matcher must refuse {before:?}"
+    );
+    let mut b = Bundle::busybox();
+    b.args(&["true"]).push(
+        "/mounts",
+        json!({"destination": "/mnt/m", "type": "bind", "source": "/no/such/source", "options": ["bind"]}),
+    );
+    b.write();
+    for bin in [spec_tests::bins::runtime(), spec_tests::host::runc()] {
+        let rt = Runtime::with_bin(bin.clone());
+        let c = rt.guard("podman-status");
+        let out = rt.run(b.path(), c.id());
+        assert_ne!(out.code, 0, "{}: {out:?}", bin.display());
+        assert_eq!(
+            docker_cli_status(&out.stderr),
+            127,
+            "{}: {}",
+            bin.display(),
+            out.stderr
+        );
+    }
 }

@@ -27,14 +27,10 @@ fn read(p: PathBuf) -> String {
 /// Whether a cgroup v1 test can run: on a pure cgroup v2 host it prints `NOT RUN` (its v2
 /// counterpart is in runtime_cgroup_v2.rs).
 fn require_v1(test: &str) -> bool {
-    if cgroups::is_v2() {
-        cgroups::not_run(
-            test,
-            "checks cgroup v1 files; runtime_cgroup_v2.rs checks v2",
-        );
-        return false;
-    }
-    true
+    cgroups::v1_file_or_not_run(
+        "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+        &format!("{test}: checks cgroup v1 files, and this host has no v1 memory hierarchy; runtime_cgroup_v2.rs checks v2"),
+    )
 }
 
 #[test]

@@ -579,33 +579,7 @@ fn proc_swap_race(rt: &Runtime, env: &[(&str, &str)], runs: usize, stop_after: u
         cstr(b.rootfs().join("data/vol")),
         cstr(b.rootfs().join("data/vol_link")),
     );
-    let exchange = move || {
-        // SAFETY: renameat2 with two NUL-terminated paths.
-        unsafe {
-            libc::syscall(
-                libc::SYS_renameat2,
-                libc::AT_FDCWD,
-                a.as_ptr(),
-                libc::AT_FDCWD,
-                l.as_ptr(),
-                libc::RENAME_EXCHANGE,
-            ) == 0
-        }
-    };
-    let swapper = {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            let mut swapped = false;
-            while !stop.load(Ordering::Relaxed) {
-                if exchange() {
-                    swapped = !swapped;
-                }
-            }
-            if swapped {
-                exchange();
-            }
-        })
-    };
+    let swapper = swap_until_stopped(a, l, stop.clone());
     let mut tally = RaceTally {
         runs: 0,
         refused: 0,
@@ -872,33 +846,7 @@ fn race_while(b: &Bundle, runs: usize, mut attempt: impl FnMut()) {
             .as_encoded_bytes(),
     )
     .unwrap();
-    let exchange = move || {
-        // SAFETY: renameat2 with two NUL-terminated paths.
-        unsafe {
-            libc::syscall(
-                libc::SYS_renameat2,
-                libc::AT_FDCWD,
-                a.as_ptr(),
-                libc::AT_FDCWD,
-                l.as_ptr(),
-                libc::RENAME_EXCHANGE,
-            ) == 0
-        }
-    };
-    let swapper = {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            let mut swapped = false;
-            while !stop.load(Ordering::Relaxed) {
-                if exchange() {
-                    swapped = !swapped;
-                }
-            }
-            if swapped {
-                exchange();
-            }
-        })
-    };
+    let swapper = swap_until_stopped(a, l, stop.clone());
     for _ in 0..runs {
         attempt();
     }
@@ -970,4 +918,37 @@ fn bind_mount_source_symlink_is_resolved_on_the_host_and_stays_in_the_rootfs() {
     std::fs::create_dir_all(b.rootfs().join("mnt/dest/d")).unwrap();
     assert!(host_dir_touched(host.path(), &before).is_some());
     std::fs::remove_dir(host.path().join("d")).unwrap();
+}
+
+/// Swaps paths `a` and `l` with renameat2(RENAME_EXCHANGE) as fast as it can until `stop`,
+/// then puts them back as they were: the other side of a mount-source race.
+fn swap_until_stopped(
+    a: std::ffi::CString,
+    l: std::ffi::CString,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<()> {
+    let exchange = move || {
+        // SAFETY: renameat2 with two NUL-terminated paths.
+        unsafe {
+            libc::syscall(
+                libc::SYS_renameat2,
+                libc::AT_FDCWD,
+                a.as_ptr(),
+                libc::AT_FDCWD,
+                l.as_ptr(),
+                libc::RENAME_EXCHANGE,
+            ) == 0
+        }
+    };
+    std::thread::spawn(move || {
+        let mut swapped = false;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            if exchange() {
+                swapped = !swapped;
+            }
+        }
+        if swapped {
+            exchange();
+        }
+    })
 }

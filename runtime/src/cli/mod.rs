@@ -56,14 +56,20 @@ pub fn print_help() {
 
 /// Why parsing did not produce a command line: help or version was shown, or the usage
 /// was wrong.
-pub struct ParseExit(clap::Error);
+pub struct ParseExit {
+    err: clap::Error,
+    /// The subcommand named on the command line, whose help a usage error prints.
+    command: Option<String>,
+}
 
 impl ParseExit {
     /// Reports as runc does and exits: help on stdout with status 0; an unknown command
-    /// as `No help topic for 'NAME'` with status 3; any other usage error as one error
-    /// record with status 1.
+    /// as `No help topic for 'NAME'` with status 3; a missing or extra argument or an
+    /// unknown flag as runc's urfave/cli does, `Incorrect Usage` and the command's help on
+    /// stdout, then one error record naming what is wrong; a bad value as one record;
+    /// status 1 (runc's for every failure of its own).
     pub fn report_and_exit(self) -> ! {
-        let err = self.0;
+        let ParseExit { err, command } = self;
         match err.kind() {
             ErrorKind::DisplayHelp
             | ErrorKind::DisplayVersion
@@ -79,17 +85,25 @@ impl ParseExit {
                 crate::logging::fatal(&format!("No help topic for '{name}'"));
                 std::process::exit(3);
             }
+            kind @ (ErrorKind::MissingRequiredArgument
+            | ErrorKind::UnknownArgument
+            | ErrorKind::TooManyValues
+            | ErrorKind::WrongNumberOfValues) => {
+                let msg = one_line_message(&err);
+                // urfave/cli names an unknown flag on the first line and says only
+                // "Incorrect Usage." for a wrong argument count (runc's checkArgs).
+                let headline = match kind {
+                    ErrorKind::UnknownArgument => format!("Incorrect Usage: {msg}"),
+                    _ => "Incorrect Usage.".to_string(),
+                };
+                output::outln!("{headline}\n");
+                output::outln!("{}", usage_help(command.as_deref()).trim_end());
+                crate::logging::fatal(&msg);
+                std::process::exit(1);
+            }
+            // A value runc checks itself after parsing (`--log-format yaml`): one record.
             _ => {
-                // clap's message without its usage and hint lines, on one line.
-                let text = err.render().to_string();
-                let msg = text
-                    .lines()
-                    .take_while(|l| !l.starts_with("Usage:"))
-                    .map(str::trim)
-                    .filter(|l| !l.is_empty())
-                    .collect::<Vec<_>>()
-                    .join(" ");
-                crate::logging::fatal(msg.strip_prefix("error: ").unwrap_or(&msg));
+                crate::logging::fatal(&one_line_message(&err));
                 std::process::exit(1);
             }
         }
@@ -98,8 +112,48 @@ impl ParseExit {
 
 /// Parses the (Go-style normalized) arguments.
 pub fn parse(args: Vec<std::ffi::OsString>) -> Result<Cli, ParseExit> {
-    let matches = command().try_get_matches_from(args).map_err(ParseExit)?;
-    Cli::from_arg_matches(&matches).map_err(ParseExit)
+    let named = named_subcommand(&args);
+    let exit = |err| ParseExit {
+        err,
+        command: named.clone(),
+    };
+    let matches = command().try_get_matches_from(args.clone()).map_err(exit)?;
+    Cli::from_arg_matches(&matches).map_err(exit)
+}
+
+/// clap's message without its usage and tip lines, on one line, without "error: ".
+fn one_line_message(err: &clap::Error) -> String {
+    let text = err.render().to_string();
+    let msg = text
+        .lines()
+        .take_while(|l| !l.starts_with("Usage:"))
+        .map(str::trim)
+        .filter(|l| {
+            !l.is_empty() && !l.starts_with("tip:") && !l.starts_with("For more information")
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
+    msg.strip_prefix("error: ").unwrap_or(&msg).to_string()
+}
+
+/// The first argument that names a subcommand (global options come before it).
+fn named_subcommand(args: &[std::ffi::OsString]) -> Option<String> {
+    let cmd = command();
+    args.iter()
+        .skip(1)
+        .filter_map(|a| a.to_str())
+        .find(|a| cmd.find_subcommand(a).is_some())
+        .map(str::to_string)
+}
+
+/// The help of the named subcommand, or the top-level help.
+fn usage_help(name: Option<&str>) -> String {
+    let mut cmd = command();
+    cmd.build();
+    match name.and_then(|n| cmd.find_subcommand_mut(n)) {
+        Some(sub) => sub.render_help().to_string(),
+        None => cmd.render_help().to_string(),
+    }
 }
 
 /// Global options, accepted before or after the subcommand as runc does.
@@ -192,7 +246,7 @@ mod tests {
     fn parsed(args: &[&str]) -> Cli {
         match parse(args.iter().map(Into::into).collect()) {
             Ok(cli) => cli,
-            Err(ParseExit(err)) => panic!("{args:?}: {err}"),
+            Err(ParseExit { err, .. }) => panic!("{args:?}: {err}"),
         }
     }
 

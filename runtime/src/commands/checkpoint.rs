@@ -9,8 +9,8 @@ use clap::Args;
 use libcontainer::container::{CheckpointOptions, ContainerStatus};
 
 use crate::cli::Cli;
-use crate::commands::create::error_chain;
 use crate::container::{self, criu};
+use libcontainer::error::chain;
 
 #[derive(Args, Debug)]
 pub struct CheckpointArgs {
@@ -62,7 +62,7 @@ pub fn run(cli: &Cli, args: CheckpointArgs) -> Result<()> {
     // A log left by an earlier attempt must not pass for this one's reason.
     let _ = std::fs::remove_file(&log);
     if let Err(e) = c.checkpoint(&opts) {
-        return Err(criu::failure(&what, &error_chain(&e), &log));
+        return Err(criu::failure(&what, &chain(&e), &log));
     }
     Ok(())
 }

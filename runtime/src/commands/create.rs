@@ -238,23 +238,9 @@ fn build(
         .with_no_pivot(opts.no_pivot)
         .with_spec(spec)
         .build()
-        .map_err(|e| anyhow::anyhow!("{}", error_chain(&e)))
+        .map_err(|e| anyhow::anyhow!("{}", libcontainer::error::chain(&e)))
         .with_context(|| format!("cannot create container {id}"))?;
     Ok(container)
-}
-
-/// libcontainer's errors nest; the user wants the whole story on one line.
-pub fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut parts = vec![err.to_string()];
-    let mut source = err.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        source = s.source();
-    }
-    parts.join(": ")
 }
 
 /// Sends a pidfd of the container init over the `--pidfd-socket`, as runc 1.2 does.

@@ -14,10 +14,10 @@ use clap::Args;
 use libcontainer::container::ContainerStatus;
 
 use crate::cli::Cli;
-use crate::commands::create::error_chain;
 use crate::container::footprint::Footprint;
 use crate::container::test_switches::phase;
 use crate::container::{self, hook_warnings};
+use libcontainer::error::chain;
 
 /// How long delete waits for a create or another delete of the same id.
 const LOCK_WAIT: Duration = Duration::from_secs(30);
@@ -76,7 +76,7 @@ pub fn run(cli: &Cli, args: DeleteArgs) -> Result<()> {
     phase("delete:loaded");
     let deleted = c
         .delete(args.force)
-        .map_err(|e| anyhow::anyhow!("{}", error_chain(&e)))
+        .map_err(|e| anyhow::anyhow!("{}", chain(&e)))
         .with_context(|| format!("cannot delete container {id}"));
     phase("delete:deleted");
     match deleted {

@@ -10,13 +10,12 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use libcgroups::common::{create_cgroup_manager, AnyCgroupManager, CgroupConfig, CgroupManager};
-use libcgroups::stats::{BlkioDeviceStat, MemoryData, Stats};
 use libcontainer::config::YoukiConfig;
 use libcontainer::container::ContainerStatus;
-use serde_json::{json, Value};
 
 use crate::cli::Cli;
 use crate::container;
+use crate::container::runc_stats::{self, Stats as RuncStats};
 
 #[derive(Args, Debug)]
 pub struct EventsArgs {
@@ -50,67 +49,6 @@ fn parse_interval(text: &str) -> Result<Duration> {
         bail!("--interval must be positive");
     }
     Ok(Duration::from_secs_f64(secs))
-}
-
-fn memory_entry(m: &MemoryData) -> Value {
-    json!({"limit": m.limit, "usage": m.usage, "max": m.max_usage, "failcnt": m.fail_count})
-}
-
-fn blkio_entries(list: &[BlkioDeviceStat]) -> Value {
-    list.iter()
-        .map(|e| json!({"major": e.major, "minor": e.minor, "op": e.op_type.clone().unwrap_or_default(), "value": e.value}))
-        .collect()
-}
-
-/// libcgroups' stats in runc's `types.Stats` JSON shape.
-fn runc_stats(s: &Stats) -> Value {
-    let hugetlb: serde_json::Map<String, Value> = s
-        .hugetlb
-        .iter()
-        .map(|(size, h)| {
-            (
-                size.clone(),
-                json!({"usage": h.usage, "max": h.max_usage, "failcnt": h.fail_count}),
-            )
-        })
-        .collect();
-    json!({
-        "cpu": {
-            "usage": {
-                "total": s.cpu.usage.usage_total,
-                "percpu": s.cpu.usage.per_core_usage_total,
-                "percpu_kernel": s.cpu.usage.per_core_usage_kernel,
-                "percpu_user": s.cpu.usage.per_core_usage_user,
-                "kernel": s.cpu.usage.usage_kernel,
-                "user": s.cpu.usage.usage_user
-            },
-            "throttling": {
-                "periods": s.cpu.throttling.periods,
-                "throttledPeriods": s.cpu.throttling.throttled_periods,
-                "throttledTime": s.cpu.throttling.throttled_time
-            }
-        },
-        "memory": {
-            "cache": s.memory.cache,
-            "usage": memory_entry(&s.memory.memory),
-            "swap": memory_entry(&s.memory.memswap),
-            "kernel": memory_entry(&s.memory.kernel),
-            "kernelTCP": memory_entry(&s.memory.kernel_tcp),
-            "raw": s.memory.stats
-        },
-        "pids": {"current": s.pids.current, "limit": s.pids.limit},
-        "blkio": {
-            "ioServiceBytesRecursive": blkio_entries(&s.blkio.service_bytes),
-            "ioServicedRecursive": blkio_entries(&s.blkio.serviced),
-            "ioQueueRecursive": blkio_entries(&s.blkio.queued),
-            "ioServiceTimeRecursive": blkio_entries(&s.blkio.service_time),
-            "ioWaitTimeRecursive": blkio_entries(&s.blkio.wait_time),
-            "ioMergedRecursive": blkio_entries(&s.blkio.merged),
-            "ioTimeRecursive": blkio_entries(&s.blkio.time),
-            "sectorsRecursive": blkio_entries(&s.blkio.sectors)
-        },
-        "hugetlb": hugetlb
-    })
 }
 
 /// The OOM-kill counter of the container's memory cgroup (v1 memory.oom_control or v2
@@ -156,20 +94,20 @@ struct Event<'a> {
     kind: &'a str,
     id: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    data: Option<Value>,
+    data: Option<RuncStats>,
 }
 
-fn print_event(kind: &str, id: &str, data: Option<Value>) -> Result<()> {
+fn print_event(kind: &str, id: &str, data: Option<RuncStats>) -> Result<()> {
     let event = serde_json::to_string(&Event { kind, id, data })?;
     crate::output::outln!("{event}");
     Ok(())
 }
 
-fn stats_of(manager: &AnyCgroupManager, id: &str) -> Result<Value> {
+fn stats_of(manager: &AnyCgroupManager, cgroup_path: &Path, id: &str) -> Result<RuncStats> {
     let stats = manager
         .stats()
         .with_context(|| format!("cannot read the statistics of container {id}"))?;
-    Ok(runc_stats(&stats))
+    Ok(runc_stats::from_cgroup(&stats, cgroup_path))
 }
 
 pub fn run(cli: &Cli, args: EventsArgs) -> Result<()> {
@@ -189,7 +127,11 @@ pub fn run(cli: &Cli, args: EventsArgs) -> Result<()> {
     })
     .with_context(|| format!("cannot open the cgroup of container {}", args.id))?;
     if args.stats {
-        print_event("stats", &args.id, Some(stats_of(&manager, &args.id)?))?;
+        print_event(
+            "stats",
+            &args.id,
+            Some(stats_of(&manager, &config.cgroup_path, &args.id)?),
+        )?;
         return Ok(());
     }
     let mem = memory_dir(&config.cgroup_path, c.pid().map(|p| p.as_raw()));
@@ -203,7 +145,7 @@ pub fn run(cli: &Cli, args: EventsArgs) -> Result<()> {
             }
         }
         if Instant::now() >= next_stats {
-            match stats_of(&manager, &args.id) {
+            match stats_of(&manager, &config.cgroup_path, &args.id) {
                 Ok(data) => print_event("stats", &args.id, Some(data))?,
                 Err(_) if container::load(&root, &args.id).is_err() => return Ok(()),
                 // runc logs a failed read and keeps streaming (a delete may be under way).

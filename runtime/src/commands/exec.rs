@@ -16,11 +16,11 @@ use libcontainer::syscall::syscall::SyscallType;
 use nix::unistd::Pid;
 
 use crate::cli::Cli;
-use crate::commands::create::error_chain;
 use crate::container::path_lookup::PathLookupExecutor;
 use crate::container::test_switches::phase;
 use crate::container::tty_proxy::{self, ConsoleReceiver, Relay};
 use crate::container::{self, client_errors, config_check};
+use libcontainer::error::chain;
 
 #[derive(Args, Debug)]
 pub struct ExecArgs {
@@ -283,7 +283,7 @@ fn exec(cli: &Cli, args: ExecArgs) -> Result<i32> {
         })
         .and_then(|b| b.build());
     let _ = std::fs::remove_file(&process_file);
-    let pid: Pid = built.map_err(|e| anyhow::anyhow!("{}", error_chain(&e)))?;
+    let pid: Pid = built.map_err(|e| anyhow::anyhow!("{}", chain(&e)))?;
 
     phase("exec:started");
     let relay = match console {

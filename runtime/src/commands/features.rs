@@ -8,14 +8,15 @@
 //! kernel and the loaded libseccomp accept, probed as runc probes them) and the
 //! `io.github.seccomp.libseccomp.version` annotation (the libseccomp loaded, runc's key).
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use anyhow::Result;
 use clap::Args;
 use libcontainer::oci_spec::runtime::{
-    ApparmorBuilder, Arch, CgroupBuilder, FeaturesBuilder, IntelRdtBuilder, LinuxFeatureBuilder,
-    LinuxNamespaceType, LinuxSeccompAction, SeccompBuilder, SelinuxBuilder,
+    Apparmor, ApparmorBuilder, Arch, Cgroup, CgroupBuilder, IntelRdt, IntelRdtBuilder,
+    LinuxNamespaceType, LinuxSeccompAction, Seccomp, SeccompBuilder, Selinux, SelinuxBuilder,
 };
+use serde::Serialize;
 
 use crate::cli::Cli;
 
@@ -195,28 +196,26 @@ pub fn run(_cli: &Cli, _args: FeaturesArgs) -> Result<()> {
             .to_vec(),
         )
         .build()?;
-    let linux = LinuxFeatureBuilder::default()
-        .namespaces(namespaces)
-        .capabilities(capabilities)
+    let linux = LinuxDoc {
+        namespaces,
+        capabilities,
         // The managers libcgroups was built with; systemd includes the user manager
         // (rootless --systemd-cgroup). No RDMA controller is implemented.
-        .cgroup(
-            CgroupBuilder::default()
-                .v1(libcgroups::build::V1)
-                .v2(libcgroups::build::V2)
-                .systemd(libcgroups::build::SYSTEMD)
-                .systemd_user(libcgroups::build::SYSTEMD)
-                .rdma(false)
-                .build()?,
-        )
-        .seccomp(seccomp)
+        cgroup: CgroupBuilder::default()
+            .v1(libcgroups::build::V1)
+            .v2(libcgroups::build::V2)
+            .systemd(libcgroups::build::SYSTEMD)
+            .systemd_user(libcgroups::build::SYSTEMD)
+            .rdma(false)
+            .build()?,
+        seccomp,
         // libcontainer applies process.apparmorProfile; it sets no SELinux process label
         // (only mount labels); it writes linux.intelRdt's closID and schemata to resctrl.
-        .apparmor(ApparmorBuilder::default().enabled(true).build()?)
-        .selinux(SelinuxBuilder::default().enabled(false).build()?)
-        .intel_rdt(IntelRdtBuilder::default().enabled(true).build()?)
-        .build()?;
-    let mut annotations = HashMap::from([
+        apparmor: ApparmorBuilder::default().enabled(true).build()?,
+        selinux: SelinuxBuilder::default().enabled(false).build()?,
+        intel_rdt: IntelRdtBuilder::default().enabled(true).build()?,
+    };
+    let mut annotations = BTreeMap::from([
         (
             "org.opencontainers.runtime-spec.features".to_string(),
             "runtime".to_string(),
@@ -236,19 +235,43 @@ pub fn run(_cli: &Cli, _args: FeaturesArgs) -> Result<()> {
             format!("{major}.{minor}.{micro}"),
         );
     }
-    let features = FeaturesBuilder::default()
-        .oci_version_min("1.0.0")
-        .oci_version_max(libcontainer::oci_spec::runtime::VERSION)
-        .hooks(HOOKS.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-        .mount_options(
-            MOUNT_OPTIONS
-                .iter()
-                .map(|s| s.to_string())
-                .collect::<Vec<_>>(),
-        )
-        .linux(linux)
-        .annotations(annotations)
-        .build()?;
+    let features = FeaturesDoc {
+        oci_version_min: "1.0.0",
+        oci_version_max: libcontainer::oci_spec::runtime::VERSION,
+        hooks: HOOKS,
+        mount_options: MOUNT_OPTIONS,
+        linux,
+        annotations,
+    };
     crate::output::outln!("{}", serde_json::to_string_pretty(&features)?);
     Ok(())
+}
+
+/// The features document laid out as runc prints it: the spec's fields in its order
+/// (oci-spec's `Features` gives the same order) and annotations sorted, as Go's map is;
+/// without the fields oci-spec would print as `null` (memoryPolicy, netDevices,
+/// mountExtensions, potentiallyUnsafeConfigAnnotations: this build says nothing about
+/// them, and the schema has no null).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct FeaturesDoc {
+    oci_version_min: &'static str,
+    oci_version_max: &'static str,
+    hooks: &'static [&'static str],
+    mount_options: &'static [&'static str],
+    linux: LinuxDoc,
+    annotations: BTreeMap<String, String>,
+}
+
+/// `linux` of the features document (see `FeaturesDoc`).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LinuxDoc {
+    namespaces: Vec<LinuxNamespaceType>,
+    capabilities: Vec<String>,
+    cgroup: Cgroup,
+    seccomp: Seccomp,
+    apparmor: Apparmor,
+    selinux: Selinux,
+    intel_rdt: IntelRdt,
 }

@@ -8,9 +8,9 @@ use libcontainer::container::ContainerStatus;
 use nix::errno::Errno;
 
 use crate::cli::Cli;
-use crate::commands::create::error_chain;
 use crate::container::{self, client_errors, status};
 use crate::signals::parse_signal;
+use libcontainer::error::chain;
 
 #[derive(Args, Debug)]
 pub struct KillArgs {
@@ -44,7 +44,7 @@ pub fn run(cli: &Cli, args: KillArgs) -> Result<()> {
         let sig = nix::sys::signal::Signal::try_from(signal)
             .with_context(|| format!("signal {signal} cannot be sent with --all"))?;
         c.kill(sig, true)
-            .map_err(|e| anyhow::anyhow!("{}", error_chain(&e)))
+            .map_err(|e| anyhow::anyhow!("{}", chain(&e)))
             .with_context(|| format!("cannot signal container {}", args.id))?;
     } else {
         let pid = c.pid().context("container has no init pid")?;

@@ -5,8 +5,8 @@ use clap::Args;
 use libcontainer::container::ContainerStatus;
 
 use crate::cli::Cli;
-use crate::commands::create::error_chain;
 use crate::container::{self, client_errors};
+use libcontainer::error::chain;
 
 #[derive(Args, Debug)]
 pub struct PauseArgs {
@@ -23,6 +23,6 @@ pub fn run(cli: &Cli, args: PauseArgs) -> Result<()> {
         _ => bail!(client_errors::NOT_RUNNING),
     }
     c.pause()
-        .map_err(|e| anyhow::anyhow!("{}", error_chain(&e)))
+        .map_err(|e| anyhow::anyhow!("{}", chain(&e)))
         .with_context(|| format!("cannot pause container {}", args.id))
 }

@@ -20,12 +20,13 @@ use libcontainer::oci_spec::runtime::{LinuxNamespaceType, Spec};
 use nix::unistd::geteuid;
 
 use crate::cli::Cli;
-use crate::commands::create::{bundle_wants_terminal, error_chain, load_bundle_spec};
+use crate::commands::create::{bundle_wants_terminal, load_bundle_spec};
 use crate::container::cgroup_visit::CgroupVisit;
 use crate::container::criu_restore::{self, CriuRoot};
 use crate::container::footprint::Footprint;
 use crate::container::tty_proxy::{ConsoleReceiver, Relay};
 use crate::container::{self, criu};
+use libcontainer::error::chain;
 
 #[derive(Args, Debug)]
 pub struct RestoreArgs {
@@ -324,13 +325,13 @@ impl Attempt<'_> {
         let id = &self.args.id;
         container::make_container_dir(self.dir).with_context(|| self.what.to_string())?;
         let mut c = Container::new(id, ContainerStatus::Creating, None, bundle, self.dir)
-            .map_err(|e| anyhow::anyhow!("{}", error_chain(&e)))
+            .map_err(|e| anyhow::anyhow!("{}", chain(&e)))
             .with_context(|| format!("{}: cannot record its state", self.what))?;
         c.set_systemd(self.systemd)
             .set_annotations(spec.annotations().clone())
             .set_creator(geteuid().as_raw());
         c.save()
-            .map_err(|e| anyhow::anyhow!("{}", error_chain(&e)))
+            .map_err(|e| anyhow::anyhow!("{}", chain(&e)))
             .with_context(|| format!("{}: cannot record its state", self.what))?;
         let mut config = YoukiConfig::from_spec(spec, id, self.systemd)
             .map_err(|e| anyhow::anyhow!("{e}"))
@@ -385,7 +386,7 @@ impl Attempt<'_> {
         // status check (which refuses an init younger than its container) accepts it.
         c.state.created = Some(chrono::Utc::now());
         c.save()
-            .map_err(|e| anyhow::anyhow!("{}", error_chain(&e)))
+            .map_err(|e| anyhow::anyhow!("{}", chain(&e)))
             .with_context(|| format!("{}: cannot record the restored process", self.what))?;
         Ok((c, restored.terminal_sent))
     }

@@ -5,8 +5,8 @@ use clap::Args;
 use libcontainer::container::ContainerStatus;
 
 use crate::cli::Cli;
-use crate::commands::create::error_chain;
 use crate::container::{self, client_errors};
+use libcontainer::error::chain;
 
 #[derive(Args, Debug)]
 pub struct ResumeArgs {
@@ -21,6 +21,6 @@ pub fn run(cli: &Cli, args: ResumeArgs) -> Result<()> {
         bail!(client_errors::NOT_PAUSED);
     }
     c.resume()
-        .map_err(|e| anyhow::anyhow!("{}", error_chain(&e)))
+        .map_err(|e| anyhow::anyhow!("{}", chain(&e)))
         .with_context(|| format!("cannot resume container {}", args.id))
 }

@@ -213,7 +213,7 @@ fn run_hooks_at_setup(notes: &mut Notifications, pid: i32) -> Result<()> {
             None,
             None,
         )
-        .map_err(|e| anyhow::anyhow!("{}", crate::commands::create::error_chain(&e)))
+        .map_err(|e| anyhow::anyhow!("{}", libcontainer::error::chain(&e)))
         .with_context(|| format!("{name} hook failed"))?;
     }
     Ok(())

@@ -15,6 +15,7 @@ pub mod footprint;
 pub mod hook_warnings;
 pub mod path_lookup;
 pub mod rootless_cgroups;
+pub mod runc_stats;
 pub mod send_fd;
 pub mod start;
 pub mod status;

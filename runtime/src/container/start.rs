@@ -10,8 +10,8 @@ use anyhow::{Context, Result};
 use libcontainer::config::YoukiConfig;
 use libcontainer::container::Container;
 
-use crate::commands::create::error_chain;
 use crate::container::test_switches::phase;
+use libcontainer::error::chain;
 
 /// How long to wait for the init to exec before running poststart anyway.
 const EXEC_WAIT: Duration = Duration::from_secs(10);
@@ -32,7 +32,7 @@ pub fn start(container: &mut Container) -> Result<()> {
     let Some(poststart) = poststart else {
         return container
             .start()
-            .map_err(|e| anyhow::anyhow!("{}", error_chain(&e)));
+            .map_err(|e| anyhow::anyhow!("{}", chain(&e)));
     };
 
     let mut held_back = config.clone();
@@ -49,7 +49,7 @@ pub fn start(container: &mut Container) -> Result<()> {
     config
         .save(&dir)
         .context("cannot save the container config")?;
-    started.map_err(|e| anyhow::anyhow!("{}", error_chain(&e)))?;
+    started.map_err(|e| anyhow::anyhow!("{}", chain(&e)))?;
     phase("start:before-poststart");
 
     if let Some(pid) = pid {

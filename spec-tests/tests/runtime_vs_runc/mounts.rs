@@ -124,8 +124,7 @@ pub fn rows() -> Vec<Row> {
         row(S, "mount: bind source missing")
             .push("/mounts", json!({"destination": "/mnt/m", "type": "bind", "source": "/no/such/source", "options": ["bind"]}))
             .args(&["true"])
-            .run_err("no such file or directory")
-            .awaiting("12.8"),
+            .run_err("no such file or directory"),
         row(S, "mount: destination nested in another mount")
             .push("/mounts", json!({"destination": "/mnt/m", "type": "tmpfs", "source": "tmpfs"}))
             .push("/mounts", json!({"destination": "/mnt/m/inner", "type": "bind", "source": "{dir}", "options": ["bind"]}))
@@ -198,13 +197,13 @@ pub fn rows() -> Vec<Row> {
             .set("/linux/readonlyPaths", json!(["/no/such/path"]))
             .args(&["echo", "ok"])
             .run(),
-        propagation("rshared").awaiting("new: with rootfsPropagation rshared or shared runc 1.1.5 leaves the container's / private, ours makes it shared"),
+        propagation("rshared").by_design("with rootfsPropagation shared or rshared the container's / is shared, the spec's meaning; runc 1.1.5 leaves it private (its rootfsParentMountPrivate makes the rootfs's parent private for pivot_root, and the / it ends with stays so)"),
         propagation("rslave"),
         propagation("rprivate"),
-        propagation("shared").awaiting("new: with rootfsPropagation rshared or shared runc 1.1.5 leaves the container's / private, ours makes it shared"),
+        propagation("shared").by_design("with rootfsPropagation shared or rshared the container's / is shared, the spec's meaning; runc 1.1.5 leaves it private (its rootfsParentMountPrivate makes the rootfs's parent private for pivot_root, and the / it ends with stays so)"),
         propagation("slave"),
         propagation("private"),
-        propagation("unbindable").awaiting("new: runc 1.1.5 refuses rootfsPropagation unbindable at create, ours applies it"),
+        propagation("unbindable").by_design("rootfsPropagation unbindable is one of the spec's values and is applied; runc 1.1.5 refuses it at create (its mount propagation table lacks it)"),
         row(S, "rootfsPropagation: an unknown value")
             .set("/linux/rootfsPropagation", json!("sideways"))
             .args(&["true"])

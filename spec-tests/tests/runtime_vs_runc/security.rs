@@ -116,8 +116,7 @@ pub fn rows() -> Vec<Row> {
             .sh("mkdir /d; echo rc=$?")
             .step(cli(&["run", "{id}"]).err(Class::Text))
             .observe(Obs::File("agent.log", Class::JsonValues))
-            .observe(Obs::File("agent.fds", Class::Text))
-            .awaiting("new: the state sent to a seccomp agent carries an empty \"annotations\" runc omits"),
+            .observe(Obs::File("agent.fds", Class::Text)),
         row(S, "seccomp notify: exec'd processes are notified too (19.12)")
             .set("/linux/seccomp", json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "{dir}/agent.sock",
                 "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]}))

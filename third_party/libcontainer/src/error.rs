@@ -1,10 +1,11 @@
 use crate::container::ContainerStatus;
 
 /// PATCH (runtime, see third_party/README.md): an error and all its causes on one line
-/// (`mounts[7] (tmpfs on /a/b): ...: Not a directory (os error 20)`). The container's
-/// init sends this over the channel, so what failed inside it reaches the caller whole
-/// instead of as its outermost "failed to prepare rootfs". A cause already contained in
-/// the text so far is not repeated.
+/// (`mounts[7] (tmpfs on /a/b): ...: not a directory`), the one formatter of every
+/// error the runtime shows a user or a client. The container's init sends this over the
+/// channel, so what failed inside it reaches the caller whole instead of as its outermost
+/// "failed to prepare rootfs". A cause already contained in the text so far is not
+/// repeated. Error numbers are spelled as runc (Go) spells them (`go_errno_text`).
 pub fn chain(err: &dyn std::error::Error) -> String {
     let mut parts: Vec<String> = vec![err.to_string()];
     let mut source = err.source();
@@ -16,7 +17,51 @@ pub fn chain(err: &dyn std::error::Error) -> String {
         source = s.source();
     }
     parts.retain(|p| !p.is_empty());
-    parts.join(": ")
+    go_errno_text(&parts.join(": "))
+}
+
+/// PATCH (runtime): the error numbers in `text` spelled as Go's syscall package spells
+/// them, as runc reports them: `no such file or directory`, not Rust's
+/// `No such file or directory (os error 2)` nor nix's `ENOENT: No such file or
+/// directory`. Clients match these words in a runtime's error (podman maps "no such file
+/// or directory" and "executable file not found" to exit 127, "permission denied" to
+/// 126; containerd's shim looks for "no such process"). Go's table is the C library's
+/// strerror with the first letter lowered when the second is lowercase ("remote I/O
+/// error", "RPC struct is bad" keep theirs).
+pub fn go_errno_text(text: &str) -> String {
+    if !text.contains("(os error ") && !text.contains(": ") {
+        return text.to_string();
+    }
+    let mut out = text.to_string();
+    for errno in 1..=133 {
+        let rust = std::io::Error::from_raw_os_error(errno).to_string();
+        let Some(strerror) = rust.strip_suffix(&format!(" (os error {errno})")) else {
+            continue;
+        };
+        let go = go_spelling(strerror);
+        let nix = nix::errno::Errno::from_raw(errno).to_string();
+        if out.contains(&rust) {
+            out = out.replace(&rust, &go);
+        }
+        if nix.contains(": ") && out.contains(&nix) {
+            out = out.replace(&nix, &go);
+        }
+    }
+    out
+}
+
+/// strerror's text as Go's mkerrors writes it: the first letter lowered when the second
+/// is lowercase.
+fn go_spelling(strerror: &str) -> String {
+    let mut chars = strerror.chars();
+    match (chars.next(), chars.next()) {
+        (Some(first), Some(second)) if first.is_ascii_uppercase() && second.is_ascii_lowercase() => {
+            let mut go = first.to_ascii_lowercase().to_string();
+            go.push_str(&strerror[first.len_utf8()..]);
+            go
+        }
+        _ => strerror.to_string(),
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -253,7 +298,29 @@ mod tests {
         let err = Outer::Rootfs(Inner::Mount(std::io::Error::from_raw_os_error(20)));
         assert_eq!(
             super::chain(&err),
-            "failed to prepare rootfs: mounts[7] (tmpfs on /a/b): Not a directory (os error 20)"
+            "failed to prepare rootfs: mounts[7] (tmpfs on /a/b): not a directory"
+        );
+    }
+
+    #[test]
+    fn errno_texts_are_spelled_as_go_does() {
+        let cases = [
+            ("stat /x: No such file or directory (os error 2)", "stat /x: no such file or directory"),
+            ("setrlimit: EPERM: Operation not permitted", "setrlimit: operation not permitted"),
+            ("exec: Permission denied (os error 13)", "exec: permission denied"),
+            ("read: Remote I/O error (os error 121)", "read: remote I/O error"),
+            ("mount: EINVAL: Invalid argument", "mount: invalid argument"),
+            // Text that names no error number is left as it is.
+            ("container not running", "container not running"),
+            ("A: B (os error x)", "A: B (os error x)"),
+        ];
+        for (rust, go) in cases {
+            assert_eq!(super::go_errno_text(rust), go, "{rust}");
+        }
+        // Idempotent: a text formatted twice (the init's, then the caller's) stays.
+        assert_eq!(
+            super::go_errno_text("mounts[1]: not a directory"),
+            "mounts[1]: not a directory"
         );
     }
 

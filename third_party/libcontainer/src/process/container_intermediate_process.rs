@@ -35,10 +35,12 @@ pub enum IntermediateProcessError {
     CpuAffinity(#[from] cpu_affinity::CPUAffinityError),
     #[error("other error")]
     Other(String),
-    // PATCH (runtime): the rlimit the kernel refused, for the error line.
-    #[error("process.rlimits: setrlimit {typ} (soft {soft}, hard {hard})")]
+    // PATCH (runtime): the rlimit the kernel refused, for the error line; the last words
+    // are runc's ("error setting rlimit type 7: operation not permitted").
+    #[error("process.rlimits {typ} (soft {soft}, hard {hard}): error setting rlimit type {number}")]
     Rlimit {
         typ: String,
+        number: u32,
         soft: u64,
         hard: u64,
         #[source]
@@ -55,6 +57,7 @@ fn rlimit_error(
             .ok()
             .and_then(|v| v.as_str().map(str::to_string))
             .unwrap_or_else(|| format!("{:?}", rlimit.typ())),
+        number: rlimit.typ() as u32,
         soft: rlimit.soft(),
         hard: rlimit.hard(),
         source,

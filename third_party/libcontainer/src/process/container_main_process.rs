@@ -343,10 +343,15 @@ pub fn container_main_process(container_args: &ContainerArgs) -> Result<Pid> {
                 .id(container.state.id.clone())
                 .status(oci_status)
                 .pid(state_pid)
-                .bundle(container.state.bundle.clone())
-                .annotations(container.state.annotations.clone().unwrap_or_default())
-                .build()
-                .map_err(|e| ProcessError::OciStateBuild(e.to_string()))?;
+                .bundle(container.state.bundle.clone());
+            // PATCH (runtime): "annotations" only when there are some, as runc's Go struct
+            // (omitempty) sends the agent; an agent decoding strictly sees the same state.
+            let oci_state = match container.state.annotations.clone() {
+                Some(annotations) if !annotations.is_empty() => oci_state.annotations(annotations),
+                _ => oci_state,
+            }
+            .build()
+            .map_err(|e| ProcessError::OciStateBuild(e.to_string()))?;
 
             let state = oci_spec::runtime::ContainerProcessStateBuilder::default()
                 .version(OCI_VERSION)
