@@ -136,7 +136,7 @@ pub fn rows() -> Vec<Row> {
             .observe(Obs::CgroupPath("memory"))
             .observe(Obs::CgroupPath("pids"))
             .requires(Requires::CgroupV1)
-            .awaiting("new: without cgroupsPath runc nests under its own cgroup per hierarchy"),
+            .by_design(super::mounts::V1_PLACEMENT),
         row(S, "cgroupsPath: the name=systemd and v2 hierarchies are joined too (19.4)")
             .set("/linux/cgroupsPath", json!("/mx-matrix/{id}"))
             .args(&["sleep", "100"])
