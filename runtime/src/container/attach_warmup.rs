@@ -9,20 +9,22 @@
 //! waits); back-to-back commands share one, which is why a shell loop of runs looks faster
 //! than runs spaced apart.
 //!
-//! The container init joins its v1 hierarchies through the v1 `tasks` file instead, which
-//! skips that lock (third_party patch 0702), so on a host with only cgroup v1 a create or
-//! run writes no `cgroup.procs` at all. Two writes remain: the v2 hierarchy, on a unified
-//! host and on a hybrid one (the init joins /sys/fs/cgroup/unified too, as runc's, patch
-//! 0304), and exec's, where the main process moves the exec'd process (patch 0310). For
-//! those, as soon as such a command starts, a thread writes `0` (the writer itself) to the
+//! The container init and an exec'd process join their v1 hierarchies through the v1
+//! `tasks` file instead, which skips that lock (third_party patches 0702 and 0900), so on a
+//! host with only cgroup v1 a create, run or exec writes no `cgroup.procs` at all. One
+//! write remains: the v2 hierarchy's, on a unified host and on a hybrid one (the init and
+//! an exec'd process join /sys/fs/cgroup/unified too, as runc's, patch 0304). (An exec
+//! into a container with a user namespace still has the main process move the exec'd
+//! process, patch 0310, and on a v1-only host pays the period as runc and crun do.) For
+//! that write, as soon as such a command starts, a thread writes `0` (the writer itself) to the
 //! `cgroup.procs` of a cgroup the runtime is already in: nothing moves, but the grace
 //! period starts now and elapses while the main thread reads the bundle, writes the state
 //! and clones the process; the real attach then finds it (mostly) passed. Writing a
 //! process into the cgroup it is in changes nothing: the kernel migrates no task and calls
 //! no controller's attach hook. A failure (no permission, a cgroup that refuses processes)
-//! is ignored: the attach later then simply waits as it would have. Not for a create or
-//! run on a v1-only host: there the thread's wait would be the only one, and a command
-//! ending before it would wait for the thread at exit.
+//! is ignored: the attach later then simply waits as it would have. Not on a v1-only
+//! host: there the thread's wait would be the only one, and a command ending before it
+//! would wait for the thread at exit.
 //!
 //! The thread must not disturb the main thread's `clone3` of the container processes
 //! (libcontainer calls the system call directly, so glibc's fork handlers do not run): a
@@ -49,21 +51,20 @@ const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
 /// /sys/fs/cgroup/unified on a hybrid one.
 const V2_MOUNTS: [&str; 2] = ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"];
 
-/// Starts the thread if the runtime is root and the command will write a `cgroup.procs`
-/// (see the module doc); returns at once.
-pub fn start(exec: bool) {
+/// Starts the thread if the runtime is root and the host has a v2 hierarchy, whose
+/// `cgroup.procs` the container's process will write (see the module doc); returns at once.
+pub fn start() {
     // SAFETY: geteuid has no arguments and cannot fail.
     if unsafe { libc::geteuid() } != 0 || std::env::var_os(DISABLE).is_some() {
         return;
     }
-    let v2 = v2_mount();
-    if v2.is_none() && !exec {
+    let Some(v2) = v2_mount() else {
         return;
-    }
+    };
     let Ok(text) = std::fs::read_to_string("/proc/self/cgroup") else {
         return;
     };
-    let files = candidates(&text, v2);
+    let files = candidates(&text, Some(v2));
     if files.is_empty() {
         return;
     }

@@ -314,8 +314,12 @@ impl CgroupManager for Manager {
         if let Some(missing) = all().find(|p| !p.is_dir()) {
             return Err(V1ManagerError::MissingCgroup(missing.clone()));
         }
+        // PATCH (runtime, see third_party/README.md): a single-threaded caller joining
+        // itself (an exec'd process) goes through `tasks`, without the attach grace period
+        // (self_attach.rs); a v2 hierarchy joined on a hybrid host has no `tasks` and takes
+        // the `cgroup.procs` write.
         for cgroup_path in all() {
-            common::write_cgroup_file(cgroup_path.join(CGROUP_PROCS), pid)?;
+            super::self_attach::add_task(pid, cgroup_path)?;
         }
         Ok(())
     }
