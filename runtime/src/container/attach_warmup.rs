@@ -64,7 +64,7 @@ pub fn start() {
     let Ok(text) = std::fs::read_to_string("/proc/self/cgroup") else {
         return;
     };
-    let files = candidates(&text, Some(v2));
+    let files = candidates(&text, v2);
     if files.is_empty() {
         return;
     }
@@ -81,11 +81,10 @@ fn v2_mount() -> Option<&'static str> {
     })
 }
 
-/// The `cgroup.procs` file of this process's cgroup: in the v2 hierarchy mounted at `v2`
-/// (the `0::` line of /proc/self/cgroup), else in the first v1 hierarchy, mounted where
-/// the usual layout puts it (/sys/fs/cgroup/<first controller>). The thread checks that
-/// the file is on a cgroup file system before it writes.
-fn candidates(proc_self_cgroup: &str, v2: Option<&str>) -> Vec<CString> {
+/// The `cgroup.procs` file of this process's cgroup in the v2 hierarchy mounted at `v2`
+/// (the `0::` line of /proc/self/cgroup). The thread checks that the file is on a cgroup
+/// file system before it writes.
+fn candidates(proc_self_cgroup: &str, v2: &str) -> Vec<CString> {
     proc_self_cgroup
         .lines()
         .filter_map(|line| {
@@ -95,19 +94,10 @@ fn candidates(proc_self_cgroup: &str, v2: Option<&str>) -> Vec<CString> {
                 return None;
             }
             let path = path.trim_end_matches('/');
-            let dir = match (controllers, v2) {
-                ("", Some(mount)) => format!("{mount}{path}"),
-                ("", None) | (_, Some(_)) => return None,
-                (controllers, None) => {
-                    let first = controllers.split(',').next()?;
-                    let name = first.strip_prefix("name=").unwrap_or(first);
-                    if name.is_empty() || name.contains('/') {
-                        return None;
-                    }
-                    format!("/sys/fs/cgroup/{name}{path}")
-                }
-            };
-            CString::new(format!("{dir}/cgroup.procs")).ok()
+            if !controllers.is_empty() {
+                return None;
+            }
+            CString::new(format!("{v2}{path}/cgroup.procs")).ok()
         })
         .take(1)
         .collect()
@@ -176,7 +166,7 @@ extern "C" fn warm_up(packed: *mut libc::c_void) -> *mut libc::c_void {
 mod tests {
     use super::*;
 
-    fn names(text: &str, v2: Option<&str>) -> Vec<String> {
+    fn names(text: &str, v2: &str) -> Vec<String> {
         candidates(text, v2)
             .into_iter()
             .map(|c| c.into_string().unwrap())
@@ -186,11 +176,11 @@ mod tests {
     #[test]
     fn the_v2_line_names_the_file_on_a_unified_host() {
         assert_eq!(
-            names("0::/user.slice/session-1.scope\n", Some("/sys/fs/cgroup")),
+            names("0::/user.slice/session-1.scope\n", "/sys/fs/cgroup"),
             ["/sys/fs/cgroup/user.slice/session-1.scope/cgroup.procs"]
         );
         assert_eq!(
-            names("0::/\n", Some("/sys/fs/cgroup")),
+            names("0::/\n", "/sys/fs/cgroup"),
             ["/sys/fs/cgroup/cgroup.procs"]
         );
     }
@@ -199,26 +189,25 @@ mod tests {
     fn a_hybrid_host_uses_its_unified_mount() {
         let text = "9:name=systemd:/\n8:pids:/\n4:memory:/a/b\n0::/x\n";
         assert_eq!(
-            names(text, Some("/sys/fs/cgroup/unified")),
+            names(text, "/sys/fs/cgroup/unified"),
             ["/sys/fs/cgroup/unified/x/cgroup.procs"]
         );
     }
 
     #[test]
-    fn a_v1_only_host_uses_the_first_v1_hierarchy() {
-        let text = "9:name=systemd:/s\n8:pids:/\n4:memory:/a/b\n";
-        assert_eq!(names(text, None), ["/sys/fs/cgroup/systemd/s/cgroup.procs"]);
-        assert_eq!(
-            names("4:memory:/a/b/\n", None),
-            ["/sys/fs/cgroup/memory/a/b/cgroup.procs"]
-        );
-        assert!(names("0::/\n", None).is_empty());
+    fn v1_lines_name_nothing() {
+        // (On a v1-only host the thread is not started at all: every join there goes
+        // through `tasks`, see the module doc.)
+        assert!(names(
+            "9:name=systemd:/s\n8:pids:/\n4:memory:/a/b\n",
+            "/sys/fs/cgroup"
+        )
+        .is_empty());
     }
 
     #[test]
     fn odd_lines_are_skipped() {
         let odd = "garbage\n0::relative\n0::/../x\n3:cpu:relative\n5:name=:/\n";
-        assert!(names(odd, Some("/sys/fs/cgroup")).is_empty());
-        assert!(names(odd, None).is_empty());
+        assert!(names(odd, "/sys/fs/cgroup").is_empty());
     }
 }
