@@ -12,11 +12,12 @@
 //! The container init and an exec'd process join their v1 hierarchies through the v1
 //! `tasks` file instead, which skips that lock (third_party patches 0702 and 0900), so on a
 //! host with only cgroup v1 a create, run or exec writes no `cgroup.procs` at all. One
-//! write remains: the v2 hierarchy's, on a unified host and on a hybrid one (the init and
-//! an exec'd process join /sys/fs/cgroup/unified too, as runc's, patch 0304). (An exec
-//! into a container with a user namespace still has the main process move the exec'd
-//! process, patch 0310, and on a v1-only host pays the period as runc and crun do.) For
-//! that write, as soon as such a command starts, a thread writes `0` (the writer itself) to the
+//! write remains: the init's in the v2 hierarchy, on a unified host and on a hybrid one
+//! (the init joins /sys/fs/cgroup/unified too, as runc's, patch 0304); an exec'd process
+//! is cloned straight into its v2 cgroup (clone3 CLONE_INTO_CGROUP, patch 0900) and
+//! writes `cgroup.procs` only where the kernel refuses that. (An exec into a container
+//! with a user namespace still has the main process move the exec'd process, patch
+//! 0310, and on a v1-only host pays the period as runc and crun do.) For that write, as soon as such a command starts, a thread writes `0` (the writer itself) to the
 //! `cgroup.procs` of a cgroup the runtime is already in: nothing moves, but the grace
 //! period starts now and elapses while the main thread reads the bundle, writes the state
 //! and clones the process; the real attach then finds it (mostly) passed. Writing a

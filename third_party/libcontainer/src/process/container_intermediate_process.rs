@@ -331,7 +331,15 @@ pub(crate) fn prepare_init_without_intermediate(
 /// from its first instruction. Being single-threaded, it joins each v1 hierarchy by
 /// writing `0` to `tasks` (libcgroups v1/self_attach.rs), which waits for no RCU grace
 /// period, where the main process's `cgroup.procs` write of its pid did.
-pub(crate) fn prepare_tenant_without_intermediate(args: &ContainerArgs) -> Result<()> {
+///
+/// `prebuilt` is the cgroup manager the main process made (else it is made here);
+/// `born_in_v2` says that clone3 already put the process into the v2 cgroup (a v2 host's,
+/// or a hybrid host's unified one), which is then not written again.
+pub(crate) fn prepare_tenant_without_intermediate(
+    args: &ContainerArgs,
+    prebuilt: Option<libcgroups::common::AnyCgroupManager>,
+    born_in_v2: bool,
+) -> Result<()> {
     let command = args.syscall.create_syscall();
     let spec = &args.spec;
     let linux = spec.linux().as_ref().ok_or(MissingSpecError::Linux)?;
@@ -342,13 +350,22 @@ pub(crate) fn prepare_tenant_without_intermediate(args: &ContainerArgs) -> Resul
         cpu_affinity::set_cpuset_affinity_from_string(me, initial)?;
     }
     if !skip_exec_cgroup_join_for_test() {
-        let joined = init_cgroup_manager(args).and_then(|manager| {
-            manager
-                .join_existing(me)
-                .map_err(|e| IntermediateProcessError::TenantCgroup(e.to_string()))
+        let manager = match prebuilt {
+            Some(manager) => Ok(manager),
+            None => init_cgroup_manager(args),
+        };
+        let joined = manager.and_then(|manager| {
+            let joined = if born_in_v2 {
+                manager.join_existing_but_v2(me)
+            } else {
+                manager.join_existing(me)
+            };
+            joined.map_err(|e| IntermediateProcessError::TenantCgroup(e.to_string()))
         });
         joined.map_err(|e| match e {
-            IntermediateProcessError::Cgroup(text) => IntermediateProcessError::TenantCgroup(text),
+            IntermediateProcessError::Cgroup(text) => {
+                IntermediateProcessError::TenantCgroup(text)
+            }
             other => other,
         })?;
     }
@@ -374,10 +391,11 @@ pub(crate) fn prepare_tenant_without_intermediate(args: &ContainerArgs) -> Resul
 }
 
 /// Debug builds only: `_RUNTIME_TEST_UNSAFE=exec-no-cgroup-join` leaves an exec'd process
-/// (of the path without the intermediate process) in the runtime's cgroup, for the
+/// (of the path without the intermediate process) in the runtime's cgroup (neither the
+/// clone into the v2 cgroup nor the join is made), for the
 /// negative control of the spec test that reads the program's cgroup from its first
 /// instruction (spec-tests runtime_exec.rs).
-fn skip_exec_cgroup_join_for_test() -> bool {
+pub(crate) fn skip_exec_cgroup_join_for_test() -> bool {
     cfg!(debug_assertions)
         && std::env::var("_RUNTIME_TEST_UNSAFE")
             .is_ok_and(|v| v.split(',').any(|c| c == "exec-no-cgroup-join"))

@@ -115,17 +115,32 @@ pub fn container_main_process(container_args: &ContainerArgs) -> Result<Pid> {
             ProcessError::IntermediateProcessFailed(err)
         })?
     } else if direct_tenant {
+        // The cgroup manager is made here once (it only computes paths) and handed to
+        // the clone; `born_in_v2` tells the clone whether clone3 already put it into the
+        // v2 cgroup (each clone attempt sees the value it had at that attempt).
+        let mut prebuilt =
+            container_intermediate_process::init_cgroup_manager(container_args).ok();
+        let v2_dir = prebuilt
+            .as_ref()
+            .filter(|_| !container_intermediate_process::skip_exec_cgroup_join_for_test())
+            .and_then(|m| {
+                use libcgroups::common::CgroupManager;
+                m.v2_join_dir()
+            });
+        let born_in_v2 = std::cell::Cell::new(false);
         let cb: CloneCb = Box::new(|| {
             die_with_parent(parent_fd);
             direct_tenant_process(
                 container_args,
+                prebuilt.take(),
+                born_in_v2.get(),
                 &mut inter_chan,
                 &mut init_chan,
                 &mut intermediate_main_sender,
                 &mut init_main_sender,
             )
         });
-        clone_into_joined_pid_namespace(container_args, cb)?
+        clone_into_joined_pid_namespace(container_args, cb, v2_dir.as_deref(), &born_in_v2)?
     } else {
         let cb: CloneCb = {
             Box::new(|| {
@@ -554,9 +569,29 @@ fn can_exec_without_intermediate(args: &ContainerArgs) -> bool {
 /// goes back to its own pid namespace for children right after the clone (if it cannot,
 /// the clone is killed and the error returned: nothing else this process starts may land
 /// in the container).
-fn clone_into_joined_pid_namespace(args: &ContainerArgs, cb: CloneCb) -> Result<Pid> {
+///
+/// With `v2_dir` (the v2 cgroup the process joins), the clone is made into it with
+/// clone3(CLONE_INTO_CGROUP), as crun does, and `born_in_v2` set for the clone to see;
+/// where that fails (a kernel before 5.7, a cgroup that refuses it) it is made without,
+/// and the process joins by writing `cgroup.procs`.
+fn clone_into_joined_pid_namespace(
+    args: &ContainerArgs,
+    cb: CloneCb,
+    v2_dir: Option<&std::path::Path>,
+    born_in_v2: &std::cell::Cell<bool>,
+) -> Result<Pid> {
     use nix::sched::{CloneFlags, setns};
-    let clone = |cb| {
+    let clone = |mut cb: CloneCb| {
+        if let Some(dir) = v2_dir.and_then(|d| open_cgroup_dir(d).ok()) {
+            born_in_v2.set(true);
+            match fork::container_clone_into_cgroup(&mut cb, dir.as_raw_fd()) {
+                Ok(pid) => return Ok(pid),
+                Err(err) => {
+                    tracing::debug!(%err, "clone3 into the v2 cgroup failed, cloning without")
+                }
+            }
+            born_in_v2.set(false);
+        }
         fork::container_clone(cb).map_err(|err| {
             tracing::error!("failed to fork the exec'd process: {}", err);
             ProcessError::IntermediateProcessFailed(err)
@@ -597,6 +632,15 @@ fn clone_into_joined_pid_namespace(args: &ContainerArgs, cb: CloneCb) -> Result<
     }
 }
 
+/// PATCH (runtime): a cgroup v2 directory, opened for clone3's CLONE_INTO_CGROUP.
+fn open_cgroup_dir(dir: &std::path::Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(dir)
+}
+
 /// PATCH (runtime, see third_party/README.md): the body of an exec'd process cloned
 /// directly by the main process (see `can_exec_without_intermediate`): it joins the
 /// container's cgroup and does the rest of the intermediate process's part itself
@@ -607,6 +651,8 @@ fn clone_into_joined_pid_namespace(args: &ContainerArgs, cb: CloneCb) -> Result<
 /// exec notify pipe, as from the intermediate process's clone.
 fn direct_tenant_process(
     args: &ContainerArgs,
+    prebuilt: Option<libcgroups::common::AnyCgroupManager>,
+    born_in_v2: bool,
     inter_chan: &mut (channel::IntermediateSender, channel::IntermediateReceiver),
     init_chan: &mut (channel::InitSender, channel::InitReceiver),
     intermediate_main_sender: &mut channel::MainSender,
@@ -631,7 +677,9 @@ fn direct_tenant_process(
         tracing::error!(?err, "failed to close intermediate main sender in the exec'd process");
         return -1;
     }
-    let result = container_intermediate_process::prepare_tenant_without_intermediate(args)
+    let result = container_intermediate_process::prepare_tenant_without_intermediate(
+        args, prebuilt, born_in_v2,
+    )
         .map_err(|e| crate::error::chain(&e))
         .map(|()| {
             // In the container's cgroup now: found there by a delete if the runtime dies,
