@@ -31,7 +31,7 @@ fn main() {
         .and_then(Result::err);
     if enters && protect_failed.is_none() {
         // The cgroup attach's grace period starts now, off the critical path.
-        container::attach_warmup::start();
+        container::attach_warmup::start(enters_by_exec(&raw));
     }
     let args = cli::normalize_go_style_flags(raw);
     let mut cli = match cli::parse(args) {
@@ -87,6 +87,14 @@ fn may_enter_container(args: &[std::ffi::OsString]) -> bool {
 
 /// Whether the command that enters a container is `exec` (the first of the entering
 /// command names on the line; global options come before it).
+/// Whether the command is `exec` (the first of create, run and exec among the arguments).
+fn enters_by_exec(args: &[std::ffi::OsString]) -> bool {
+    args.iter()
+        .skip(1)
+        .find(|a| *a == "create" || *a == "run" || *a == "exec")
+        .is_some_and(|a| a == "exec")
+}
+
 /// Runs the chosen command with the global options; returns the process exit status.
 fn dispatch(cli: &Cli, command: Command) -> anyhow::Result<i32> {
     let done = |r: anyhow::Result<()>| r.map(|()| 0);

@@ -15,9 +15,12 @@
 //! write remains: the init's in the v2 hierarchy, on a unified host and on a hybrid one
 //! (the init joins /sys/fs/cgroup/unified too, as runc's, patch 0304); an exec'd process
 //! is cloned straight into its v2 cgroup (clone3 CLONE_INTO_CGROUP, patch 0900) and
-//! writes `cgroup.procs` only where the kernel refuses that. (An exec into a container
-//! with a user namespace still has the main process move the exec'd process, patch
-//! 0310, and on a v1-only host pays the period as runc and crun do.) For that write, as soon as such a command starts, a thread writes `0` (the writer itself) to the
+//! writes `cgroup.procs` only where the kernel refuses that. So exec starts no thread:
+//! the thread's own write would take the lock for writing, and while its writer waits
+//! out the grace period every fork (the exec'd process's clone3 included) waits for it
+//! too, which made a spaced exec slower with the thread than without (an exec into a
+//! container with a user namespace, whose exec'd process the main process still moves,
+//! patch 0310, pays the period as runc and crun do). For the init's write, as soon as such a command starts, a thread writes `0` (the writer itself) to the
 //! `cgroup.procs` of a cgroup the runtime is already in: nothing moves, but the grace
 //! period starts now and elapses while the main thread reads the bundle, writes the state
 //! and clones the process; the real attach then finds it (mostly) passed. Writing a
@@ -52,11 +55,12 @@ const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
 /// /sys/fs/cgroup/unified on a hybrid one.
 const V2_MOUNTS: [&str; 2] = ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"];
 
-/// Starts the thread if the runtime is root and the host has a v2 hierarchy, whose
-/// `cgroup.procs` the container's process will write (see the module doc); returns at once.
-pub fn start() {
+/// Starts the thread if the runtime is root, the host has a v2 hierarchy, whose
+/// `cgroup.procs` the container's init will write, and the command is not an exec (see
+/// the module doc); returns at once.
+pub fn start(exec: bool) {
     // SAFETY: geteuid has no arguments and cannot fail.
-    if unsafe { libc::geteuid() } != 0 || std::env::var_os(DISABLE).is_some() {
+    if exec || unsafe { libc::geteuid() } != 0 || std::env::var_os(DISABLE).is_some() {
         return;
     }
     let Some(v2) = v2_mount() else {
