@@ -90,6 +90,7 @@ fn may_enter_container(args: &[std::ffi::OsString]) -> bool {
 
 /// Whether the command that enters a container is `exec` (the first of the entering
 /// command names on the line; global options come before it).
+/// Whether the command is `exec` (the first of create, run and exec among the arguments).
 fn enters_by_exec(args: &[std::ffi::OsString]) -> bool {
     args.iter()
         .skip(1)

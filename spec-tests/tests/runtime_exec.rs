@@ -216,6 +216,49 @@ fn exec_with_a_terminal_sends_the_master_to_the_console_socket() {
     assert!(text.contains("exec-on-a-tty"), "{text:?}");
 }
 
+/// The `hierarchy:path` lines an exec'd `cat /proc/self/cgroup` prints (the program's own
+/// cgroups at its start), with the runtime's output; `unsafe_switch` sets
+/// `_RUNTIME_TEST_UNSAFE` for the runtime.
+fn exec_program_cgroups(
+    rt: &Runtime,
+    id: &str,
+    unsafe_switch: Option<&str>,
+) -> (Vec<String>, spec_tests::container::Outcome) {
+    let mut cmd = rt.command();
+    cmd.args(["exec", id, "cat", "/proc/self/cgroup"]);
+    if let Some(switch) = unsafe_switch {
+        cmd.env("_RUNTIME_TEST_UNSAFE", switch);
+    }
+    let out = spec_tests::container::capture(cmd).ok();
+    let own = out
+        .stdout
+        .lines()
+        .map(|l| l.split_once(':').map_or(l, |(_, r)| r).to_string())
+        .collect();
+    (own, out)
+}
+
+/// The negative control of `exec_starts_inside_the_container_cgroup_under_its_limits`: an
+/// exec'd process that never joins the container's cgroup (the debug-only switch
+/// `exec-no-cgroup-join` skips the join the process does itself before its program runs)
+/// starts in the runtime's cgroups, and what its program reads of itself shows it: the
+/// check there sees a process that starts outside.
+#[test]
+fn negative_control_an_exec_left_outside_the_cgroup_is_seen() {
+    if !spec_tests::not_run::negative_control_has_test_switches() {
+        return;
+    }
+    let rt = Runtime::new();
+    let c = rt.guard("execoutside");
+    let (_b, init) = running(&rt, c.id());
+    let (own, out) = exec_program_cgroups(&rt, c.id(), Some("exec-no-cgroup-join"));
+    assert_ne!(own, cgroups_of(init), "{out:?}");
+    // Where it started: the runtime's cgroups, which are this test's.
+    assert_eq!(own, cgroups_of(std::process::id() as i64), "{out:?}");
+    // Without the switch the same exec is inside.
+    assert_eq!(exec_program_cgroups(&rt, c.id(), None).0, cgroups_of(init));
+}
+
 /// Every `hierarchy:path` line of /proc/PID/cgroup, as the host sees it.
 fn cgroups_of(pid: i64) -> Vec<String> {
     std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
@@ -399,14 +442,10 @@ fn exec_starts_inside_the_container_cgroup_under_its_limits() {
     // The exec'd program is in the container's cgroup, in every hierarchy, from its first
     // instruction: what it reads of itself is the init's cgroup (as the host names it:
     // the bundle has no cgroup namespace).
-    let out = rt.exec(&["exec", c.id(), "cat", "/proc/self/cgroup"]).ok();
-    let own: Vec<String> = out
-        .stdout
-        .lines()
-        .map(|l| l.split_once(':').map_or(l, |(_, r)| r).to_string())
-        .collect();
+    let (own, out) = exec_program_cgroups(&rt, c.id(), None);
     assert_eq!(own, cgroups_of(init), "{out:?}");
-    // The negative control: a process outside (this test) reads something else.
+    // The negative control: a process outside (this test) reads something else (and see
+    // negative_control_an_exec_left_outside_the_cgroup_is_seen).
     assert_ne!(cgroups_of(std::process::id() as i64), cgroups_of(init));
     // And it is under the container's limits: with the init and itself the pids limit of
     // 2 is reached, so it cannot fork. (runc's exec fails outright here: its helper, a Go

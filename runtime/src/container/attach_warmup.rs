@@ -9,20 +9,26 @@
 //! waits); back-to-back commands share one, which is why a shell loop of runs looks faster
 //! than runs spaced apart.
 //!
-//! The container init joins its v1 hierarchies through the v1 `tasks` file instead, which
-//! skips that lock (third_party patch 0702), so on a host with only cgroup v1 a create or
-//! run writes no `cgroup.procs` at all. Two writes remain: the v2 hierarchy, on a unified
-//! host and on a hybrid one (the init joins /sys/fs/cgroup/unified too, as runc's, patch
-//! 0304), and exec's, where the main process moves the exec'd process (patch 0310). For
-//! those, as soon as such a command starts, a thread writes `0` (the writer itself) to the
+//! The container init and an exec'd process join their v1 hierarchies through the v1
+//! `tasks` file instead, which skips that lock (third_party patches 0702 and 0900), so on a
+//! host with only cgroup v1 a create, run or exec writes no `cgroup.procs` at all. One
+//! write remains: the init's in the v2 hierarchy, on a unified host and on a hybrid one
+//! (the init joins /sys/fs/cgroup/unified too, as runc's, patch 0304); an exec'd process
+//! is cloned straight into its v2 cgroup (clone3 CLONE_INTO_CGROUP, patch 0900) and
+//! writes `cgroup.procs` only where the kernel refuses that. So exec starts no thread:
+//! the thread's own write would take the lock for writing, and while its writer waits
+//! out the grace period every fork (the exec'd process's clone3 included) waits for it
+//! too, which made a spaced exec slower with the thread than without (an exec into a
+//! container with a user namespace, whose exec'd process the main process still moves,
+//! patch 0310, pays the period as runc and crun do). For the init's write, as soon as such a command starts, a thread writes `0` (the writer itself) to the
 //! `cgroup.procs` of a cgroup the runtime is already in: nothing moves, but the grace
 //! period starts now and elapses while the main thread reads the bundle, writes the state
 //! and clones the process; the real attach then finds it (mostly) passed. Writing a
 //! process into the cgroup it is in changes nothing: the kernel migrates no task and calls
 //! no controller's attach hook. A failure (no permission, a cgroup that refuses processes)
-//! is ignored: the attach later then simply waits as it would have. Not for a create or
-//! run on a v1-only host: there the thread's wait would be the only one, and a command
-//! ending before it would wait for the thread at exit.
+//! is ignored: the attach later then simply waits as it would have. Not on a v1-only
+//! host: there the thread's wait would be the only one, and a command ending before it
+//! would wait for the thread at exit.
 //!
 //! The thread must not disturb the main thread's `clone3` of the container processes
 //! (libcontainer calls the system call directly, so glibc's fork handlers do not run): a
@@ -49,17 +55,17 @@ const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
 /// /sys/fs/cgroup/unified on a hybrid one.
 const V2_MOUNTS: [&str; 2] = ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"];
 
-/// Starts the thread if the runtime is root and the command will write a `cgroup.procs`
-/// (see the module doc); returns at once.
+/// Starts the thread if the runtime is root, the host has a v2 hierarchy, whose
+/// `cgroup.procs` the container's init will write, and the command is not an exec (see
+/// the module doc); returns at once.
 pub fn start(exec: bool) {
     // SAFETY: geteuid has no arguments and cannot fail.
-    if unsafe { libc::geteuid() } != 0 || std::env::var_os(DISABLE).is_some() {
+    if exec || unsafe { libc::geteuid() } != 0 || std::env::var_os(DISABLE).is_some() {
         return;
     }
-    let v2 = v2_mount();
-    if v2.is_none() && !exec {
+    let Some(v2) = v2_mount() else {
         return;
-    }
+    };
     let Ok(text) = std::fs::read_to_string("/proc/self/cgroup") else {
         return;
     };
@@ -80,11 +86,10 @@ fn v2_mount() -> Option<&'static str> {
     })
 }
 
-/// The `cgroup.procs` file of this process's cgroup: in the v2 hierarchy mounted at `v2`
-/// (the `0::` line of /proc/self/cgroup), else in the first v1 hierarchy, mounted where
-/// the usual layout puts it (/sys/fs/cgroup/<first controller>). The thread checks that
-/// the file is on a cgroup file system before it writes.
-fn candidates(proc_self_cgroup: &str, v2: Option<&str>) -> Vec<CString> {
+/// The `cgroup.procs` file of this process's cgroup in the v2 hierarchy mounted at `v2`
+/// (the `0::` line of /proc/self/cgroup). The thread checks that the file is on a cgroup
+/// file system before it writes.
+fn candidates(proc_self_cgroup: &str, v2: &str) -> Vec<CString> {
     proc_self_cgroup
         .lines()
         .filter_map(|line| {
@@ -94,19 +99,10 @@ fn candidates(proc_self_cgroup: &str, v2: Option<&str>) -> Vec<CString> {
                 return None;
             }
             let path = path.trim_end_matches('/');
-            let dir = match (controllers, v2) {
-                ("", Some(mount)) => format!("{mount}{path}"),
-                ("", None) | (_, Some(_)) => return None,
-                (controllers, None) => {
-                    let first = controllers.split(',').next()?;
-                    let name = first.strip_prefix("name=").unwrap_or(first);
-                    if name.is_empty() || name.contains('/') {
-                        return None;
-                    }
-                    format!("/sys/fs/cgroup/{name}{path}")
-                }
-            };
-            CString::new(format!("{dir}/cgroup.procs")).ok()
+            if !controllers.is_empty() {
+                return None;
+            }
+            CString::new(format!("{v2}{path}/cgroup.procs")).ok()
         })
         .take(1)
         .collect()
@@ -175,7 +171,7 @@ extern "C" fn warm_up(packed: *mut libc::c_void) -> *mut libc::c_void {
 mod tests {
     use super::*;
 
-    fn names(text: &str, v2: Option<&str>) -> Vec<String> {
+    fn names(text: &str, v2: &str) -> Vec<String> {
         candidates(text, v2)
             .into_iter()
             .map(|c| c.into_string().unwrap())
@@ -185,11 +181,11 @@ mod tests {
     #[test]
     fn the_v2_line_names_the_file_on_a_unified_host() {
         assert_eq!(
-            names("0::/user.slice/session-1.scope\n", Some("/sys/fs/cgroup")),
+            names("0::/user.slice/session-1.scope\n", "/sys/fs/cgroup"),
             ["/sys/fs/cgroup/user.slice/session-1.scope/cgroup.procs"]
         );
         assert_eq!(
-            names("0::/\n", Some("/sys/fs/cgroup")),
+            names("0::/\n", "/sys/fs/cgroup"),
             ["/sys/fs/cgroup/cgroup.procs"]
         );
     }
@@ -198,26 +194,25 @@ mod tests {
     fn a_hybrid_host_uses_its_unified_mount() {
         let text = "9:name=systemd:/\n8:pids:/\n4:memory:/a/b\n0::/x\n";
         assert_eq!(
-            names(text, Some("/sys/fs/cgroup/unified")),
+            names(text, "/sys/fs/cgroup/unified"),
             ["/sys/fs/cgroup/unified/x/cgroup.procs"]
         );
     }
 
     #[test]
-    fn a_v1_only_host_uses_the_first_v1_hierarchy() {
-        let text = "9:name=systemd:/s\n8:pids:/\n4:memory:/a/b\n";
-        assert_eq!(names(text, None), ["/sys/fs/cgroup/systemd/s/cgroup.procs"]);
-        assert_eq!(
-            names("4:memory:/a/b/\n", None),
-            ["/sys/fs/cgroup/memory/a/b/cgroup.procs"]
-        );
-        assert!(names("0::/\n", None).is_empty());
+    fn v1_lines_name_nothing() {
+        // (On a v1-only host the thread is not started at all: every join there goes
+        // through `tasks`, see the module doc.)
+        assert!(names(
+            "9:name=systemd:/s\n8:pids:/\n4:memory:/a/b\n",
+            "/sys/fs/cgroup"
+        )
+        .is_empty());
     }
 
     #[test]
     fn odd_lines_are_skipped() {
         let odd = "garbage\n0::relative\n0::/../x\n3:cpu:relative\n5:name=:/\n";
-        assert!(names(odd, Some("/sys/fs/cgroup")).is_empty());
-        assert!(names(odd, None).is_empty());
+        assert!(names(odd, "/sys/fs/cgroup").is_empty());
     }
 }

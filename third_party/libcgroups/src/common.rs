@@ -57,6 +57,21 @@ pub trait CgroupManager {
         self.add_task(pid)
     }
 
+    /// PATCH (runtime, see third_party/README.md): the cgroup v2 directory a joining
+    /// process goes into (a v2 host's cgroup, or a hybrid host's unified one), for a
+    /// clone3(CLONE_INTO_CGROUP) that puts the process there at its birth. None: the
+    /// manager has none (v1 only, systemd).
+    fn v2_join_dir(&self) -> Option<PathBuf> {
+        None
+    }
+
+    /// PATCH (runtime, see third_party/README.md): join_existing for a process already
+    /// placed in `v2_join_dir` by its clone: every cgroup must still exist, the v2 one is
+    /// not written again (that write would take the global lock for nothing).
+    fn join_existing_but_v2(&self, pid: Pid) -> Result<(), Self::Error> {
+        self.join_existing(pid)
+    }
+
     /// PATCH (runtime): whether the cgroup exists and is frozen by its own freezer
     /// state (not only through an ancestor), as runc's GetFreezerState answers it. A
     /// container must not start in a frozen cgroup: its first process would stay
@@ -91,6 +106,22 @@ impl CgroupManager for AnyCgroupManager {
             AnyCgroupManager::Systemd(m) => Ok(m.add_task(pid)?),
             AnyCgroupManager::V1(m) => Ok(m.add_task(pid)?),
             AnyCgroupManager::V2(m) => Ok(m.add_task(pid)?),
+        }
+    }
+
+    fn v2_join_dir(&self) -> Option<PathBuf> {
+        match self {
+            AnyCgroupManager::Systemd(_) => None,
+            AnyCgroupManager::V1(m) => m.v2_join_dir(),
+            AnyCgroupManager::V2(m) => m.v2_join_dir(),
+        }
+    }
+
+    fn join_existing_but_v2(&self, pid: Pid) -> Result<(), Self::Error> {
+        match self {
+            AnyCgroupManager::Systemd(m) => Ok(m.join_existing(pid)?),
+            AnyCgroupManager::V1(m) => Ok(m.join_existing_but_v2(pid)?),
+            AnyCgroupManager::V2(m) => Ok(m.join_existing_but_v2(pid)?),
         }
     }
 

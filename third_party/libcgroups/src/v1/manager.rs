@@ -314,8 +314,36 @@ impl CgroupManager for Manager {
         if let Some(missing) = all().find(|p| !p.is_dir()) {
             return Err(V1ManagerError::MissingCgroup(missing.clone()));
         }
+        // PATCH (runtime, see third_party/README.md): a single-threaded caller joining
+        // itself (an exec'd process) goes through `tasks`, without the attach grace period
+        // (self_attach.rs); a v2 hierarchy joined on a hybrid host has no `tasks` and takes
+        // the `cgroup.procs` write.
         for cgroup_path in all() {
-            common::write_cgroup_file(cgroup_path.join(CGROUP_PROCS), pid)?;
+            super::self_attach::add_task(pid, cgroup_path)?;
+        }
+        Ok(())
+    }
+
+    /// PATCH (runtime, see third_party/README.md): on a hybrid host, the container's
+    /// directory in the unified hierarchy (joined since 0304).
+    fn v2_join_dir(&self) -> Option<PathBuf> {
+        let unified = Path::new(common::DEFAULT_CGROUP_ROOT).join("unified");
+        self.joined_only
+            .iter()
+            .find(|p| p.starts_with(&unified))
+            .cloned()
+    }
+
+    /// PATCH (runtime, see third_party/README.md): as join_existing, without writing the
+    /// unified hierarchy's `cgroup.procs` (the process was cloned into it).
+    fn join_existing_but_v2(&self, pid: Pid) -> Result<(), Self::Error> {
+        let all = || self.subsystems.values().chain(&self.joined_only);
+        if let Some(missing) = all().find(|p| !p.is_dir()) {
+            return Err(V1ManagerError::MissingCgroup(missing.clone()));
+        }
+        let v2 = self.v2_join_dir();
+        for cgroup_path in all().filter(|p| Some(*p) != v2.as_ref()) {
+            super::self_attach::add_task(pid, cgroup_path)?;
         }
         Ok(())
     }

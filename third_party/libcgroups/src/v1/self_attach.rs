@@ -9,8 +9,9 @@
 //! writer itself) to a v1 hierarchy's `tasks` file moves only the calling thread and skips
 //! that lock: for a process with one thread it is the same move, about 0.2 ms. A `tasks`
 //! write never moves the other threads of a process, hence the single-thread check. The container init and
-//! exec's intermediate process join their cgroups this way; they are single-threaded
-//! clones of the runtime. On older kernels the same write takes the lock as before.
+//! an exec'd process join their cgroups this way (PATCH (runtime): the exec'd process
+//! since patch 0900); they are single-threaded clones of the runtime. On older kernels
+//! the same write takes the lock as before.
 
 use std::path::Path;
 

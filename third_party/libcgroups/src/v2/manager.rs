@@ -255,6 +255,20 @@ impl CgroupManager for Manager {
         self.attach_pid(pid)
     }
 
+    /// PATCH (runtime, see third_party/README.md): the container's cgroup.
+    fn v2_join_dir(&self) -> Option<PathBuf> {
+        Some(self.full_path.clone())
+    }
+
+    /// PATCH (runtime, see third_party/README.md): nothing left to write for a process
+    /// cloned into the cgroup; it must still exist.
+    fn join_existing_but_v2(&self, _pid: Pid) -> Result<(), Self::Error> {
+        if !self.full_path.is_dir() {
+            return Err(V2ManagerError::MissingCgroup(self.full_path.clone()));
+        }
+        Ok(())
+    }
+
     fn apply(&self, controller_opt: &ControllerOpt) -> Result<(), Self::Error> {
         // PATCH (runtime): a rootless container whose cgroup could not be created (no
         // delegation) runs without one, as with runc, but only if it asks for no limits:

@@ -35,6 +35,10 @@ pub enum IntermediateProcessError {
     CpuAffinity(#[from] cpu_affinity::CPUAffinityError),
     #[error("other error")]
     Other(String),
+    // PATCH (runtime): an exec'd process could not join the container's cgroup (the
+    // words of container_main_process::ProcessError::TenantCgroup).
+    #[error("cannot join the container's cgroup: {0}")]
+    TenantCgroup(String),
     // PATCH (runtime): the rlimit the kernel refused, for the error line; the last words
     // are runc's ("error setting rlimit type 7: operation not permitted").
     #[error("process.rlimits {typ} (soft {soft}, hard {hard}): error setting rlimit type {number}")]
@@ -316,6 +320,88 @@ pub(crate) fn prepare_init_without_intermediate(
         }
     }
     Ok(())
+}
+
+/// PATCH (runtime, see third_party/README.md): what the intermediate process and the main
+/// process do for an exec'd process, done by that process itself when the main process
+/// clones it directly into the container's pid namespace (see
+/// `container_main_process::can_exec_without_intermediate`): its initial CPU affinity, the
+/// container's cgroup (or the sub-cgroup `exec --cgroup` names; every hierarchy's must
+/// exist), the final affinity (joining a cpuset cgroup resets it, which is why runc sets
+/// it after the move), the rlimits, and the container's time namespace. It runs first
+/// thing in the new process, before it joins the container's other namespaces and long
+/// before its program starts: the program runs inside the cgroup and under its limits
+/// from its first instruction. Being single-threaded, it joins each v1 hierarchy by
+/// writing `0` to `tasks` (libcgroups v1/self_attach.rs), which waits for no RCU grace
+/// period, where the main process's `cgroup.procs` write of its pid did.
+///
+/// `prebuilt` is the cgroup manager the main process made (else it is made here);
+/// `born_in_v2` says that clone3 already put the process into the v2 cgroup (a v2 host's,
+/// or a hybrid host's unified one), which is then not written again.
+pub(crate) fn prepare_tenant_without_intermediate(
+    args: &ContainerArgs,
+    prebuilt: Option<libcgroups::common::AnyCgroupManager>,
+    born_in_v2: bool,
+) -> Result<()> {
+    let command = args.syscall.create_syscall();
+    let spec = &args.spec;
+    let linux = spec.linux().as_ref().ok_or(MissingSpecError::Linux)?;
+    let proc = spec.process().as_ref().ok_or(MissingSpecError::Process)?;
+    let affinity = proc.exec_cpu_affinity().as_ref();
+    let me = Pid::this();
+    if let Some(initial) = affinity.and_then(|a| a.initial().as_ref()) {
+        cpu_affinity::set_cpuset_affinity_from_string(me, initial)?;
+    }
+    if !skip_exec_cgroup_join_for_test() {
+        let manager = match prebuilt {
+            Some(manager) => Ok(manager),
+            None => init_cgroup_manager(args),
+        };
+        let joined = manager.and_then(|manager| {
+            let joined = if born_in_v2 {
+                manager.join_existing_but_v2(me)
+            } else {
+                manager.join_existing(me)
+            };
+            joined.map_err(|e| IntermediateProcessError::TenantCgroup(e.to_string()))
+        });
+        joined.map_err(|e| match e {
+            IntermediateProcessError::Cgroup(text) => {
+                IntermediateProcessError::TenantCgroup(text)
+            }
+            other => other,
+        })?;
+    }
+    if let Some(cpus) = affinity.and_then(|a| a.cpu_affinity_final().as_ref()) {
+        cpu_affinity::set_cpuset_affinity_from_string(me, cpus)?;
+    }
+    if let Some(rlimits) = proc.rlimits() {
+        for rlimit in rlimits {
+            command.set_rlimit(rlimit).map_err(|err| {
+                tracing::error!(?err, ?rlimit, "failed to set rlimit");
+                rlimit_error(rlimit)(err)
+            })?;
+        }
+    }
+    // A time namespace is joined by the process itself (setns of a time namespace wants a
+    // single-threaded caller, which the main process is not); the pid namespace was
+    // joined for it by the main process before the clone (only children enter one).
+    let namespaces = Namespaces::try_from(linux.namespaces().as_ref())?;
+    if let Some(time_namespace) = namespaces.get(LinuxNamespaceType::Time)? {
+        namespaces.unshare_or_setns(time_namespace)?;
+    }
+    Ok(())
+}
+
+/// Debug builds only: `_RUNTIME_TEST_UNSAFE=exec-no-cgroup-join` leaves an exec'd process
+/// (of the path without the intermediate process) in the runtime's cgroup (neither the
+/// clone into the v2 cgroup nor the join is made), for the
+/// negative control of the spec test that reads the program's cgroup from its first
+/// instruction (spec-tests runtime_exec.rs).
+pub(crate) fn skip_exec_cgroup_join_for_test() -> bool {
+    cfg!(debug_assertions)
+        && std::env::var("_RUNTIME_TEST_UNSAFE")
+            .is_ok_and(|v| v.split(',').any(|c| c == "exec-no-cgroup-join"))
 }
 
 /// PATCH (runtime): the cgroup manager the intermediate process would make.

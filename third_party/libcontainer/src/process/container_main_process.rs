@@ -49,6 +49,14 @@ pub enum ProcessError {
     // PATCH (runtime): an exec'd process could not join the container's cgroup.
     #[error("unable to start container process: cannot join the container's cgroup: {0}")]
     TenantCgroup(String),
+    // PATCH (runtime): the pid namespace an exec'd process is cloned into.
+    #[error("unable to start container process: {what} {path}: {source}")]
+    TenantPidNamespace {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     // PATCH (runtime): the pid file could not be written.
     #[error("cannot write the pid file {path}: {source}")]
     PidFile {
@@ -81,6 +89,9 @@ pub fn container_main_process(container_args: &ContainerArgs) -> Result<Pid> {
     // cases the intermediate process exists for) the init is cloned directly, into its
     // new pid namespace, as crun does: one fork and one process exit fewer per container.
     let direct = can_skip_intermediate(container_args);
+    // PATCH (runtime, see third_party/README.md): likewise an exec'd process, cloned
+    // directly into the container's pid namespace; it joins the container's cgroup itself.
+    let direct_tenant = can_exec_without_intermediate(container_args);
     let child_pid = if direct {
         let mut prebuilt = container_intermediate_process::init_cgroup_manager(container_args).ok();
         let cb: CloneCb = Box::new(|| {
@@ -103,6 +114,33 @@ pub fn container_main_process(container_args: &ContainerArgs) -> Result<Pid> {
             tracing::error!("failed to fork init process: {}", err);
             ProcessError::IntermediateProcessFailed(err)
         })?
+    } else if direct_tenant {
+        // The cgroup manager is made here once (it only computes paths) and handed to
+        // the clone; `born_in_v2` tells the clone whether clone3 already put it into the
+        // v2 cgroup (each clone attempt sees the value it had at that attempt).
+        let mut prebuilt =
+            container_intermediate_process::init_cgroup_manager(container_args).ok();
+        let v2_dir = prebuilt
+            .as_ref()
+            .filter(|_| !container_intermediate_process::skip_exec_cgroup_join_for_test())
+            .and_then(|m| {
+                use libcgroups::common::CgroupManager;
+                m.v2_join_dir()
+            });
+        let born_in_v2 = std::cell::Cell::new(false);
+        let cb: CloneCb = Box::new(|| {
+            die_with_parent(parent_fd);
+            direct_tenant_process(
+                container_args,
+                prebuilt.take(),
+                born_in_v2.get(),
+                &mut inter_chan,
+                &mut init_chan,
+                &mut intermediate_main_sender,
+                &mut init_main_sender,
+            )
+        });
+        clone_into_joined_pid_namespace(container_args, cb, v2_dir.as_deref(), &born_in_v2)?
     } else {
         let cb: CloneCb = {
             Box::new(|| {
@@ -218,7 +256,7 @@ pub fn container_main_process(container_args: &ContainerArgs) -> Result<Pid> {
 
     // The intermediate process will send the init pid once it forks the init
     // process.  The intermediate process should exit after this point.
-    let init_pid = if direct {
+    let init_pid = if direct || direct_tenant {
         child_pid
     } else {
         intermediate_main_receiver.wait_for_intermediate_ready()?
@@ -227,7 +265,11 @@ pub fn container_main_process(container_args: &ContainerArgs) -> Result<Pid> {
     // PATCH (runtime, see third_party/README.md): an exec'd process joins the container's
     // cgroup now, forked but not yet running its program (it waits for the caller's
     // start notification).
-    if matches!(container_args.container_type, ContainerType::TenantContainer { .. }) {
+    // (PATCH (runtime): one cloned directly has joined it itself, prepare_tenant_without_
+    // intermediate.)
+    if matches!(container_args.container_type, ContainerType::TenantContainer { .. })
+        && !direct_tenant
+    {
         if let Err(err) = join_tenant_cgroup(container_args, init_pid) {
             let _ = nix::sys::signal::kill(init_pid, nix::sys::signal::Signal::SIGKILL);
             return Err(err);
@@ -410,7 +452,7 @@ pub fn container_main_process(container_args: &ContainerArgs) -> Result<Pid> {
     // process is exit and reaped. By this point, the intermediate process
     // should already exited successfully. If intermediate process errors out,
     // the `init_ready` will not be sent.
-    if direct {
+    if direct || direct_tenant {
         return Ok(init_pid);
     }
     match waitpid(intermediate_pid, None) {
@@ -495,6 +537,188 @@ fn can_skip_intermediate(args: &ContainerArgs) -> bool {
         && !joins_pid_ns
         && !args.as_sibling
         && !args.cgroup_config.systemd_cgroup
+}
+
+/// PATCH (runtime, see third_party/README.md): whether an exec'd process can be cloned
+/// directly by the main process, as crun does, instead of by an intermediate process: the
+/// main process joins the container's pid namespace for the clone (setns of a pid
+/// namespace only decides where this thread's next children go, and is allowed in a
+/// multi-threaded process), and the clone joins the cgroup and the other namespaces
+/// itself. Not with a user namespace (a rootless container's, or a joined one): an
+/// unprivileged runtime can join the container's pid namespace only from inside its user
+/// namespace, which a multi-threaded process cannot enter (setns(CLONE_NEWUSER) wants one
+/// thread), and inside it the process could no longer write the host's cgroup files, so
+/// the intermediate process (which joins the user namespace first) and the main
+/// process's move of the forked process stay for that case. Nor for a sibling clone or
+/// systemd's cgroup manager (it is handed the pid as the host sees it).
+fn can_exec_without_intermediate(args: &ContainerArgs) -> bool {
+    let Some(linux) = args.spec.linux() else {
+        return false;
+    };
+    let user_ns = linux
+        .namespaces()
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .any(|ns| ns.typ() == LinuxNamespaceType::User);
+    matches!(args.container_type, ContainerType::TenantContainer { .. })
+        && args.user_ns_config.is_none()
+        && !user_ns
+        && !args.as_sibling
+        && !args.cgroup_config.systemd_cgroup
+}
+
+/// PATCH (runtime, see third_party/README.md): clones `cb` as a child of this thread, in
+/// the pid namespace the process joins (the container's), if any. setns(CLONE_NEWPID)
+/// changes only where this thread's later children go, not this process; the thread
+/// goes back to its own pid namespace for children right after the clone (if it cannot,
+/// the clone is killed and the error returned: nothing else this process starts may land
+/// in the container).
+///
+/// With `v2_dir` (the v2 cgroup the process joins), the clone is made into it with
+/// clone3(CLONE_INTO_CGROUP), as crun does, and `born_in_v2` set for the clone to see;
+/// where that fails (a kernel before 5.7, a cgroup that refuses it) it is made without,
+/// and the process joins by writing `cgroup.procs`.
+fn clone_into_joined_pid_namespace(
+    args: &ContainerArgs,
+    cb: CloneCb,
+    v2_dir: Option<&std::path::Path>,
+    born_in_v2: &std::cell::Cell<bool>,
+) -> Result<Pid> {
+    use nix::sched::{CloneFlags, setns};
+    let clone = |mut cb: CloneCb| {
+        if let Some(dir) = v2_dir.and_then(|d| open_cgroup_dir(d).ok()) {
+            born_in_v2.set(true);
+            match fork::container_clone_into_cgroup(&mut cb, dir.as_raw_fd()) {
+                Ok(pid) => return Ok(pid),
+                Err(err) => {
+                    tracing::debug!(%err, "clone3 into the v2 cgroup failed, cloning without")
+                }
+            }
+            born_in_v2.set(false);
+        }
+        fork::container_clone(cb).map_err(|err| {
+            tracing::error!("failed to fork the exec'd process: {}", err);
+            ProcessError::IntermediateProcessFailed(err)
+        })
+    };
+    let joined = args.spec.linux().as_ref().and_then(|l| {
+        l.namespaces()
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .find(|ns| ns.typ() == LinuxNamespaceType::Pid)
+            .and_then(|ns| ns.path().clone())
+    });
+    let Some(path) = joined else {
+        return clone(cb);
+    };
+    let ns_error = |what, path: &std::path::Path| {
+        let path = path.to_path_buf();
+        move |source: std::io::Error| ProcessError::TenantPidNamespace { what, path, source }
+    };
+    let own_path = std::path::Path::new("/proc/thread-self/ns/pid_for_children");
+    let own = File::open(own_path).map_err(ns_error("cannot open", own_path))?;
+    let target = File::open(&path).map_err(ns_error("cannot open", &path))?;
+    setns(&target, CloneFlags::CLONE_NEWPID)
+        .map_err(|e| ns_error("cannot join the pid namespace", &path)(e.into()))?;
+    let cloned = clone(cb);
+    let back = setns(&own, CloneFlags::CLONE_NEWPID).map_err(|e| {
+        ns_error("cannot return to the runtime's own pid namespace", own_path)(e.into())
+    });
+    match (cloned, back) {
+        (Ok(pid), Ok(())) => Ok(pid),
+        (Ok(pid), Err(err)) => {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+            Err(err)
+        }
+        (Err(err), _) => Err(err),
+    }
+}
+
+/// PATCH (runtime): a cgroup v2 directory, opened for clone3's CLONE_INTO_CGROUP.
+fn open_cgroup_dir(dir: &std::path::Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(dir)
+}
+
+/// PATCH (runtime, see third_party/README.md): the body of an exec'd process cloned
+/// directly by the main process (see `can_exec_without_intermediate`): it joins the
+/// container's cgroup and does the rest of the intermediate process's part itself
+/// (container_intermediate_process::prepare_tenant_without_intermediate), then goes on as
+/// the intermediate process's clone did (joins the other namespaces, sets up the process,
+/// waits for the go-ahead, runs the program). A failure before the go-ahead reaches the
+/// main process on the channel, a later one (the program cannot be run) the caller on the
+/// exec notify pipe, as from the intermediate process's clone.
+fn direct_tenant_process(
+    args: &ContainerArgs,
+    prebuilt: Option<libcgroups::common::AnyCgroupManager>,
+    born_in_v2: bool,
+    inter_chan: &mut (channel::IntermediateSender, channel::IntermediateReceiver),
+    init_chan: &mut (channel::InitSender, channel::InitReceiver),
+    intermediate_main_sender: &mut channel::MainSender,
+    init_main_sender: &mut channel::MainSender,
+) -> i32 {
+    // PATCH (runtime): the process name without youki's (runc: runc:[2:INIT]).
+    if let Err(ret) = prctl::set_name("runtime[2:INIT]") {
+        tracing::error!(?ret, "failed to set name for child process");
+        return ret;
+    }
+    let (inter_sender, _) = inter_chan;
+    let (init_sender, init_receiver) = init_chan;
+    if let Err(err) = init_sender.close() {
+        tracing::error!(?err, "failed to close receiver in the exec'd process");
+        return -1;
+    }
+    if let Err(err) = inter_sender.close() {
+        tracing::error!(?err, "failed to close sender in the exec'd process");
+        return -1;
+    }
+    if let Err(err) = intermediate_main_sender.close() {
+        tracing::error!(?err, "failed to close intermediate main sender in the exec'd process");
+        return -1;
+    }
+    let result = container_intermediate_process::prepare_tenant_without_intermediate(
+        args, prebuilt, born_in_v2,
+    )
+        .map_err(|e| crate::error::chain(&e))
+        .map(|()| {
+            // In the container's cgroup now: found there by a delete if the runtime dies,
+            // and a detached exec's process must outlive the runtime (process/clone_lock.rs).
+            // SAFETY: prctl with PR_SET_PDEATHSIG and 0 only changes this process's setting.
+            unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) };
+            crate::process::clone_lock::release_in_child();
+        })
+        .and_then(|()| {
+            crate::process::init::process::container_init_process(
+                args,
+                init_main_sender,
+                init_receiver,
+            )
+            .map_err(|e| crate::error::chain(&e))
+        });
+    match result {
+        Ok(_) => 0,
+        Err(e) => {
+            tracing::error!("failed to initialize the exec'd process: {e}");
+            if let Err(err) = init_main_sender.exec_failed(e.clone()) {
+                tracing::error!(?err, "failed sending error to main sender");
+            }
+            if let ContainerType::TenantContainer { exec_notify_fd } = args.container_type {
+                use std::os::fd::FromRawFd;
+                // SAFETY: this process's copy of the pipe's write end, used only here.
+                let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(exec_notify_fd) };
+                if let Err(err) = nix::unistd::write(&fd, e.as_bytes()) {
+                    tracing::error!(?err, "failed to write to exec notify fd");
+                }
+            }
+            -1
+        }
+    }
 }
 
 /// PATCH (runtime, see third_party/README.md): a pidfd of this process, taken before the

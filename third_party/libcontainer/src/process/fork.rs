@@ -61,6 +61,20 @@ pub fn container_clone_with_flags(cb: CloneCb, flags: u64) -> Result<Pid, CloneE
     clone_internal(cb, flags, Some(SIGCHLD as u64))
 }
 
+// PATCH (runtime, see third_party/README.md): clone3 a child straight into the cgroup v2
+// directory `cgroup_fd` refers to (CLONE_INTO_CGROUP, Linux 5.7): it is born there, and no
+// `cgroup.procs` write (which takes the kernel's global cgroup_threadgroup_rwsem for
+// writing, and waits an RCU grace period) moves it later. No fallback here: on any error
+// (an older kernel, a cgroup that refuses the process, a pids limit) the caller clones
+// without it and the child joins by writing `cgroup.procs`.
+pub fn container_clone_into_cgroup(
+    cb: &mut CloneCb,
+    cgroup_fd: std::os::fd::RawFd,
+) -> Result<Pid, CloneError> {
+    const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+    clone3_in(cb, CLONE_INTO_CGROUP, Some(SIGCHLD as u64), cgroup_fd as u64)
+}
+
 // An internal wrapper to manage the clone3 vs clone fallback logic.
 fn clone_internal(
     mut cb: CloneCb,
@@ -84,6 +98,16 @@ fn clone_internal(
 // the interface of fork. There is not need to explicitly manage the memory, so
 // we can safely passing the callback closure as reference.
 fn clone3(cb: &mut CloneCb, flags: u64, exit_signal: Option<u64>) -> Result<Pid, CloneError> {
+    clone3_in(cb, flags, exit_signal, 0)
+}
+
+// PATCH (runtime): clone3 with its `cgroup` field (for CLONE_INTO_CGROUP).
+fn clone3_in(
+    cb: &mut CloneCb,
+    flags: u64,
+    exit_signal: Option<u64>,
+    cgroup: u64,
+) -> Result<Pid, CloneError> {
     #[repr(C)]
     struct clone3_args {
         flags: u64,
@@ -109,7 +133,7 @@ fn clone3(cb: &mut CloneCb, flags: u64, exit_signal: Option<u64>) -> Result<Pid,
         tls: 0,
         set_tid: 0,
         set_tid_size: 0,
-        cgroup: 0,
+        cgroup,
     };
     let args_ptr = &mut args as *mut clone3_args;
     let args_size = std::mem::size_of::<clone3_args>();
