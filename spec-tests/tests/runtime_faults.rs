@@ -383,7 +383,8 @@ fn full_state_root_is_one_clear_error() {
         .collect();
     assert_eq!(lines.len(), 1, "one error line: {out:?}");
     assert!(
-        lines[0].contains(&*fs.path().to_string_lossy()) && lines[0].contains("No space left"),
+        lines[0].contains(&*fs.path().to_string_lossy())
+            && lines[0].contains("no space left on device"),
         "the error names the state root and the cause: {out:?}"
     );
     assert!(!fs.path().join(&id).exists(), "state directory left");
