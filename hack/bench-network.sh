@@ -73,8 +73,9 @@ unshare -m bash -euo pipefail -c '
 '
 
 median() { jq -r ".results[] | select(.command == \"$1\") | .median" "$work/result.json"; }
-none=$(median none) bridge=$(median bridge) port=$(median port)
-awk -v n="$none" -v b="$bridge" -v p="$port" 'BEGIN {
+# (not $bridge: cleanup deletes the bridge by that name)
+t_none=$(median none) t_bridge=$(median bridge) t_port=$(median port)
+awk -v n="$t_none" -v b="$t_bridge" -v p="$t_port" 'BEGIN {
   printf "runtime run of /bin/true (hyperfine medians): none %.1f ms, bridge %.1f ms, bridge + -p %.1f ms\n", n*1000, b*1000, p*1000
   printf "a bridge network costs %.1f ms over none (goal < 30 ms); a published port %.1f ms more\n", (b-n)*1000, (p-b)*1000
 }'
