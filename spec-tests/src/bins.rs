@@ -30,15 +30,7 @@ pub fn imgtool() -> PathBuf {
 /// build does not.
 pub fn imgtool_has_test_switches() -> bool {
     static ANSWER: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ANSWER.get_or_init(|| {
-        std::process::Command::new(imgtool())
-            .arg("--version")
-            .env("_IMGTOOL_TEST_UNSAFE", "probe")
-            .output()
-            .is_ok_and(|o| {
-                String::from_utf8_lossy(&o.stderr).contains("TEST-ONLY: test switches compiled in")
-            })
-    })
+    *ANSWER.get_or_init(|| answers_probe(&imgtool(), "_IMGTOOL_TEST_UNSAFE"))
 }
 
 /// Whether the runtime under test has the debug-only test switches (`_RUNTIME_TEST_UNSAFE`,
@@ -46,13 +38,17 @@ pub fn imgtool_has_test_switches() -> bool {
 /// ours answers the `probe` switch; a release build, or another runtime, does not.
 pub fn runtime_has_test_switches() -> bool {
     static ANSWER: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ANSWER.get_or_init(|| {
-        std::process::Command::new(runtime())
-            .arg("--version")
-            .env("_RUNTIME_TEST_UNSAFE", "probe")
-            .output()
-            .is_ok_and(|o| {
-                String::from_utf8_lossy(&o.stderr).contains("TEST-ONLY: test switches compiled in")
-            })
-    })
+    *ANSWER.get_or_init(|| answers_probe(&runtime(), "_RUNTIME_TEST_UNSAFE"))
+}
+
+/// Whether `bin --version`, run with `switch_var=probe`, says its test switches are
+/// compiled in (both binaries answer the probe the same way).
+fn answers_probe(bin: &std::path::Path, switch_var: &str) -> bool {
+    std::process::Command::new(bin)
+        .arg("--version")
+        .env(switch_var, "probe")
+        .output()
+        .is_ok_and(|o| {
+            String::from_utf8_lossy(&o.stderr).contains("TEST-ONLY: test switches compiled in")
+        })
 }
