@@ -76,7 +76,7 @@ pub fn rows() -> Vec<Row> {
         exec("--cap with an unknown name", &["--cap", "CAP_NO_SUCH", "{id}", "sh", "-c", "grep -E '^Cap(Prm|Eff|Bnd)' /proc/self/status"]),
         exec("--no-new-privs", &["--no-new-privs", "{id}", "grep", "NoNewPrivs", "/proc/self/status"]),
         exec("inherits the container's seccomp", &["{id}", "grep", "Seccomp:", "/proc/self/status"]),
-        exec("joins the container's namespaces", &["{id}", "sh", "-c", "hostname; ls /proc | grep -c '^[0-9]'"]),
+        exec("joins the container's namespaces", &["{id}", "sh", "-c", "hostname; for p in /proc/[0-9]*; do read c < $p/comm; echo $c; done"]),
         exec("joins the container's cgroup", &["{id}", "cat", "/proc/self/cgroup"]).by_design(super::mounts::V1_PLACEMENT),
         exec("--detach", &["-d", "{id}", "sleep", "1"]),
         exec("--pid-file", &["-d", "--pid-file", "{dir}/epid", "{id}", "sleep", "5"]).observe(Obs::File("epid", Class::Masked)),
