@@ -4,8 +4,9 @@
 //! protections so a test can show that its detector fires on the unprotected behaviour
 //! (a negative control); a debug build then says so on stderr. Release builds ignore it.
 //! The checks: `stored-blob-check` (a pull reuses a stored blob without checking it,
-//! [`crate::store::verified`]). `_IMGTOOL_TEST_UNSAFE=probe` makes a debug build say that
-//! it has the switches (`imgtool: TEST-ONLY: test switches compiled in`), so a test can
+//! [`crate::store::verified`]); `layer-completion` (a layer unpacked on its own is taken
+//! as it is, not completed against the layers below, `crate::store::layer_build`).
+//! `_IMGTOOL_TEST_UNSAFE=probe` makes a debug build say that it has the switches (`imgtool: TEST-ONLY: test switches compiled in`), so a test can
 //! tell a release binary, whose negative controls cannot run, from a switch that failed.
 
 /// Whether a test asked to turn the named protection off (debug builds only).

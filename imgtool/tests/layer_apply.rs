@@ -4,11 +4,18 @@
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
-use imgtool::layer::{apply_layer, ApplyError, ApplyOptions};
+use imgtool::layer::{apply_layer, ApplyError, ApplyInto, ApplyOptions};
 use tar::{Builder, EntryType, Header};
 
 const OPTS: ApplyOptions = ApplyOptions {
     preserve_owners: true,
+    into: ApplyInto::Root,
+};
+
+/// For a layer unpacked into a directory of its own, as an overlay layer.
+const AS_LAYER: ApplyOptions = ApplyOptions {
+    preserve_owners: true,
+    into: ApplyInto::OverlayLayer,
 };
 
 /// Builds a layer tar from (path, type, data-or-link-target, mode) records.
@@ -495,4 +502,141 @@ fn overlay_and_host_xattrs_from_a_layer_are_not_written() {
         xattr_of(&probe, "trusted.overlay.opaque").as_deref(),
         Some(&b"y"[..])
     );
+}
+
+/// As an overlay layer of its own: whiteouts are 0/0 character devices, an opaque marker
+/// and a directory over a non-directory are `trusted.overlay.opaque`, and what the layer
+/// made without entries (parents, parents of whiteouts) is reported for completion.
+#[test]
+fn as_an_overlay_layer_whiteouts_are_devices_and_made_parents_are_reported() {
+    let scene = Scene::new();
+    let layer = Layer::new()
+        .file("usr/share/doc/new.txt", "x", 0o644)
+        .file(".wh.gone", "", 0o644)
+        .file("etc/.wh.old.conf", "", 0o644)
+        .dir("srv", 0o750)
+        .file("srv/.wh..wh..opq", "", 0o644)
+        .file("f", "a file first", 0o644)
+        .dir("f", 0o755);
+    let stats = apply_layer(&scene.root(), layer.bytes().as_slice(), AS_LAYER).unwrap();
+    let root = scene.root();
+    for wh in ["gone", "etc/old.conf"] {
+        let m = std::fs::symlink_metadata(root.join(wh)).unwrap();
+        assert!(
+            std::os::unix::fs::FileTypeExt::is_char_device(&m.file_type()) && m.rdev() == 0,
+            "{wh} is an overlay whiteout"
+        );
+    }
+    for dir in ["srv", "f"] {
+        assert_eq!(
+            xattr_of(&root.join(dir), "trusted.overlay.opaque").as_deref(),
+            Some(&b"y"[..]),
+            "{dir} is opaque"
+        );
+    }
+    let made: Vec<String> = stats
+        .lower
+        .made_dirs
+        .iter()
+        .map(|(p, _)| p.display().to_string())
+        .collect();
+    assert_eq!(made, ["usr", "usr/share", "usr/share/doc", "etc"]);
+    let for_whiteouts: Vec<String> = stats
+        .lower
+        .made_for_whiteouts
+        .iter()
+        .map(|(p, _)| p.display().to_string())
+        .collect();
+    assert_eq!(for_whiteouts, ["etc"]);
+    assert!(stats.lower.opaque.contains_key(Path::new("srv")));
+    scene.assert_outside_untouched();
+}
+
+/// What a layer cannot do in a directory of its own fails, so that it is applied on the
+/// lower layers' tree: a hardlink to a file it does not have, a parent path through a
+/// symlink, an opaque root.
+#[test]
+fn as_an_overlay_layer_what_needs_the_lower_layers_fails() {
+    for (what, layer) in [
+        (
+            "hardlink",
+            Layer::new().link(EntryType::Link, "b", "lower-file"),
+        ),
+        (
+            "symlinked parent",
+            Layer::new()
+                .link(EntryType::Symlink, "lib", "usr/lib")
+                .dir("usr/lib", 0o755)
+                .file("lib/x", "x", 0o644),
+        ),
+        ("opaque root", Layer::new().file(".wh..wh..opq", "", 0o644)),
+    ] {
+        let scene = Scene::new();
+        assert!(
+            apply_layer(&scene.root(), layer.bytes().as_slice(), AS_LAYER).is_err(),
+            "{what}"
+        );
+        scene.assert_outside_untouched();
+    }
+}
+
+/// An entry for a directory that is already there gives all of its metadata: the xattrs
+/// it does not list are removed (as umoci does, and as a layer unpacked on its own gets).
+#[test]
+fn a_directory_given_again_loses_the_xattrs_its_entry_does_not_list() {
+    let scene = Scene::new();
+    let mut first = Layer::new();
+    first
+        .0
+        .append_pax_extensions([("SCHILY.xattr.user.old", &b"1"[..])])
+        .unwrap();
+    scene.apply(first.dir("d", 0o755)).unwrap();
+    assert!(xattr_of(&scene.root().join("d"), "user.old").is_some());
+    scene.apply(Layer::new().dir("d", 0o700)).unwrap();
+    assert_eq!(xattr_of(&scene.root().join("d"), "user.old"), None);
+}
+
+/// An opaque marker hides the lower layers' entries inside the directories this layer
+/// gave again too, not only its direct children (containerd's reading).
+#[test]
+fn an_opaque_marker_hides_lower_entries_below_directories_the_layer_gave() {
+    let scene = Scene::new();
+    scene
+        .apply(
+            Layer::new()
+                .dir("c", 0o755)
+                .dir("c/a", 0o755)
+                .file("c/a/old", "x", 0o644),
+        )
+        .unwrap();
+    scene
+        .apply(
+            Layer::new()
+                .dir("c/a", 0o755)
+                .file("c/a/new", "y", 0o644)
+                .file("c/.wh..wh..opq", "", 0o644),
+        )
+        .unwrap();
+    assert!(!scene.root().join("c/a/old").exists());
+    assert!(scene.root().join("c/a/new").exists());
+}
+
+/// A directory's mode is set on the directory its entry made, never on another one its
+/// path leads to after a later entry replaced a parent with a symlink.
+#[test]
+fn a_directory_mode_never_lands_through_a_later_symlink() {
+    let scene = Scene::new();
+    scene
+        .apply(
+            Layer::new()
+                .dir("c/a", 0o750)
+                .link(EntryType::Symlink, "c", "a")
+                .dir("a/a", 0o700),
+        )
+        .unwrap();
+    let mode = std::fs::metadata(scene.root().join("a/a"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o7777, 0o700);
 }

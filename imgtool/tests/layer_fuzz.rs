@@ -13,7 +13,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use imgtool::layer::{apply_layer, ApplyOptions};
+use imgtool::layer::{apply_layer, ApplyInto, ApplyOptions};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence, TestRunner};
 
@@ -457,22 +457,28 @@ fn random_layers_never_panic_nor_write_outside_the_root() {
         ..Config::default()
     });
     let host_before = host_state();
-    let opts = [
-        ApplyOptions {
-            preserve_owners: true,
-        },
-        ApplyOptions {
-            preserve_owners: false,
-        },
-    ];
     let result = runner.run(
-        &(prop::collection::vec(layer(), 1..4), any::<bool>()),
-        |(layers, owners)| {
+        &(
+            prop::collection::vec(layer(), 1..4),
+            any::<bool>(),
+            any::<bool>(),
+        ),
+        |(layers, owners, as_layer)| {
+            // Into a whole tree, or into an overlay layer's directory (whiteouts as
+            // device nodes, opaque marks, no symlink followed in a parent path).
+            let opts = ApplyOptions {
+                preserve_owners: owners,
+                into: if as_layer {
+                    ApplyInto::OverlayLayer
+                } else {
+                    ApplyInto::Root
+                },
+            };
             let scene = Scene::new();
             for l in &layers {
                 ENTRIES.fetch_add(l.entries.len() as u64, Ordering::Relaxed);
                 let bytes = l.bytes();
-                match apply_layer(&scene.root(), bytes.as_slice(), opts[usize::from(owners)]) {
+                match apply_layer(&scene.root(), bytes.as_slice(), opts) {
                     Ok(_) => APPLIED_OK.fetch_add(1, Ordering::Relaxed),
                     Err(e) => {
                         if std::env::var("FUZZ_SHOW_ERRORS").is_ok() {

@@ -84,6 +84,14 @@ impl Layer {
         self.append(header(tar::EntryType::Directory, mode, 0), path, &[][..])
     }
 
+    /// A directory with an owner other than root.
+    pub fn dir_owned(&mut self, path: &str, mode: u32, uid: u64, gid: u64) -> &mut Self {
+        let mut h = header(tar::EntryType::Directory, mode, 0);
+        h.set_uid(uid);
+        h.set_gid(gid);
+        self.append(h, path, &[][..])
+    }
+
     pub fn file(&mut self, path: &str, data: &[u8], mode: u32) -> &mut Self {
         self.append(
             header(tar::EntryType::Regular, mode, data.len() as u64),
@@ -435,6 +443,82 @@ pub fn multi_layer() -> Image {
             (l1.finish(), Compression::Gzip),
             (l2.finish(), Compression::None),
             (l3.finish(), Compression::Gzip),
+        ],
+        &["sh"],
+    )
+}
+
+/// An image whose upper layers depend on the layers below them in every way layer.md
+/// allows, for unpackers that unpack layers side by side: entries without their parent
+/// directories' entries (whose mode, owner and xattrs are the lower layers'), a whiteout
+/// and an opaque marker in such directories, a directory recreated after its whiteout,
+/// a directory over a file and a file over a directory; and in layers of their own what
+/// only the lower layers' tree can resolve: a write through a lower layer's symlink, a
+/// hardlink to a lower layer's file, a whiteout in a directory no layer has.
+pub fn cross_layer() -> Image {
+    let mut below = Layer::new();
+    below
+        .dir_owned("srv", 0o750, 1000, 1000)
+        .dir("opt", 0o755)
+        .dir("opt/lib", 0o701)
+        .dir_owned("opt/lib/app", 0o711, 0, 1000)
+        .symlink("applink", "opt/lib/app")
+        .dir_with_xattr("tagged", "user.tag", b"lower")
+        .dir("conf", 0o755)
+        .file("conf/a.txt", b"whited out above\n", 0o644)
+        .file("conf/b.txt", b"stays\n", 0o644)
+        .dir("tree", 0o755)
+        .dir("tree/sub", 0o755)
+        .file(
+            "tree/sub/old.txt",
+            b"hidden by the recreated directory\n",
+            0o644,
+        )
+        .dir("tree2", 0o700)
+        .file("tree2/old.txt", b"hidden by the opaque marker\n", 0o644)
+        .file("replace-me", b"a file below\n", 0o644)
+        .dir("becomes-file", 0o755)
+        .file("becomes-file/inner", b"a directory below\n", 0o644)
+        .file("x.txt", b"one inode\n", 0o644);
+    // No directory entries: every parent is one of the layers below (or none's).
+    let mut alone = Layer::new();
+    alone
+        .file_owned("srv/new.txt", b"in srv\n", 0o640, 1000, 1000)
+        .file("opt/lib/app/plugin", b"#!/bin/sh\n", 0o755)
+        .file("tagged/child", b"in tagged\n", 0o644)
+        .whiteout("conf/a.txt")
+        .whiteout("tree/sub")
+        .dir("tree/sub", 0o755)
+        .file("tree/sub/new.txt", b"recreated\n", 0o644)
+        .opaque("tree2")
+        .file("tree2/new.txt", b"after the opaque marker\n", 0o644)
+        .dir("replace-me", 0o755)
+        .file("replace-me/child", b"a directory now\n", 0o644)
+        .file("becomes-file", b"a file now\n", 0o644)
+        .file("fresh/deeper/f.txt", b"no layer has fresh\n", 0o644)
+        .dir("newdir", 0o755)
+        .whiteout("newdir/ghost")
+        .file("newdir/f.txt", b"beside a whiteout of nothing\n", 0o644);
+    let mut through_symlink = Layer::new();
+    through_symlink.file(
+        "applink/through-symlink",
+        b"written through applink\n",
+        0o644,
+    );
+    let mut hardlink = Layer::new();
+    hardlink.hardlink("x-link", "x.txt");
+    let mut whiteout_nowhere = Layer::new();
+    whiteout_nowhere
+        .whiteout("nowhere/x")
+        .file("last.txt", b"top\n", 0o644);
+    Image::new(
+        vec![
+            (busybox_layer(), Compression::Gzip),
+            (below.finish(), Compression::Gzip),
+            (alone.finish(), Compression::Gzip),
+            (through_symlink.finish(), Compression::None),
+            (hardlink.finish(), Compression::Gzip),
+            (whiteout_nowhere.finish(), Compression::Gzip),
         ],
         &["sh"],
     )

@@ -55,7 +55,8 @@ fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Node>) {
     entries.sort_by_key(|e| e.file_name());
     for e in entries {
         let path = e.path();
-        let meta = std::fs::symlink_metadata(&path).expect("lstat");
+        let meta = std::fs::symlink_metadata(&path)
+            .unwrap_or_else(|e| panic!("lstat {}: {e}", path.display()));
         let ft = meta.file_type();
         let (kind, detail) = if ft.is_symlink() {
             (

@@ -574,6 +574,113 @@ fn pulled_image_matches_umoci_and_runs() {
     assert_eq!(out.stdout, "1000:1000:1000 2000 /data pulled\nkeep\n1\n");
 }
 
+/// Layers are unpacked side by side, each on its own, and completed against the layers
+/// below (imgtool/src/store/layer_build.rs): an image whose upper layers depend on the
+/// lower ones in every way layer.md allows (parent directories only the lower layers
+/// have, whiteouts and opaque markers in them, a directory recreated after its whiteout,
+/// a write through a lower symlink, a hardlink to a lower file, a whiteout in a
+/// directory no layer has) gives umoci's tree, pulled (the layers read as they download)
+/// and bundled from the store (read back), as an overlay and as a plain copy (one tree,
+/// layer after layer). Negative control: with the completion against the lower layers
+/// turned off (`_IMGTOOL_TEST_UNSAFE=layer-completion`, debug builds), a parent
+/// directory's mode, the symlink the layer wrote through and a whiteout of nothing (which
+/// overlayfs lists) are seen to differ.
+#[test]
+fn layers_unpacked_side_by_side_give_umocis_tree() {
+    let reg = spec_tests::registry::Registry::start();
+    let image = images::cross_layer();
+    let work = tempfile::tempdir().unwrap();
+    let layout = work.path().join("layout");
+    image.write_layout(&layout, "cross");
+    reg.push_with_skopeo(&format!("oci:{}:cross", layout.display()), "cross:1");
+    let theirs = spec_tests::tree::umoci_unpack(
+        &format!("{}:cross", layout.display()),
+        &work.path().join("umoci"),
+    );
+    // What the image is about, in umoci's tree: a wrong reference proves nothing.
+    let mode = |p: &str| theirs[p].mode & 0o7777;
+    assert_eq!(mode("srv"), 0o750, "{:?}", theirs["srv"]);
+    assert_eq!(mode("opt/lib/app"), 0o711);
+    assert!(theirs.contains_key("opt/lib/app/through-symlink"));
+    assert!(!theirs.contains_key("tree/sub/old.txt") && !theirs.contains_key("tree2/old.txt"));
+    assert!(!theirs.contains_key("conf/a.txt") && theirs.contains_key("conf/b.txt"));
+
+    let name = format!("{}/cross:1", reg.host());
+    let pulled = Store::new();
+    pulled.imgtool(&["pull", "-q", &name]).ok();
+    let from_store = Store::new();
+    from_store.add(&image, "localhost/cross:1");
+    for (store, image, form, extra) in [
+        (&pulled, name.as_str(), "pulled, overlay", &[][..]),
+        (
+            &from_store,
+            "localhost/cross:1",
+            "from the store, overlay",
+            &[][..],
+        ),
+        (
+            &from_store,
+            "localhost/cross:1",
+            "from the store, copy",
+            &["--copy"][..],
+        ),
+    ] {
+        let b = work.path().join(form.replace([',', ' '], "-"));
+        store.bundle(image, &b, extra).ok();
+        let ours = spec_tests::tree::listing(&b.join("rootfs"));
+        spec_tests::tree::assert_same(&ours, &theirs, &format!("{form} vs umoci"));
+        use std::os::unix::fs::MetadataExt;
+        let ino = |p: &str| std::fs::metadata(b.join("rootfs").join(p)).unwrap().ino();
+        assert_eq!(
+            ino("x.txt"),
+            ino("x-link"),
+            "{form}: the hardlink to a lower file"
+        );
+    }
+
+    // Negative control: the same pull without the completion.
+    if !spec_tests::not_run::imgtool_negative_control_has_test_switches() {
+        return;
+    }
+    let control = Store::new();
+    let mut cmd = Command::new(bins::imgtool());
+    cmd.arg("--store")
+        .arg(control.path())
+        .args(["pull", "-q", &name])
+        .env("_IMGTOOL_TEST_UNSAFE", "layer-completion");
+    let out = capture(cmd).ok();
+    assert!(
+        out.stderr
+            .contains("TEST-ONLY: protection layer-completion is off"),
+        "{out:?}"
+    );
+    let b = work.path().join("control");
+    control.bundle(&name, &b, &[]).ok();
+    use std::os::unix::fs::PermissionsExt;
+    let rootfs = b.join("rootfs");
+    let srv = std::fs::metadata(rootfs.join("srv")).unwrap();
+    assert_eq!(
+        srv.permissions().mode() & 0o7777,
+        0o755,
+        "control: srv as made, not the lower one's"
+    );
+    assert!(
+        !rootfs.join("opt/lib/app/through-symlink").exists()
+            && std::fs::symlink_metadata(rootfs.join("applink"))
+                .unwrap()
+                .is_dir(),
+        "control: the write through applink made a directory instead"
+    );
+    let listed: Vec<String> = std::fs::read_dir(rootfs.join("newdir"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        listed.iter().any(|n| n == "ghost"),
+        "control: the whiteout of nothing is listed in newdir: {listed:?}"
+    );
+}
+
 /// umoci's unpack of `image` (through an OCI layout): the reference tree.
 fn umoci_tree(
     image: &Image,

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use imgtool::layer::{apply_layer, ApplyOptions, Compression};
+use imgtool::layer::{apply_layer, ApplyInto, ApplyOptions, Compression};
 use libfuzzer_sys::fuzz_target;
 
 fn listing(dir: &Path) -> Vec<(String, u64)> {
@@ -48,6 +48,11 @@ fuzz_target!(|data: &[u8]| {
             stream,
             ApplyOptions {
                 preserve_owners: mode & 2 == 0,
+                into: if mode & 4 == 0 {
+                    ApplyInto::Root
+                } else {
+                    ApplyInto::OverlayLayer
+                },
             },
         );
     }

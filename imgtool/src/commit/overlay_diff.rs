@@ -9,7 +9,8 @@ use std::io::{self, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
-use super::writer::{child_path, sorted_entries, xattrs, ChangeWriter};
+use super::writer::{child_path, sorted_entries, ChangeWriter};
+use crate::layer::xattrs::read as xattrs;
 
 fn is_whiteout(meta: &fs::Metadata) -> bool {
     meta.file_type().is_char_device() && meta.rdev() == 0

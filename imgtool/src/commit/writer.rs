@@ -3,10 +3,8 @@
 //! deletions as `.wh.` whiteouts and replaced directories as opaque markers.
 
 use std::collections::HashMap;
-use std::ffi::CString;
 use std::fs;
 use std::io::{self, Write};
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
@@ -26,56 +24,7 @@ pub fn child_path(rel: &str, name: &str) -> String {
     }
 }
 
-/// Extended attributes that go into a layer: [`crate::layer::xattrs`]'s one policy,
-/// shared with layer application and export.
-fn keep_xattr(name: &str) -> bool {
-    crate::layer::xattrs::portable(name)
-}
-
-/// A path's extended attributes that belong in a layer.
-pub fn portable_xattrs(path: &Path) -> Vec<(String, Vec<u8>)> {
-    xattrs(path)
-        .into_iter()
-        .filter(|(k, _)| keep_xattr(k))
-        .collect()
-}
-
-/// A path's extended attributes (names and values), not following symlinks.
-pub fn xattrs(path: &Path) -> Vec<(String, Vec<u8>)> {
-    let Ok(c) = CString::new(path.as_os_str().as_bytes()) else {
-        return vec![];
-    };
-    let mut names = vec![0u8; 64 * 1024];
-    // SAFETY: llistxattr writes at most names.len() bytes into our buffer.
-    let n = unsafe { libc::llistxattr(c.as_ptr(), names.as_mut_ptr().cast(), names.len()) };
-    if n <= 0 {
-        return vec![];
-    }
-    let mut out = Vec::new();
-    for name in names[..n as usize]
-        .split(|b| *b == 0)
-        .filter(|n| !n.is_empty())
-    {
-        let Ok(cname) = CString::new(name) else {
-            continue;
-        };
-        let mut value = vec![0u8; 64 * 1024];
-        // SAFETY: lgetxattr writes at most value.len() bytes into our buffer.
-        let len = unsafe {
-            libc::lgetxattr(
-                c.as_ptr(),
-                cname.as_ptr(),
-                value.as_mut_ptr().cast(),
-                value.len(),
-            )
-        };
-        if len >= 0 {
-            value.truncate(len as usize);
-            out.push((String::from_utf8_lossy(name).into_owned(), value));
-        }
-    }
-    out
-}
+pub use crate::layer::xattrs::read_portable as portable_xattrs;
 
 /// The tar stream of one changeset, written entry by entry.
 pub struct ChangeWriter<W: Write> {
@@ -108,9 +57,8 @@ impl<W: Write> ChangeWriter<W> {
     }
 
     fn pax_xattrs(&mut self, path: &Path) -> io::Result<()> {
-        let attrs: Vec<(String, Vec<u8>)> = xattrs(path)
+        let attrs: Vec<(String, Vec<u8>)> = portable_xattrs(path)
             .into_iter()
-            .filter(|(k, _)| keep_xattr(k))
             .map(|(k, v)| (format!("SCHILY.xattr.{k}"), v))
             .collect();
         if !attrs.is_empty() {

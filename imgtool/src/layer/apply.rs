@@ -18,6 +18,17 @@
 //! Extended attributes follow [`super::xattrs`]; a tar stream that is not a tar archive
 //! is an error saying so, never one quoting its bytes.
 //!
+//! Two targets ([`ApplyInto`]): a whole root, on which whiteouts remove what they name
+//! (a plain tree, or an overlay mount of the layers below, which records the removals
+//! as overlay whiteouts itself); or an overlay layer on its own, an empty directory that
+//! receives this layer's changes in overlayfs's form (whiteouts as 0/0 character
+//! devices, opaque directories by `trusted.overlay.opaque`), as containerd and
+//! c/storage unpack, so that layers can be unpacked side by side. What such a layer
+//! cannot know alone, what the layers below have where it made parent directories, is
+//! reported in [`LowerRefs`] for [`super::lower`] to complete once they are there, and
+//! what it cannot do alone (a hardlink to a lower layer's file, a path through a
+//! symlink) fails, so the caller applies it on the overlay of the lower layers instead.
+//!
 //! Speed: parent handles are cached (and dropped whenever this layer removes or replaces
 //! anything at or below them), so an entry costs a handful of system calls rather than
 //! a full resolution per operation.
@@ -56,13 +67,48 @@ pub enum ApplyError {
 }
 
 /// What a layer held.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ApplyStats {
     /// Entries applied (whiteouts included).
     pub entries: usize,
     /// Its size as docker reports a layer's: file contents plus symlink targets, each
     /// hardlinked file once.
     pub size: u64,
+    /// For [`ApplyInto::OverlayLayer`]: where the result depends on the layers below.
+    pub lower: LowerRefs,
+}
+
+/// Where a layer applied on its own ([`ApplyInto::OverlayLayer`]) depends on the layers
+/// below it; paths are relative to the root and free of symlinks, each with the number
+/// of entries applied before it happened (an opaque mark hides the lower layers from
+/// what follows it, not from what the layer did before).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LowerRefs {
+    /// Parent directories this layer made before any entry of its own for them (mode
+    /// 0755, the caller's owner), parents before children: where a lower layer has
+    /// something else than a directory the layer must be applied on the lower layers'
+    /// tree (it went through that); where it has a directory, one the layer never gives
+    /// an entry for takes that directory's mode, owner and xattrs, as it would have there.
+    pub made_dirs: Vec<(PathBuf, usize)>,
+    /// Those of `made_dirs` the layer later gives an entry for (its metadata wins).
+    pub given_dirs: HashSet<PathBuf>,
+    /// Directories made only to hold a whiteout or an opaque marker: on the lower
+    /// layers' tree nothing is made when there is nothing to hide, so unless a lower
+    /// layer has the directory the layer must be applied on that tree.
+    pub made_for_whiteouts: Vec<(PathBuf, usize)>,
+    /// Directories this layer marked opaque: below them the lower layers do not count.
+    pub opaque: HashMap<PathBuf, usize>,
+    /// The paths this layer made overlay whiteouts for. One that hides nothing is
+    /// removed: overlayfs lists a whiteout in a directory no lower layer has (it is
+    /// merged with nothing), where applying on the lower layers' tree leaves no trace.
+    pub whiteouts: Vec<(PathBuf, usize)>,
+}
+
+impl LowerRefs {
+    /// Whether the layer is complete without looking at the layers below.
+    pub fn is_empty(&self) -> bool {
+        self.made_dirs.is_empty() && self.made_for_whiteouts.is_empty() && self.whiteouts.is_empty()
+    }
 }
 
 /// A tar error as a reason (`numeric field was not a number`), without the bytes the
@@ -86,13 +132,32 @@ pub fn tar_reason(e: &std::io::Error) -> String {
 pub struct ApplyOptions {
     /// Give entries the owners the layer records (needs root); otherwise the caller owns all.
     pub preserve_owners: bool,
+    /// What the target directory is.
+    pub into: ApplyInto,
 }
+
+/// What a layer is applied to (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApplyInto {
+    /// The whole tree (or an overlay mount of the layers below): whiteouts remove.
+    Root,
+    /// An empty directory that becomes an overlay layer: whiteouts and opaque markers in
+    /// overlayfs's form, no symlink followed in a parent path, and the lower layers'
+    /// part left to [`LowerRefs`]. Needs root (whiteouts are device nodes, the opaque
+    /// mark a trusted xattr).
+    OverlayLayer,
+}
+
+/// overlayfs's mark of a directory that hides the lower layers' one.
+const OVERLAY_OPAQUE: &str = "trusted.overlay.opaque";
 
 /// A directory whose mode and mtime are set after its contents are written.
 struct DirMeta {
     path: PathBuf,
     mode: u32,
     mtime: u64,
+    /// The directory made (device, inode): by then its path may lead elsewhere.
+    id: (u64, u64),
 }
 
 /// The entry's path relative to the root, with `.` removed and `..` applied; an entry
@@ -150,10 +215,20 @@ struct Tree {
     root: OwnedFd,
     /// Relative directory path → an `O_PATH` handle on it, resolved inside the root.
     dirs: HashMap<PathBuf, OwnedFd>,
+    /// For an overlay layer: paths resolve without following any symlink, so every
+    /// path names what it says (a symlink in a parent path fails with ELOOP).
+    no_symlinks: bool,
+    /// Directories [`Tree::make_dirs`] made, parents first, with the entry count then.
+    made: Vec<(PathBuf, usize)>,
+    /// Entries applied so far (for `made`).
+    seq: usize,
+    /// This layer's directory entries, whose mode and mtime are set last; one removed or
+    /// replaced (see [`Tree::forget`]) or given again is dropped.
+    pending: Vec<DirMeta>,
 }
 
 impl Tree {
-    fn open(root_path: &Path) -> Result<Self, ApplyError> {
+    fn open(root_path: &Path, no_symlinks: bool) -> Result<Self, ApplyError> {
         let fd = nix::fcntl::open(
             root_path,
             OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
@@ -167,14 +242,22 @@ impl Tree {
             // SAFETY: open returned a new descriptor that nothing else owns.
             root: unsafe { OwnedFd::from_raw_fd(fd) },
             dirs: HashMap::new(),
+            no_symlinks,
+            made: Vec::new(),
+            seq: 0,
+            pending: Vec::new(),
         })
     }
 
     /// Opens `rel` inside the root (symlinks resolved as if the root were `/`).
     fn resolve(&self, rel: &Path, flags: OFlag) -> Result<OwnedFd, Errno> {
+        let mut resolve = ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS;
+        if self.no_symlinks {
+            resolve |= ResolveFlag::RESOLVE_NO_SYMLINKS;
+        }
         let how = OpenHow::new()
             .flags(flags | OFlag::O_CLOEXEC)
-            .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+            .resolve(resolve);
         let rel = if rel.as_os_str().is_empty() {
             Path::new(".")
         } else {
@@ -211,7 +294,7 @@ impl Tree {
     /// component is made in its (resolved) parent, and a component that is a dangling
     /// symlink gets its target made (resolved as the kernel would, inside the root).
     /// `depth` counts the symlinks followed, to end loops.
-    fn make_dirs(&self, rel: &Path, entry: &str, depth: usize) -> Result<(), ApplyError> {
+    fn make_dirs(&mut self, rel: &Path, entry: &str, depth: usize) -> Result<(), ApplyError> {
         if depth > MAX_SYMLINKS {
             return Err(parent_err(entry, rel, Errno::ELOOP));
         }
@@ -234,7 +317,8 @@ impl Tree {
             {
                 Err(Errno::ENOENT) => {
                     match mkdirat(Some(pfd.as_raw_fd()), name, Mode::from_bits_truncate(0o755)) {
-                        Ok(()) | Err(Errno::EEXIST) => {}
+                        Ok(()) => self.made.push((prefix.clone(), self.seq)),
+                        Err(Errno::EEXIST) => {}
                         Err(e) => return Err(parent_err(entry, &prefix, e)),
                     }
                 }
@@ -274,8 +358,10 @@ impl Tree {
         Some(raw)
     }
 
-    /// Forgets cached handles at or below `rel` (it was removed or replaced).
+    /// Forgets cached handles and pending directory metadata at or below `rel` (it was
+    /// removed or replaced).
     fn forget(&mut self, rel: &Path) {
+        self.pending.retain(|d| !d.path.starts_with(rel));
         if self.dirs.is_empty() {
             return;
         }
@@ -371,6 +457,42 @@ fn set_xattrs_fd(fd: RawFd, xattrs: &[(String, Vec<u8>)], entry: &str) -> Result
     Ok(())
 }
 
+/// Removes the xattrs of `fd` that belong in a layer ([`super::xattrs::portable`]) but are
+/// not in `keep`: an entry for an existing directory gives all of its xattrs (umoci does
+/// the same; an unpacker into empty layer directories gets it by construction).
+fn remove_other_xattrs(
+    fd: RawFd,
+    keep: &[(String, Vec<u8>)],
+    entry: &str,
+) -> Result<(), ApplyError> {
+    let mut names = vec![0u8; 64 * 1024];
+    // SAFETY: flistxattr writes at most names.len() bytes into our buffer.
+    let n = unsafe { libc::flistxattr(fd, names.as_mut_ptr().cast(), names.len()) };
+    if n <= 0 {
+        return Ok(());
+    }
+    for name in names[..n as usize]
+        .split(|b| *b == 0)
+        .filter(|n| !n.is_empty())
+    {
+        let text = String::from_utf8_lossy(name);
+        if !super::xattrs::portable(&text) || keep.iter().any(|(k, _)| k.as_bytes() == name) {
+            continue;
+        }
+        let Ok(c) = CString::new(name) else {
+            continue;
+        };
+        // SAFETY: fremovexattr reads a C string.
+        if unsafe { libc::fremovexattr(fd, c.as_ptr()) } != 0 {
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::ENODATA) {
+                return Err(write_err(entry, format!("xattr {text}: {e}")));
+            }
+        }
+    }
+    Ok(())
+}
+
 const COPY_BUFFER: usize = 256 * 1024;
 
 /// Copies a file's contents with the caller's buffer, filling it before each write.
@@ -450,11 +572,12 @@ pub fn apply_layer(
     layer: impl Read,
     opts: ApplyOptions,
 ) -> Result<ApplyStats, ApplyError> {
-    let mut tree = Tree::open(root_dir)?;
+    let as_layer = opts.into == ApplyInto::OverlayLayer;
+    let mut tree = Tree::open(root_dir, as_layer)?;
+    let mut lower = LowerRefs::default();
     let mut archive = tar::Archive::new(layer);
     // Paths this layer created: an opaque marker hides only what lower layers had.
     let mut created: HashSet<PathBuf> = HashSet::new();
-    let mut dirs: Vec<DirMeta> = Vec::new();
     let mut count = 0;
     let mut size = 0u64;
     // One large buffer for every file's contents: fewer, larger writes.
@@ -465,6 +588,7 @@ pub fn apply_layer(
     };
     for entry in archive.entries().map_err(|e| not_a_tar(e, 0))? {
         let mut entry = entry.map_err(|e| not_a_tar(e, count))?;
+        tree.seq = count;
         let raw = entry.path()?.into_owned();
         let name = raw.to_string_lossy().into_owned();
         let path = clean(&raw, &name)?;
@@ -475,7 +599,22 @@ pub fn apply_layer(
         let parent = path.parent().map(Path::to_path_buf).unwrap_or_default();
 
         if file_str == OPAQUE_WHITEOUT {
+            if as_layer && parent.as_os_str().is_empty() {
+                // overlayfs merges a layer's root whatever its marks say.
+                return Err(write_err(
+                    &name,
+                    "an opaque root needs the lower layers' tree (their entries removed one by one)",
+                ));
+            }
+            if as_layer {
+                whiteout_parent(&mut tree, &parent, &name, &mut lower)?;
+            }
             opaque(&mut tree, &parent, &created, &name)?;
+            if as_layer {
+                let dfd = tree.dir(&parent, &name)?;
+                mark_opaque(dfd, Path::new("."), &name)?;
+                lower.opaque.insert(parent.clone(), count);
+            }
             count += 1;
             continue;
         }
@@ -486,8 +625,23 @@ pub fn apply_layer(
                     reason: "a whiteout of . or ..",
                 });
             }
+            if as_layer {
+                whiteout_parent(&mut tree, &parent, &name, &mut lower)?;
+            }
             if let Some(pfd) = tree.existing_dir(&parent) {
                 remove_at(pfd, OsStr::new(hidden)).map_err(|e| write_err(&name, e))?;
+                if as_layer {
+                    // overlayfs's whiteout: a character device 0/0 in the layer.
+                    mknodat(
+                        Some(pfd),
+                        OsStr::new(hidden),
+                        SFlag::S_IFCHR,
+                        Mode::empty(),
+                        libc::makedev(0, 0),
+                    )
+                    .map_err(|e| write_err(&name, e))?;
+                    lower.whiteouts.push((parent.join(hidden), count));
+                }
             }
             tree.forget(&parent.join(hidden));
             count += 1;
@@ -520,6 +674,8 @@ pub fn apply_layer(
         let err = |e: Errno| write_err(&name, e);
         match kind {
             EntryType::Directory => {
+                // A directory that stays takes the entry's metadata, its xattrs included.
+                let mut kept = false;
                 match mkdirat(Some(pfd), fname, Mode::from_bits_truncate(0o700)) {
                     Ok(()) => {}
                     Err(Errno::EEXIST) => {
@@ -539,11 +695,18 @@ pub fn apply_layer(
                             tree.forget(&path);
                             mkdirat(Some(pfd), fname, Mode::from_bits_truncate(0o700))
                                 .map_err(err)?;
+                            if as_layer {
+                                // On the lower layers' tree the new directory replaces
+                                // whatever they had there, their directory included.
+                                mark_opaque(pfd, Path::new(fname), &name)?;
+                                lower.opaque.insert(path.clone(), count);
+                            }
                         }
+                        kept = is_dir;
                     }
                     Err(e) => return Err(err(e)),
                 }
-                if owner.is_some() || !xattrs.is_empty() {
+                if kept || owner.is_some() || !xattrs.is_empty() {
                     let fd = nix::fcntl::openat(
                         Some(pfd),
                         fname,
@@ -556,12 +719,19 @@ pub fn apply_layer(
                     if let Some((u, g)) = owner {
                         fchown(fd.as_raw_fd(), Some(u), Some(g)).map_err(err)?;
                     }
+                    if kept {
+                        remove_other_xattrs(fd.as_raw_fd(), &xattrs, &name)?;
+                    }
                     set_xattrs_fd(fd.as_raw_fd(), &xattrs, &name)?;
                 }
-                dirs.push(DirMeta {
+                let st = nix::sys::stat::fstatat(Some(pfd), fname, AtFlags::AT_SYMLINK_NOFOLLOW)
+                    .map_err(err)?;
+                tree.pending.retain(|d| d.path != path);
+                tree.pending.push(DirMeta {
                     path: path.clone(),
                     mode,
                     mtime,
+                    id: (st.st_dev, st.st_ino),
                 });
             }
             EntryType::Regular | EntryType::Continuous => {
@@ -713,7 +883,7 @@ pub fn apply_layer(
     }
     // Directory modes and mtimes last: writing their contents changed the mtimes, and a
     // read-only mode would have refused the contents.
-    for d in dirs.iter().rev() {
+    for d in tree.pending.iter().rev() {
         let entry = d.path.to_string_lossy();
         let Ok(fd) = tree.resolve(
             &d.path,
@@ -721,15 +891,59 @@ pub fn apply_layer(
         ) else {
             continue; // removed or replaced later in this layer
         };
+        // A path through a symlink planted later may lead to another directory.
+        if nix::sys::stat::fstat(fd.as_raw_fd()).map_or(true, |st| (st.st_dev, st.st_ino) != d.id) {
+            continue;
+        }
         fchmod(fd.as_raw_fd(), Mode::from_bits_truncate(d.mode))
             .map_err(|e| write_err(&entry, e))?;
         futimens(fd.as_raw_fd(), &timespec(d.mtime), &timespec(d.mtime))
             .map_err(|e| write_err(&entry, e))?;
     }
+    if as_layer {
+        lower.made_dirs = std::mem::take(&mut tree.made);
+        lower.given_dirs = tree.pending.iter().map(|d| d.path.clone()).collect();
+    }
     Ok(ApplyStats {
         entries: count,
         size,
+        lower,
     })
+}
+
+/// For an overlay layer, before a whiteout or opaque marker in `parent`: a parent this
+/// layer does not have yet is made, and recorded as made for it.
+fn whiteout_parent(
+    tree: &mut Tree,
+    parent: &Path,
+    entry: &str,
+    lower: &mut LowerRefs,
+) -> Result<(), ApplyError> {
+    if tree.existing_dir(parent).is_none() {
+        tree.dir(parent, entry)?;
+        lower
+            .made_for_whiteouts
+            .push((parent.to_path_buf(), tree.seq));
+    }
+    Ok(())
+}
+
+/// Marks directory `name` of `dir` opaque for overlayfs.
+fn mark_opaque(dir: RawFd, name: &Path, entry: &str) -> Result<(), ApplyError> {
+    let fd = nix::fcntl::openat(
+        Some(dir),
+        name,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| write_err(entry, e))?;
+    // SAFETY: openat returned a new descriptor that nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    set_xattrs_fd(
+        fd.as_raw_fd(),
+        &[(OVERLAY_OPAQUE.to_string(), b"y".to_vec())],
+        entry,
+    )
 }
 
 /// `/proc/self/fd/<dir>/<name>`: a path for calls that have no `*at` form; the kernel
@@ -738,7 +952,9 @@ fn tree_path_of(dir: RawFd, name: &OsStr) -> PathBuf {
     PathBuf::from(format!("/proc/self/fd/{dir}")).join(name)
 }
 
-/// Hides everything lower layers put in `dir` (what this layer created stays).
+/// Hides everything lower layers put in `dir`: what this layer created stays, and inside
+/// a directory it created (which may have merged with a lower one) only what it created
+/// stays too, as containerd applies an opaque marker.
 fn opaque(
     tree: &mut Tree,
     dir: &Path,
@@ -755,6 +971,14 @@ fn opaque(
         if !created.contains(&child) {
             remove_at(dfd, child_name).map_err(|e| write_err(entry, e))?;
             tree.forget(&child);
+            continue;
+        }
+        let is_dir = nix::sys::stat::fstatat(Some(dfd), child_name, AtFlags::AT_SYMLINK_NOFOLLOW)
+            .is_ok_and(|st| {
+                SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR
+            });
+        if is_dir {
+            opaque(tree, &child, created, entry)?;
         }
     }
     Ok(())

@@ -2,11 +2,12 @@
 //! type, and a changeset applier that resolves every path inside the root.
 
 pub mod apply;
+pub mod lower;
 pub mod xattrs;
 
 use std::io::Read;
 
-pub use apply::{apply_layer, ApplyError, ApplyOptions, ApplyStats};
+pub use apply::{apply_layer, ApplyError, ApplyInto, ApplyOptions, ApplyStats, LowerRefs};
 
 /// A layer blob's compression, from its media type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -14,12 +14,62 @@
 //! - `system.*`: POSIX ACLs and NFSv4 ACLs, in the kernel's binary formats, which mean
 //!   the host's users and are not part of the OCI layer format.
 
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
 /// Whether xattr `name` belongs in a layer and on an unpacked file.
 pub fn portable(name: &str) -> bool {
     !(name.starts_with("trusted.overlay.")
         || name.starts_with("user.overlay.")
         || name == "security.selinux"
         || name.starts_with("system."))
+}
+
+/// A path's extended attributes that belong in a layer ([`portable`]), not following a
+/// symlink; none when they cannot be read.
+pub fn read_portable(path: &Path) -> Vec<(String, Vec<u8>)> {
+    read(path)
+        .into_iter()
+        .filter(|(k, _)| portable(k))
+        .collect()
+}
+
+/// A path's extended attributes (names and values), not following a symlink.
+pub fn read(path: &Path) -> Vec<(String, Vec<u8>)> {
+    let Ok(c) = CString::new(path.as_os_str().as_bytes()) else {
+        return vec![];
+    };
+    let mut names = vec![0u8; 64 * 1024];
+    // SAFETY: llistxattr writes at most names.len() bytes into our buffer.
+    let n = unsafe { libc::llistxattr(c.as_ptr(), names.as_mut_ptr().cast(), names.len()) };
+    if n <= 0 {
+        return vec![];
+    }
+    let mut out = Vec::new();
+    for name in names[..n as usize]
+        .split(|b| *b == 0)
+        .filter(|n| !n.is_empty())
+    {
+        let Ok(cname) = CString::new(name) else {
+            continue;
+        };
+        let mut value = vec![0u8; 64 * 1024];
+        // SAFETY: lgetxattr writes at most value.len() bytes into our buffer.
+        let len = unsafe {
+            libc::lgetxattr(
+                c.as_ptr(),
+                cname.as_ptr(),
+                value.as_mut_ptr().cast(),
+                value.len(),
+            )
+        };
+        if len >= 0 {
+            value.truncate(len as usize);
+            out.push((String::from_utf8_lossy(name).into_owned(), value));
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -59,7 +59,7 @@ fn run(
     layers: &[Descriptor],
     diff_ids: &[String],
     source: BlobSource,
-    mut blob: impl FnMut(usize) -> Result<Box<dyn Read + Send>, StoreError>,
+    blob: impl Fn(usize) -> Result<Box<dyn Read + Send>, StoreError> + Sync,
 ) -> Result<(), StoreError> {
     match mode {
         Mode::Cache => store

@@ -21,8 +21,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::{LoadedImage, Store, StoreError};
 use crate::layer::apply::tar_reason;
-use crate::layer::{apply_layer, ApplyOptions, ApplyStats, Compression};
-use crate::mount;
+use crate::layer::{apply_layer, ApplyInto, ApplyOptions, ApplyStats, Compression};
 
 /// What a verified layer blob holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -168,6 +167,7 @@ impl Store {
             desc,
             &image.diff_ids()[index],
             root,
+            ApplyInto::Root,
         )
         .map_err(|e| self.explain(e))?;
         self.record_layer_info(desc.digest().as_ref(), &image.diff_ids()[index], stats.size);
@@ -265,83 +265,6 @@ impl Store {
             Ok(Box::new(self.open_blob(layers[i].digest().as_ref())?))
         })
         .map_err(|e| self.explain(e))
-    }
-
-    /// Builds the cache of `layers` (bottom first, with their `diff_ids`) from `blobs`, a
-    /// reader of each layer's compressed bytes, skipping layers already cached, and
-    /// returns their directories. A pull calls this while the blobs are still
-    /// downloading (see [`super::feed`]).
-    pub fn build_layer_cache_from(
-        &self,
-        layers: &[Descriptor],
-        diff_ids: &[String],
-        source: BlobSource,
-        mut blobs: impl FnMut(usize) -> Result<Box<dyn Read + Send>, StoreError>,
-    ) -> Result<Vec<PathBuf>, StoreError> {
-        if layers.len() != diff_ids.len() {
-            return Err(StoreError::Corrupt(format!(
-                "the image has {} layers but its config lists {} diff_ids",
-                layers.len(),
-                diff_ids.len()
-            )));
-        }
-        let chains = chain_ids(diff_ids);
-        let mut dirs: Vec<PathBuf> = Vec::with_capacity(chains.len());
-        for (i, chain) in chains.iter().enumerate() {
-            let dir = self.layer_dir(chain);
-            if !dir.exists() {
-                let desc = &layers[i];
-                self.build_layer(&dirs, &dir, |root| {
-                    let stats = apply_compressed(blobs(i)?, source, desc, &diff_ids[i], root)?;
-                    self.record_layer_info(desc.digest().as_ref(), &diff_ids[i], stats.size);
-                    Ok(())
-                })?;
-            }
-            dirs.push(dir);
-        }
-        Ok(dirs)
-    }
-
-    /// Builds one layer's cache directory in a temp dir, `apply`ing the layer on top of
-    /// `parents`, and renames it into place; a process that loses the race to another
-    /// building the same layer drops its copy.
-    fn build_layer(
-        &self,
-        parents: &[PathBuf],
-        dest: &Path,
-        apply: impl FnOnce(&Path) -> Result<(), StoreError>,
-    ) -> Result<(), StoreError> {
-        let io_err = |path: &Path, e: io::Error| StoreError::Io {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        };
-        let tmp = tempfile::Builder::new()
-            .prefix("layer-")
-            .tempdir_in(self.root().join("imgtool/tmp"))
-            .map_err(|e| io_err(dest, e))?;
-        let upper = tmp.path().join("upper");
-        fs::create_dir(&upper).map_err(|e| io_err(&upper, e))?;
-        if parents.is_empty() {
-            apply(&upper)?;
-        } else {
-            let work = tmp.path().join("work");
-            let merged = tmp.path().join("merged");
-            fs::create_dir(&work).map_err(|e| io_err(&work, e))?;
-            fs::create_dir(&merged).map_err(|e| io_err(&merged, e))?;
-            let lowers: Vec<PathBuf> = parents.iter().rev().cloned().collect();
-            mount::mount_overlay_unsynced(&lowers, &upper, &work, &merged)
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            let applied = apply(&merged);
-            let unmounted = mount::unmount(&merged);
-            applied?;
-            unmounted.map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        }
-        fs::create_dir_all(self.root().join("imgtool/layers")).map_err(|e| io_err(dest, e))?;
-        match fs::rename(&upper, dest) {
-            Ok(()) => Ok(()),
-            Err(_) if dest.exists() => Ok(()),
-            Err(e) => Err(io_err(dest, e)),
-        }
     }
 }
 
@@ -444,12 +367,13 @@ fn verify_compressed(
 /// Applies one compressed layer stream to `root`, checking the blob's digest and the
 /// tar's diff_id. Two stages on two cores: a thread decompresses and hashes the stream
 /// while this one writes the files.
-fn apply_compressed(
+pub(super) fn apply_compressed(
     blob: Box<dyn Read + Send>,
     source: BlobSource,
     desc: &Descriptor,
     want_diff_id: &str,
     root: &Path,
+    into: ApplyInto,
 ) -> Result<ApplyStats, StoreError> {
     let digest = desc.digest().to_string();
     let compression = compression_of(desc)?;
@@ -500,6 +424,7 @@ fn apply_compressed(
         &mut stream,
         ApplyOptions {
             preserve_owners: nix::unistd::geteuid().is_root(),
+            into,
         },
     );
     // Whatever follows the tar's end marker still counts for the diff_id; after a

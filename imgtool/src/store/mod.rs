@@ -19,6 +19,7 @@ mod archive_support;
 pub mod bundles;
 pub mod gc;
 pub mod identity;
+mod layer_build;
 pub mod layers;
 pub mod read;
 pub mod verified;
