@@ -14,7 +14,11 @@
 # scan of the recently freed inodes (docs/performance.md, "How the cold case is
 # measured"). So every image is measured twice: on the root file system as it is, and on
 # a fresh loop-mounted ext4 made by mkfs.ext4 with its defaults (journaled, as a usual
-# /var/lib). Reported per case: median, fastest and slowest wall time, median CPU time
+# /var/lib), as settled as a long-lived one: its image file allocated up front (a sparse
+# one makes every block the inner file system writes an allocation on the root one, in
+# whatever state that is) and its inode tables written by mkfs (the default leaves them
+# to a kernel thread that zeroes them in the background during the first runs). Every
+# run's time is printed in order, so a drift across runs shows. Reported per case: median, fastest and slowest wall time, median CPU time
 # (user + system of the whole process tree), and the peers' medians over imgtool's.
 #
 # The imgtool measured is the one users install: `-i BINARY`, else `imgtool` on PATH
@@ -123,8 +127,8 @@ echo "$(date -Is) $(uptime | sed 's/.*load/load/'), $(nproc) CPUs"
 for image in $only; do
   measure "$image-rootfs" "$work/$image" "${ref[$image]}"
   # A fresh journaled ext4 for this image's runs, removed after them.
-  truncate -s 12G "$work/ext4-$image.img"
-  mkfs.ext4 -q -F "$work/ext4-$image.img"
+  fallocate -l 12G "$work/ext4-$image.img"
+  mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$work/ext4-$image.img"
   mkdir -p "$work/ext4-$image"
   mount -o loop "$work/ext4-$image.img" "$work/ext4-$image"
   measure "$image-ext4" "$work/ext4-$image/runs" "${ref[$image]}"
@@ -137,6 +141,16 @@ echo "$(date -Is) $(uptime | sed 's/.*load/load/')"
 echo
 echo "cold pull, ready to run: medians of $runs interleaved runs (seconds; CPU = user + system)"
 printf '%-16s %-13s %8s %8s %8s %8s %12s\n' case tool median fastest slowest CPU "vs imgtool"
+echo
+echo "every run in order (wall seconds), for the spread:"
+for image in $only; do
+  for fs in rootfs ext4; do
+    for tool in "${tools[@]}"; do
+      printf '%-16s %-13s %s\n' "$image-$fs" "$tool" "$(awk -v t="$tool" '$1 == t { printf "%s ", $2 }' "$work/times-$image-$fs")"
+    done
+  done
+done
+echo
 for image in $only; do
   for fs in rootfs ext4; do
     python3 - "$work/times-$image-$fs" "$image-$fs" "${tools[@]}" <<'PY'
