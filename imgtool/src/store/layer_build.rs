@@ -38,11 +38,28 @@ impl Unpacked {
     }
 }
 
+/// The layers of one build: their descriptors and diff_ids, their cache directories
+/// (bottom first), and where their bytes come from.
+struct Stack<'a, B> {
+    layers: &'a [Descriptor],
+    diff_ids: &'a [String],
+    dirs: Vec<PathBuf>,
+    source: BlobSource,
+    /// A reader of layer `i`'s compressed bytes from the start.
+    blobs: B,
+}
+
+/// The most layers unpacked at once on any machine: each holds about 10 MiB of buffers
+/// (decompressed chunks in flight, the read and copy buffers), and beyond a few the
+/// disk, not the CPU, sets the pace.
+const MAX_WORKERS: usize = 8;
+
 /// How many layers are unpacked at once: one per CPU (each with a decompressing thread
 /// of its own), never more than there are.
 fn workers(layers: usize) -> usize {
     std::thread::available_parallelism()
         .map_or(2, |n| n.get())
+        .min(MAX_WORKERS)
         .clamp(1, layers.max(1))
 }
 
@@ -73,13 +90,21 @@ impl Store {
                 diff_ids.len()
             )));
         }
-        let dirs: Vec<PathBuf> = chain_ids(diff_ids)
-            .iter()
-            .map(|c| self.layer_dir(c))
+        let stack = Stack {
+            layers,
+            diff_ids,
+            dirs: chain_ids(diff_ids)
+                .iter()
+                .map(|c| self.layer_dir(c))
+                .collect(),
+            source,
+            blobs,
+        };
+        let todo: Vec<usize> = (0..stack.dirs.len())
+            .filter(|&i| !stack.dirs[i].exists())
             .collect();
-        let todo: Vec<usize> = (0..dirs.len()).filter(|&i| !dirs[i].exists()).collect();
         if todo.is_empty() {
-            return Ok(dirs);
+            return Ok(stack.dirs);
         }
         let next = AtomicUsize::new(0);
         let stop = AtomicBool::new(false);
@@ -87,20 +112,13 @@ impl Store {
         std::thread::scope(|scope| {
             for _ in 0..workers(todo.len()) {
                 let tx = tx.clone();
-                let (next, stop, todo, blobs) = (&next, &stop, &todo, &blobs);
+                let (next, stop, todo, stack) = (&next, &stop, &todo, &stack);
                 scope.spawn(move || {
                     while !stop.load(Ordering::Relaxed) {
                         let Some(&i) = todo.get(next.fetch_add(1, Ordering::Relaxed)) else {
                             break;
                         };
-                        let into = if i == 0 {
-                            ApplyInto::Root
-                        } else {
-                            ApplyInto::OverlayLayer
-                        };
-                        let unpacked = blobs(i).and_then(|blob| {
-                            self.unpack_alone(&layers[i], &diff_ids[i], source, blob, into)
-                        });
+                        let unpacked = self.unpack_alone(stack, i);
                         if tx.send((i, unpacked)).is_err() {
                             break;
                         }
@@ -126,30 +144,33 @@ impl Store {
                         }
                     }
                 };
-                self.place_layer(i, layers, diff_ids, &dirs, unpacked, source, &blobs)
+                self.place_layer(&stack, i, unpacked)
             });
             if placed.is_err() {
                 stop.store(true, Ordering::Relaxed);
             }
             placed
         })?;
-        Ok(dirs)
+        Ok(stack.dirs)
     }
 
-    /// Unpacks one layer into a new temp directory, checked against its digest and
-    /// diff_id.
-    fn unpack_alone(
-        &self,
-        desc: &Descriptor,
-        diff_id: &str,
-        source: BlobSource,
-        blob: Box<dyn Read + Send>,
-        into: ApplyInto,
-    ) -> Result<Unpacked, StoreError> {
+    /// Unpacks layer `i` into a new temp directory, checked against its digest and
+    /// diff_id: as an overlay layer of its own, or as a whole tree for the first layer.
+    fn unpack_alone<B>(&self, stack: &Stack<'_, B>, i: usize) -> Result<Unpacked, StoreError>
+    where
+        B: Fn(usize) -> Result<Box<dyn Read + Send>, StoreError> + Sync,
+    {
+        let into = if i == 0 {
+            ApplyInto::Root
+        } else {
+            ApplyInto::OverlayLayer
+        };
+        let (desc, diff_id) = (&stack.layers[i], &stack.diff_ids[i]);
         let tmp = self.layer_temp_dir()?;
         let upper = tmp.path().join("upper");
         fs::create_dir(&upper).map_err(|e| io_err(&upper, e))?;
-        let stats = apply_compressed(blob, source, desc, diff_id, &upper, into)?;
+        let blob = (stack.blobs)(i)?;
+        let stats = apply_compressed(blob, stack.source, desc, diff_id, &upper, into)?;
         self.record_layer_info(desc.digest().as_ref(), diff_id, stats.size);
         Ok(Unpacked {
             tmp,
@@ -160,18 +181,16 @@ impl Store {
     /// Puts layer `i`, unpacked on its own, into the cache at `dirs[i]` once completed
     /// against its parents `dirs[..i]`; a layer that could not be unpacked on its own is
     /// applied on its parents' tree instead.
-    #[allow(clippy::too_many_arguments)]
-    fn place_layer(
+    fn place_layer<B>(
         &self,
+        stack: &Stack<'_, B>,
         i: usize,
-        layers: &[Descriptor],
-        diff_ids: &[String],
-        dirs: &[PathBuf],
         unpacked: Result<Unpacked, StoreError>,
-        source: BlobSource,
-        blobs: &(impl Fn(usize) -> Result<Box<dyn Read + Send>, StoreError> + Sync),
-    ) -> Result<(), StoreError> {
-        let parents = &dirs[..i];
+    ) -> Result<(), StoreError>
+    where
+        B: Fn(usize) -> Result<Box<dyn Read + Send>, StoreError> + Sync,
+    {
+        let (dirs, parents) = (&stack.dirs, &stack.dirs[..i]);
         match unpacked {
             Ok(u) => match self.complete_layer(&u, parents)? {
                 Completion::Done => return move_into_cache(&u.upper(), &dirs[i]),
@@ -181,11 +200,11 @@ impl Store {
             Err(e) if parents.is_empty() => return Err(e),
             Err(_) => {}
         }
-        let desc = &layers[i];
+        let (desc, diff_id) = (&stack.layers[i], &stack.diff_ids[i]);
         self.build_layer(parents, &dirs[i], |root| {
-            let stats =
-                apply_compressed(blobs(i)?, source, desc, &diff_ids[i], root, ApplyInto::Root)?;
-            self.record_layer_info(desc.digest().as_ref(), &diff_ids[i], stats.size);
+            let blob = (stack.blobs)(i)?;
+            let stats = apply_compressed(blob, stack.source, desc, diff_id, root, ApplyInto::Root)?;
+            self.record_layer_info(desc.digest().as_ref(), diff_id, stats.size);
             Ok(())
         })
     }

@@ -19,7 +19,8 @@ pub enum Class {
     Text,
     /// The normalised text with runs of blanks collapsed (tables padded differently).
     Words,
-    /// The normalised text with every number replaced by `N` (`ps`, sizes, counters).
+    /// The normalised text with every number replaced by `N` (`ps`, sizes, counters) and
+    /// each run of spaces by one (a column padded to its numbers' widths).
     Masked,
     /// The kind of each line: `logrus:LEVEL` (runc's `time=... level=... msg=...`),
     /// `json:LEVEL` (a JSON log object), `text`; or `empty`. The default for stderr.
@@ -138,7 +139,13 @@ impl Normaliser {
                 .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
                 .collect::<Vec<_>>()
                 .join("\n"),
-            Class::Masked => number_re().replace_all(&text, "N").into_owned(),
+            // Columns padded to their numbers' widths (ps) differ in spaces only.
+            Class::Masked => number_re()
+                .replace_all(&text, "N")
+                .lines()
+                .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+                .collect::<Vec<_>>()
+                .join("\n"),
             Class::Shape => line_shapes(&text),
             Class::Phrase(p) => format!("{} {p:?}", if text.contains(p) { "has" } else { "lacks" }),
             // JSON is parsed before normalising (placeholders are not JSON numbers).
