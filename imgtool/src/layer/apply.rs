@@ -525,29 +525,9 @@ fn set_xattrs_path(
     xattrs: &[(String, Vec<u8>)],
     entry: &str,
 ) -> Result<(), ApplyError> {
-    let Ok(p) = CString::new(path.as_os_str().as_bytes()) else {
-        return Err(write_err(entry, "path with a NUL byte"));
-    };
-    for (key, value) in xattrs {
-        let Ok(k) = CString::new(key.as_bytes()) else {
-            continue;
-        };
-        // SAFETY: lsetxattr reads `value.len()` bytes from the slice and two C strings.
-        let rc = unsafe {
-            libc::lsetxattr(
-                p.as_ptr(),
-                k.as_ptr(),
-                value.as_ptr().cast(),
-                value.len(),
-                0,
-            )
-        };
-        if rc != 0 {
-            return Err(write_err(
-                entry,
-                format!("xattr {key}: {}", std::io::Error::last_os_error()),
-            ));
-        }
+    for (key, value) in xattrs.iter().filter(|(k, _)| !k.contains('\0')) {
+        super::xattrs::set(path, key, value)
+            .map_err(|e| write_err(entry, format!("xattr {key}: {e}")))?;
     }
     Ok(())
 }

@@ -102,7 +102,7 @@ pub fn complete(layer: &Path, lower_tree: &Path, refs: &LowerRefs) -> std::io::R
         std::os::unix::fs::lchown(&own, Some(meta.uid()), Some(meta.gid()))?;
         fs::set_permissions(&own, fs::Permissions::from_mode(meta.mode() & 0o7777))?;
         for (key, value) in super::xattrs::read_portable(&lower_tree.join(dir)) {
-            xattr_set(&own, &key, &value)?;
+            super::xattrs::set(&own, &key, &value)?;
         }
     }
     for (hidden, seq) in &refs.whiteouts {
@@ -120,28 +120,6 @@ pub fn complete(layer: &Path, lower_tree: &Path, refs: &LowerRefs) -> std::io::R
         }
     }
     Ok(Completion::Done)
-}
-
-/// Sets xattr `key` on `path` (a directory: no symlink to follow).
-fn xattr_set(path: &Path, key: &str, value: &[u8]) -> std::io::Result<()> {
-    use std::ffi::CString;
-    use std::os::unix::ffi::OsStrExt;
-    let p = CString::new(path.as_os_str().as_bytes())?;
-    let k = CString::new(key)?;
-    // SAFETY: lsetxattr reads `value.len()` bytes from the slice and two C strings.
-    let rc = unsafe {
-        libc::lsetxattr(
-            p.as_ptr(),
-            k.as_ptr(),
-            value.as_ptr().cast(),
-            value.len(),
-            0,
-        )
-    };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -26,6 +26,27 @@ pub fn portable(name: &str) -> bool {
         || name.starts_with("system."))
 }
 
+/// Sets xattr `key` of the node at `path` itself (`lsetxattr`: a symlink there is not
+/// followed).
+pub fn set(path: &Path, key: &str, value: &[u8]) -> std::io::Result<()> {
+    let p = CString::new(path.as_os_str().as_bytes())?;
+    let k = CString::new(key)?;
+    // SAFETY: lsetxattr reads `value.len()` bytes from the slice and two C strings.
+    let rc = unsafe {
+        libc::lsetxattr(
+            p.as_ptr(),
+            k.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// A path's extended attributes that belong in a layer ([`portable`]), not following a
 /// symlink; none when they cannot be read.
 pub fn read_portable(path: &Path) -> Vec<(String, Vec<u8>)> {
