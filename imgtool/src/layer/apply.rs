@@ -724,7 +724,8 @@ pub fn apply_layer(
                             | OFlag::O_EXCL
                             | OFlag::O_NOFOLLOW
                             | OFlag::O_CLOEXEC,
-                        Mode::from_bits_truncate(0o600),
+                        // Set-id bits only once the owner is (chown would clear them).
+                        Mode::from_bits_truncate(mode & 0o777),
                     )
                 })
                 .map_err(err)?;
@@ -735,12 +736,21 @@ pub fn apply_layer(
                 let mut file = unsafe { File::from_raw_fd(fd) };
                 copy_contents(&mut entry, &mut file, &mut buf).map_err(|e| write_err(&name, e))?;
                 size += header.size().unwrap_or(0);
+                // What the kernel gave the new file (the caller's owner or the parent's
+                // set-group-ID group, the mode less the umask): a chown or chmod to the
+                // same is left out, each being a metadata write (a journal entry on a
+                // journaled file system) for most files of an image.
+                let made = nix::sys::stat::fstat(file.as_raw_fd()).map_err(err)?;
                 // Owner first: chown clears set-id bits, which the mode then sets.
                 if let Some((u, g)) = owner {
-                    fchown(file.as_raw_fd(), Some(u), Some(g)).map_err(err)?;
+                    if (made.st_uid, made.st_gid) != (u.as_raw(), g.as_raw()) {
+                        fchown(file.as_raw_fd(), Some(u), Some(g)).map_err(err)?;
+                    }
                 }
                 set_xattrs_fd(file.as_raw_fd(), &xattrs, &name)?;
-                fchmod(file.as_raw_fd(), Mode::from_bits_truncate(mode)).map_err(err)?;
+                if mode & 0o7000 != 0 || made.st_mode & 0o7777 != mode {
+                    fchmod(file.as_raw_fd(), Mode::from_bits_truncate(mode)).map_err(err)?;
+                }
                 futimens(file.as_raw_fd(), &timespec(mtime), &timespec(mtime)).map_err(err)?;
             }
             EntryType::Symlink => {
