@@ -6,7 +6,8 @@
 //! the image finds every layer ready.
 //!
 //! A thread of its own does this, reading each blob as it arrives through a [`BlobFeed`]
-//! (decompression overlaps the transfer). What it builds stays in a temp directory until
+//! (decompression overlaps the transfer), with the layers unpacked side by side
+//! ([`Store::build_layer_cache_from`]). What it builds stays in a temp directory until
 //! the blob's digest and the layer's diff_id are both verified. If a download started
 //! over from byte 0 (the reader cannot rewind) the thread gives up on that layer, and
 //! [`Unpacker::finish`] does the work again from the stored blobs once every download is
