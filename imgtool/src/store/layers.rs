@@ -258,7 +258,7 @@ impl Store {
     }
 
     /// Makes sure every layer of `image` is in the cache and returns their directories,
-    /// bottom first. Needs overlay support (see [`mount::overlay_supported`]).
+    /// bottom first. Needs overlay support (see [`crate::mount::overlay_supported`]).
     pub fn ensure_layer_cache(&self, image: &LoadedImage) -> Result<Vec<PathBuf>, StoreError> {
         let layers = image.manifest.layers();
         self.build_layer_cache_from(layers, image.diff_ids(), BlobSource::Store, |i| {
