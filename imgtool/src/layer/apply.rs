@@ -33,10 +33,11 @@
 //! anything at or below them), so an entry costs a handful of system calls rather than
 //! a full resolution per operation.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::{CString, OsStr};
 use std::fs::File;
 use std::io::Read;
+use std::ops::Bound;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
@@ -153,7 +154,6 @@ const OVERLAY_OPAQUE: &str = "trusted.overlay.opaque";
 
 /// A directory whose mode and mtime are set after its contents are written.
 struct DirMeta {
-    path: PathBuf,
     mode: u32,
     mtime: u64,
     /// The directory made (device, inode): by then its path may lead elsewhere.
@@ -222,9 +222,11 @@ struct Tree {
     made: Vec<(PathBuf, usize)>,
     /// Entries applied so far (for `made`).
     seq: usize,
-    /// This layer's directory entries, whose mode and mtime are set last; one removed or
-    /// replaced (see [`Tree::forget`]) or given again is dropped.
-    pending: Vec<DirMeta>,
+    /// This layer's directory entries by real path (no symlink in it), whose mode and
+    /// mtime are set last; one removed or replaced (see [`Tree::forget`]) is dropped, one
+    /// given again replaced. Ordered by path, so that what is at or below a path is one
+    /// range of it.
+    pending: BTreeMap<PathBuf, DirMeta>,
 }
 
 impl Tree {
@@ -245,7 +247,7 @@ impl Tree {
             no_symlinks,
             made: Vec::new(),
             seq: 0,
-            pending: Vec::new(),
+            pending: BTreeMap::new(),
         })
     }
 
@@ -358,10 +360,41 @@ impl Tree {
         Some(raw)
     }
 
+    /// Where directory handle `dir` is, relative to the root and free of symlinks (what
+    /// the kernel says of it), joined with `name`.
+    fn real_path(&self, dir: RawFd, name: &OsStr) -> Option<PathBuf> {
+        let real = |fd: RawFd| std::fs::read_link(format!("/proc/self/fd/{fd}")).ok();
+        let dir = real(dir)?;
+        Some(
+            dir.strip_prefix(real(self.root.as_raw_fd())?)
+                .ok()?
+                .join(name),
+        )
+    }
+
     /// Forgets cached handles and pending directory metadata at or below `rel` (it was
-    /// removed or replaced).
+    /// removed or replaced). Pending directories are keyed by their real path: one given
+    /// through a symlink is forgotten when its real place goes.
     fn forget(&mut self, rel: &Path) {
-        self.pending.retain(|d| !d.path.starts_with(rel));
+        let real = rel.file_name().and_then(|name| {
+            let parent = rel.parent().unwrap_or(Path::new(""));
+            let pfd = self
+                .resolve(parent, OFlag::O_PATH | OFlag::O_DIRECTORY)
+                .ok()?;
+            self.real_path(pfd.as_raw_fd(), name)
+        });
+        if let Some(real) = real {
+            let gone: Vec<PathBuf> = self
+                .pending
+                .range::<Path, _>((Bound::Included(real.as_path()), Bound::Unbounded))
+                .map(|(p, _)| p)
+                .take_while(|p| p.starts_with(&real))
+                .cloned()
+                .collect();
+            for p in gone {
+                self.pending.remove(&p);
+            }
+        }
         if self.dirs.is_empty() {
             return;
         }
@@ -706,13 +739,15 @@ pub fn apply_layer(
                 }
                 let st = nix::sys::stat::fstatat(Some(pfd), fname, AtFlags::AT_SYMLINK_NOFOLLOW)
                     .map_err(err)?;
-                tree.pending.retain(|d| d.path != path);
-                tree.pending.push(DirMeta {
-                    path: path.clone(),
-                    mode,
-                    mtime,
-                    id: (st.st_dev, st.st_ino),
-                });
+                let real = tree.real_path(pfd, fname).unwrap_or_else(|| path.clone());
+                tree.pending.insert(
+                    real,
+                    DirMeta {
+                        mode,
+                        mtime,
+                        id: (st.st_dev, st.st_ino),
+                    },
+                );
             }
             EntryType::Regular | EntryType::Continuous => {
                 let (fd, replaced) = create_replacing(pfd, fname, || {
@@ -873,10 +908,10 @@ pub fn apply_layer(
     }
     // Directory modes and mtimes last: writing their contents changed the mtimes, and a
     // read-only mode would have refused the contents.
-    for d in tree.pending.iter().rev() {
-        let entry = d.path.to_string_lossy();
+    for (path, d) in tree.pending.iter().rev() {
+        let entry = path.to_string_lossy();
         let Ok(fd) = tree.resolve(
-            &d.path,
+            path,
             OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW,
         ) else {
             continue; // removed or replaced later in this layer
@@ -892,7 +927,7 @@ pub fn apply_layer(
     }
     if as_layer {
         lower.made_dirs = std::mem::take(&mut tree.made);
-        lower.given_dirs = tree.pending.iter().map(|d| d.path.clone()).collect();
+        lower.given_dirs = tree.pending.keys().cloned().collect();
     }
     Ok(ApplyStats {
         entries: count,
