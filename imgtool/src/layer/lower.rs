@@ -32,8 +32,8 @@ enum Lower {
     Absent,
     /// A directory, with its metadata.
     Dir(fs::Metadata),
-    /// A file, symlink or device.
-    Other,
+    /// A file, symlink or device, with its metadata.
+    Other(fs::Metadata),
 }
 
 /// What `tree` has at `rel` for what the layer did after `seq` entries, never following a
@@ -59,7 +59,7 @@ fn lookup(
             return Ok(if meta.is_dir() {
                 Lower::Dir(meta)
             } else {
-                Lower::Other
+                Lower::Other(meta)
             });
         }
         // An ancestor the layer made opaque, or one the lower tree has as a non-directory
@@ -85,7 +85,7 @@ pub fn complete(layer: &Path, lower_tree: &Path, refs: &LowerRefs) -> std::io::R
     for (dir, seq) in &refs.made_dirs {
         let meta = match lookup(lower_tree, dir, *seq, &refs.opaque)? {
             Lower::Absent => continue,
-            Lower::Other => {
+            Lower::Other(_) => {
                 return Ok(Completion::NeedsLowerTree(format!(
                     "it writes below /{}, which the layers below have as a non-directory",
                     dir.display()
@@ -94,11 +94,12 @@ pub fn complete(layer: &Path, lower_tree: &Path, refs: &LowerRefs) -> std::io::R
             Lower::Dir(_) if refs.given_dirs.contains(dir) => continue,
             Lower::Dir(meta) => meta,
         };
-        let own = layer.join(dir);
-        match fs::symlink_metadata(&own) {
-            Ok(m) if m.is_dir() => {}
-            _ => continue, // removed or replaced later in the layer
+        // Still a directory of the layer's, reached without a symlink the layer made
+        // later (one could lead to another of its directories).
+        if !matches!(lookup(layer, dir, 0, &HashMap::new())?, Lower::Dir(_)) {
+            continue; // removed or replaced later in the layer
         }
+        let own = layer.join(dir);
         std::os::unix::fs::lchown(&own, Some(meta.uid()), Some(meta.gid()))?;
         fs::set_permissions(&own, fs::Permissions::from_mode(meta.mode() & 0o7777))?;
         for (key, value) in super::xattrs::read_portable(&lower_tree.join(dir)) {
@@ -112,11 +113,12 @@ pub fn complete(layer: &Path, lower_tree: &Path, refs: &LowerRefs) -> std::io::R
         ) {
             continue;
         }
-        let own = layer.join(hidden);
-        match fs::symlink_metadata(&own) {
-            // Still the whiteout (a later entry may have put something there).
-            Ok(m) if m.file_type().is_char_device() && m.rdev() == 0 => fs::remove_file(&own)?,
-            _ => {}
+        // Still the whiteout (a later entry may have put something there), reached
+        // without a symlink.
+        if let Lower::Other(m) = lookup(layer, hidden, 0, &HashMap::new())? {
+            if m.file_type().is_char_device() && m.rdev() == 0 {
+                fs::remove_file(layer.join(hidden))?;
+            }
         }
     }
     Ok(Completion::Done)
@@ -182,6 +184,25 @@ mod tests {
             complete(layer.path(), lower.path(), &r).unwrap(),
             Completion::Done
         );
+    }
+
+    /// A made directory the layer later replaced by a symlink is not reached through it:
+    /// the directory the symlink leads to keeps its own mode.
+    #[test]
+    fn a_made_directory_replaced_by_a_symlink_is_not_completed_through_it() {
+        let (layer, lower) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        fs::create_dir_all(lower.path().join("b/b")).unwrap();
+        fs::set_permissions(lower.path().join("b/b"), fs::Permissions::from_mode(0o711)).unwrap();
+        fs::create_dir_all(layer.path().join("a/b")).unwrap();
+        fs::set_permissions(layer.path().join("a/b"), fs::Permissions::from_mode(0o750)).unwrap();
+        std::os::unix::fs::symlink("a", layer.path().join("b")).unwrap();
+        let r = refs(&["b", "b/b"], &[], &[]);
+        assert_eq!(
+            complete(layer.path(), lower.path(), &r).unwrap(),
+            Completion::Done
+        );
+        let mode = fs::metadata(layer.path().join("a/b")).unwrap().mode() & 0o7777;
+        assert_eq!(mode, 0o750);
     }
 
     #[test]
